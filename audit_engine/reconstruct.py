@@ -1,0 +1,157 @@
+"""The reverse diffusion process started at the matched timestep, batched.
+
+Every sample i enters the batch at its own t*_i with x_{t*} = c_i * y_i (see
+``schedule.TimestepMatch.start_scale``) and walks its own descending grid of
+timesteps down to 0. All samples advance together, one UNet call per round, each
+conditioned on its own timestep; a sample whose grid is shorter leaves the batch
+when it is done. Randomness enters only through per-sample generators, so a result
+depends on its seed, never on what else was in the batch.
+
+DDIM (Song et al. 2021, eq. 12 with eta = 0):
+    x0_hat   = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t), clipped to [-1, 1]
+    x_s      = sqrt(abar_s) x0_hat + sqrt(1 - abar_s) eps
+DDPM ancestral (Ho et al. 2020, eqs. 6-7; on a sub-grid this is the posterior of the
+respaced process, on the full grid exactly DDPM with the "fixed_small" variance):
+    x_s      = mean(x_t, x0_hat) + sqrt(beta~) z,  z ~ N(0, I),  no noise at the last step
+with abar_s = 1 after the last step (t = 0).
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .images import to_model, to_unit
+from .priors import Prior
+from .schedule import TimestepMatch
+
+__all__ = ["SAMPLERS", "timestep_grid", "reconstruct", "count_unet_calls"]
+
+SAMPLERS = ("ddim", "ddpm")
+Progress = Callable[[int, int], None]
+
+
+def timestep_grid(t_star: int, steps: int | None) -> list[int]:
+    """Descending timesteps from t_star to 0, evenly spaced, at most ``steps`` of them.
+
+    ``steps=None`` gives every timestep t_star, t_star - 1, ..., 0.
+    """
+    if t_star < 0:
+        raise ValueError(f"t_star must be >= 0, got t_star={t_star}")
+    if steps is None or steps >= t_star + 1:
+        return list(range(t_star, -1, -1))
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got steps={steps}")
+    if steps == 1:
+        return [t_star]
+    grid = np.round(np.linspace(t_star, 0, steps)).astype(int)
+    return sorted(set(grid.tolist()), reverse=True)
+
+
+def count_unet_calls(grids: Sequence[Sequence[int]]) -> tuple[int, int]:
+    """(UNet calls = rounds, sample evaluations) that ``reconstruct`` makes for these grids."""
+    return max((len(g) for g in grids), default=0), sum(len(g) for g in grids)
+
+
+def _sample_generator(seed: int) -> torch.Generator:
+    # A stream of its own, distinct from the privatization noise of the same seed.
+    state = np.random.SeedSequence([int(seed), 0x5EED]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+@torch.inference_mode()
+def reconstruct(
+    prior: Prior,
+    observations: torch.Tensor,
+    matches: Sequence[TimestepMatch],
+    *,
+    sampler: str = "ddim",
+    steps: int | None = 20,
+    seeds: Sequence[int] | None = None,
+    progress: Progress | None = None,
+    batch_size: int | None = None,
+) -> torch.Tensor:
+    """Reconstruct images from privatized observations with the prior's reverse process.
+
+    observations: (B, C, H, W) unclipped x_tilde in [0, 1] pixel scale.
+    matches: one ``TimestepMatch`` per observation (where its reverse process starts).
+    sampler: "ddim" (deterministic, eta = 0) or "ddpm" (ancestral: posterior samples).
+    steps: grid points per sample (None: every timestep from t*; the usual for DDPM).
+    seeds: per-sample seeds for DDPM noise (samples sharing a seed share the noise).
+    progress: called as progress(done_rounds, total_rounds) after every UNet call.
+    batch_size: at most this many samples per UNet call (chunks run one after another).
+    Returns (B, C, H, W) reconstructions in [0, 1].
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got sampler={sampler!r}")
+    if observations.ndim != 4:
+        raise ValueError(f"observations must be (B, C, H, W), got {tuple(observations.shape)}")
+    n = observations.shape[0]
+    if len(matches) != n:
+        raise ValueError(f"{len(matches)} timestep matches for {n} observations")
+    seeds = list(range(n)) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != n:
+        raise ValueError(f"{len(seeds)} seeds for {n} observations")
+    expected = (prior.channels, prior.sample_size, prior.sample_size)
+    if tuple(observations.shape[1:]) != expected:
+        raise ValueError(f"observations are {tuple(observations.shape[1:])}, the prior "
+                         f"expects {expected}")
+    grids = [timestep_grid(m.t_star, steps) for m in matches]
+    chunk = n if not batch_size else max(1, int(batch_size))
+    chunks = [range(i, min(i + chunk, n)) for i in range(0, n, chunk)]
+    total = sum(count_unet_calls([grids[i] for i in c])[0] for c in chunks)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    out = []
+    for c in chunks:
+        out.append(_reverse(prior, observations[c.start:c.stop], [matches[i] for i in c],
+                            [grids[i] for i in c], [seeds[i] for i in c], sampler, tick))
+    return torch.cat(out).cpu().float() if prior.dtype != torch.float64 else torch.cat(out).cpu()
+
+
+def _reverse(prior: Prior, obs, matches, grids, seeds, sampler, tick) -> torch.Tensor:
+    """One batch through the reverse process (see the module docstring)."""
+    device = prior.device
+    work = torch.float64 if prior.dtype == torch.float64 else torch.float32
+    abar = prior.alphas_cumprod  # float64, CPU
+    scale = torch.tensor([m.start_scale for m in matches], dtype=torch.float64)
+    x = (scale.view(-1, 1, 1, 1) * to_model(obs.double().cpu())).to(device, work)
+    gens = [_sample_generator(s) for s in seeds] if sampler == "ddpm" else None
+    rounds = max(len(g) for g in grids)
+    for k in range(rounds):
+        active = [i for i, g in enumerate(grids) if k < len(g)]
+        t = [grids[i][k] for i in active]
+        s = [grids[i][k + 1] if k + 1 < len(grids[i]) else -1 for i in active]
+        idx = torch.tensor(active, device=device)
+        x_t = x if len(active) == len(grids) else x.index_select(0, idx)
+
+        eps = prior.predict_eps(x_t, torch.tensor(t, device=device))  # the UNet call
+
+        a_t = abar[t].view(-1, 1, 1, 1)
+        a_s = torch.where(torch.tensor(s) >= 0, abar[torch.tensor(s).clamp(min=0)], 1.0)
+        a_s = a_s.view(-1, 1, 1, 1)
+        a_t, a_s = a_t.to(device, x.dtype), a_s.to(device, x.dtype)
+        x0 = ((x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
+        if sampler == "ddim":
+            x_s = a_s.sqrt() * x0 + (1 - a_s).sqrt() * eps
+        else:
+            alpha_ts = a_t / a_s
+            beta_ts = 1 - alpha_ts
+            mean = (a_s.sqrt() * beta_ts / (1 - a_t)) * x0 + (alpha_ts.sqrt() * (1 - a_s) / (1 - a_t)) * x_t
+            var = ((1 - a_s) / (1 - a_t) * beta_ts).clamp(min=1e-20)
+            z = torch.stack([torch.randn(x.shape[1:], generator=gens[i], dtype=work) for i in active])
+            z = z.to(device, work) * (torch.tensor(s, device=device) >= 0).view(-1, 1, 1, 1)
+            x_s = mean + var.sqrt() * z
+        if len(active) == len(grids):
+            x = x_s
+        else:
+            x = x.index_copy(0, idx, x_s)
+        tick()
+    return to_unit(x).clamp(0, 1)

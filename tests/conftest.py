@@ -1,0 +1,61 @@
+"""Shared fixtures: a tiny seeded diffusion prior saved in diffusers layout (fast on a CPU)."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("AUDIT_OFFLINE", "1")  # tests never reach for LPIPS weights online
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("AUDIT_DEVICE", "cpu")
+
+import pytest
+import torch
+
+
+def make_tiny_prior(folder, *, size: int = 16, channels: int = 1, layout: str = "pipeline"):
+    """Save a tiny random UNet2DModel + linear DDPMScheduler; return the folder."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(
+        sample_size=size, in_channels=channels, out_channels=channels, layers_per_block=1,
+        block_out_channels=(4, 8), norm_num_groups=4,
+        down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+    )
+    sched = DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02,
+                          beta_schedule="linear")
+    if layout == "pipeline":
+        unet.save_pretrained(folder / "unet")
+        sched.save_pretrained(folder / "scheduler")
+    else:  # the flat layout of the original Google DDPM repositories
+        unet.save_pretrained(folder)
+        sched.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_prior_dir(tmp_path_factory):
+    return make_tiny_prior(tmp_path_factory.mktemp("tiny-prior"))
+
+
+@pytest.fixture(scope="session")
+def tiny_prior(tiny_prior_dir):
+    from audit_engine.priors import load_prior
+
+    return load_prior(str(tiny_prior_dir), device="cpu")
+
+
+@pytest.fixture()
+def digit_image():
+    """A 16x16 'digit-like' image in [0, 1]: a bright ring on black."""
+    yy, xx = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    r = ((yy - 7.5) ** 2 + (xx - 7.5) ** 2).sqrt()
+    return ((r > 3.5) & (r < 6)).float().unsqueeze(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_prior64(tiny_prior_dir):
+    """The same tiny prior in float64: lets implementations be compared to 1e-9."""
+    from audit_engine.priors import load_prior
+
+    return load_prior(str(tiny_prior_dir), device="cpu", dtype=torch.float64)

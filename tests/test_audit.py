@@ -1,0 +1,103 @@
+"""run_audit end to end on the tiny prior, and the command line."""
+import json
+
+import pytest
+import torch
+
+from audit_engine import accounting
+from audit_engine.__main__ import main
+from audit_engine.audit import run_audit
+from audit_engine.images import array_to_pil
+
+
+def test_run_audit_records(tiny_prior, digit_image):
+    res = run_audit(digit_image, mus=[0.5, 5, 50], prior=tiny_prior, seeds=2, steps=5,
+                    lpips=None)
+    recs = res.records()
+    assert len(recs) == 6 and res.seeds == [0, 1]
+    for r, s in zip(recs, res.samples):
+        assert r["eps"] == pytest.approx(accounting.eps_from_mu(r["mu"], 1e-5))
+        assert r["sigma"] == pytest.approx(float(digit_image.norm()) / r["mu"], rel=1e-6)
+        assert set(r["noisy"]) == set(r["recon"]) == {"mse", "psnr", "ssim", "lpips"}
+        assert s.reconstruction.shape == digit_image.shape
+        assert 0 <= float(s.privatized.min()) and float(s.privatized.max()) <= 1
+    # t* decreases as the budget grows (less noise)
+    t = [r["t_star"] for r in recs if r["seed"] == 0]
+    assert t[0] > t[1] > t[2]
+    json.dumps(recs)  # serialisable
+
+
+def test_common_random_numbers_across_budgets(tiny_prior, digit_image):
+    res = run_audit(digit_image, mus=[1, 10, 100], prior=tiny_prior, steps=2, lpips=None)
+    xis = [(s.observation - digit_image) / s.sigma for s in res.samples]
+    for xi in xis[1:]:
+        torch.testing.assert_close(xi, xis[0], atol=1e-4, rtol=1e-4)
+    other = run_audit(digit_image, mus=[1], prior=tiny_prior, steps=2, lpips=None, seed=1)
+    assert not torch.allclose((other.samples[0].observation - digit_image), xis[0])
+
+
+def test_eps_budgets_and_dpsgd_mechanism(tiny_prior, digit_image):
+    res = run_audit(digit_image, epsilons=[10, 1000], delta=1e-6, prior=tiny_prior, steps=2,
+                    mechanism="dpsgd", lpips=None)
+    for s, e in zip(res.samples, [10, 1000]):
+        assert s.eps == e and s.delta == 1e-6
+        assert s.mu == pytest.approx(accounting.mu_from_eps(e, 1e-6))
+    # the real DP-SGD step leaks noise of the analytic size
+    resid = res.samples[1].observation - digit_image
+    assert float(resid.pow(2).mean().sqrt()) == pytest.approx(res.samples[1].sigma, rel=0.25)
+
+
+def test_lpips_random_backbone_in_audit(tiny_prior, digit_image):
+    from audit_engine.metrics import get_lpips
+
+    res = run_audit(digit_image, mus=[2], prior=tiny_prior, steps=2,
+                    lpips=get_lpips("alex", random_backbone=True))
+    assert res.lpips_available and res.samples[0].recon["lpips"] is not None
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    (dict(mus=[1], epsilons=[1]), "either"),
+    (dict(mus=[]), "no budgets"),
+    (dict(mus=[-1]), "mu=-1"),
+    (dict(epsilons=[float("nan")]), "eps="),
+    (dict(mus=[1], delta=0), "delta=0"),
+    (dict(mus=[1], seeds=0), "seeds"),
+    (dict(mus=[1], seeds=10**6), "seeds"),
+    (dict(mus=[1], steps=0), "steps"),
+    (dict(mus=[1], sampler="euler"), "sampler"),
+    (dict(mus=[1], mechanism="laplace"), "mechanism"),
+])
+def test_bad_arguments(tiny_prior, digit_image, kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        run_audit(digit_image, prior=tiny_prior, lpips=None, **kwargs)
+
+
+def test_cli_writes_grid_and_metrics(tiny_prior_dir, digit_image, tmp_path, capsys):
+    img = tmp_path / "digit.png"
+    array_to_pil(digit_image).resize((40, 40)).convert("RGB").save(img)
+    out = tmp_path / "out"
+    rc = main(["audit", str(img), "--eps", "10", "100", "1000", "--prior", str(tiny_prior_dir),
+               "--steps", "3", "--seeds", "2", "--out", str(out)])
+    assert rc == 0
+    recs = json.loads((out / "metrics.json").read_text())
+    assert len(recs) == 6
+    for r in recs:
+        for key in ("mu", "eps", "delta", "t_star", "seed", "beyond_range"):
+            assert key in r
+        for who in ("noisy", "recon"):
+            assert set(r[who]) >= {"mse", "psnr", "ssim", "lpips"}
+    assert (out / "grid.png").stat().st_size > 0 and (out / "metrics.csv").read_text().count("\n") == 7
+    from PIL import Image
+
+    assert Image.open(out / "grid.png").size[0] > 5 * 16
+    printed = capsys.readouterr().out
+    assert "SSIM recon" in printed and "wrote" in printed
+
+
+def test_cli_reports_errors(tmp_path, tiny_prior_dir, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_text("<html>not an image</html>")
+    rc = main(["audit", str(bad), "--mu", "1", "--prior", str(tiny_prior_dir), "--out", str(tmp_path)])
+    assert rc == 2 and "could not read the image" in capsys.readouterr().err
+    rc = main(["audit", str(bad), "--mu", "1", "--prior", "nope/nothing", "--out", str(tmp_path)])
+    assert rc == 2

@@ -1,0 +1,95 @@
+"""Metrics against closed forms; LPIPS plumbing on a random backbone; graceful unavailability."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from audit_engine import metrics
+from audit_engine.metrics import get_lpips, similarity
+
+
+@pytest.fixture()
+def pair():
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(3, 32, 32, generator=g)
+    noisy = (ref + 0.1 * torch.randn(3, 32, 32, generator=g)).clamp(0, 1)
+    return ref, noisy
+
+
+def test_mse_and_psnr_closed_form(pair):
+    ref, noisy = pair
+    row = similarity(ref, noisy[None])[0]
+    mse = float(((ref.double() - noisy.double()) ** 2).mean())
+    assert row["mse"] == pytest.approx(mse, rel=1e-9)
+    assert row["psnr"] == pytest.approx(10 * math.log10(1 / mse), rel=1e-9)
+    assert row["lpips"] is None
+
+
+def test_ssim_ordering_and_identity(pair):
+    ref, noisy = pair
+    worse = (ref + 0.4 * torch.randn(3, 32, 32, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    same, a, b = similarity(ref, torch.stack([ref, noisy, worse]))
+    assert same["ssim"] == pytest.approx(1.0) and same["mse"] == 0 and same["psnr"] == math.inf
+    assert 1 > a["ssim"] > b["ssim"]
+
+
+def test_ssim_on_gray_and_tiny_images():
+    ref = torch.rand(1, 5, 5)
+    row = similarity(ref, (1 - ref)[None])[0]
+    assert -1 <= row["ssim"] < 1
+
+
+def test_inputs_are_clipped_to_unit_range(pair):
+    ref, _ = pair
+    out = similarity(ref, (ref + 5)[None])[0]  # clipped to all ones
+    assert out["mse"] == pytest.approx(float(((ref - 1) ** 2).mean()), rel=1e-6)
+
+
+def test_lpips_code_path_with_random_backbone(pair):
+    ref, noisy = pair
+    lp = get_lpips("alex", random_backbone=True)
+    assert lp.available and "plumbing" in lp.label
+    d_same, d_noisy = lp(ref, torch.stack([ref, noisy]))
+    assert d_same == pytest.approx(0.0, abs=1e-6) and d_noisy > 0
+    gray = lp(ref[:1], noisy[None, :1])  # 1-channel images are replicated to RGB
+    assert len(gray) == 1 and gray[0] > 0
+    rows = similarity(ref, noisy[None], lpips_metric=lp)
+    assert rows[0]["lpips"] == pytest.approx(d_noisy, rel=1e-5)
+
+
+def test_vgg_variant_with_random_backbone(pair):
+    ref, noisy = pair
+    lp = get_lpips("vgg", random_backbone=True)
+    assert lp(ref, noisy[None])[0] > 0
+
+
+def test_lpips_unavailable_is_reported_and_others_still_work(pair, monkeypatch, tmp_path):
+    monkeypatch.setattr(metrics, "_LPIPS", {})
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # no cached backbone
+    monkeypatch.setenv("AUDIT_OFFLINE", "1")
+    lp = get_lpips("alex")
+    assert not lp.available and "alexnet-owt-7be5be79.pth" in lp.reason
+    ref, noisy = pair
+    row = similarity(ref, noisy[None], lpips_metric=lp)[0]
+    assert row["lpips"] is None and row["ssim"] < 1 and row["mse"] > 0
+
+
+def test_lpips_download_failure_is_caught(monkeypatch, tmp_path):
+    monkeypatch.setattr(metrics, "_LPIPS", {})
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.delenv("AUDIT_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    import lpips
+
+    def boom(*a, **k):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(lpips, "LPIPS", boom)
+    lp = get_lpips("vgg")
+    assert not lp.available and "network unreachable" in lp.reason
+
+
+def test_unknown_net_rejected():
+    with pytest.raises(ValueError, match="net="):
+        get_lpips("resnet")

@@ -26,7 +26,7 @@ from .images import to_model, to_unit
 from .priors import Prior
 from .schedule import TimestepMatch
 
-__all__ = ["SAMPLERS", "timestep_grid", "reconstruct", "count_unet_calls"]
+__all__ = ["SAMPLERS", "timestep_grid", "reconstruct", "sample", "count_unet_calls"]
 
 SAMPLERS = ("ddim", "ddpm")
 Progress = Callable[[int, int], None]
@@ -54,9 +54,10 @@ def count_unet_calls(grids: Sequence[Sequence[int]]) -> tuple[int, int]:
     return max((len(g) for g in grids), default=0), sum(len(g) for g in grids)
 
 
-def _sample_generator(seed: int) -> torch.Generator:
+def _sample_generator(seed: int, stream: int = 0x5EED) -> torch.Generator:
     # A stream of its own, distinct from the privatization noise of the same seed.
-    state = np.random.SeedSequence([int(seed), 0x5EED]).generate_state(1, dtype=np.uint64)[0]
+    state = np.random.SeedSequence([int(seed) & 0xFFFF_FFFF, stream]).generate_state(
+        1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
@@ -109,20 +110,55 @@ def reconstruct(
         if progress is not None:
             progress(done, total)
 
-    out = []
-    for c in chunks:
-        out.append(_reverse(prior, observations[c.start:c.stop], [matches[i] for i in c],
-                            [grids[i] for i in c], [seeds[i] for i in c], sampler, tick))
-    return torch.cat(out).cpu().float() if prior.dtype != torch.float64 else torch.cat(out).cpu()
+    scale = torch.tensor([m.start_scale for m in matches], dtype=torch.float64)
+    starts = scale.view(-1, 1, 1, 1) * to_model(observations.double().cpu())  # x_{t*} = c y
+    out = [_reverse(prior, starts[c.start:c.stop], [grids[i] for i in c], [seeds[i] for i in c],
+                    sampler, tick) for c in chunks]
+    return torch.cat(out).cpu()
 
 
-def _reverse(prior: Prior, obs, matches, grids, seeds, sampler, tick) -> torch.Tensor:
-    """One batch through the reverse process (see the module docstring)."""
+@torch.inference_mode()
+def sample(
+    prior: Prior,
+    n: int,
+    *,
+    sampler: str = "ddim",
+    steps: int | None = 100,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """n unconditional samples from the prior: the reverse process from x_T ~ N(0, I).
+
+    Returns (n, C, H, W) in [0, 1]. Sample i uses seed + i.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got sampler={sampler!r}")
+    shape = (prior.channels, prior.sample_size, prior.sample_size)
+    seeds = [seed + i for i in range(n)]
+    x_T = torch.stack([torch.randn(shape, generator=_sample_generator(s, stream=0x7), dtype=torch.float64)
+                       for s in seeds])
+    grid = timestep_grid(prior.num_train_timesteps - 1, steps)
+    total = len(grid)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    return _reverse(prior, x_T, [grid] * n, seeds, sampler, tick).cpu()
+
+
+def _reverse(prior: Prior, x_start, grids, seeds, sampler, tick) -> torch.Tensor:
+    """One batch through the reverse process (see the module docstring).
+
+    x_start: (B, C, H, W) in the model's scale, at each sample's first grid timestep.
+    """
     device = prior.device
     work = torch.float64 if prior.dtype == torch.float64 else torch.float32
     abar = prior.alphas_cumprod  # float64, CPU
-    scale = torch.tensor([m.start_scale for m in matches], dtype=torch.float64)
-    x = (scale.view(-1, 1, 1, 1) * to_model(obs.double().cpu())).to(device, work)
+    x = x_start.to(device, work)
     gens = [_sample_generator(s) for s in seeds] if sampler == "ddpm" else None
     rounds = max(len(g) for g in grids)
     for k in range(rounds):

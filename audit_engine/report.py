@@ -5,6 +5,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
@@ -12,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .audit import AuditResult
 from .images import array_to_pil, to_uint8
 
-__all__ = ["grid_image", "write_csv", "write_outputs", "format_table"]
+__all__ = ["grid_image", "write_csv", "write_outputs", "format_table", "html_report", "CAVEATS"]
 
 _BG, _FG = (255, 255, 255), (20, 20, 20)
 
@@ -30,8 +31,10 @@ def _cell(x: torch.Tensor, size: int) -> Image.Image:
     return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
 
 
-def grid_image(result: AuditResult, *, cell: int = 96) -> Image.Image:
-    """Rows: budgets; columns: original, then privatized and reconstruction for each seed."""
+def grid_image(result: AuditResult, *, cell: int = 96,
+               notes: dict[float, str] | None = None) -> Image.Image:
+    """Rows: budgets; columns: original, then privatized and reconstruction for each seed.
+    ``notes`` adds a line (e.g. a verdict) under a budget's label."""
     by_budget: dict[float, dict[int, object]] = {}
     for s in result.samples:
         by_budget.setdefault(s.mu, {})[s.seed] = s
@@ -59,6 +62,8 @@ def grid_image(result: AuditResult, *, cell: int = 96) -> Image.Image:
         lines = [f"mu = {mu:.4g}", f"eps = {first.eps:.4g}", f"t* = {first.t_star}"]
         if first.beyond_range:
             lines.append("beyond prior range")
+        if notes and mu in notes:
+            lines.append(notes[mu])
         draw.multiline_text((pad, y + 4), "\n".join(lines), fill=_FG, font=font, spacing=3)
         canvas.paste(orig, (label_w + pad, y))
         for j, k in enumerate(seeds):
@@ -110,3 +115,125 @@ def write_outputs(result: AuditResult, out: Path) -> dict[str, Path]:
     with paths["csv"].open("w", newline="") as fh:
         write_csv(result, fh)
     return paths
+
+
+# --------------------------------------------------------------------------- HTML report
+def _data_uri(x: torch.Tensor, cell: int = 128) -> str:
+    import base64
+
+    buf = io.BytesIO()
+    _cell(x, cell).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("torch", "diffusers", "opacus", "lpips", "scikit-image", "numpy", "scipy",
+                 "plotly", "gradio"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+CAVEATS = [
+    "This is one attacker with one prior. A stronger attacker, or a prior closer to your "
+    "data, may recover more: the pictures show what leaks at least, not at most.",
+    "A prior that does not match the image (for example a face audited with a digit "
+    "prior) understates the risk: the reconstruction then pulls the image towards the "
+    "wrong kind of picture.",
+    "The threat model is the worst case of one DP-SGD step: the attacker sees the "
+    "gradient of this single image, clipped and noised, and knows its norm.",
+    "Budgets are for one release. Training for many steps composes them (use the DP-SGD "
+    "calculator).",
+]
+
+
+def html_report(
+    ladder: AuditResult,
+    *,
+    current: AuditResult | None = None,
+    mode: str = "eps",
+    baseline: dict | None = None,
+    figures: Sequence = (),
+    verdicts: dict[float, str] | None = None,
+    title: str = "Visual privacy audit",
+) -> str:
+    """One self-contained HTML file: images embedded, interactive plots (plotly.js inline),
+    every parameter, prior, seeds, package versions and date. Opens offline; prints."""
+    import datetime
+    import html
+
+    from . import __version__
+
+    esc = html.escape
+    verdicts = verdicts or {}
+
+    def fmt(v, spec=".3f"):
+        return "n/a" if v is None else format(v, spec)
+
+    def sample_rows(result: AuditResult) -> str:
+        rows = []
+        for s in result.samples:
+            rows.append(
+                f"<tr><td>{s.eps:.4g}</td><td>{s.mu:.4g}</td><td>{s.seed}</td><td>{s.t_star}"
+                f"{' (beyond range)' if s.beyond_range else ''}</td>"
+                f"<td><img src='{_data_uri(result.original)}'></td>"
+                f"<td><img src='{_data_uri(s.privatized)}'></td>"
+                f"<td><img src='{_data_uri(s.reconstruction)}'></td>"
+                f"<td>{fmt(s.noisy['ssim'])} / <b>{fmt(s.recon['ssim'])}</b></td>"
+                f"<td>{fmt(s.noisy['psnr'], '.2f')} / <b>{fmt(s.recon['psnr'], '.2f')}</b></td>"
+                f"<td>{fmt(s.noisy['lpips'])} / <b>{fmt(s.recon['lpips'])}</b></td>"
+                f"<td>{esc(verdicts.get(s.mu, ''))}</td></tr>")
+        head = ("<tr><th>eps</th><th>mu</th><th>seed</th><th>t*</th><th>original</th>"
+                "<th>privatized</th><th>reconstruction</th><th>SSIM noisy / recon</th>"
+                "<th>PSNR noisy / recon</th><th>LPIPS noisy / recon</th><th>verdict</th></tr>")
+        return f"<table>{head}{''.join(rows)}</table>"
+
+    params = {
+        "date (UTC)": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "engine": f"audit_engine {__version__}",
+        "prior": f"{ladder.prior_name} ({ladder.prior_source})",
+        "privatization": ladder.mechanism + " (x + ||x|| / mu * xi, one DP-SGD step on one image)",
+        "reverse process": f"{ladder.sampler.upper()}, {ladder.steps or 'all'} steps from t*",
+        "seeds": ", ".join(map(str, ladder.seeds)),
+        "delta": f"{ladder.delta:g}",
+        "budget shown as": "eps at delta" if mode == "eps" else "mu (Gaussian DP)",
+        "LPIPS": ladder.lpips,
+        "unrelated-image baseline": (", ".join(f"{k} {v:.3f}" for k, v in baseline.items()
+                                               if k in ("ssim", "psnr", "lpips", "mse") and v is not None)
+                                     if baseline else "not available for this prior"),
+    }
+    params.update({f"package {k}": v for k, v in package_versions().items()})
+    plots = []
+    for i, fig in enumerate(figures):
+        plots.append(fig.to_html(include_plotlyjs=(i == 0), full_html=False,
+                                 config={"displaylogo": False}))
+    current_html = ""
+    if current is not None:
+        current_html = f"<h2>The chosen budget</h2>{sample_rows(current)}"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: center; font-size: 0.9em; }}
+img {{ image-rendering: pixelated; width: 96px; height: 96px; }}
+.params td {{ text-align: left; }}
+@media print {{ .plotly-graph-div {{ page-break-inside: avoid; }} h2 {{ page-break-before: auto; }} }}
+</style></head><body>
+<h1>{esc(title)}</h1>
+<p>What an attacker who knows what images of this kind look like (a diffusion model, the
+"prior") can recover of this image from one DP-SGD step at each privacy budget.
+Privatized = what gradient inversion yields from the noisy gradient; reconstruction = what
+the prior makes of it. Metrics compare each with the original (noisy / reconstruction).</p>
+{current_html}
+<h2>Budget ladder</h2>{sample_rows(ladder)}
+<h2>Similarity and bounds against the budget</h2>{''.join(plots)}
+<h2>Caveats</h2><ul>{''.join(f'<li>{esc(c)}</li>' for c in CAVEATS)}</ul>
+<h2>Parameters</h2><table class="params">{''.join(f'<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>' for k, v in params.items())}</table>
+</body></html>
+"""

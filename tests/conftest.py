@@ -59,3 +59,13 @@ def tiny_prior64(tiny_prior_dir):
     from audit_engine.priors import load_prior
 
     return load_prior(str(tiny_prior_dir), device="cpu", dtype=torch.float64)
+
+
+@pytest.fixture(scope="session")
+def app_server():
+    """The dashboard on loopback (embedded prior), shared by the end-to-end tests."""
+    import app
+
+    _, url, _ = app.launch(prevent_thread_lock=True, server_port=None, quiet=True)
+    yield url
+    app.demo.close()

@@ -44,9 +44,11 @@ def similarity_figure(
 ) -> go.Figure:
     """LPIPS, SSIM and PSNR against the budget: diffusion vs noisy-observation attack."""
     delta = result.delta
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in _METRICS],
+    panels = [m for m in _METRICS if m[0] != "lpips" or result.lpips_available]
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for _, t in panels],
                         horizontal_spacing=0.07)
-    for col, (key, _) in enumerate(_METRICS, start=1):
+    labelled = False
+    for col, (key, _) in enumerate(panels, start=1):
         for who, name, color in (("recon", "diffusion reconstruction", _DIFF),
                                  ("noisy", "noisy observation (no prior)", _NOISY)):
             mus, ys = _means(result, who, key)
@@ -56,17 +58,19 @@ def similarity_figure(
                 x=[_x(m, mode, delta) for m in mus], y=ys, mode="lines+markers", name=name,
                 line=dict(color=color), legendgroup=who, showlegend=col == 1), row=1, col=col)
         if baseline and baseline.get(key) is not None:
+            note = {} if labelled else dict(annotation_text="unrelated images",
+                                            annotation_position="top left")
             fig.add_hline(y=baseline[key], line=dict(color=_BASE, dash="dash"), row=1, col=col,
-                          annotation_text="unrelated images" if col == 1 else None,
-                          annotation_position="top left")
+                          **note)
+            labelled = True
         if current_mu is not None:
             fig.add_vline(x=_x(current_mu, mode, delta), line=dict(color="#d62728", width=2),
                           row=1, col=col)
         fig.update_xaxes(type="log", title_text=budget_axis(mode), row=1, col=col)
     if not result.lpips_available:
-        fig.add_annotation(text=result.lpips[:90], xref="x domain", yref="y domain", x=0.5, y=0.5,
-                           showarrow=False, font=dict(size=10))
-    fig.update_layout(height=380, margin=dict(l=40, r=20, t=60, b=40),
+        fig.update_layout(title=dict(text="LPIPS is not shown: its backbone weights are not "
+                                          "available here", font=dict(size=12)))
+    fig.update_layout(height=400, margin=dict(l=40, r=20, t=80, b=40),
                       legend=dict(orientation="h", y=-0.25), template="plotly_white")
     return fig
 

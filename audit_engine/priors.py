@@ -13,6 +13,7 @@ config (never hard-coded). Sources:
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -129,7 +130,9 @@ class Prior:
         raise ValueError(f"unsupported prediction_type {self.prediction_type!r}")
 
 
+@functools.lru_cache(maxsize=1)
 def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub answers a TCP connection (asked once per process)."""
     try:
         with socket.create_connection(_HUB_HOST, timeout=timeout):
             return True

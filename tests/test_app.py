@@ -1,0 +1,95 @@
+"""The dashboard's handlers, and the app end to end through gradio_client on loopback."""
+import time
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from PIL import Image
+
+import app
+from audit_engine import dashboard as db
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGIT = next(iter(sorted((ROOT / "assets" / "examples").glob("digit-*.png"))), None)
+
+
+def _no_progress(*a, **k):
+    return None
+
+
+@pytest.fixture()
+def pil_digit(digit_image):
+    from audit_engine.images import array_to_pil
+
+    return array_to_pil(digit_image).convert("RGB").resize((64, 64))
+
+
+def test_run_then_move_then_exact(tiny_prior_dir, pil_digit):
+    prior = str(tiny_prior_dir)
+    out = app.run(pil_digit, prior, "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None, progress=_no_progress)
+    orig, priv, recons, verdict, metrics, sim, bnd, ladder, session = out
+    assert orig.shape[0] >= 128 and priv.shape == orig.shape and len(recons) == 2
+    assert "eps = 100" in verdict and "SSIM" in metrics and isinstance(ladder, Image.Image)
+    assert session.ladder.budgets() and 100 == pytest.approx(session.exact and list(session.exact.values())[0].samples[0].eps)
+    moved = app.move(2.5, "eps", 1e-5, session)
+    assert "nearest ladder point" in moved[3] and "316" in moved[-1]
+    exact = app.exact(2.5, "eps", 1e-5, session)
+    assert "nearest ladder point" not in exact[3] and "316" in exact[3]
+
+
+@pytest.mark.parametrize("args,msg", [
+    ((None, "embedded", "eps", 1e-5, 2.0, "ddim", 20, 1, 0), "Upload an image"),
+    (("IMG", "embedded", "eps", 0.0, 2.0, "ddim", 20, 1, 0), "delta"),
+    (("IMG", "embedded", "eps", 1e-5, 2.0, "ddim", 0, 1, 0), "steps"),
+    (("IMG", "embedded", "eps", 1e-5, 2.0, "ddim", 20, 99, 0), "seeds"),
+    (("IMG", "nobody/nothing", "eps", 1e-5, 2.0, "ddim", 20, 1, 0), "nobody/nothing"),
+])
+def test_errors_are_messages(pil_digit, args, msg):
+    args = tuple(pil_digit if a == "IMG" else a for a in args)
+    with pytest.raises(gr.Error, match=msg):
+        app.run(*args, None, progress=_no_progress)
+
+
+def test_calculator_and_send():
+    text, mu = app.calculator(0.5, 1.0, 1, 1e-5)
+    assert mu == 2.0 and "PRV" in text
+    assert app.send(mu, "mu", 1e-5) == pytest.approx(0.30103, abs=1e-4)
+    with pytest.raises(gr.Error):
+        app.calculator(0.0, 1.0, 1, 1e-5)
+
+
+def test_mode_switch_keeps_the_budget():
+    upd = app.switch_mode("mu", 2.0, 1e-5)  # eps = 100 -> mu
+    mu, eps = db.slider_to_mu(upd.value, "mu", 1e-5)
+    assert eps == pytest.approx(100, rel=1e-9)
+
+
+def test_end_to_end_through_gradio_client(app_server):
+    from gradio_client import Client, handle_file
+
+    assert DIGIT is not None, "no example digits under assets/examples"
+    client = Client(app_server, verbose=False)
+    api = client.view_api(return_format="dict", print_info=False)
+    names = set(api["named_endpoints"])
+    assert {"/audit", "/budget", "/exact_budget", "/dpsgd", "/report"} <= names
+    t0 = time.perf_counter()
+    out = client.predict(handle_file(str(DIGIT)), "embedded", "eps", 1e-5, 2.0, "ddim", 20, 1, 0,
+                         api_name="/audit")
+    first = time.perf_counter() - t0
+    orig, priv, recons, verdict, metrics, sim, bnd, ladder = out
+    assert Path(orig).is_file() and Path(priv).is_file() and Path(ladder).is_file()
+    assert len(recons) == 1 and "eps = 100" in verdict and "SSIM" in metrics
+    assert Image.open(orig).format == "PNG" and not Image.open(orig).info.get("exif")
+    t0 = time.perf_counter()
+    moved = client.predict(2.4, "eps", 1e-5, api_name="/budget")
+    move = time.perf_counter() - t0
+    assert "nearest ladder point" in moved[3] or "eps = 251" in moved[3]
+    exact = client.predict(2.4, "eps", 1e-5, api_name="/exact_budget")
+    assert "eps = 251.2" in exact[3]
+    report = client.predict(2.4, "eps", 1e-5, api_name="/report")
+    html = Path(report).read_text()
+    assert "data:image/png;base64," in html and "embedded" in html
+    text, mu = client.predict(0.5, 1.0, 1, 1e-5, api_name="/dpsgd")
+    assert mu == 2.0
+    print(f"first ladder {first:.2f} s, slider move {move * 1000:.0f} ms")
+    assert move < first

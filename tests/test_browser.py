@@ -1,0 +1,74 @@
+"""A real browser: headless Chromium (Debian's), driven by Playwright, uses the dashboard.
+
+Skipped, loudly, only when Chromium or Playwright is not installed (.ci/run installs both).
+"""
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-quic", "--no-first-run", "--disable-sync"]
+
+
+def _skip(why: str):
+    msg = f"BROWSER TEST NOT RUN: {why}"
+    warnings.warn(msg)
+    print("\n" + "!" * 80 + f"\n{msg}\n" + "!" * 80)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _skip("playwright is not installed (pip install -r requirements-dev.txt)")
+    if CHROMIUM is None:
+        _skip("Debian's chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def test_audit_in_a_real_browser(browser, app_server, tmp_path):
+    digit = sorted((ROOT / "assets" / "examples").glob("digit-*.png"))[0]
+    page = browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
+    page.goto(app_server)
+    page.wait_for_selector("#run-audit", timeout=60_000)
+    page.locator("#input-image input[type=file]").set_input_files(str(digit))
+    page.wait_for_timeout(1000)
+    page.click("#run-audit")
+    page.wait_for_function(
+        "document.querySelector('#verdict') && document.querySelector('#verdict').innerText.includes('eps =')",
+        timeout=120_000)
+    verdict = page.inner_text("#verdict")
+    assert "recognisable" in verdict.lower()
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2",
+                           timeout=60_000)
+    imgs = page.locator("img[src*='/gradio_api/file=']")
+    assert imgs.count() >= 3  # original, privatized, reconstruction, ladder
+    page.screenshot(path=str(tmp_path / "after-audit.png"), full_page=True)
+
+    # move the slider: type a position into its number box
+    box = page.locator("#budget-slider input[type=number]")
+    box.fill("3")
+    box.press("Enter")
+    page.wait_for_function(
+        "document.querySelector('#verdict').innerText.includes('eps = 1000 ')",
+        timeout=60_000)
+    assert "eps = 1000" in page.inner_text("#budget-readout")
+
+    with page.expect_download(timeout=60_000) as dl:
+        page.click("#download-report")
+    path = tmp_path / "report.html"
+    dl.value.save_as(path)
+    html = path.read_text()
+    assert "data:image/png;base64," in html and "Budget ladder" in html and "plotly" in html
+    page.screenshot(path=str(tmp_path / "after-slider.png"), full_page=True)
+    page.close()

@@ -162,9 +162,8 @@ def report(slider, mode, delta, session, request: gr.Request):
 
 
 def priors_table() -> str:
-    rows = ["| prior | state |", "|---|---|"]
-    rows += [f"| {label.rsplit(' [', 1)[0]} | {label.rsplit(' [', 1)[1].rstrip(']')} |"
-             for label, _ in db.prior_choices()]
+    rows = ["| prior | state | why |", "|---|---|---|"]
+    rows += [f"| {title} (`{key}`) | {state} | {why} |" for key, title, state, why in db.prior_table()]
     return "\n".join(rows)
 
 

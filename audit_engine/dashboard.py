@@ -22,7 +22,7 @@ from .verdict import PARTLY, RECOGNISABLE, verdict
 
 __all__ = ["SLIDER_RANGE", "Settings", "Session", "BudgetView", "slider_to_mu", "mu_to_slider",
            "budget_label", "ladder_mus", "compute_ladder", "view_budget", "compute_exact",
-           "dpsgd_text", "prior_choices", "report_html", "display"]
+           "dpsgd_text", "prior_choices", "prior_table", "report_html", "display"]
 
 # slider positions are log10 of the budget in the chosen unit
 SLIDER_RANGE = {"eps": (-1.0, 5.0), "mu": (math.log10(0.05), math.log10(500.0))}
@@ -245,13 +245,14 @@ def dpsgd_text(noise_multiplier: float, sample_rate: float, steps: int, delta: f
     return "\n".join(lines), b.mu
 
 
-def prior_choices() -> list[tuple[str, str]]:
+def prior_table() -> list[tuple[str, str, str, str]]:
+    """(key, title, state, why) for every registered prior; the embedded prior first."""
+    return [(key, spec.title, *prior_status(key)) for key, spec in REGISTRY.items()]
+
+
+def prior_choices(table: list[tuple[str, str, str, str]] | None = None) -> list[tuple[str, str]]:
     """(label with status, key) for the prior selector; the embedded prior first."""
-    out = []
-    for key, spec in REGISTRY.items():
-        state, why = prior_status(key)
-        out.append((f"{spec.title} [{state}]", key))
-    return out
+    return [(f"{title} [{state}]", key) for key, title, state, _ in (table or prior_table())]
 
 
 __all__ += ["ladder_image", "figures", "ladder_verdicts", "RECOGNISABLE", "PARTLY"]

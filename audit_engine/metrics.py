@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import threading
 import warnings
 from dataclasses import dataclass
@@ -25,6 +26,17 @@ METRICS = ("mse", "psnr", "ssim", "lpips")
 # torchvision's backbone checkpoints that lpips loads (file names fixed by torchvision)
 LPIPS_NETS = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 LPIPS_MIN_SIDE = 32  # smaller images are upsampled (bilinear) before LPIPS
+
+
+_WEIGHTS_HOST = ("download.pytorch.org", 443)
+
+
+def _reachable(host: tuple[str, int], timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection(host, timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _backbone_path(net: str) -> Path:
@@ -91,9 +103,13 @@ def _build_lpips(net: str, random_backbone: bool) -> LPIPSMetric:
     path = _backbone_path(net)
     offline = any(os.environ.get(v, "0").lower() in ("1", "true", "yes")
                   for v in ("HF_HUB_OFFLINE", "AUDIT_OFFLINE"))
-    if not random_backbone and not path.is_file() and offline:
-        return LPIPSMetric(net, None, f"LPIPS unavailable: the {net} backbone weights are not "
-                           f"cached at {path} and the app runs offline")
+    if not random_backbone and not path.is_file():
+        if offline:
+            return LPIPSMetric(net, None, f"LPIPS unavailable: the {net} backbone weights are "
+                               f"not cached at {path} and the app runs offline")
+        if not _reachable(_WEIGHTS_HOST):  # torch.hub's download has no timeout: never hang
+            return LPIPSMetric(net, None, f"LPIPS unavailable: the {net} backbone weights are "
+                               f"not cached at {path} and {_WEIGHTS_HOST[0]} cannot be reached")
     try:
         import lpips
 

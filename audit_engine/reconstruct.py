@@ -54,6 +54,19 @@ def count_unet_calls(grids: Sequence[Sequence[int]]) -> tuple[int, int]:
     return max((len(g) for g in grids), default=0), sum(len(g) for g in grids)
 
 
+def _ticker(total: int, progress: Progress | None) -> Callable[[], None]:
+    """A function to call after each UNet call: reports (done, total) to ``progress``."""
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    return tick
+
+
 def _sample_generator(seed: int, stream: int = 0x5EED) -> torch.Generator:
     # A stream of its own, distinct from the privatization noise of the same seed.
     state = np.random.SeedSequence([int(seed) & 0xFFFF_FFFF, stream]).generate_state(
@@ -101,15 +114,7 @@ def reconstruct(
     grids = [timestep_grid(m.t_star, steps) for m in matches]
     chunk = n if not batch_size else max(1, int(batch_size))
     chunks = [range(i, min(i + chunk, n)) for i in range(0, n, chunk)]
-    total = sum(count_unet_calls([grids[i] for i in c])[0] for c in chunks)
-    done = 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
-
+    tick = _ticker(sum(count_unet_calls([grids[i] for i in c])[0] for c in chunks), progress)
     scale = torch.tensor([m.start_scale for m in matches], dtype=torch.float64)
     starts = scale.view(-1, 1, 1, 1) * to_model(observations.double().cpu())  # x_{t*} = c y
     out = [_reverse(prior, starts[c.start:c.stop], [grids[i] for i in c], [seeds[i] for i in c],
@@ -135,18 +140,10 @@ def sample(
         raise ValueError(f"sampler must be one of {SAMPLERS}, got sampler={sampler!r}")
     shape = (prior.channels, prior.sample_size, prior.sample_size)
     seeds = [seed + i for i in range(n)]
-    x_T = torch.stack([torch.randn(shape, generator=_sample_generator(s, stream=0x7), dtype=torch.float64)
-                       for s in seeds])
+    x_T = torch.stack([torch.randn(shape, generator=_sample_generator(s, stream=0x7),
+                                   dtype=torch.float64) for s in seeds])
     grid = timestep_grid(prior.num_train_timesteps - 1, steps)
-    total = len(grid)
-    done = 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
-
+    tick = _ticker(len(grid), progress)
     return _reverse(prior, x_T, [grid] * n, seeds, sampler, tick).cpu()
 
 

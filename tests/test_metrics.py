@@ -82,6 +82,8 @@ def test_lpips_download_failure_is_caught(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     import lpips
 
+    monkeypatch.setattr(metrics, "_reachable", lambda host, timeout=3.0: True)
+
     def boom(*a, **k):
         raise OSError("network unreachable")
 
@@ -93,3 +95,13 @@ def test_lpips_download_failure_is_caught(monkeypatch, tmp_path):
 def test_unknown_net_rejected():
     with pytest.raises(ValueError, match="net="):
         get_lpips("resnet")
+
+
+def test_lpips_unreachable_host_is_not_waited_for(monkeypatch, tmp_path):
+    monkeypatch.setattr(metrics, "_LPIPS", {})
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.delenv("AUDIT_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(metrics, "_reachable", lambda host, timeout=3.0: False)
+    lp = get_lpips("alex")
+    assert not lp.available and "cannot be reached" in lp.reason

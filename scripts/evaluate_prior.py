@@ -158,9 +158,10 @@ The model card is [assets/prior-mnist32/README.md](../assets/prior-mnist32/READM
 ## Model
 
 UNet2DModel, {prior.num_parameters / 1e6:.2f} M parameters, 1x32x32, linear betas 1e-4..0.02,
-1000 steps, epsilon prediction; trained {training['steps']} steps ({training['epochs']} epochs,
-batch {training['batch_size']}) in {training['training_minutes']:.0f} min on this kind of CPU;
-final training loss {training['final_loss_avg_last_200']:.4f} (mean of the last 200 steps).
+1000 steps, epsilon prediction; trained {training.get('total_epochs_all_stages', training['epochs'])}
+epochs (batch {training['batch_size']}) in {1 + len(training.get('previous_stages', []))} stage(s),
+{training.get('total_training_minutes_all_stages', training['training_minutes']):.0f} min in all on this
+kind of CPU; final training loss {training['final_loss_avg_last_200']:.4f} (mean of the last 200 steps).
 Loading it offline in a fresh process took {cold[1]:.2f} s, after {cold[0]:.2f} s to import
 diffusers (paid once per process, whatever the prior).
 

@@ -6,7 +6,6 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a privacy tool does not phone home
 
-import math
 import shutil
 import tempfile
 import uuid
@@ -62,7 +61,7 @@ def _settings(prior, delta, sampler, steps, seeds, seed) -> db.Settings:
 def _mu(slider, mode, delta) -> tuple[float, float]:
     try:
         return db.slider_to_mu(slider, mode, float(delta))
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise gr.Error(str(exc)) from None
 
 
@@ -116,7 +115,7 @@ def exact(slider, mode, delta, session):
 def _readout(slider, mode, delta) -> str:
     try:
         mu, eps = db.slider_to_mu(slider, mode, float(delta))
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         return f"invalid budget: {exc}"
     return f"**{db.budget_label(mu, eps, float(delta))}**"
 

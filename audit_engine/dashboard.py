@@ -18,11 +18,12 @@ from .images import ImageLike, to_prior_tensor, to_uint8
 from .plots import bound_figure, similarity_figure
 from .priors import EMBEDDED, REGISTRY, load_prior, prior_status
 from .report import grid_image, html_report
-from .verdict import PARTLY, RECOGNISABLE, verdict
+from .verdict import verdict
 
 __all__ = ["SLIDER_RANGE", "Settings", "Session", "BudgetView", "slider_to_mu", "mu_to_slider",
            "budget_label", "ladder_mus", "compute_ladder", "view_budget", "compute_exact",
-           "dpsgd_text", "prior_choices", "prior_table", "report_html", "display"]
+           "dpsgd_text", "prior_choices", "prior_table", "report_html", "display",
+           "ladder_image", "figures", "ladder_verdicts"]
 
 # slider positions are log10 of the budget in the chosen unit
 SLIDER_RANGE = {"eps": (-1.0, 5.0), "mu": (math.log10(0.05), math.log10(500.0))}
@@ -254,5 +255,3 @@ def prior_choices(table: list[tuple[str, str, str, str]] | None = None) -> list[
     """(label with status, key) for the prior selector; the embedded prior first."""
     return [(f"{title} [{state}]", key) for key, title, state, _ in (table or prior_table())]
 
-
-__all__ += ["ladder_image", "figures", "ladder_verdicts", "RECOGNISABLE", "PARTLY"]

@@ -40,7 +40,7 @@ from audit_engine.schedule import match_timesteps  # noqa: E402
 MUS = [0.5, 1, 2, 5, 10, 20, 50, 100, 200]
 
 
-def tile(images: torch.Tensor, cols: int, scale: int = 2) -> "Image.Image":
+def tile(images: torch.Tensor, cols: int, scale: int = 2):
     from PIL import Image
 
     n, _, h, w = images.shape

@@ -1,9 +1,7 @@
 """The dashboard's engine side: slider mapping, ladder, views, report, calculator."""
-import math
 import time
 
 import pytest
-import torch
 
 from audit_engine import accounting
 from audit_engine import dashboard as db

@@ -1,7 +1,6 @@
 """Metrics against closed forms; LPIPS plumbing on a random backbone; graceful unavailability."""
 import math
 
-import numpy as np
 import pytest
 import torch
 

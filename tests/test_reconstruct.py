@@ -3,7 +3,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from audit_engine.images import to_model, to_unit
+from audit_engine.images import to_unit
 from audit_engine.reconstruct import _sample_generator, count_unet_calls, reconstruct, timestep_grid
 from audit_engine.schedule import TimestepMatch, match_timesteps
 

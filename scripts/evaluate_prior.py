@@ -105,6 +105,7 @@ def main() -> None:
     y = torch.from_numpy(held["labels"][:n])
     g = torch.Generator().manual_seed(args.seed)
     xi = torch.randn(x.shape, generator=g)  # one draw per image, shared by all mu (CRN)
+    show_idx = torch.linspace(0, n - 1, 8).round().long()  # 8 digits across the classes
     rows, examples = [], {}
     t0 = time.perf_counter()
     for mu in MUS:
@@ -129,7 +130,7 @@ def main() -> None:
             "label_noisy": float((classify(clf, noisy)[0] == y).float().mean()),
             "label_recon": float((classify(clf, rec)[0] == y).float().mean()),
         })
-        examples[mu] = (noisy[:8], rec[:8])
+        examples[mu] = (noisy[show_idx], rec[show_idx])
         print(json.dumps(rows[-1]), flush=True)
     t_recon = time.perf_counter() - t0
     better = [r["ssim_recon"] > r["ssim_noisy"] and r["mse_recon"] < r["mse_noisy"]
@@ -137,7 +138,7 @@ def main() -> None:
 
     # figure: for 8 digits, original then (noisy, recon) at a few mu
     show = [2, 5, 10, 20, 50]
-    strip = [x[:8]] + [t for mu in show for t in examples[mu]]
+    strip = [x[show_idx]] + [t for mu in show for t in examples[mu]]
     tile(torch.cat(strip), 8).save(args.out / "prior-reconstructions.png")
 
     cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, ROOT)] + sys.argv[1:])
@@ -158,10 +159,8 @@ The model card is [assets/prior-mnist32/README.md](../assets/prior-mnist32/READM
 ## Model
 
 UNet2DModel, {prior.num_parameters / 1e6:.2f} M parameters, 1x32x32, linear betas 1e-4..0.02,
-1000 steps, epsilon prediction; trained {training.get('total_epochs_all_stages', training['epochs'])}
-epochs (batch {training['batch_size']}) in {1 + len(training.get('previous_stages', []))} stage(s),
-{training.get('total_training_minutes_all_stages', training['training_minutes']):.0f} min in all on this
-kind of CPU; final training loss {training['final_loss_avg_last_200']:.4f} (mean of the last 200 steps).
+1000 steps, epsilon prediction; trained {training.get('total_epochs_all_stages', training['epochs'])} epochs (batch {training['batch_size']}) in {1 + len(training.get('previous_stages', []))} stage(s), {training.get('total_training_minutes_all_stages', training['training_minutes']):.0f} min in all on this kind of CPU;
+final training loss {training['final_loss_avg_last_200']:.4f} (mean of the last 200 steps).
 Loading it offline in a fresh process took {cold[1]:.2f} s, after {cold[0]:.2f} s to import
 diffusers (paid once per process, whatever the prior).
 
@@ -190,7 +189,7 @@ Took {t_recon:.0f} s.
 The reconstruction is better than the noisy observation (higher SSIM and lower MSE) at
 {sum(better)} of the {len(better)} budgets where t* < T: **{'yes, at every one' if all(better) else 'NOT at every one'}**.
 
-Rows: 8 originals, then for mu = {', '.join(map(str, show))}: the noisy observations and
+Rows: 8 held-out originals (across the classes), then for mu = {', '.join(map(str, show))}: the noisy observations and
 their reconstructions.
 
 ![reconstructions](prior-reconstructions.png)

@@ -74,11 +74,16 @@ def test_lpips_unavailable_is_reported_and_others_still_work(pair, monkeypatch, 
     assert row["lpips"] is None and row["ssim"] < 1 and row["mse"] > 0
 
 
-def test_lpips_download_failure_is_caught(monkeypatch, tmp_path):
+@pytest.fixture()
+def online_without_backbone(monkeypatch, tmp_path):
+    """No cached LPIPS backbone, and no offline flag: get_lpips may try to download."""
     monkeypatch.setattr(metrics, "_LPIPS", {})
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     monkeypatch.delenv("AUDIT_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+
+def test_lpips_download_failure_is_caught(monkeypatch, online_without_backbone):
     import lpips
 
     monkeypatch.setattr(metrics, "_reachable", lambda host, timeout=3.0: True)
@@ -96,11 +101,7 @@ def test_unknown_net_rejected():
         get_lpips("resnet")
 
 
-def test_lpips_unreachable_host_is_not_waited_for(monkeypatch, tmp_path):
-    monkeypatch.setattr(metrics, "_LPIPS", {})
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    monkeypatch.delenv("AUDIT_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+def test_lpips_unreachable_host_is_not_waited_for(monkeypatch, online_without_backbone):
     monkeypatch.setattr(metrics, "_reachable", lambda host, timeout=3.0: False)
     lp = get_lpips("alex")
     assert not lp.available and "cannot be reached" in lp.reason

@@ -124,15 +124,21 @@ def compute_ladder(
         return previous
     ladder = ladder_mus(float(x.norm()))
     mus = ladder + ([float(current_mu)] if current_mu is not None else [])
-    res = run_audit(x, mus=mus, delta=settings.delta, prior=prior, seeds=settings.seeds,
-                    seed=settings.seed, sampler=settings.sampler,
-                    steps=settings.steps if settings.sampler == "ddim" else None,
-                    mechanism=settings.mechanism, lpips=settings.lpips, progress=progress)
+    res = _run(x, mus, settings, prior=prior, progress=progress)
     session = Session(key=key, image=x, settings=settings, ladder=_subset(res, ladder),
                       baseline=_baseline_for(settings.prior))
     if current_mu is not None:
         session.exact[float(current_mu)] = _subset(res, [float(current_mu)])
     return session
+
+
+def _run(x: torch.Tensor, mus: list[float], settings: Settings, *, prior=None,
+         progress: Callable[[float, str], None] | None = None) -> AuditResult:
+    """run_audit with a session's settings (DDPM always walks every step from t*)."""
+    return run_audit(x, mus=mus, delta=settings.delta, prior=prior or settings.prior,
+                     seeds=settings.seeds, seed=settings.seed, sampler=settings.sampler,
+                     steps=settings.steps if settings.sampler == "ddim" else None,
+                     mechanism=settings.mechanism, lpips=settings.lpips, progress=progress)
 
 
 def _subset(res: AuditResult, mus: list[float]) -> AuditResult:
@@ -145,10 +151,7 @@ def compute_exact(session: Session, mu: float) -> AuditResult:
     found, m, exact = session.result_for(mu)
     if exact:
         return _subset(found, [m])
-    s = session.settings
-    res = run_audit(session.image, mus=[mu], delta=s.delta, prior=s.prior, seeds=s.seeds,
-                    seed=s.seed, sampler=s.sampler, steps=s.steps if s.sampler == "ddim" else None,
-                    mechanism=s.mechanism, lpips=s.lpips)
+    res = _run(session.image, [mu], session.settings)
     session.exact[float(mu)] = res
     return res
 
@@ -225,8 +228,7 @@ def figures(session: Session, mode: str, current_mu: float):
 
 def report_html(session: Session, mode: str, current_mu: float) -> str:
     res, m, _ = session.result_for(current_mu)
-    current = AuditResult(**{**res.__dict__,
-                             "samples": [s for s in res.samples if math.isclose(s.mu, m)]})
+    current = _subset(res, [m])
     return html_report(session.ladder, current=current, mode=mode, baseline=session.baseline,
                        figures=figures(session, mode, current_mu),
                        verdicts={**ladder_verdicts(session), m: view_budget(session, m).verdict})

@@ -1,4 +1,9 @@
-"""Command line: ``python -m audit_engine audit IMAGE --eps 10 100 1000 --out DIR``."""
+"""Command line.
+
+    python -m audit_engine audit IMAGE --eps 10 100 1000 --out DIR
+    python -m audit_engine reproduce --prior embedded --n-images 200 --out DIR
+    python -m audit_engine priors
+"""
 from __future__ import annotations
 
 import argparse
@@ -39,8 +44,71 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--lpips", choices=["alex", "vgg", "none"], default="alex")
     a.add_argument("--out", type=Path, required=True, help="output folder")
 
+    r = sub.add_parser("reproduce", help="reproduce the source paper's findings on held-out images "
+                                         "(figures A, B, C, attribute disclosure)")
+    r.add_argument("--prior", default=None, help="a prior that ships held-out images "
+                                                 "(default: embedded)")
+    r.add_argument("--n-images", type=_positive_int, default=200,
+                   help="held-out images (default 200)")
+    r.add_argument("--mu", type=float, nargs="+", default=None,
+                   help="budgets (default 0.5 1 2 5 10 20 50 100 200)")
+    r.add_argument("--n-candidates", type=_positive_int, default=10,
+                   help="candidate set size n of the prior-aware attack; kappa = 1/n (default 10)")
+    r.add_argument("--n-draws", type=_positive_int, default=64,
+                   help="privatization draws per image for the candidate attack (default 64)")
+    r.add_argument("--n-ood", type=int, default=100,
+                   help="images per out-of-domain set for Figure B, 0 to skip (default 100)")
+    r.add_argument("--steps", type=_positive_int, default=20, help="DDIM steps from t* (default 20)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--lpips", choices=["alex", "vgg", "none"], default="alex")
+    r.add_argument("--out", type=Path, required=True, help="output folder")
+
     sub.add_parser("priors", help="list the registered priors and whether they can be used here")
     return ap
+
+
+_last_stage = [""]
+
+
+def _progress(frac: float, msg: str) -> None:
+    """A live line on a terminal; one line per stage when stderr is a file or pipe."""
+    if sys.stderr.isatty():
+        print(f"\r[{frac * 100:5.1f}%] {msg:50s}", end="", file=sys.stderr, flush=True)
+        return
+    stage = msg.split(", step")[0].split(" step ")[0]
+    if stage != _last_stage[0]:
+        _last_stage[0] = stage
+        print(f"[{frac * 100:5.1f}%] {stage}", file=sys.stderr, flush=True)
+
+
+def _reproduce(args) -> int:
+    from .priors import PriorUnavailable
+    from .reproduce import DEFAULT_MUS, ReproConfig, run_reproduction, summarize, write_reproduction
+
+    cfg = ReproConfig(prior=args.prior, n_images=args.n_images,
+                      mus=tuple(args.mu) if args.mu else DEFAULT_MUS,
+                      n_candidates=args.n_candidates, n_draws=args.n_draws, n_ood=args.n_ood,
+                      steps=args.steps, seed=args.seed,
+                      lpips=None if args.lpips == "none" else args.lpips)
+    try:
+        rep = run_reproduction(cfg, progress=_progress)
+    except (ValueError, PriorUnavailable) as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+    paths = write_reproduction(rep, args.out)
+    print(f"{'mu':>6} {'SSIM diff':>9} {'noisy':>6} {'cand':>6} | {'succ cand':>9} {'diff id':>7} "
+          f"{'bound':>6} | {'label diff':>10} {'noisy':>6}")
+    for s in summarize(rep):
+        if s["set"] != "in-domain (held-out)":
+            continue
+        print(f"{s['mu']:6g} {s['diffusion_ssim']:9.3f} {s['noisy_ssim']:6.3f} "
+              f"{s['candidate_ssim']:6.3f} | {s['candidate_success']:9.3f} "
+              f"{s['diffusion_identification_success']:7.3f} {s['rero_bound_candidate']:6.3f} | "
+              f"{s.get('attr_diffusion', float('nan')):10.3f} {s.get('attr_noisy', float('nan')):6.3f}")
+    print(f"LPIPS: {rep.lpips}")
+    print(f"wrote {', '.join(str(p) for p in paths.values())} in {rep.elapsed_s:.0f} s")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             state, why = prior_status(key)
             print(f"{key:30s} {state:15s} {spec.title}: {why}")
         return 0
+    if args.command == "reproduce":
+        return _reproduce(args)
 
     from .audit import run_audit
     from .images import ImageError
@@ -59,15 +129,12 @@ def main(argv: list[str] | None = None) -> int:
 
     steps = args.steps if args.steps is not None else (20 if args.sampler == "ddim" else None)
 
-    def progress(frac: float, msg: str) -> None:
-        print(f"\r[{frac * 100:5.1f}%] {msg:40s}", end="", file=sys.stderr, flush=True)
-
     try:
         result = run_audit(
             args.image, mus=args.mu, epsilons=args.eps, delta=args.delta, prior=args.prior,
             seeds=args.seeds, seed=args.seed, sampler=args.sampler, steps=steps,
             mechanism=args.mechanism, lpips=None if args.lpips == "none" else args.lpips,
-            progress=progress,
+            progress=_progress,
         )
     except (ValueError, ImageError, PriorUnavailable) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)

@@ -6,12 +6,15 @@ beside the prior as ``classifier.safetensors``.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["DigitCNN", "load_classifier", "classify"]
+__all__ = ["DigitCNN", "load_classifier", "classify", "classifier_for", "ATTRIBUTE_NAME"]
+
+ATTRIBUTE_NAME = "digit class"
 
 
 class DigitCNN(nn.Module):
@@ -40,6 +43,19 @@ def load_classifier(folder: str | Path) -> DigitCNN | None:
     model = DigitCNN()
     model.load_state_dict(load_file(path))
     return model.eval().requires_grad_(False)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_classifier(folder: str) -> DigitCNN | None:
+    return load_classifier(folder)
+
+
+def classifier_for(prior) -> DigitCNN | None:
+    """The attribute classifier shipped with a loaded prior (1x32x32 priors only), or None."""
+    folder = getattr(prior, "folder", None)
+    if folder is None or (prior.channels, prior.sample_size) != (1, 32):
+        return None
+    return _cached_classifier(str(folder))
 
 
 @torch.inference_mode()

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from . import accounting
+from .attributes import ATTRIBUTE_NAME, classifier_for, classify
 from .images import ImageLike, to_prior_tensor
 from .mechanism import noise_std, privatize, privatize_dpsgd
 from .metrics import LPIPSMetric, get_lpips, similarity
@@ -51,6 +52,8 @@ class AuditSample:
     reconstruction: torch.Tensor = field(repr=False)  # (C, H, W) in [0, 1]
     noisy: dict = field(default_factory=dict)  # metrics of the noisy-observation attack
     recon: dict = field(default_factory=dict)  # metrics of the diffusion reconstruction
+    # attribute read by the prior's classifier, if it ships one: {"noisy": label, "recon": label}
+    attribute: dict | None = None
 
     @property
     def privatized(self) -> torch.Tensor:
@@ -64,6 +67,7 @@ class AuditSample:
             "t_star": self.t_star, "sigma": self.sigma, "sigma_dm": self.sigma_dm,
             "beyond_range": self.beyond_range, "below_range": self.below_range,
             "noisy": clean(self.noisy), "recon": clean(self.recon),
+            "attribute": self.attribute,
         }
 
 
@@ -81,6 +85,8 @@ class AuditResult:
     lpips: str  # label of the LPIPS variant, or the reason it is unavailable
     lpips_available: bool
     elapsed_s: float
+    # {"name", "original", "confidence"} when the prior ships an attribute classifier
+    attribute: dict | None = None
 
     def records(self) -> list[dict]:
         return [s.record() for s in self.samples]
@@ -203,6 +209,15 @@ def run_audit(
         for (mu, eps, k), sv, m, o, r, nm, rm in zip(rows, s, matches, observations, recons,
                                                     noisy_m, recon_m)
     ]
+    attribute = None
+    clf = classifier_for(prior)
+    if clf is not None:
+        labels, conf = classify(clf, torch.cat([x[None], observations.clamp(0, 1), recons]))
+        labels = labels.tolist()
+        n = len(samples)
+        attribute = {"name": ATTRIBUTE_NAME, "original": labels[0], "confidence": float(conf[0])}
+        for smp, ln, lr in zip(samples, labels[1:n + 1], labels[n + 1:]):
+            smp.attribute = {"noisy": ln, "recon": lr}
     if metric is None:
         lp_label, lp_ok = "LPIPS not requested", False
     else:
@@ -212,4 +227,5 @@ def run_audit(
         original=x, samples=samples, prior_name=prior.name, prior_source=prior.source,
         sampler=sampler, steps=steps, seeds=seed_list, delta=delta, mechanism=mechanism,
         lpips=lp_label, lpips_available=lp_ok, elapsed_s=time.perf_counter() - t0,
+        attribute=attribute,
     )

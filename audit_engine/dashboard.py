@@ -172,6 +172,25 @@ class BudgetView:
     verdict: str
     score: float
     beyond_range: bool
+    attribute: dict | None = None  # the original's attribute, when the prior ships a classifier
+
+    def attribute_markdown(self) -> str:
+        """'Attribute revealed: yes/no' for priors with an attribute classifier, else ''."""
+        if not self.attribute or any(s.attribute is None for s in self.samples):
+            return ""
+        orig, name = self.attribute["original"], self.attribute["name"]
+        recon = [s.attribute["recon"] for s in self.samples]
+        noisy = [s.attribute["noisy"] for s in self.samples]
+        hits = sum(r == orig for r in recon)
+        revealed = "yes" if hits * 2 > len(recon) else "no"
+
+        def reads(labels):
+            return ", ".join(str(v) for v in labels)
+
+        return (f"**Attribute revealed ({name}): {revealed}.** A classifier trained only on the "
+                f"prior's training split reads the original as **{orig}**, the noisy "
+                f"observation as {reads(noisy)} and the reconstruction as {reads(recon)}"
+                + (f" ({hits} of {len(recon)} seeds)" if len(recon) > 1 else "") + ".")
 
     def metrics_markdown(self, lpips_note: str) -> str:
         def mean(who, key):
@@ -195,6 +214,8 @@ class BudgetView:
                          f"**{fmt(mean('recon', key), spec)}** | {meaning} |")
         if lpips_note and "unavailable" in lpips_note:
             lines.append(f"\n_{lpips_note}_")
+        if attr := self.attribute_markdown():
+            lines.append(f"\n{attr}")
         return "\n".join(lines)
 
 
@@ -205,7 +226,7 @@ def view_budget(session: Session, mu: float) -> BudgetView:
     beyond = any(s.beyond_range for s in samples)
     label, r = verdict(ssim, (session.baseline or {}).get("ssim"), beyond_range=beyond)
     return BudgetView(mu=m, eps=samples[0].eps, exact=exact, samples=samples, verdict=label,
-                      score=r, beyond_range=beyond)
+                      score=r, beyond_range=beyond, attribute=res.attribute)
 
 
 def ladder_verdicts(session: Session) -> dict[float, str]:

@@ -97,6 +97,7 @@ class Prior:
     scheduler_config: dict = field(repr=False)
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
+    folder: Path | None = None  # the resolved local folder (shipped extras live beside the UNet)
 
     @property
     def sample_size(self) -> int:
@@ -274,6 +275,7 @@ def load_prior(
             scheduler_config=dict(scheduler.config),
             device=device,
             dtype=dtype,
+            folder=Path(folder),
         )
         _CACHE[key] = prior
         return prior

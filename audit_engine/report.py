@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .audit import AuditResult
 from .images import array_to_pil, to_uint8
 
-__all__ = ["grid_image", "write_csv", "write_outputs", "format_table", "html_report", "CAVEATS"]
+__all__ = ["tile", "grid_image", "write_csv", "write_outputs", "format_table", "html_report", "CAVEATS"]
 
 _BG, _FG = (255, 255, 255), (20, 20, 20)
 
@@ -28,6 +28,17 @@ def _cell(x: torch.Tensor, size: int) -> Image.Image:
     img = array_to_pil(to_uint8(x)).convert("RGB")
     scale = max(1, size // img.width)
     return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+
+
+def tile(images: torch.Tensor, cols: int, scale: int = 2, pad: int = 2) -> Image.Image:
+    """Images (N, C, H, W) in [0, 1] on a white canvas, ``cols`` per row, enlarged ``scale``x."""
+    n, _, h, w = images.shape
+    rows = (n + cols - 1) // cols
+    cw, ch = (w + pad) * scale, (h + pad) * scale
+    canvas = Image.new("RGB", (cols * cw, rows * ch), _BG)
+    for i, x in enumerate(images):
+        canvas.paste(_cell(x, w * scale), ((i % cols) * cw, (i // cols) * ch))
+    return canvas
 
 
 def grid_image(result: AuditResult, *, cell: int = 96,
@@ -79,13 +90,18 @@ _CSV_FIELDS = ["mu", "eps", "delta", "seed", "t_star", "sigma", "sigma_dm", "bey
 
 def write_csv(result: AuditResult, fh: io.TextIOBase) -> None:
     metric_fields = [f"{who}_{m}" for who in ("noisy", "recon") for m in ("mse", "psnr", "ssim", "lpips")]
-    w = csv.DictWriter(fh, fieldnames=_CSV_FIELDS + metric_fields)
+    attr_fields = ["attribute_original", "attribute_noisy", "attribute_recon"] if result.attribute else []
+    w = csv.DictWriter(fh, fieldnames=_CSV_FIELDS + metric_fields + attr_fields)
     w.writeheader()
     for rec in result.records():
         row = {k: rec[k] for k in _CSV_FIELDS}
         for who in ("noisy", "recon"):
             for m, v in rec[who].items():
                 row[f"{who}_{m}"] = "" if v is None else v
+        if attr_fields:
+            row["attribute_original"] = result.attribute["original"]
+            row["attribute_noisy"] = rec["attribute"]["noisy"]
+            row["attribute_recon"] = rec["attribute"]["recon"]
         w.writerow(row)
 
 

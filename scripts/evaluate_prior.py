@@ -30,26 +30,14 @@ sys.path.insert(0, str(ROOT))
 
 from audit_engine import accounting  # noqa: E402
 from audit_engine.attributes import classify, load_classifier  # noqa: E402
-from audit_engine.images import array_to_pil, to_uint8  # noqa: E402
 from audit_engine.mechanism import noise_std, privatize  # noqa: E402
 from audit_engine.metrics import similarity  # noqa: E402
 from audit_engine.priors import load_prior  # noqa: E402
+from audit_engine.report import tile  # noqa: E402
 from audit_engine.reconstruct import reconstruct, sample  # noqa: E402
 from audit_engine.schedule import match_timesteps  # noqa: E402
 
 MUS = [0.5, 1, 2, 5, 10, 20, 50, 100, 200]
-
-
-def tile(images: torch.Tensor, cols: int, scale: int = 2):
-    from PIL import Image
-
-    n, _, h, w = images.shape
-    rows = (n + cols - 1) // cols
-    canvas = Image.new("L", (cols * (w + 2) * scale, rows * (h + 2) * scale), 255)
-    for i, x in enumerate(images):
-        cell = array_to_pil(to_uint8(x)).resize((w * scale, h * scale), Image.Resampling.NEAREST)
-        canvas.paste(cell, ((i % cols) * (w + 2) * scale, (i // cols) * (h + 2) * scale))
-    return canvas
 
 
 def load_time(prior_dir: Path) -> tuple[float, float]:

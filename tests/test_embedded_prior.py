@@ -73,3 +73,20 @@ def test_classifier_is_shipped():
     x = torch.from_numpy(held["images"][:100]).float().div(255).unsqueeze(1)
     labels, _ = classify(clf, x)
     assert (labels.numpy() == held["labels"][:100]).mean() > 0.9
+
+
+def test_attribute_revealed_is_reported_for_the_digit_prior():
+    from audit_engine import dashboard as db
+    from audit_engine.audit import run_audit
+
+    held = np.load(FOLDER / "heldout.npz")
+    x = torch.from_numpy(held["images"][3]).float().div(255).unsqueeze(0)
+    res = run_audit(x, mus=[0.05, 50.0], prior=load_prior(device="cpu"), steps=10, lpips=None)
+    assert res.attribute["name"] == "digit class"
+    assert res.attribute["original"] == int(held["labels"][3])
+    weak, strong = res.samples
+    assert strong.attribute["recon"] == res.attribute["original"]
+    view = db.BudgetView(mu=50.0, eps=strong.eps, exact=True, samples=[strong], verdict="",
+                         score=1.0, beyond_range=False, attribute=res.attribute)
+    assert "Attribute revealed (digit class): yes" in view.metrics_markdown("")
+    assert "attribute" in res.records()[0]

@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a privacy tool does not phone home
 
+import math
 import shutil
 import tempfile
 import uuid
@@ -16,7 +17,8 @@ import gradio as gr
 from audit_engine import dashboard as db
 from audit_engine.audit import MAX_SEEDS, MAX_STEPS
 from audit_engine.images import ImageError
-from audit_engine.priors import EMBEDDED, PriorUnavailable, load_prior
+from audit_engine.priors import EMBEDDED, REGISTRY, PriorUnavailable, load_prior
+from audit_engine.reconstruct import SAMPLERS
 from audit_engine.report import CAVEATS
 
 ROOT = Path(__file__).resolve().parent
@@ -42,12 +44,79 @@ an unrelated image to an exact copy, *partly recognisable* from a fifth of the w
 recognisable* below (see `audit_engine/verdict.py`)."""
 
 
+class UploadedImage(gr.Image):
+    """An image input that Gradio does not decode: the handler gets the uploaded file's path and
+    the engine decodes it (audit_engine.images.open_image), with its pixel limit and its
+    messages, so every odd file meets one decoder."""
+
+    @classmethod
+    def get_block_name(cls) -> str:
+        return "image"  # the browser renders it as Gradio's image component
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        if payload.path is None:
+            raise gr.Error("The image did not arrive as a file; upload it again.")
+        return str(payload.path)
+
+
+class _FiniteInput:
+    """Numbers from a request are checked before Gradio's own handling: a string, null, NaN or
+    infinity (which JSON clients send as text) gets a message that names the field."""
+
+    def preprocess(self, payload):
+        what = self.label or "a number"
+        if payload is None:
+            raise gr.Error(f"{what}: a value is missing")
+        if isinstance(payload, bool):
+            raise gr.Error(f"{what} must be a number, got {payload!r}")
+        try:
+            value = float(payload)
+        except (TypeError, ValueError, OverflowError):
+            raise gr.Error(f"{what} must be a number, got {str(payload)[:40]!r}") from None
+        if not math.isfinite(value):
+            raise gr.Error(f"{what} must be a finite number, got {str(payload)[:40]!r}")
+        return super().preprocess(value)
+
+
+class Slider(_FiniteInput, gr.Slider):
+    pass
+
+
+class Number(_FiniteInput, gr.Number):
+    pass
+
+
+_UPLOADS: dict[str, set[str]] = {}  # session -> upload files it used (removed when it ends)
+_EXAMPLE_BYTES = {Path(p).name: (ROOT / p).read_bytes() for p in EXAMPLES}
+
+
+def _remember_upload(path: str, request: gr.Request | None) -> None:
+    """Note an uploaded file for removal at the end of the session (examples are kept)."""
+    if not isinstance(path, (str, Path)):
+        return
+    p = Path(path)
+    if _EXAMPLE_BYTES.get(p.name) is not None and p.is_file() and p.read_bytes() == _EXAMPLE_BYTES[p.name]:
+        return
+    if request is not None and request.session_hash:
+        _UPLOADS.setdefault(request.session_hash, set()).add(str(p))
+
+
 def _settings(prior, delta, sampler, steps, seeds, seed) -> db.Settings:
+    if prior not in (None, "") and prior not in REGISTRY:
+        raise gr.Error(f"unknown prior {str(prior)[:80]!r}: choose one from the list")
+    if sampler not in SAMPLERS:
+        raise gr.Error(f"sampler must be one of {', '.join(SAMPLERS)}")
     try:
         delta = float(delta)
+        if any(float(v) != int(v) for v in (steps, seeds, seed)):
+            raise ValueError
         steps, seeds, seed = int(steps), int(seeds), int(seed)
-    except (TypeError, ValueError):
-        raise gr.Error("delta, steps, seeds and seed must be numbers") from None
+    except (TypeError, ValueError, OverflowError):
+        raise gr.Error("delta must be a number; steps, seeds and seed whole numbers") from None
+    if not 0 <= seed < 2**31:
+        raise gr.Error(f"seed must be between 0 and {2**31 - 1} (got {seed})")
     if not 0 < delta < 1:
         raise gr.Error(f"delta must lie strictly between 0 and 1 (got {delta:g}); 1e-5 is usual")
     if not 1 <= steps <= MAX_STEPS:
@@ -61,11 +130,14 @@ def _settings(prior, delta, sampler, steps, seeds, seed) -> db.Settings:
 def _mu(slider, mode, delta) -> tuple[float, float]:
     try:
         return db.slider_to_mu(slider, mode, float(delta))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise gr.Error(str(exc)) from None
 
 
-def _budget_outputs(session: db.Session, mu: float, mode: str):
+def _budget_outputs(session: db.Session, mu: float, mode: str, *, plots: bool = True):
+    """The view of one budget; ``plots=False`` leaves the original and the two plots as they
+    are (a slider move: the images and numbers change at once, the plots' budget marker
+    follows with the exact-budget answer)."""
     v = db.view_budget(session, mu)
     first = v.samples[0]
     status = "" if v.exact else " (nearest ladder point; the exact budget is being computed)"
@@ -73,17 +145,21 @@ def _budget_outputs(session: db.Session, mu: float, mode: str):
               "essentially a random image of this kind." if v.beyond_range else "")
     verdict = (f"### {v.verdict.capitalize()}\n{db.budget_label(v.mu, v.eps, session.settings.delta)}"
                f"{status}; reverse process from t* = {first.t_star}.{beyond}")
-    sim, bnd = db.figures(session, mode, mu)
-    return (db.display(session.image), db.display(first.privatized),
+    original, sim, bnd = gr.skip(), gr.skip(), gr.skip()
+    if plots:
+        original = db.display(session.image)
+        sim, bnd = db.figures(session, mode, mu)
+    return (original, db.display(first.privatized),
             [db.display(s.reconstruction) for s in v.samples], verdict,
             v.metrics_markdown(session.ladder.lpips), sim, bnd)
 
 
 def run(image, prior, mode, delta, slider, sampler, steps, seeds, seed, session,
-        progress=gr.Progress()):
+        request: gr.Request = None, progress=gr.Progress()):
     """Compute the budget ladder (once per image, prior and settings) and show the budget."""
     if image is None:
         raise gr.Error("Upload an image or pick an example first.")
+    _remember_upload(image, request)
     settings = _settings(prior, delta, sampler, steps, seeds, seed)
     mu, _ = _mu(slider, mode, delta)
     try:
@@ -99,7 +175,7 @@ def move(slider, mode, delta, session):
     if session is None:
         return (gr.skip(),) * 7 + (_readout(slider, mode, delta),)
     mu, _ = _mu(slider, mode, delta)
-    return (*_budget_outputs(session, mu, mode), _readout(slider, mode, delta))
+    return (*_budget_outputs(session, mu, mode, plots=False), _readout(slider, mode, delta))
 
 
 def exact(slider, mode, delta, session):
@@ -173,9 +249,11 @@ _CLICK_REPORT = """() => { const el = document.querySelector('#report-file');
 
 
 def cleanup(request: gr.Request):
-    """At the end of a session: drop its report files."""
+    """At the end of a session: drop its report files and the images it uploaded."""
     if request and request.session_hash:
         shutil.rmtree(REPORT_DIR / request.session_hash, ignore_errors=True)
+        for path in _UPLOADS.pop(request.session_hash, ()):
+            Path(path).unlink(missing_ok=True)
 
 
 with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
@@ -185,7 +263,7 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
         gr.Markdown(WHAT + "\n\n**Caveats**\n" + "\n".join(f"- {c}" for c in CAVEATS))
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(label="Image", type="pil", image_mode=None, format="png",
+            image = UploadedImage(label="Image", type="filepath", image_mode=None, format="png",
                              sources=["upload", "clipboard"], height=260, elem_id="input-image")
             gr.Examples(examples=[[p] for p in EXAMPLES], inputs=[image], label="Examples",
                         examples_per_page=20)
@@ -193,29 +271,29 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
             with gr.Row():
                 mode = gr.Radio([("eps (with delta)", "eps"), ("mu (Gaussian DP)", "mu")],
                                 value="eps", label="Budget as")
-                delta = gr.Number(value=1e-5, label="delta", minimum=0)
+                delta = Number(value=1e-5, label="delta", minimum=0)
             lo, hi = db.SLIDER_RANGE["eps"]
-            slider = gr.Slider(minimum=lo, maximum=hi, value=2.0, step=0.01,
+            slider = Slider(minimum=lo, maximum=hi, value=2.0, step=0.01,
                                label=_slider_label("eps"), elem_id="budget-slider")
             readout = gr.Markdown(_readout(2.0, "eps", 1e-5), elem_id="budget-readout")
             run_btn = gr.Button("Run audit", variant="primary", elem_id="run-audit")
             with gr.Accordion("DP-SGD calculator", open=False):
                 with gr.Row():
-                    z = gr.Number(value=1.0, label="noise multiplier z")
-                    q = gr.Number(value=0.01, label="sample rate q")
+                    z = Number(value=1.0, label="noise multiplier z")
+                    q = Number(value=0.01, label="sample rate q")
                 with gr.Row():
-                    t_steps = gr.Number(value=1000, label="steps T", precision=0)
-                    c_delta = gr.Number(value=1e-5, label="delta")
+                    t_steps = Number(value=1000, label="steps T", precision=0)
+                    c_delta = Number(value=1e-5, label="delta")
                 calc_btn = gr.Button("Compute")
                 calc_out = gr.Markdown()
-                calc_mu = gr.Number(visible=False)
+                calc_mu = Number(visible=False)
                 send_btn = gr.Button("Send to slider")
             with gr.Accordion("Advanced", open=False):
                 sampler = gr.Radio([("DDIM (deterministic)", "ddim"), ("DDPM (posterior samples)", "ddpm")],
                                    value="ddim", label="Reverse process")
-                steps = gr.Slider(1, 200, value=20, step=1, label="DDIM steps from t* (DDPM uses all)")
-                seeds = gr.Slider(1, MAX_SEEDS, value=1, step=1, label="seeds (noise draws / posterior samples)")
-                seed = gr.Number(value=0, precision=0, label="first seed")
+                steps = Slider(1, 200, value=20, step=1, label="DDIM steps from t* (DDPM uses all)")
+                seeds = Slider(1, MAX_SEEDS, value=1, step=1, label="seeds (noise draws / posterior samples)")
+                seed = Number(value=0, precision=0, label="first seed")
             with gr.Accordion("Priors available here", open=False):
                 gr.Markdown(priors_table)
         with gr.Column(scale=2):

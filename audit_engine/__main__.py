@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     from .images import ImageError
     from .report import format_table, write_outputs
 
+    if not args.image.is_file():
+        print(f"error: no such image file: {args.image}", file=sys.stderr)
+        return 2
     steps = args.steps if args.steps is not None else (20 if args.sampler == "ddim" else None)
 
     try:

@@ -38,6 +38,10 @@ def slider_to_mu(value: float, mode: str, delta: float) -> tuple[float, float]:
     v = float(value)
     if not math.isfinite(v):
         raise ValueError(f"the budget must be a finite number, got {value!r}")
+    lo, hi = SLIDER_RANGE[mode]
+    if not lo - 1e-9 <= v <= hi + 1e-9:
+        raise ValueError(f"the slider gives log10 of {mode}: it must lie between {lo:.3g} and "
+                         f"{hi:.3g} ({mode} {10 ** lo:.3g} to {10 ** hi:.3g}), got {v:g}")
     budget = 10.0 ** v
     if mode == "eps":
         return accounting.mu_from_eps(budget, delta), budget

@@ -14,12 +14,13 @@ Any input image is brought to the prior's resolution and channels the same way:
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 ImageLike = Union[str, Path, bytes, Image.Image, np.ndarray, torch.Tensor]
 
@@ -48,30 +49,65 @@ def open_image(source: ImageLike) -> Image.Image:
         return array_to_pil(source)
     else:
         data = source if isinstance(source, bytes) else None
+        # messages never contain the file's path or name: they are shown to the user and
+        # may be logged, and an upload's name is the user's
         try:
-            if data is not None:
-                img = Image.open(io.BytesIO(data))
+            if data is None:
+                path = Path(source)
+                if path.is_file() and path.stat().st_size == 0:
+                    raise ImageError("the file is empty")
+                img = Image.open(path)
+            elif not data:
+                raise ImageError("the file is empty")
             else:
-                img = Image.open(Path(source))
+                img = Image.open(io.BytesIO(data))
             w, h = img.size
             if w * h > MAX_INPUT_PIXELS:
                 raise ImageError(
-                    f"image is {w}x{h} = {w * h:,} pixels; the limit is {MAX_INPUT_PIXELS:,}")
+                    f"image is {w}x{h} = {w * h:,} pixels, too large: the limit is "
+                    f"{MAX_INPUT_PIXELS:,} pixels")
             img.load()
         except ImageError:
             raise
         except FileNotFoundError:
-            raise ImageError(f"no such image file: {source}") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageError(f"image refused as a possible decompression bomb: {exc}") from None
+            raise ImageError("the image file was not found") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError("image refused: too large when decoded (a possible decompression "
+                             f"bomb); the limit is {MAX_INPUT_PIXELS:,} pixels") from None
+        except UnidentifiedImageError:
+            if _has_image_signature(data if data is not None else Path(source)):
+                raise ImageError("the image file is truncated or broken and cannot be read as "
+                                 "an image") from None
+            raise ImageError("the file cannot be read as an image: use a PNG, JPEG, GIF, BMP, "
+                             "TIFF or WebP picture (SVG and other formats are not supported)"
+                             ) from None
+        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+            kind = "truncated or broken" if "truncat" in str(exc).lower() else "broken"
+            raise ImageError(f"the image file is {kind} and cannot be read as an image "
+                             f"({type(exc).__name__})") from None
         except Exception as exc:  # PIL raises many types for corrupt data
-            raise ImageError(f"could not read the image ({type(exc).__name__}: {exc})") from None
+            raise ImageError(f"the file cannot be read as an image ({type(exc).__name__})") from None
     try:
         img.seek(0)  # first frame of animations
     except (AttributeError, EOFError, ValueError):
         pass
-    img = ImageOps.exif_transpose(img)
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # a broken EXIF block: keep the pixels as stored
+        pass
     return _strip(img)
+
+
+_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def _has_image_signature(source: bytes | Path) -> bool:
+    """Whether the data starts like a PNG, JPEG, GIF, BMP, TIFF or WebP file."""
+    if isinstance(source, Path):
+        with source.open("rb") as fh:
+            source = fh.read(16)
+    head = source[:16]
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 def _strip(img: Image.Image) -> Image.Image:

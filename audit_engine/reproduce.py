@@ -92,19 +92,31 @@ class ReproConfig:
 
 
 # ----------------------------------------------------------------------------- data
+def _balanced_order(labels: np.ndarray) -> np.ndarray:
+    """Indices that take the classes in turn (first of each class, then second, ...)."""
+    rank = np.empty(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        where = np.flatnonzero(labels == c)
+        rank[where] = np.arange(len(where))
+    return np.lexsort((labels, rank))
+
+
 def heldout_images(prior: Prior, n: int) -> tuple[torch.Tensor, np.ndarray | None]:
-    """The first n held-out images (N, C, H, W) in [0, 1] shipped with the prior, and labels."""
+    """n held-out images (N, C, H, W) in [0, 1] shipped with the prior, and their labels;
+    with labels, the classes are taken in turn, so any n is balanced across classes."""
     path = (prior.folder or Path(".")) / "heldout.npz"
     if prior.folder is None or not path.is_file():
         raise ValueError(f"prior {prior.name!r} ships no held-out images ({path.name} beside its "
                          "UNet): the reproduction needs images the prior was not trained on")
     held = np.load(path)
-    images = held["images"][:n]
-    if len(images) < n:
-        raise ValueError(f"prior {prior.name!r} has {len(images)} held-out images, asked for {n}")
-    x = torch.from_numpy(images).float().div(255)
+    if len(held["images"]) < n:
+        raise ValueError(f"prior {prior.name!r} has {len(held['images'])} held-out images, "
+                         f"asked for {n}")
+    labels = held["labels"] if "labels" in held.files else None
+    order = _balanced_order(labels)[:n] if labels is not None else np.arange(n)
+    x = torch.from_numpy(held["images"][order]).float().div(255)
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
-    labels = held["labels"][:n] if "labels" in held.files else None
+    labels = labels[order] if labels is not None else None
     return _to_channels(x, prior.channels), labels
 
 

@@ -24,8 +24,18 @@ def pil_digit(digit_image):
     return array_to_pil(digit_image).convert("RGB").resize((64, 64))
 
 
-def test_run_then_move_then_exact(tiny_prior_dir, pil_digit):
-    prior = str(tiny_prior_dir)
+@pytest.fixture()
+def tiny_registered(tiny_prior_dir, monkeypatch):
+    """The tiny prior offered by the app (the app only loads priors it offers)."""
+    from audit_engine.priors import REGISTRY, PriorSpec
+
+    key = str(tiny_prior_dir)
+    monkeypatch.setitem(REGISTRY, key, PriorSpec(key, "tiny test prior", key, "rings", 16))
+    return key
+
+
+def test_run_then_move_then_exact(tiny_registered, pil_digit):
+    prior = tiny_registered
     out = app.run(pil_digit, prior, "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None, progress=_no_progress)
     orig, priv, recons, verdict, metrics, sim, bnd, ladder, session = out
     assert orig.shape[0] >= 128 and priv.shape == orig.shape and len(recons) == 2
@@ -33,6 +43,8 @@ def test_run_then_move_then_exact(tiny_prior_dir, pil_digit):
     assert session.ladder.budgets() and 100 == pytest.approx(session.exact and list(session.exact.values())[0].samples[0].eps)
     moved = app.move(2.5, "eps", 1e-5, session)
     assert "nearest ladder point" in moved[3] and "316" in moved[-1]
+    assert moved[0] is not None and moved[5] is not None  # the move leaves original and plots
+    assert type(moved[0]) is type(gr.skip()) and type(moved[5]) is type(gr.skip())
     exact = app.exact(2.5, "eps", 1e-5, session)
     assert "nearest ladder point" not in exact[3] and "316" in exact[3]
 
@@ -42,7 +54,8 @@ def test_run_then_move_then_exact(tiny_prior_dir, pil_digit):
     (("IMG", "embedded", "eps", 0.0, 2.0, "ddim", 20, 1, 0), "delta"),
     (("IMG", "embedded", "eps", 1e-5, 2.0, "ddim", 0, 1, 0), "steps"),
     (("IMG", "embedded", "eps", 1e-5, 2.0, "ddim", 20, 99, 0), "seeds"),
-    (("IMG", "nobody/nothing", "eps", 1e-5, 2.0, "ddim", 20, 1, 0), "nobody/nothing"),
+    (("IMG", "nobody/nothing", "eps", 1e-5, 2.0, "ddim", 20, 1, 0), "unknown prior 'nobody/nothing'"),
+    (("IMG", "/etc", "eps", 1e-5, 2.0, "ddim", 20, 1, 0), "unknown prior"),
 ])
 def test_errors_are_messages(pil_digit, args, msg):
     args = tuple(pil_digit if a == "IMG" else a for a in args)

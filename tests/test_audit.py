@@ -98,6 +98,9 @@ def test_cli_reports_errors(tmp_path, tiny_prior_dir, capsys):
     bad = tmp_path / "bad.png"
     bad.write_text("<html>not an image</html>")
     rc = main(["audit", str(bad), "--mu", "1", "--prior", str(tiny_prior_dir), "--out", str(tmp_path)])
-    assert rc == 2 and "could not read the image" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot be read as an image" in err and "bad.png" not in err
+    rc = main(["audit", str(tmp_path / "missing.png"), "--mu", "1", "--out", str(tmp_path)])
+    assert rc == 2 and "no such image file" in capsys.readouterr().err
     rc = main(["audit", str(bad), "--mu", "1", "--prior", "nope/nothing", "--out", str(tmp_path)])
     assert rc == 2

@@ -131,3 +131,10 @@ def test_cli_reproduce_on_the_embedded_prior(tmp_path):
     assert all(0 <= float(r["attr_diffusion"]) <= 1 for r in ind)
     assert (tmp_path / "figure_attribute.png").is_file()
     assert not math.isnan(float(ind[1]["diffusion_ssim"]))
+
+
+def test_heldout_subsets_are_balanced_across_classes():
+    from audit_engine.priors import load_prior
+
+    x, labels = heldout_images(load_prior(device="cpu"), 30)
+    assert x.shape == (30, 1, 32, 32) and np.bincount(labels).tolist() == [3] * 10

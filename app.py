@@ -6,24 +6,40 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a privacy tool does not phone home
 
+import functools
 import math
 import shutil
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
 import gradio as gr
 
+try:  # Hugging Face ZeroGPU: GPU work runs inside functions decorated with spaces.GPU
+    import spaces
+except ImportError:
+    spaces = None
+
 from audit_engine import dashboard as db
 from audit_engine.audit import MAX_SEEDS, MAX_STEPS
 from audit_engine.images import ImageError
-from audit_engine.priors import EMBEDDED, REGISTRY, PriorUnavailable, load_prior
+from audit_engine.priors import (EMBEDDED, REGISTRY, PriorUnavailable, configure_registry,
+                                 load_prior)
 from audit_engine.reconstruct import SAMPLERS
 from audit_engine.report import CAVEATS
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "assets" / "examples").glob("*.png"))
 MAX_UPLOAD = os.environ.get("AUDIT_MAX_UPLOAD", "10mb")
+QUEUE_SIZE = int(os.environ.get("AUDIT_QUEUE_SIZE", "32"))
+TIME_LIMIT = float(os.environ.get("AUDIT_TIME_LIMIT", "300"))  # seconds per request
+ZERO_GPU = spaces is not None and bool(os.environ.get("SPACES_ZERO_GPU"))
+configure_registry()  # AUDIT_PRIORS: the priors this deployment offers (embedded always)
+DEFAULT_PRIOR = os.environ.get("AUDIT_DEFAULT_PRIOR", EMBEDDED)
+if DEFAULT_PRIOR not in REGISTRY:
+    raise SystemExit(f"AUDIT_DEFAULT_PRIOR={DEFAULT_PRIOR!r} is not among the offered priors "
+                     f"({', '.join(REGISTRY)})")
 REPORT_DIR = Path(os.environ.get("GRADIO_TEMP_DIR", Path(tempfile.gettempdir()) / "gradio")) / "reports"
 
 INTRO = """# Visual privacy audit
@@ -123,7 +139,7 @@ def _settings(prior, delta, sampler, steps, seeds, seed) -> db.Settings:
         raise gr.Error(f"steps must be between 1 and {MAX_STEPS} (got {steps})")
     if not 1 <= seeds <= MAX_SEEDS:
         raise gr.Error(f"seeds must be between 1 and {MAX_SEEDS} (got {seeds})")
-    return db.Settings(prior=prior or EMBEDDED, sampler=sampler, steps=steps, seeds=seeds,
+    return db.Settings(prior=prior or DEFAULT_PRIOR, sampler=sampler, steps=steps, seeds=seeds,
                        seed=seed, delta=delta)
 
 
@@ -154,6 +170,45 @@ def _budget_outputs(session: db.Session, mu: float, mode: str, *, plots: bool = 
             v.metrics_markdown(session.ladder.lpips), sim, bnd)
 
 
+class _Deadline:
+    """A progress callback that stops the work once the request has run past TIME_LIMIT."""
+
+    def __init__(self, progress=None):
+        self.start, self.progress = time.monotonic(), progress
+
+    def __call__(self, frac: float, msg: str) -> None:
+        if time.monotonic() - self.start > TIME_LIMIT:
+            raise TimeoutError
+        if self.progress is not None:
+            self.progress(frac, desc=msg)
+
+
+def _too_long() -> gr.Error:
+    return gr.Error(f"The audit ran past this server's limit of {TIME_LIMIT:g} s per request and "
+                    "was stopped: use fewer steps or seeds, DDIM instead of DDPM, or a smaller prior.")
+
+
+def _gpu_seconds(image, prior, mode, delta, slider, sampler, steps, seeds, *rest, **kw) -> int:
+    try:
+        return db.gpu_seconds(prior, sampler, int(steps), int(seeds))
+    except (TypeError, ValueError, OverflowError):
+        return 60
+
+
+def _on_gpu(duration):
+    """Run the handler under spaces.GPU (ZeroGPU) when the spaces package is present; the
+    handler's signature is kept, so Gradio still passes the request and progress."""
+    def wrap(fn):
+        if spaces is None:
+            return fn
+        gpu_fn = spaces.GPU(duration=duration)(fn)
+        # off ZeroGPU, spaces.GPU hands back fn itself: wrapping it again would make it its own
+        # __wrapped__ (a cycle Gradio's signature inspection never leaves)
+        return gpu_fn if gpu_fn is fn else functools.wraps(fn)(gpu_fn)
+    return wrap
+
+
+@_on_gpu(_gpu_seconds)
 def run(image, prior, mode, delta, slider, sampler, steps, seeds, seed, session,
         request: gr.Request = None, progress=gr.Progress()):
     """Compute the budget ladder (once per image, prior and settings) and show the budget."""
@@ -164,7 +219,9 @@ def run(image, prior, mode, delta, slider, sampler, steps, seeds, seed, session,
     mu, _ = _mu(slider, mode, delta)
     try:
         session = db.compute_ladder(image, settings, current_mu=mu, previous=session,
-                                    progress=lambda f, m: progress(f, desc=m))
+                                    progress=_Deadline(progress))
+    except TimeoutError:
+        raise _too_long() from None
     except (ImageError, PriorUnavailable, ValueError) as exc:
         raise gr.Error(str(exc)) from None
     return (*_budget_outputs(session, mu, mode), db.ladder_image(session), session)
@@ -178,13 +235,24 @@ def move(slider, mode, delta, session):
     return (*_budget_outputs(session, mu, mode, plots=False), _readout(slider, mode, delta))
 
 
+def _exact_seconds(slider, mode, delta, session, *rest, **kw) -> int:
+    if session is None:
+        return 20
+    s = session.settings
+    return max(20, db.gpu_seconds(s.prior, s.sampler, s.steps, s.seeds) // (db.LADDER_SIZE + 1))
+
+
+@_on_gpu(_exact_seconds)
 def exact(slider, mode, delta, session):
     """Compute the exact budget when it lies between ladder points."""
     if session is None:
         return (gr.skip(),) * 7
     mu, _ = _mu(slider, mode, delta)
     if not db.view_budget(session, mu).exact:
-        db.compute_exact(session, mu)
+        try:
+            db.compute_exact(session, mu, progress=_Deadline())
+        except TimeoutError:
+            raise _too_long() from None
     return _budget_outputs(session, mu, mode)
 
 
@@ -267,7 +335,7 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
                              sources=["upload", "clipboard"], height=260, elem_id="input-image")
             gr.Examples(examples=[[p] for p in EXAMPLES], inputs=[image], label="Examples",
                         examples_per_page=20)
-            prior = gr.Dropdown(choices=db.prior_choices(), value=EMBEDDED, label="Prior (the attacker's knowledge)")
+            prior = gr.Dropdown(choices=db.prior_choices(), value=DEFAULT_PRIOR, label="Prior (the attacker's knowledge)")
             with gr.Row():
                 mode = gr.Radio([("eps (with delta)", "eps"), ("mu (Gaussian DP)", "mu")],
                                 value="eps", label="Budget as")
@@ -336,8 +404,9 @@ def launch(**overrides):
         max_file_size=MAX_UPLOAD, run_history=False, footer_links=["api"], allowed_paths=[],
     )
     kwargs.update(overrides)
-    load_prior(EMBEDDED)  # warm: the first audit should not wait for the model
-    return demo.queue(max_size=int(os.environ.get("AUDIT_QUEUE_SIZE", "32"))).launch(**kwargs)
+    if not ZERO_GPU:  # on ZeroGPU, CUDA may only be touched inside spaces.GPU functions
+        load_prior(EMBEDDED)  # warm: the first audit should not wait for the model
+    return demo.queue(max_size=QUEUE_SIZE).launch(**kwargs)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from .verdict import verdict
 __all__ = ["SLIDER_RANGE", "Settings", "Session", "BudgetView", "slider_to_mu", "mu_to_slider",
            "budget_label", "ladder_mus", "compute_ladder", "view_budget", "compute_exact",
            "dpsgd_text", "prior_choices", "prior_table", "report_html", "display",
-           "ladder_image", "figures", "ladder_verdicts"]
+           "ladder_image", "figures", "ladder_verdicts", "gpu_seconds"]
 
 # slider positions are log10 of the budget in the chosen unit
 SLIDER_RANGE = {"eps": (-1.0, 5.0), "mu": (math.log10(0.05), math.log10(500.0))}
@@ -150,12 +150,13 @@ def _subset(res: AuditResult, mus: list[float]) -> AuditResult:
     return AuditResult(**{**res.__dict__, "samples": keep})
 
 
-def compute_exact(session: Session, mu: float) -> AuditResult:
+def compute_exact(session: Session, mu: float, *,
+                  progress: Callable[[float, str], None] | None = None) -> AuditResult:
     """Run the exact budget (same image, settings and seeds) and remember it."""
     found, m, exact = session.result_for(mu)
     if exact:
         return _subset(found, [m])
-    res = _run(session.image, [mu], session.settings)
+    res = _run(session.image, [mu], session.settings, progress=progress)
     session.exact[float(mu)] = res
     return res
 
@@ -271,6 +272,18 @@ def dpsgd_text(noise_multiplier: float, sample_rate: float, steps: int, delta: f
                  else f"- PRV accountant: {b.prv_error}")
     lines.append(f"- eps = {b.eps_rdp:.4g} (Opacus RDP accountant, an upper bound)")
     return "\n".join(lines), b.mu
+
+
+def gpu_seconds(prior: str, sampler: str, steps: int, seeds: int) -> int:
+    """A generous estimate of the GPU time one ladder needs (ZeroGPU asks for it up front):
+    UNet rounds x batch x a per-sample cost that grows with the prior's pixel count
+    (measured on the H200 for the 256x256 CelebA-HQ architecture in float16, with margin)."""
+    spec = REGISTRY.get(prior)
+    side = spec.resolution if spec and spec.resolution else 256
+    rounds = 1000 if sampler == "ddpm" else max(1, int(steps))
+    batch = (LADDER_SIZE + 1) * max(1, int(seeds))
+    per_sample = 0.004 * (side / 256) ** 2 + 1e-4
+    return int(min(600, max(20, 15 + rounds * batch * per_sample)))
 
 
 def prior_table() -> list[tuple[str, str, str, str]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -30,7 +31,9 @@ __all__ = [
     "PriorSpec",
     "PriorUnavailable",
     "REGISTRY",
+    "configure_registry",
     "default_device",
+    "default_dtype",
     "load_prior",
     "prior_status",
 ]
@@ -70,6 +73,36 @@ REGISTRY: dict[str, PriorSpec] = {
                   "google/ddpm-ema-bedroom-256", "bedrooms", 256),
     ]
 }
+
+
+def configure_registry(offered: str | None = None) -> dict[str, PriorSpec]:
+    """Restrict the registry to the priors a deployment offers (AUDIT_PRIORS).
+
+    ``offered``: registry keys, Hub ids or local folders separated by commas or spaces, in
+    the order they are offered; entries not in the registry are added. The embedded prior always
+    stays (first), so the app works offline whatever is configured.
+    """
+    offered = os.environ.get("AUDIT_PRIORS", "") if offered is None else offered
+    keys = [k for k in re.split(r"[,\s]+", offered) if k]
+    if not keys:
+        return REGISTRY
+    chosen = {EMBEDDED: REGISTRY[EMBEDDED]}
+    for key in keys:
+        chosen[key] = REGISTRY.get(key) or PriorSpec(key, key, key, "configured by AUDIT_PRIORS", 0)
+    REGISTRY.clear()
+    REGISTRY.update(chosen)
+    return REGISTRY
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """float16 on CUDA (half the memory and about twice as fast; quality checked in
+    docs/PERFORMANCE.md), float32 elsewhere; AUDIT_DTYPE=float32|float16|bfloat16 overrides."""
+    forced = os.environ.get("AUDIT_DTYPE", "").strip().lower()
+    if forced:
+        if forced not in ("float32", "float16", "bfloat16"):
+            raise ValueError(f"AUDIT_DTYPE must be float32, float16 or bfloat16, got {forced!r}")
+        return getattr(torch, forced)
+    return torch.float16 if torch.device(device).type == "cuda" else torch.float32
 
 
 def default_device() -> torch.device:
@@ -239,13 +272,15 @@ def load_prior(
     name: str | os.PathLike | None = None,
     *,
     device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> Prior:
-    """Load (once, then from memory) a prior by registry key, local folder or Hub id."""
+    """Load (once, then from memory) a prior by registry key, local folder or Hub id.
+    ``device``/``dtype`` default to ``default_device()`` and ``default_dtype(device)``."""
     import diffusers
 
     name = EMBEDDED if name is None else str(name)
     device = torch.device(device) if device is not None else default_device()
+    dtype = dtype if dtype is not None else default_dtype(device)
     key = (name, str(device), dtype)
     with _LOCK:
         if key in _CACHE:

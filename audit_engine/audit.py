@@ -22,7 +22,7 @@ from .images import ImageLike, to_prior_tensor
 from .mechanism import noise_std, privatize, privatize_dpsgd
 from .metrics import LPIPSMetric, get_lpips, similarity
 from .priors import Prior, load_prior
-from .reconstruct import SAMPLERS, reconstruct
+from .reconstruct import DEFAULT_DDIM_STEPS, SAMPLERS, reconstruct
 from .schedule import match_timesteps
 
 __all__ = ["AuditSample", "AuditResult", "run_audit", "budgets_to_mu", "MECHANISMS",
@@ -135,7 +135,7 @@ def run_audit(
     seeds: int = 1,
     seed: int = 0,
     sampler: str = "ddim",
-    steps: int | None = 20,
+    steps: int | None = DEFAULT_DDIM_STEPS,
     mechanism: str = "analytic",
     lpips: str | LPIPSMetric | None = "alex",
     progress: Progress | None = None,

@@ -14,6 +14,7 @@ import torch
 from . import accounting
 from .attacks import load_baseline
 from .audit import AuditResult, AuditSample, run_audit
+from .reconstruct import DEFAULT_DDIM_STEPS
 from .images import ImageLike, to_prior_tensor, to_uint8
 from .plots import bound_figure, similarity_figure
 from .priors import EMBEDDED, REGISTRY, load_prior, prior_status
@@ -69,7 +70,7 @@ def ladder_mus(image_norm: float, n: int = LADDER_SIZE) -> list[float]:
 class Settings:
     prior: str = EMBEDDED
     sampler: str = "ddim"
-    steps: int = 20
+    steps: int = DEFAULT_DDIM_STEPS
     seeds: int = 1
     seed: int = 0
     delta: float = 1e-5

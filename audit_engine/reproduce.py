@@ -49,7 +49,7 @@ from .attributes import classifier_for, classify
 from .mechanism import noise_std, privatize
 from .metrics import METRICS, get_lpips, similarity
 from .priors import Prior, load_prior
-from .reconstruct import reconstruct
+from .reconstruct import DEFAULT_DDIM_STEPS, reconstruct
 from .schedule import match_timesteps
 from .verdict import RECOGNISABLE
 
@@ -72,7 +72,7 @@ class ReproConfig:
     n_candidates: int = 10  # kappa = 1 / n_candidates
     n_draws: int = 64  # privatization draws per image and mu for the candidate attack
     n_ood: int = 100  # images per out-of-domain set (0: skip Figure B)
-    steps: int = 20  # DDIM steps from t*
+    steps: int = DEFAULT_DDIM_STEPS  # DDIM steps from t*
     seed: int = 0
     lpips: str | None = "alex"
     recognisable_r: float = RECOGNISABLE

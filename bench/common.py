@@ -19,10 +19,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from audit_engine.priors import ASSETS, Prior  # noqa: E402
+from audit_engine.priors import Prior  # noqa: E402
 
 # UNet2DModel configurations of the public priors (from their config.json on the Hub).
 _GOOGLE_COMMON = dict(act_fn="silu", center_input_sample=False, downsample_padding=0,
@@ -63,10 +62,13 @@ def random_prior(arch: str, *, device: str = "cpu", dtype: torch.dtype = torch.f
                  scheduler_config=dict(sched.config), device=torch.device(device), dtype=dtype)
 
 
-def heldout(n: int) -> tuple[torch.Tensor, np.ndarray]:
-    """The first n held-out digits of the embedded prior (N, 1, 32, 32) in [0, 1], labels."""
-    held = np.load(ASSETS / "prior-mnist32" / "heldout.npz")
-    return torch.from_numpy(held["images"][:n]).float().div(255).unsqueeze(1), held["labels"][:n]
+def heldout(n: int):
+    """n held-out digits of the embedded prior (N, 1, 32, 32) in [0, 1] and their labels,
+    the classes taken in turn (as the reproduction does)."""
+    from audit_engine.priors import load_prior
+    from audit_engine.reproduce import heldout_images
+
+    return heldout_images(load_prior(device="cpu"), n)
 
 
 def best_of(fn, repeats: int = 3) -> float:

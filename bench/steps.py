@@ -20,7 +20,7 @@ from common import heldout, machine
 from audit_engine.mechanism import noise_std, privatize
 from audit_engine.metrics import similarity
 from audit_engine.priors import load_prior
-from audit_engine.reconstruct import reconstruct
+from audit_engine.reconstruct import DEFAULT_DDIM_STEPS, reconstruct
 from audit_engine.schedule import match_timesteps
 
 MUS = (2.0, 5.0, 10.0, 20.0, 50.0)
@@ -29,9 +29,10 @@ MUS = (2.0, 5.0, 10.0, 20.0, 50.0)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=100)
-    ap.add_argument("--default-steps", type=int, default=20)
+    ap.add_argument("--default-steps", type=int, default=DEFAULT_DDIM_STEPS,
+                    help="steps for the bfloat16 and channels-last rows")
     args = ap.parse_args()
-    prior = load_prior(device="cpu")
+    prior = load_prior(device="cpu", dtype=torch.float32)
     x, _ = heldout(args.images)
     xi = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
     obs = torch.cat([privatize(x, mu, xi=xi) for mu in MUS])
@@ -43,7 +44,7 @@ def main() -> None:
     settings.append(("DDPM, every step from t*", "ddpm", None, prior))
     bf16 = load_prior(device="cpu", dtype=torch.bfloat16)
     settings.append((f"DDIM {args.default_steps}, bfloat16 UNet", "ddim", args.default_steps, bf16))
-    cl = load_prior(device="cpu")
+    cl = load_prior(device="cpu", dtype=torch.float32)
     cl = type(cl)(**{**cl.__dict__, "unet": cl.unet.to(memory_format=torch.channels_last)})
     settings.append((f"DDIM {args.default_steps}, channels-last", "ddim", args.default_steps, cl))
 

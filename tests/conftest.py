@@ -7,6 +7,7 @@ os.environ.setdefault("AUDIT_OFFLINE", "1")  # tests never reach for LPIPS weigh
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("AUDIT_DEVICE", "cpu")
+os.environ.setdefault("AUDIT_DTYPE", "float32")  # reference values; bfloat16 is tested explicitly
 
 import pytest
 import torch

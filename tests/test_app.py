@@ -106,3 +106,25 @@ def test_end_to_end_through_gradio_client(app_server):
     assert mu == 2.0
     print(f"first ladder {first:.2f} s, slider move {move * 1000:.0f} ms")
     assert move < first
+
+
+def test_upload_clean_up_spares_files_other_sessions_still_use(tmp_path, monkeypatch):
+    """Gradio names an upload's folder by its content: two sessions uploading the same
+    picture share one file. Ending one session must not delete the other's upload."""
+    import os
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(app, "_UPLOADS", {})
+    shared, own, again = (tmp_path / n for n in ("shared.png", "own.png", "again.png"))
+    for p in (shared, own, again):
+        p.write_bytes(b"pixels")
+    a, b = SimpleNamespace(session_hash="a"), SimpleNamespace(session_hash="b")
+    for path in (shared, own, again):
+        app._remember_upload(str(path), a)
+    app._remember_upload(str(shared), b)
+    st = again.stat()  # uploaded again after session a used it: a newer file
+    os.utime(again, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    app._forget_uploads("a")
+    assert shared.exists() and again.exists() and not own.exists()
+    app._forget_uploads("b")
+    assert not shared.exists()

@@ -157,10 +157,14 @@ def test_priors_offered_by_environment(monkeypatch):
 
 
 def test_device_and_precision_choice(monkeypatch):
+    from audit_engine import priors
     from audit_engine.priors import default_device, default_dtype
 
     monkeypatch.delenv("AUDIT_DTYPE", raising=False)
     assert default_dtype(torch.device("cuda")) == torch.float16
+    monkeypatch.setattr(priors, "_cpu_has_fast_bfloat16", lambda: True)
+    assert default_dtype(torch.device("cpu")) == torch.bfloat16
+    monkeypatch.setattr(priors, "_cpu_has_fast_bfloat16", lambda: False)
     assert default_dtype(torch.device("cpu")) == torch.float32
     assert default_dtype(torch.device("mps")) == torch.float32
     monkeypatch.setenv("AUDIT_DTYPE", "bfloat16")
@@ -173,7 +177,7 @@ def test_device_and_precision_choice(monkeypatch):
 
 
 def test_half_precision_path_matches_float32(tiny_prior_dir, digit_image):
-    """The float16 UNet path (what CUDA uses) against float32, on the CPU, with a random tiny
+    """The float16 and bfloat16 UNet paths (CUDA's and fast CPUs') against float32, with a random tiny
     UNet (rougher than a trained one): mean pixel difference under 0.01. The real GPU check
     is tests/test_gpu.py (marker gpu)."""
     from audit_engine.mechanism import noise_std, privatize
@@ -182,14 +186,15 @@ def test_half_precision_path_matches_float32(tiny_prior_dir, digit_image):
     from audit_engine.schedule import match_timesteps
 
     p32 = load_prior(str(tiny_prior_dir), device="cpu", dtype=torch.float32)
-    p16 = load_prior(str(tiny_prior_dir), device="cpu", dtype=torch.float16)
     mus = [1.0, 10.0, 100.0]
     xi = torch.randn(digit_image.shape, generator=torch.Generator().manual_seed(0))
     obs = torch.stack([privatize(digit_image, m, xi=xi) for m in mus])
     matches = match_timesteps([2 * float(noise_std(digit_image, m)) for m in mus], p32.alphas_cumprod)
     a = reconstruct(p32, obs, matches, steps=10)
-    b = reconstruct(p16, obs, matches, steps=10)
-    assert b.dtype == torch.float32 and (a - b).abs().mean() < 0.01
+    for half, tol in ((torch.float16, 0.01), (torch.bfloat16, 0.05)):  # bfloat16: 8-bit mantissa
+        b = reconstruct(load_prior(str(tiny_prior_dir), device="cpu", dtype=half), obs, matches,
+                        steps=10)
+        assert b.dtype == torch.float32 and (a - b).abs().mean() < tol, half
 
 
 def test_time_limit_stops_an_audit(monkeypatch, tiny_prior_dir):

@@ -376,7 +376,7 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
                     c_delta = Number(value=1e-5, label="delta")
                 calc_btn = gr.Button("Compute")
                 calc_out = gr.Markdown()
-                calc_mu = Number(visible=False)
+                calc_mu = gr.Number(visible=False)  # internal: None until computed
                 send_btn = gr.Button("Send to slider")
             with gr.Accordion("Advanced", open=False):
                 sampler = gr.Radio([("DDIM (deterministic)", "ddim"), ("DDPM (posterior samples)", "ddpm")],

@@ -14,10 +14,10 @@ import torch
 from . import accounting
 from .attacks import load_baseline
 from .audit import AuditResult, AuditSample, run_audit
-from .reconstruct import DEFAULT_DDIM_STEPS
 from .images import ImageLike, to_prior_tensor, to_uint8
 from .plots import bound_figure, similarity_figure
 from .priors import EMBEDDED, REGISTRY, load_prior, prior_status
+from .reconstruct import DEFAULT_DDIM_STEPS
 from .report import grid_image, html_report
 from .verdict import verdict
 
@@ -277,8 +277,11 @@ def dpsgd_text(noise_multiplier: float, sample_rate: float, steps: int, delta: f
 
 def gpu_seconds(prior: str, sampler: str, steps: int, seeds: int) -> int:
     """A generous estimate of the GPU time one ladder needs (ZeroGPU asks for it up front):
-    UNet rounds x batch x a per-sample cost that grows with the prior's pixel count
-    (measured on the H200 for the 256x256 CelebA-HQ architecture in float16, with margin)."""
+    UNet rounds x batch x a per-sample cost that grows with the prior's pixel count:
+    4 ms per sample and step at 256x256, about twice what a float16 forward of the
+    113.7 M-parameter CelebA-HQ UNet is expected to take on an A100 (not yet measured here:
+    no GPU has been lent to this project; tests/test_gpu.py times it where one is), plus
+    15 s for loading and metrics."""
     spec = REGISTRY.get(prior)
     side = spec.resolution if spec and spec.resolution else 256
     rounds = 1000 if sampler == "ddpm" else max(1, int(steps))

@@ -191,8 +191,14 @@ def html_report(
         return "n/a" if v is None else format(v, spec)
 
     def sample_rows(result: AuditResult) -> str:
+        attr = result.attribute
         rows = []
         for s in result.samples:
+            attr_cell = ""
+            if attr and s.attribute:
+                hit = "revealed" if s.attribute["recon"] == attr["original"] else "not revealed"
+                attr_cell = (f"<td>{s.attribute['noisy']} / <b>{s.attribute['recon']}</b> "
+                             f"({hit})</td>")
             rows.append(
                 f"<tr><td>{s.eps:.4g}</td><td>{s.mu:.4g}</td><td>{s.seed}</td><td>{s.t_star}"
                 f"{' (beyond range)' if s.beyond_range else ''}</td>"
@@ -202,10 +208,13 @@ def html_report(
                 f"<td>{fmt(s.noisy['ssim'])} / <b>{fmt(s.recon['ssim'])}</b></td>"
                 f"<td>{fmt(s.noisy['psnr'], '.2f')} / <b>{fmt(s.recon['psnr'], '.2f')}</b></td>"
                 f"<td>{fmt(s.noisy['lpips'])} / <b>{fmt(s.recon['lpips'])}</b></td>"
-                f"<td>{esc(verdicts.get(s.mu, ''))}</td></tr>")
+                f"{attr_cell}<td>{esc(verdicts.get(s.mu, ''))}</td></tr>")
+        attr_head = (f"<th>{esc(attr['name'])} noisy / recon (original: {attr['original']})</th>"
+                     if attr else "")
         head = ("<tr><th>eps</th><th>mu</th><th>seed</th><th>t*</th><th>original</th>"
                 "<th>privatized</th><th>reconstruction</th><th>SSIM noisy / recon</th>"
-                "<th>PSNR noisy / recon</th><th>LPIPS noisy / recon</th><th>verdict</th></tr>")
+                f"<th>PSNR noisy / recon</th><th>LPIPS noisy / recon</th>{attr_head}"
+                "<th>verdict</th></tr>")
         return f"<table>{head}{''.join(rows)}</table>"
 
     params = {

@@ -90,6 +90,11 @@ def test_attribute_revealed_is_reported_for_the_digit_prior():
                          score=1.0, beyond_range=False, attribute=res.attribute)
     assert "Attribute revealed (digit class): yes" in view.metrics_markdown("")
     assert "attribute" in res.records()[0]
+    from audit_engine.report import html_report
+
+    page = html_report(res)
+    assert f"digit class noisy / recon (original: {res.attribute['original']})" in page
+    assert "(revealed)" in page
 
 
 def test_bfloat16_keeps_the_reconstruction_quality():

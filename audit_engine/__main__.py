@@ -83,7 +83,8 @@ def _progress(frac: float, msg: str) -> None:
 
 def _reproduce(args) -> int:
     from .priors import PriorUnavailable
-    from .reproduce import DEFAULT_MUS, ReproConfig, run_reproduction, summarize, write_reproduction
+    from .reproduce import (DEFAULT_MUS, IN_DOMAIN, ReproConfig, run_reproduction, summarize,
+                            write_reproduction)
 
     cfg = ReproConfig(prior=args.prior, n_images=args.n_images,
                       mus=tuple(args.mu) if args.mu else DEFAULT_MUS,
@@ -100,7 +101,7 @@ def _reproduce(args) -> int:
     print(f"{'mu':>6} {'SSIM diff':>9} {'noisy':>6} {'cand':>6} | {'succ cand':>9} {'diff id':>7} "
           f"{'bound':>6} | {'label diff':>10} {'noisy':>6}")
     for s in summarize(rep):
-        if s["set"] != "in-domain (held-out)":
+        if s["set"] != IN_DOMAIN:
             continue
         print(f"{s['mu']:6g} {s['diffusion_ssim']:9.3f} {s['noisy_ssim']:6.3f} "
               f"{s['candidate_ssim']:6.3f} | {s['candidate_success']:9.3f} "

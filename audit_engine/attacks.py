@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .metrics import LPIPSMetric, similarity
+from .metrics import LPIPSMetric, mean_metrics, similarity
 
 __all__ = ["noisy_observation_attack", "candidate_attack", "unrelated_baseline",
            "load_baseline"]
@@ -48,10 +48,7 @@ def unrelated_baseline(
     j = (i + rng.integers(1, n, n_pairs)) % n  # j != i
     rows = [similarity(images[a], images[b][None], lpips_metric=lpips_metric)[0]
             for a, b in zip(i, j)]
-    out: dict[str, float | None] = {}
-    for key in ("mse", "psnr", "ssim", "lpips"):
-        vals = [r[key] for r in rows if r[key] is not None and np.isfinite(r[key])]
-        out[key] = float(np.mean(vals)) if vals else None
+    out: dict = mean_metrics(rows)
     out["n_pairs"] = n_pairs
     return out
 

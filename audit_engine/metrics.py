@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-__all__ = ["METRICS", "LPIPS_NETS", "LPIPSMetric", "get_lpips", "similarity"]
+__all__ = ["METRICS", "LPIPS_NETS", "LPIPSMetric", "get_lpips", "similarity", "mean_metrics"]
 
 METRICS = ("mse", "psnr", "ssim", "lpips")
 # torchvision's backbone checkpoints that lpips loads (file names fixed by torchvision)
@@ -156,3 +156,13 @@ def similarity(
             psnr = math.inf if mse == 0 else float(peak_signal_noise_ratio(ref, img, data_range=1.0))
         rows.append({"mse": mse, "psnr": psnr, "ssim": _ssim(ref, img), "lpips": lpips_value})
     return rows
+
+
+def mean_metrics(rows: list[dict[str, float | None]]) -> dict[str, float | None]:
+    """The mean of each metric over rows from ``similarity``, skipping None and non-finite
+    values (unavailable LPIPS, the infinite PSNR of an exact copy); None when none is left."""
+    out: dict[str, float | None] = {}
+    for key in METRICS:
+        vals = [r[key] for r in rows if r[key] is not None and math.isfinite(r[key])]
+        out[key] = float(np.mean(vals)) if vals else None
+    return out

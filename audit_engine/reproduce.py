@@ -47,7 +47,7 @@ from . import accounting, bounds
 from .attacks import unrelated_baseline
 from .attributes import classifier_for, classify
 from .mechanism import noise_std, privatize
-from .metrics import METRICS, get_lpips, similarity
+from .metrics import METRICS, get_lpips, mean_metrics, similarity
 from .priors import Prior, load_prior
 from .reconstruct import DEFAULT_DDIM_STEPS, reconstruct
 from .schedule import match_timesteps
@@ -188,14 +188,6 @@ def _candidate_attack_rates(x: torch.Tensor, cand: torch.Tensor, pos: np.ndarray
     return (chosen == pos[:, None]), chosen
 
 
-def _mean_metrics(rows: list[dict]) -> dict[str, float | None]:
-    out = {}
-    for key in METRICS:
-        vals = [r[key] for r in rows if r[key] is not None and math.isfinite(r[key])]
-        out[key] = float(np.mean(vals)) if vals else None
-    return out
-
-
 def _kappa_threshold(x: torch.Tensor, tau: float, n_guesses: int, rng: np.random.Generator
                      ) -> tuple[float, str]:
     """Best success rate SSIM >= tau of one fixed guess (pool images, the mean image)."""
@@ -277,7 +269,7 @@ def _evaluate_set(prior: Prior, name: str, x: torch.Tensor, cfg: ReproConfig, *,
                 row.update({f"{who}_{k}": m[k] for k in METRICS})
             row["diffusion_threshold_success"] = float(m_rec[i]["ssim"] >= tau)
             if candidates is not None:
-                picked = _mean_metrics([cand_metrics[i][c] for c in chosen[i]])
+                picked = mean_metrics([cand_metrics[i][c] for c in chosen[i]])
                 row.update({f"candidate_{k}": picked[k] for k in METRICS})
                 row["candidate_success"] = float(succ[i].mean())
                 row["diffusion_identification_success"] = float(

@@ -62,6 +62,19 @@ def random_prior(arch: str, *, device: str = "cpu", dtype: torch.dtype = torch.f
                  scheduler_config=dict(sched.config), device=torch.device(device), dtype=dtype)
 
 
+def ladder_inputs(prior: Prior, x: torch.Tensor, xi: torch.Tensor):
+    """(mus, observations, timestep matches) of the dashboard's 8-budget ladder for image x
+    (C, H, W), privatized with the standard-normal draw xi at every budget."""
+    from audit_engine.dashboard import ladder_mus
+    from audit_engine.mechanism import noise_std, privatize
+    from audit_engine.schedule import match_timesteps
+
+    mus = ladder_mus(float(x.norm()))
+    obs = torch.stack([privatize(x, mu, xi=xi) for mu in mus])
+    matches = match_timesteps([2 * float(noise_std(x, mu)) for mu in mus], prior.alphas_cumprod)
+    return mus, obs, matches
+
+
 def heldout(n: int):
     """n held-out digits of the embedded prior (N, 1, 32, 32) in [0, 1] and their labels,
     the classes taken in turn (as the reproduction does)."""

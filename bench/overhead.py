@@ -11,12 +11,9 @@ from collections import Counter
 
 import torch
 
-from common import best_of, machine, random_prior
+from common import best_of, ladder_inputs, machine, random_prior
 
-from audit_engine.dashboard import ladder_mus
-from audit_engine.mechanism import noise_std, privatize
 from audit_engine.reconstruct import reconstruct, timestep_grid
-from audit_engine.schedule import match_timesteps
 
 
 def sync(device: str) -> None:
@@ -37,10 +34,7 @@ def main() -> None:
     size = prior.sample_size
     g = torch.Generator().manual_seed(0)
     x = torch.rand(3, size, size, generator=g)
-    mus = ladder_mus(float(x.norm()))
-    xi = torch.randn(x.shape, generator=g)
-    obs = torch.stack([privatize(x, mu, xi=xi) for mu in mus])
-    matches = match_timesteps([2 * float(noise_std(x, mu)) for mu in mus], prior.alphas_cumprod)
+    _, obs, matches = ladder_inputs(prior, x, torch.randn(x.shape, generator=g))
 
     def sweep():
         reconstruct(prior, obs, matches, steps=args.steps)

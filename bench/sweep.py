@@ -16,15 +16,12 @@ import time
 import numpy as np
 import torch
 
-from common import heldout, machine
+from common import heldout, ladder_inputs, machine
 
 from audit_engine.audit import run_audit
-from audit_engine.dashboard import ladder_mus
-from audit_engine.mechanism import noise_std, privatize
 from audit_engine.metrics import similarity
 from audit_engine.priors import load_prior
 from audit_engine.reconstruct import reconstruct
-from audit_engine.schedule import match_timesteps
 
 from audit_engine.dashboard import Settings
 
@@ -64,10 +61,8 @@ def main() -> None:
     ssim = {k: [] for k in names}
     t_ladder, calls_hand = 0.0, 0
     for i, x in enumerate(xs):
-        mus = ladder_mus(float(x.norm()))
         xi = torch.randn(x.shape, generator=torch.Generator().manual_seed(i))
-        obs = torch.stack([privatize(x, mu, xi=xi) for mu in mus])
-        matches = match_timesteps([2 * float(noise_std(x, mu)) for mu in mus], prior.alphas_cumprod)
+        mus, obs, matches = ladder_inputs(prior, x, xi)
         runs = {
             names[0]: lambda: reconstruct(prior, obs, matches, steps=args.steps),
             names[1]: lambda: reconstruct(prior, obs, matches, sampler="ddpm", steps=args.steps,

@@ -20,21 +20,16 @@ def cuda():
 
 
 def test_celebahq_half_matches_float32_and_ladder_is_fast(cuda):
-    from common import random_prior
+    from common import ladder_inputs, random_prior
 
-    from audit_engine.dashboard import ladder_mus
-    from audit_engine.mechanism import noise_std, privatize
     from audit_engine.metrics import similarity
     from audit_engine.reconstruct import reconstruct
-    from audit_engine.schedule import match_timesteps
 
     p32 = random_prior("google/ddpm-celebahq-256", device=cuda, dtype=torch.float32)
     p16 = random_prior("google/ddpm-celebahq-256", device=cuda, dtype=torch.float16)
     x = torch.rand(3, 256, 256, generator=torch.Generator().manual_seed(0))
-    mus = ladder_mus(float(x.norm()))
     xi = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
-    obs = torch.stack([privatize(x, m, xi=xi) for m in mus])
-    matches = match_timesteps([2 * float(noise_std(x, m)) for m in mus], p32.alphas_cumprod)
+    _, obs, matches = ladder_inputs(p32, x, xi)
     a = reconstruct(p32, obs, matches, steps=20)
     reconstruct(p16, obs, matches, steps=20)  # warm-up
     torch.cuda.synchronize()

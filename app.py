@@ -23,7 +23,7 @@ except ImportError:
     spaces = None
 
 from audit_engine import dashboard as db
-from audit_engine.audit import MAX_SEEDS, MAX_STEPS
+from audit_engine.audit import MAX_STEPS, MAX_TRIALS
 from audit_engine.images import ImageError
 from audit_engine.priors import (EMBEDDED, REGISTRY, PriorUnavailable, configure_registry,
                                  load_prior)
@@ -41,6 +41,7 @@ DEFAULT_PRIOR = os.environ.get("AUDIT_DEFAULT_PRIOR", EMBEDDED)
 if DEFAULT_PRIOR not in REGISTRY:
     raise SystemExit(f"AUDIT_DEFAULT_PRIOR={DEFAULT_PRIOR!r} is not among the offered priors "
                      f"({', '.join(REGISTRY)})")
+N_VIEW = 9  # outputs of one budget's view (see _budget_outputs)
 REPORT_DIR = Path(os.environ.get("GRADIO_TEMP_DIR", Path(tempfile.gettempdir()) / "gradio")) / "reports"
 
 INTRO = """# Visual privacy audit
@@ -55,10 +56,18 @@ diffusion model that knows this kind of image (the attacker's "prior") makes of 
 privatized picture. If the reconstruction looks like your image, the budget does not
 protect it against this attacker. Smaller budgets (left on the slider) add more noise.
 
-**Verdicts** compare the reconstruction's SSIM with that of two *unrelated* images of the
-same kind (the dashed line in the plots): *recognisable* when it is more than half-way from
-an unrelated image to an exact copy, *partly recognisable* from a fifth of the way, *not
-recognisable* below (see `audit_engine/verdict.py`)."""
+**Verdicts** are rates over repeated tries, never one picture: at each budget the attack
+runs several times (fresh noise each time). In each try the attacker picks, among 10
+images of this kind (yours and 9 others), the one its reconstruction resembles most
+(correlation of pixels). *Recognisable*: it picks yours in more than half the tries and
+clearly more often than guessing would (the lower end of the 95% interval above chance);
+*partly recognisable*: clearly more often than guessing, but not in most tries; *not
+recognisable*: not distinguishable from guessing. Chance is 1 in 10, or what the prior's
+own samples achieve on your image if that is more. The digit class is *revealed* only when
+the reconstructions show it clearly more often than the prior draws that class on its own.
+The *spread* map shows where the tries disagree: where the attacker is guessing.
+Before any verdict the prior scores how typical your image is of what it knows; outside
+its domain no verdict is made (see `audit_engine/verdict.py`, docs/DOMAIN.md)."""
 
 
 class UploadedImage(gr.Image):
@@ -142,27 +151,27 @@ def _forget_uploads(session_hash: str) -> None:
                 pass
 
 
-def _settings(prior, delta, sampler, steps, seeds, seed) -> db.Settings:
+def _settings(prior, delta, sampler, steps, trials, seed) -> db.Settings:
     if prior not in (None, "") and prior not in REGISTRY:
         raise gr.Error(f"unknown prior {str(prior)[:80]!r}: choose one from the list")
     if sampler not in SAMPLERS:
         raise gr.Error(f"sampler must be one of {', '.join(SAMPLERS)}")
     try:
         delta = float(delta)
-        if any(float(v) != int(v) for v in (steps, seeds, seed)):
+        if any(float(v) != int(v) for v in (steps, trials, seed)):
             raise ValueError
-        steps, seeds, seed = int(steps), int(seeds), int(seed)
+        steps, trials, seed = int(steps), int(trials), int(seed)
     except (TypeError, ValueError, OverflowError):
-        raise gr.Error("delta must be a number; steps, seeds and seed whole numbers") from None
+        raise gr.Error("delta must be a number; steps, trials and seed whole numbers") from None
     if not 0 <= seed < 2**31:
         raise gr.Error(f"seed must be between 0 and {2**31 - 1} (got {seed})")
     if not 0 < delta < 1:
         raise gr.Error(f"delta must lie strictly between 0 and 1 (got {delta:g}); 1e-5 is usual")
     if not 1 <= steps <= MAX_STEPS:
         raise gr.Error(f"steps must be between 1 and {MAX_STEPS} (got {steps})")
-    if not 1 <= seeds <= MAX_SEEDS:
-        raise gr.Error(f"seeds must be between 1 and {MAX_SEEDS} (got {seeds})")
-    return db.Settings(prior=prior or DEFAULT_PRIOR, sampler=sampler, steps=steps, seeds=seeds,
+    if not 1 <= trials <= MAX_TRIALS:
+        raise gr.Error(f"trials must be between 1 and {MAX_TRIALS} (got {trials})")
+    return db.Settings(prior=prior or DEFAULT_PRIOR, sampler=sampler, steps=steps, trials=trials,
                        seed=seed, delta=delta)
 
 
@@ -180,17 +189,20 @@ def _budget_outputs(session: db.Session, mu: float, mode: str, *, plots: bool = 
     v = db.view_budget(session, mu)
     first = v.samples[0]
     status = "" if v.exact else " (nearest ladder point; the exact budget is being computed)"
-    beyond = ("\n\nThe noise is beyond what the prior can model: the reconstruction is "
+    beyond = ("\n\nThe noise is beyond what the prior can model: each reconstruction is "
               "essentially a random image of this kind." if v.beyond_range else "")
-    verdict = (f"### {v.verdict.capitalize()}\n{db.budget_label(v.mu, v.eps, session.settings.delta)}"
-               f"{status}; reverse process from t* = {first.t_star}.{beyond}")
+    verdict = (f"### {v.label.capitalize()}\n{v.verdict_markdown()}\n\n"
+               f"{db.budget_label(v.mu, v.eps, session.settings.delta)}{status}; "
+               f"{len(v.samples)} tries; reverse process from t* = {first.t_star}.{beyond}")
     original, sim, bnd = gr.skip(), gr.skip(), gr.skip()
     if plots:
         original = db.display(session.image)
         sim, bnd = db.figures(session, mode, mu)
+    label = f"{v.label} at eps {v.eps:.3g}"
     return (original, db.display(first.privatized),
-            [db.display(s.reconstruction) for s in v.samples], verdict,
-            v.metrics_markdown(session.ladder.lpips), sim, bnd)
+            [(db.display(s.reconstruction, 128), f"try {s.trial + 1}: {label}") for s in v.samples],
+            db.display(v.spread), verdict, v.metrics_markdown(session.ladder.lpips), sim, bnd,
+            db.verdicts_payload(session, v))
 
 
 class _Deadline:
@@ -208,12 +220,12 @@ class _Deadline:
 
 def _too_long() -> gr.Error:
     return gr.Error(f"The audit ran past this server's limit of {TIME_LIMIT:g} s per request and "
-                    "was stopped: use fewer steps or seeds, DDIM instead of DDPM, or a smaller prior.")
+                    "was stopped: use fewer steps or tries, DDIM instead of DDPM, or a smaller prior.")
 
 
-def _gpu_seconds(image, prior, mode, delta, slider, sampler, steps, seeds, *rest, **kw) -> int:
+def _gpu_seconds(image, prior, mode, delta, slider, sampler, steps, trials, *rest, **kw) -> int:
     try:
-        return db.gpu_seconds(prior, sampler, int(steps), int(seeds))
+        return db.gpu_seconds(prior, sampler, int(steps), int(trials))
     except (TypeError, ValueError, OverflowError):
         return 60
 
@@ -232,13 +244,13 @@ def _on_gpu(duration):
 
 
 @_on_gpu(_gpu_seconds)
-def run(image, prior, mode, delta, slider, sampler, steps, seeds, seed, session,
+def run(image, prior, mode, delta, slider, sampler, steps, trials, seed, session,
         request: gr.Request = None, progress=gr.Progress()):
     """Compute the budget ladder (once per image, prior and settings) and show the budget."""
     if image is None:
         raise gr.Error("Upload an image or pick an example first.")
     _remember_upload(image, request)
-    settings = _settings(prior, delta, sampler, steps, seeds, seed)
+    settings = _settings(prior, delta, sampler, steps, trials, seed)
     mu, _ = _mu(slider, mode, delta)
     try:
         session = db.compute_ladder(image, settings, current_mu=mu, previous=session,
@@ -253,7 +265,7 @@ def run(image, prior, mode, delta, slider, sampler, steps, seeds, seed, session,
 def move(slider, mode, delta, session):
     """Answer a slider move from the ladder at once."""
     if session is None:
-        return (gr.skip(),) * 7 + (_readout(slider, mode, delta),)
+        return (gr.skip(),) * N_VIEW + (_readout(slider, mode, delta),)
     mu, _ = _mu(slider, mode, delta)
     return (*_budget_outputs(session, mu, mode, plots=False), _readout(slider, mode, delta))
 
@@ -262,14 +274,14 @@ def _exact_seconds(slider, mode, delta, session, *rest, **kw) -> int:
     if session is None:
         return 20
     s = session.settings
-    return max(20, db.gpu_seconds(s.prior, s.sampler, s.steps, s.seeds) // (db.LADDER_SIZE + 1))
+    return max(20, db.gpu_seconds(s.prior, s.sampler, s.steps, s.trials) // (db.LADDER_SIZE + 1))
 
 
 @_on_gpu(_exact_seconds)
 def exact(slider, mode, delta, session):
     """Compute the exact budget when it lies between ladder points."""
     if session is None:
-        return (gr.skip(),) * 7
+        return (gr.skip(),) * N_VIEW
     mu, _ = _mu(slider, mode, delta)
     if not db.view_budget(session, mu).exact:
         try:
@@ -339,6 +351,34 @@ _CLICK_REPORT = """() => { const el = document.querySelector('#report-file');
   if (el) { (el.tagName === 'BUTTON' ? el : (el.querySelector('button') || el)).click(); } }"""
 
 
+def compare(pinned, delta, session):
+    """The pinned budgets side by side, each with its verdict."""
+    if session is None:
+        raise gr.Error("Run an audit first.")
+    if not pinned:
+        raise gr.Error("Pick at least one budget to compare.")
+    if len(pinned) > db.MAX_PINNED:
+        raise gr.Error(f"Compare at most {db.MAX_PINNED} budgets at once.")
+    try:
+        mus = [db.pinned_mu(p, float(delta)) for p in pinned]
+        image, table = db.compare_budgets(session, mus, progress=_Deadline())
+    except TimeoutError:
+        raise _too_long() from None
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    return image, table
+
+
+def pin(pinned, slider, mode, delta):
+    """Add the slider's budget to the pinned ones."""
+    mu, eps = _mu(slider, mode, delta)
+    choice = db.pin_label(mu, eps)
+    pinned = [p for p in (pinned or []) if p != choice]
+    if len(pinned) >= db.MAX_PINNED:
+        raise gr.Error(f"At most {db.MAX_PINNED} budgets can be pinned; remove one first.")
+    return gr.CheckboxGroup(choices=db.pin_choices(pinned + [choice]), value=pinned + [choice])
+
+
 def cleanup(request: gr.Request):
     """At the end of a session: drop its report files and the images it uploaded."""
     if request and request.session_hash:
@@ -382,19 +422,32 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
                 sampler = gr.Radio([("DDIM (deterministic)", "ddim"), ("DDPM (posterior samples)", "ddpm")],
                                    value="ddim", label="Reverse process")
                 steps = Slider(1, 200, value=DEFAULT_DDIM_STEPS, step=1, label="DDIM steps from t* (DDPM uses all)")
-                seeds = Slider(1, MAX_SEEDS, value=1, step=1, label="seeds (noise draws / posterior samples)")
-                seed = Number(value=0, precision=0, label="first seed")
+                trials = Slider(1, MAX_TRIALS, value=8, step=1,
+                                label="tries per budget (noise draws / posterior samples)")
+                seed = Number(value=0, precision=0, label="seed (noise streams are keyed by seed and image)")
             with gr.Accordion("Priors available here", open=False):
                 gr.Markdown(priors_table)
         with gr.Column(scale=2):
             verdict = gr.Markdown(elem_id="verdict")
             with gr.Row():
-                out_orig = gr.Image(label="Original", format="png", interactive=False, height=220)
-                out_priv = gr.Image(label="Privatized (what the attacker gets)", format="png",
-                                    interactive=False, height=220)
-                out_recon = gr.Gallery(label="Reconstruction(s)", format="png", height=240,
-                                       columns=2, interactive=False)
+                out_orig = gr.Image(label="Original", format="png", interactive=False, height=200)
+                out_priv = gr.Image(label="Privatized (what the attacker gets, try 1)", format="png",
+                                    interactive=False, height=200)
+                out_spread = gr.Image(label="Spread across tries (bright: the attacker guesses)",
+                                      format="png", interactive=False, height=200)
+            out_recon = gr.Gallery(label="Reconstructions, one per try", format="png", height=200,
+                                   columns=8, interactive=False, elem_id="reconstructions")
             metrics = gr.Markdown()
+            verdicts_json = gr.JSON(label="Verdicts (as in verdicts.json)", visible=False)
+            with gr.Accordion("Compare chosen budgets", open=False):
+                pinned = gr.CheckboxGroup(choices=db.pin_choices([]), value=[],
+                                          label=f"Budgets to compare (at most {db.MAX_PINNED})")
+                with gr.Row():
+                    pin_btn = gr.Button("Pin the slider's budget")
+                    compare_btn = gr.Button("Compare")
+                compare_img = gr.Image(label="Pinned budgets side by side", format="png",
+                                       interactive=False)
+                compare_table = gr.Markdown()
             sim_plot = gr.Plot(label="Similarity against the budget")
             bound_plot = gr.Plot(label="Theoretical bounds")
             ladder = gr.Image(label="Budget ladder: from strong protection (top) to useless (bottom)",
@@ -402,8 +455,9 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
             report_btn = gr.Button("Download report (HTML)", elem_id="download-report")
             report_file = gr.DownloadButton("report", visible="hidden", elem_id="report-file")
 
-    view_outputs = [out_orig, out_priv, out_recon, verdict, metrics, sim_plot, bound_plot]
-    run_btn.click(run, [image, prior, mode, delta, slider, sampler, steps, seeds, seed, session],
+    view_outputs = [out_orig, out_priv, out_recon, out_spread, verdict, metrics, sim_plot,
+                    bound_plot, verdicts_json]
+    run_btn.click(run, [image, prior, mode, delta, slider, sampler, steps, trials, seed, session],
                   view_outputs + [ladder, session], api_name="audit", concurrency_limit=1)
     # a slider move only reads the ladder: it skips the queue (answered at once, in parallel
     # for all users); computing an exact budget goes through the queue
@@ -418,6 +472,9 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     send_btn.click(send, [calc_mu, mode, delta], [slider], api_visibility="private")
     report_btn.click(report, [slider, mode, delta, session], [report_file], api_name="report").then(
         None, None, None, js=_CLICK_REPORT, api_visibility="private")
+    pin_btn.click(pin, [pinned, slider, mode, delta], [pinned], api_visibility="private")
+    compare_btn.click(compare, [pinned, delta, session], [compare_img, compare_table],
+                      api_name="compare", concurrency_limit=1)
     demo.unload(cleanup)
 
 

@@ -34,8 +34,16 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--delta", type=float, default=1e-5, help="delta for eps (default 1e-5)")
     a.add_argument("--prior", default=None,
                    help="registry key, local diffusers folder or Hub id (default: embedded)")
-    a.add_argument("--seeds", type=_positive_int, default=1, help="number of seeds (default 1)")
-    a.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    a.add_argument("--trials", type=_positive_int, default=None,
+                   help="trials per budget: fresh privatization draws (and DDPM noise) "
+                        "(default 8 for priors up to 64 pixels, 4 above)")
+    a.add_argument("--seed", type=int, default=0,
+                   help="base seed of the noise streams (keyed with the image; default 0)")
+    a.add_argument("--reference", type=Path, default=None,
+                   help="folder of images of the prior's kind for look-alikes, baseline and "
+                        "domain check (default: shipped held-out images, or samples of the prior)")
+    a.add_argument("--save-samples", action="store_true",
+                   help="also write samples.npz (original, observations, reconstructions, mu)")
     a.add_argument("--steps", type=_positive_int, default=None,
                    help="reverse steps from t* (default: 10 for DDIM, all for DDPM)")
     a.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
@@ -137,19 +145,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_audit(
             args.image, mus=args.mu, epsilons=args.eps, delta=args.delta, prior=args.prior,
-            seeds=args.seeds, seed=args.seed, sampler=args.sampler, steps=steps,
+            trials=args.trials, seed=args.seed, sampler=args.sampler, steps=steps,
+            reference=args.reference,
             mechanism=args.mechanism, lpips=None if args.lpips == "none" else args.lpips,
             progress=_progress,
         )
-    except (ValueError, ImageError, PriorUnavailable) as exc:
+    except (ValueError, ImageError, PriorUnavailable, OSError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
     print(file=sys.stderr)
-    paths = write_outputs(result, args.out)
+    paths = write_outputs(result, args.out, save_samples=args.save_samples)
     print(f"prior: {result.prior_name} ({result.prior_source}); sampler {result.sampler}, "
-          f"steps {result.steps or 'all'}; mechanism {result.mechanism}; {result.lpips}")
+          f"steps {result.steps or 'all'}; mechanism {result.mechanism}; {result.trials} trials "
+          f"per budget; {result.lpips}")
+    print(f"reference: {result.reference}")
+    if result.domain is not None and not result.domain["in_domain"]:
+        print("WARNING: the image is outside the prior's domain (typicality distance "
+              f"{result.domain['score']:.2f} > {result.domain['threshold']:.2f}): the "
+              "reconstructions show what the prior would guess, not a leak; no verdict is made.")
     print(format_table(result))
-    print(f"wrote {paths['grid']}, {paths['json']}, {paths['csv']} in {result.elapsed_s:.1f} s")
+    print(f"wrote {', '.join(str(p) for p in paths.values())} in {result.elapsed_s:.1f} s")
     return 0
 
 

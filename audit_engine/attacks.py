@@ -57,3 +57,70 @@ def load_baseline(prior_folder: str | Path) -> dict | None:
     """The baseline stored with a shipped prior (``baseline.json``), or None."""
     path = Path(prior_folder) / "baseline.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+# --------------------------------------------------------------------------- identification
+def correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of every image in a (N, ...) with every image in b (M, ...): (N, M).
+    The identification's similarity: insensitive to brightness and contrast, so a faint
+    image is not "close to everything" as it is in L2 (a flat image correlates 0)."""
+    def unit(x):
+        x = x.flatten(1).double()
+        x = x - x.mean(dim=1, keepdim=True)
+        return x / x.norm(dim=1, keepdim=True).clamp(min=1e-12)
+
+    return unit(a) @ unit(b).T
+
+
+def identify(reconstructions: torch.Tensor, target: torch.Tensor, decoys: torch.Tensor
+             ) -> torch.Tensor:
+    """Per trial, whether the candidate most correlated with the reconstruction is the target.
+
+    reconstructions (K, C, H, W); target (C, H, W); decoys (K, n - 1, C, H, W), the other
+    candidates of each trial. A tie with a decoy counts as a miss."""
+    to_target = correlation(reconstructions, target[None])[:, 0]
+    to_decoys = torch.stack([correlation(r[None], d)[0] for r, d in zip(reconstructions, decoys)])
+    return to_target > to_decoys.max(dim=1).values
+
+
+def eligible_decoys(target: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Indices of reference images that are not the target itself (to 1.5 grey levels)."""
+    diff = (reference - target[None]).abs().flatten(1).amax(dim=1)
+    return torch.nonzero(diff > 1.5 / 255).flatten()
+
+
+def guess_rate(target: torch.Tensor, samples: torch.Tensor, reference: torch.Tensor, *,
+               candidates: int, samples_are_reference: bool = False) -> float:
+    """What the identification achieves with no information: the probability that the
+    prior's own sample (its output when the observation carries nothing) picks the target
+    among it and candidates - 1 decoys drawn at random from the reference images.
+    Exact over the decoy draw: a sample that correlates with the target more than with m of
+    the N eligible reference images picks it with probability C(m, n-1) / C(N, n-1);
+    averaged over the samples."""
+    keep = eligible_decoys(target, reference)
+    n_eligible, k = len(keep), candidates - 1
+    if n_eligible < k:
+        raise ValueError(f"the reference set has {n_eligible} images besides the target; "
+                         f"{k} look-alikes are needed")
+    c_t = correlation(samples, target[None])[:, 0]
+    c_r = correlation(samples, reference[keep])
+    below = (c_r < c_t[:, None])
+    total = n_eligible
+    if samples_are_reference:  # a sample is not its own decoy
+        self_idx = {int(j): i for i, j in enumerate(keep.tolist())}
+        rows = torch.arange(len(samples))
+        mask = torch.ones_like(below)
+        cols = torch.tensor([self_idx.get(int(r), -1) for r in rows])
+        has = cols >= 0
+        mask[rows[has], cols[has]] = False
+        below = below & mask
+        totals = torch.full((len(samples),), total) - has.long()
+    else:
+        totals = torch.full((len(samples),), total)
+    m = below.sum(dim=1)
+    from scipy.special import gammaln
+
+    m_np, n_np = m.numpy().astype(float), totals.numpy().astype(float)
+    log_p = np.where(m_np >= k, gammaln(m_np + 1) - gammaln(m_np - k + 1)
+                     - (gammaln(n_np + 1) - gammaln(n_np - k + 1)), -np.inf)
+    return float(np.mean(np.exp(log_p)))

@@ -1,9 +1,15 @@
-"""One orchestrator: image + budgets + prior -> privatized observations, reconstructions and
-their similarity to the original, for every (budget, seed).
+"""One orchestrator: image + budgets + prior -> privatized observations, reconstructions,
+their similarity to the original, and the verdicts, for every (budget, trial).
 
-Common random numbers: for a given seed the same standard-normal draw xi privatizes
-the image at every budget (and DDPM uses the same noise stream), so differences
-between budgets come from the budget alone.
+Noise streams (streams.py): the privatization draw xi of trial k comes from a generator
+keyed by (seed, a digest of the image at the prior's resolution, k), so two images never
+share a draw and a result is reproducible from (image, seed). Common random numbers: the
+same draw privatizes the image at every budget (and DDPM uses the same reverse-process
+stream), so differences between budgets come from the budget alone.
+
+Verdicts (verdict.py): per budget, the identification rate over the K trials against
+chance, the attribute rate against the prior's own class frequencies, and the domain check
+(reference.py), all from the prior's reference set.
 """
 from __future__ import annotations
 
@@ -16,20 +22,24 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from . import accounting
+from . import accounting, streams
+from .attacks import eligible_decoys, guess_rate, identify
 from .attributes import ATTRIBUTE_NAME, classifier_for, classify
 from .images import ImageLike, to_prior_tensor
 from .mechanism import noise_std, privatize, privatize_dpsgd
 from .metrics import LPIPSMetric, get_lpips, similarity
 from .priors import Prior, load_prior
 from .reconstruct import DEFAULT_DDIM_STEPS, SAMPLERS, reconstruct
+from .reference import Reference, ReferenceUnavailable, reference_for, typicality
 from .schedule import match_timesteps
+from .verdict import (CANDIDATES, DOMAIN_FACTOR, DOMAIN_PERCENTILE, Attribute, BudgetVerdict,
+                      Identification, identification_label)
 
-__all__ = ["AuditSample", "AuditResult", "run_audit", "budgets_to_mu", "MECHANISMS",
-           "MAX_SEEDS", "MAX_STEPS", "MAX_BUDGETS"]
+__all__ = ["AuditSample", "AuditResult", "run_audit", "budgets_to_mu", "default_trials",
+           "MECHANISMS", "MAX_TRIALS", "MAX_STEPS", "MAX_BUDGETS"]
 
 MECHANISMS = ("analytic", "dpsgd")
-MAX_SEEDS = 16
+MAX_TRIALS = 32
 MAX_STEPS = 1000
 MAX_BUDGETS = 32
 Progress = Callable[[float, str], None]
@@ -37,12 +47,12 @@ Progress = Callable[[float, str], None]
 
 @dataclass
 class AuditSample:
-    """One (budget, seed): what the attacker observed and what the prior made of it."""
+    """One (budget, trial): what the attacker observed and what the prior made of it."""
 
     mu: float
     eps: float
     delta: float
-    seed: int
+    trial: int
     t_star: int
     sigma: float  # per-pixel noise std s = ||x|| / mu, [0, 1] pixel scale
     sigma_dm: float  # the same in the model's [-1, 1] scale (2 s)
@@ -63,7 +73,7 @@ class AuditSample:
     def record(self) -> dict:
         clean = lambda d: {k: (v if v is None or math.isfinite(v) else None) for k, v in d.items()}
         return {
-            "mu": self.mu, "eps": self.eps, "delta": self.delta, "seed": self.seed,
+            "mu": self.mu, "eps": self.eps, "delta": self.delta, "trial": self.trial,
             "t_star": self.t_star, "sigma": self.sigma, "sigma_dm": self.sigma_dm,
             "beyond_range": self.beyond_range, "below_range": self.below_range,
             "noisy": clean(self.noisy), "recon": clean(self.recon),
@@ -79,7 +89,8 @@ class AuditResult:
     prior_source: str
     sampler: str
     steps: int | None
-    seeds: list[int]
+    seed: int
+    trials: int
     delta: float
     mechanism: str
     lpips: str  # label of the LPIPS variant, or the reason it is unavailable
@@ -87,6 +98,10 @@ class AuditResult:
     elapsed_s: float
     # {"name", "original", "confidence"} when the prior ships an attribute classifier
     attribute: dict | None = None
+    # {"in_domain", "score", "percentile", "method"}; None when no reference set exists
+    domain: dict | None = None
+    verdicts: list[BudgetVerdict] = field(default_factory=list)
+    reference: str = ""  # the reference set in words, or why there is none
 
     def records(self) -> list[dict]:
         return [s.record() for s in self.samples]
@@ -96,6 +111,25 @@ class AuditResult:
 
     def budgets(self) -> list[float]:
         return sorted({s.mu for s in self.samples})
+
+    def at(self, mu: float) -> list[AuditSample]:
+        """The trials of one budget, in trial order."""
+        return sorted((s for s in self.samples if math.isclose(s.mu, mu)), key=lambda s: s.trial)
+
+    def spread(self, mu: float) -> torch.Tensor:
+        """Spread map of one budget: the per-pixel standard deviation of the reconstructions
+        across trials (averaged over colour channels), scaled by 2 so that 1 is the largest
+        possible spread of values in [0, 1]: (1, H, W). Bright = the attacker is guessing."""
+        recons = torch.stack([s.reconstruction for s in self.at(mu)])
+        return (recons.std(dim=0, unbiased=False).mean(dim=0, keepdim=True) * 2).clamp(0, 1)
+
+    def verdict_at(self, mu: float) -> BudgetVerdict | None:
+        return next((v for v in self.verdicts if math.isclose(v.mu, mu)), None)
+
+    def verdicts_json(self) -> dict:
+        """verdicts.json: the prior, the domain check and each budget's verdicts."""
+        return {"prior": self.prior_name, "domain": self.domain, "reference": self.reference,
+                "budgets": [v.to_dict() for v in self.verdicts]}
 
 
 def budgets_to_mu(
@@ -120,9 +154,10 @@ def budgets_to_mu(
     return out
 
 
-def _xi_generator(seed: int) -> torch.Generator:
-    state = np.random.SeedSequence([int(seed), 0xD1]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+def default_trials(prior: Prior) -> int:
+    """Trials per budget: 8 for priors up to 64 pixels (the embedded one), 4 above (a
+    256-pixel prior costs about 100x more per reconstruction; 4 of 4 still clears chance)."""
+    return 8 if prior.sample_size <= 64 else 4
 
 
 def run_audit(
@@ -132,7 +167,7 @@ def run_audit(
     epsilons: Sequence[float] | None = None,
     delta: float = 1e-5,
     prior: Prior | str | None = None,
-    seeds: int = 1,
+    trials: int | None = None,
     seed: int = 0,
     sampler: str = "ddim",
     steps: int | None = DEFAULT_DDIM_STEPS,
@@ -140,16 +175,21 @@ def run_audit(
     lpips: str | LPIPSMetric | None = "alex",
     progress: Progress | None = None,
     batch_size: int | None = None,
+    reference: Reference | str | None = None,
+    verdicts: bool = True,
 ) -> AuditResult:
     """Audit one image at several budgets (mu-GDP, or eps at ``delta``).
 
     image: a path/bytes/PIL image (converted to the prior's size and channels), or a
         tensor (C, H, W) in [0, 1] already at the prior's size.
-    seeds: number of seeds (seed, seed + 1, ...): each is one privatization noise draw
-        and, for DDPM, one posterior sample.
+    trials: trials per budget (default ``default_trials(prior)``): each is one privatization
+        noise draw and, for DDPM, one posterior sample, from streams keyed by (seed, image).
+    seed: the base seed of the noise streams.
     mechanism: "analytic" (the Gaussian law) or "dpsgd" (a real Opacus step, inverted).
     lpips: "alex", "vgg", an ``LPIPSMetric``, or None to skip LPIPS.
     progress: called as progress(fraction, message).
+    reference: the prior's reference set, a folder of images of its kind, or None (the
+        shipped or sampled one); ``verdicts=False`` skips verdicts and the domain check.
     """
     t0 = time.perf_counter()
     say = progress or (lambda f, m: None)
@@ -157,8 +197,11 @@ def run_audit(
         raise ValueError(f"sampler must be one of {SAMPLERS}, got sampler={sampler!r}")
     if mechanism not in MECHANISMS:
         raise ValueError(f"mechanism must be one of {MECHANISMS}, got mechanism={mechanism!r}")
-    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or not 1 <= seeds <= MAX_SEEDS:
-        raise ValueError(f"seeds must be an integer between 1 and {MAX_SEEDS}, got seeds={seeds!r}")
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, (int, np.integer))
+                               or not 1 <= trials <= MAX_TRIALS):
+        raise ValueError(f"trials must be an integer between 1 and {MAX_TRIALS}, got trials={trials!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be a whole number >= 0, got seed={seed!r}")
     if steps is not None and (isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= MAX_STEPS):
         raise ValueError(f"steps must be an integer between 1 and {MAX_STEPS}, got steps={steps!r}")
     delta = accounting.validate_delta(delta)
@@ -175,35 +218,39 @@ def run_audit(
         if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
             raise ValueError("image tensor must be finite and lie in [0, 1]")
     else:
-        x = to_prior_tensor(image, size=prior.sample_size, channels=prior.channels)
-    seed_list = [int(seed) + k for k in range(seeds)]
+        x = prior.load_image(image)
+    trials = default_trials(prior) if trials is None else int(trials)
+    digest = streams.image_digest(x)
 
     say(0.02, "privatizing")
     rows, obs = [], []
-    for k in seed_list:
-        xi = torch.randn(x.shape, generator=_xi_generator(k))
+    for k in range(trials):
+        g = streams.generator(seed, digest, k, streams.PRIVATIZE)
+        xi = torch.randn(x.shape, generator=g) if mechanism == "analytic" else None
         for mu, eps in budgets:
             if mechanism == "analytic":
                 obs.append(privatize(x, mu, xi=xi))
             else:
-                obs.append(privatize_dpsgd(x, mu, generator=_xi_generator(k)).x_tilde)
+                obs.append(privatize_dpsgd(x, mu, generator=streams.generator(
+                    seed, digest, k, streams.PRIVATIZE)).x_tilde)
             rows.append((mu, eps, k))
     observations = torch.stack(obs)
     s = [float(noise_std(x, mu)) for mu, _, _ in rows]
     matches = match_timesteps([2 * v for v in s], prior.alphas_cumprod)
+    reverse_seeds = [streams.stream_seed(seed, digest, k, streams.REVERSE) for k in range(trials)]
 
     recons = reconstruct(
         prior, observations, matches, sampler=sampler, steps=steps,
-        seeds=[k for _, _, k in rows], batch_size=batch_size,
-        progress=lambda d, n: say(0.05 + 0.85 * d / n, f"reverse diffusion step {d}/{n}"),
+        seeds=[reverse_seeds[k] for _, _, k in rows], batch_size=batch_size,
+        progress=lambda d, n: say(0.05 + 0.8 * d / n, f"reverse diffusion step {d}/{n}"),
     )
 
-    say(0.92, "measuring similarity")
+    say(0.87, "measuring similarity")
     metric = get_lpips(lpips) if isinstance(lpips, str) else lpips
     noisy_m = similarity(x, observations.clamp(0, 1), lpips_metric=metric)
     recon_m = similarity(x, recons, lpips_metric=metric)
     samples = [
-        AuditSample(mu=mu, eps=eps, delta=delta, seed=k, t_star=m.t_star, sigma=sv,
+        AuditSample(mu=mu, eps=eps, delta=delta, trial=k, t_star=m.t_star, sigma=sv,
                     sigma_dm=m.sigma_dm, beyond_range=m.beyond_range, below_range=m.below_range,
                     observation=o, reconstruction=r, noisy=nm, recon=rm)
         for (mu, eps, k), sv, m, o, r, nm, rm in zip(rows, s, matches, observations, recons,
@@ -222,10 +269,61 @@ def run_audit(
         lp_label, lp_ok = "LPIPS not requested", False
     else:
         lp_label, lp_ok = (metric.label if metric.available else metric.reason), metric.available
-    say(1.0, "done")
-    return AuditResult(
+    result = AuditResult(
         original=x, samples=samples, prior_name=prior.name, prior_source=prior.source,
-        sampler=sampler, steps=steps, seeds=seed_list, delta=delta, mechanism=mechanism,
-        lpips=lp_label, lpips_available=lp_ok, elapsed_s=time.perf_counter() - t0,
+        sampler=sampler, steps=steps, seed=int(seed), trials=trials, delta=delta,
+        mechanism=mechanism, lpips=lp_label, lpips_available=lp_ok, elapsed_s=0.0,
         attribute=attribute,
     )
+    if verdicts:
+        say(0.92, "judging against chance")
+        _judge(result, prior, reference, digest, clf, progress=say)
+    result.elapsed_s = time.perf_counter() - t0
+    say(1.0, "done")
+    return result
+
+
+def _judge(result: AuditResult, prior: Prior, reference, digest: bytes, clf, *, progress) -> None:
+    """Fill in the domain check and the per-budget verdicts (see verdict.py)."""
+    try:
+        ref = reference if isinstance(reference, Reference) else reference_for(
+            prior, folder=reference, progress=lambda f, m: progress(0.92, m))
+    except (ReferenceUnavailable, OSError) as exc:
+        result.reference = f"no reference set, so no verdict: {exc}"
+        return
+    x = result.original
+    result.domain = ref.domain(typicality(prior, x[None]))
+    result.domain["method"] = (
+        "Mahalanobis distance of the prior's denoising-error profile (log MSE at fixed "
+        f"timesteps and noise) from its {len(ref.distances)} reference images'; beyond "
+        f"{DOMAIN_FACTOR:g} x their {DOMAIN_PERCENTILE:g}th percentile = outside the domain")
+    ok = result.domain["in_domain"]
+    result.reference = ref.source
+    keep = eligible_decoys(x, ref.images)
+    n = min(CANDIDATES, len(keep) + 1)
+    chance_id = max(1.0 / n, guess_rate(x, ref.samples, ref.images, candidates=n,
+                                        samples_are_reference=ref.samples_are_images))
+    decoy_idx = []
+    for k in range(result.trials):
+        g = streams.generator(result.seed, digest, k, streams.DECOYS)
+        decoy_idx.append(keep[torch.randperm(len(keep), generator=g)[: n - 1]])
+    decoys = torch.stack([ref.images[i] for i in decoy_idx])
+    chance_attr = None
+    if clf is not None and result.attribute is not None and ok:
+        if ref.sample_classes is None:
+            ref.sample_classes = classify(clf, ref.samples)[0]
+        classes = ref.sample_classes
+        chance_attr = float((classes == result.attribute["original"]).double().mean())
+    for mu in sorted({s.mu for s in result.samples}):
+        trials = result.at(mu)
+        recons = torch.stack([t.reconstruction for t in trials])
+        hits = int(identify(recons, x, decoys[[t.trial for t in trials]]).sum())
+        ident = Identification.of(hits, len(trials), chance_id, n)
+        attr = None
+        if chance_attr is not None:
+            same = sum(t.attribute["recon"] == result.attribute["original"] for t in trials)
+            attr = Attribute.of(result.attribute["name"], int(same), len(trials), chance_attr)
+        result.verdicts.append(BudgetVerdict(
+            mu=mu, eps=trials[0].eps, delta=result.delta, trials=len(trials),
+            identification=ident, attribute=attr,
+            verdict=identification_label(hits, len(trials), chance_id)))

@@ -14,12 +14,13 @@ import torch
 from . import accounting
 from .attacks import load_baseline
 from .audit import AuditResult, AuditSample, run_audit
-from .images import ImageLike, to_prior_tensor, to_uint8
+from .images import ImageLike, to_uint8
 from .plots import bound_figure, similarity_figure
 from .priors import EMBEDDED, REGISTRY, load_prior, prior_status
 from .reconstruct import DEFAULT_DDIM_STEPS
 from .report import grid_image, html_report
-from .verdict import verdict
+from .reference import ReferenceUnavailable, reference_for
+from .verdict import BudgetVerdict
 
 __all__ = ["SLIDER_RANGE", "Settings", "Session", "BudgetView", "slider_to_mu", "mu_to_slider",
            "budget_label", "ladder_mus", "compute_ladder", "view_budget", "compute_exact",
@@ -71,7 +72,7 @@ class Settings:
     prior: str = EMBEDDED
     sampler: str = "ddim"
     steps: int = DEFAULT_DDIM_STEPS
-    seeds: int = 1
+    trials: int = 8
     seed: int = 0
     delta: float = 1e-5
     mechanism: str = "analytic"
@@ -105,10 +106,16 @@ def _key(x: torch.Tensor, settings: Settings) -> str:
     return h.hexdigest()
 
 
-def _baseline_for(prior_name: str) -> dict | None:
-    spec = REGISTRY.get(prior_name)
-    folder = Path(spec.source) if spec else Path(prior_name)
-    return load_baseline(folder) if folder.is_dir() else None
+def _baseline_for(prior) -> dict | None:
+    """The unrelated-image baseline: the one shipped with the prior (it has LPIPS where its
+    backbone was available), else the one over the prior's reference set; never 0."""
+    shipped = load_baseline(prior.folder) if prior.folder is not None else None
+    if shipped is not None:
+        return shipped
+    try:
+        return reference_for(prior).baseline
+    except (ReferenceUnavailable, OSError):
+        return None
 
 
 def compute_ladder(
@@ -122,8 +129,7 @@ def compute_ladder(
     """The ladder for this image and settings (plus the current budget, in the same pass).
     Returns ``previous`` unchanged when image and settings are the same."""
     prior = load_prior(settings.prior)
-    x = image if isinstance(image, torch.Tensor) else to_prior_tensor(
-        image, size=prior.sample_size, channels=prior.channels)
+    x = image if isinstance(image, torch.Tensor) else prior.load_image(image)
     key = _key(x, settings)
     if previous is not None and previous.key == key:
         return previous
@@ -131,7 +137,7 @@ def compute_ladder(
     mus = ladder + ([float(current_mu)] if current_mu is not None else [])
     res = _run(x, mus, settings, prior=prior, progress=progress)
     session = Session(key=key, image=x, settings=settings, ladder=_subset(res, ladder),
-                      baseline=_baseline_for(settings.prior))
+                      baseline=_baseline_for(prior))
     if current_mu is not None:
         session.exact[float(current_mu)] = _subset(res, [float(current_mu)])
     return session
@@ -141,19 +147,20 @@ def _run(x: torch.Tensor, mus: list[float], settings: Settings, *, prior=None,
          progress: Callable[[float, str], None] | None = None) -> AuditResult:
     """run_audit with a session's settings (DDPM always walks every step from t*)."""
     return run_audit(x, mus=mus, delta=settings.delta, prior=prior or settings.prior,
-                     seeds=settings.seeds, seed=settings.seed, sampler=settings.sampler,
+                     trials=settings.trials, seed=settings.seed, sampler=settings.sampler,
                      steps=settings.steps if settings.sampler == "ddim" else None,
                      mechanism=settings.mechanism, lpips=settings.lpips, progress=progress)
 
 
 def _subset(res: AuditResult, mus: list[float]) -> AuditResult:
     keep = [s for s in res.samples if any(math.isclose(s.mu, m) for m in mus)]
-    return AuditResult(**{**res.__dict__, "samples": keep})
+    verdicts = [v for v in res.verdicts if any(math.isclose(v.mu, m) for m in mus)]
+    return AuditResult(**{**res.__dict__, "samples": keep, "verdicts": verdicts})
 
 
 def compute_exact(session: Session, mu: float, *,
                   progress: Callable[[float, str], None] | None = None) -> AuditResult:
-    """Run the exact budget (same image, settings and seeds) and remember it."""
+    """Run the exact budget (same image, settings and trials) and remember it."""
     found, m, exact = session.result_for(mu)
     if exact:
         return _subset(found, [m])
@@ -174,29 +181,49 @@ class BudgetView:
     mu: float
     eps: float
     exact: bool
-    samples: list[AuditSample]
-    verdict: str
-    score: float
+    samples: list[AuditSample]  # the trials of this budget
+    verdict: BudgetVerdict | None  # None when the prior has no reference set
+    domain: dict | None
+    spread: torch.Tensor  # (1, H, W) spread map
     beyond_range: bool
-    attribute: dict | None = None  # the original's attribute, when the prior ships a classifier
+    reference: str = ""
 
-    def attribute_markdown(self) -> str:
-        """'Attribute revealed: yes/no' for priors with an attribute classifier, else ''."""
-        if not self.attribute or any(s.attribute is None for s in self.samples):
-            return ""
-        orig, name = self.attribute["original"], self.attribute["name"]
-        recon = [s.attribute["recon"] for s in self.samples]
-        noisy = [s.attribute["noisy"] for s in self.samples]
-        hits = sum(r == orig for r in recon)
-        revealed = "yes" if hits * 2 > len(recon) else "no"
+    @property
+    def label(self) -> str:
+        """The headline: the identification verdict, or why there is none."""
+        if self.verdict is None:
+            return "no verdict"
+        if self.domain is not None and not self.domain["in_domain"]:
+            return "not assessed: outside the prior's domain"
+        return self.verdict.verdict
 
-        def reads(labels):
-            return ", ".join(str(v) for v in labels)
-
-        return (f"**Attribute revealed ({name}): {revealed}.** A classifier trained only on the "
-                f"prior's training split reads the original as **{orig}**, the noisy "
-                f"observation as {reads(noisy)} and the reconstruction as {reads(recon)}"
-                + (f" ({hits} of {len(recon)} seeds)" if len(recon) > 1 else "") + ".")
+    def verdict_markdown(self) -> str:
+        """The verdict in plain words: domain first, then identification, then attribute."""
+        lines = []
+        if self.domain is not None and not self.domain["in_domain"]:
+            lines.append(
+                "**Warning: this image is outside what the prior knows.** The attacker's prior "
+                f"was trained on other kinds of images (typicality distance {self.domain['score']:.1f}, "
+                f"above {self.domain['threshold']:.1f}, beyond every reference image). The "
+                "reconstructions show what the prior would guess, not a leak of this image, "
+                "and no verdict or attribute claim is made. Pick a prior trained on images like "
+                "yours.")
+        if self.verdict is None:
+            lines.append(f"No verdict: {self.reference}")
+            return "\n\n".join(lines)
+        v = self.verdict
+        if self.domain is None or self.domain["in_domain"]:
+            lines.append(v.sentence())
+            if v.attribute is not None:
+                a = v.attribute
+                lines.append(
+                    f"**{a.name.capitalize()} {'revealed' if a.revealed else 'not revealed'}**: the "
+                    f"reconstruction shows the original's {a.name} in {a.successes} of {a.trials} "
+                    f"tries (95% interval {a.ci95[0]:.0%} to {a.ci95[1]:.0%}); the prior draws this "
+                    f"class {a.chance:.0%} of the time on its own.")
+        else:
+            lines.append(f"_For the record, not a verdict: {v.sentence()}_")
+        return "\n\n".join(lines)
 
     def metrics_markdown(self, lpips_note: str) -> str:
         def mean(who, key):
@@ -213,30 +240,85 @@ class BudgetView:
                 ("PSNR", "psnr", ".1f", "pixel fidelity in dB; higher = closer (above about 20 dB "
                  "differences are subtle)"),
                 ("MSE", "mse", ".4f", "mean squared pixel error; 0 = identical")]
-        lines = ["| metric | noisy observation | diffusion reconstruction | what it means |",
+        lines = [f"Means over {len(self.samples)} trials.", "",
+                 "| metric | noisy observation | diffusion reconstruction | what it means |",
                  "|---|---|---|---|"]
         for name, key, spec, meaning in rows:
             lines.append(f"| {name} | {fmt(mean('noisy', key), spec)} | "
                          f"**{fmt(mean('recon', key), spec)}** | {meaning} |")
         if lpips_note and "unavailable" in lpips_note:
             lines.append(f"\n_{lpips_note}_")
-        if attr := self.attribute_markdown():
-            lines.append(f"\n{attr}")
         return "\n".join(lines)
 
 
 def view_budget(session: Session, mu: float) -> BudgetView:
     res, m, exact = session.result_for(mu)
-    samples = [s for s in res.samples if math.isclose(s.mu, m)]
-    ssim = float(np.mean([s.recon["ssim"] for s in samples]))
-    beyond = any(s.beyond_range for s in samples)
-    label, r = verdict(ssim, (session.baseline or {}).get("ssim"), beyond_range=beyond)
-    return BudgetView(mu=m, eps=samples[0].eps, exact=exact, samples=samples, verdict=label,
-                      score=r, beyond_range=beyond, attribute=res.attribute)
+    samples = res.at(m)
+    return BudgetView(mu=m, eps=samples[0].eps, exact=exact, samples=samples,
+                      verdict=res.verdict_at(m), domain=res.domain, spread=res.spread(m),
+                      beyond_range=any(s.beyond_range for s in samples),
+                      reference=res.reference)
 
 
 def ladder_verdicts(session: Session) -> dict[float, str]:
-    return {m: view_budget(session, m).verdict for m in session.ladder.budgets()}
+    return {m: view_budget(session, m).label for m in session.ladder.budgets()}
+
+
+def verdicts_payload(session: Session, view: BudgetView) -> dict:
+    """The verdicts.json of the ladder and the budget on view (what the API returns)."""
+    out = session.ladder.verdicts_json()
+    if view.verdict is not None and not any(math.isclose(b["mu"], view.mu) for b in out["budgets"]):
+        out["budgets"] = sorted(out["budgets"] + [view.verdict.to_dict()], key=lambda b: b["mu"])
+    return out
+
+
+# Budgets to pin for comparison. Sources (README, "Comparing budgets"): eps 8 and eps 1 are
+# the strongest and the most cited settings of De et al. 2022 (DP-SGD on CIFAR-10 and
+# ImageNet); eps 3 is Tramer & Boneh 2021's CIFAR-10 setting; eps 1000 stands for budgets
+# that give no real protection against this attacker.
+PRESETS = {"eps 1": 1.0, "eps 3": 3.0, "eps 8": 8.0, "eps 1000 (no real protection)": 1000.0}
+MAX_PINNED = 4
+
+
+def pin_label(mu: float, eps: float) -> str:
+    return f"eps {eps:.4g} (mu {mu:.4g})"
+
+
+def pin_choices(pinned: list[str]) -> list[str]:
+    return list(dict.fromkeys(list(PRESETS) + list(pinned)))
+
+
+def pinned_mu(choice: str, delta: float) -> float:
+    """mu of a pinned budget: a preset (eps at ``delta``) or a pin_label."""
+    if choice in PRESETS:
+        return accounting.mu_from_eps(PRESETS[choice], delta)
+    try:
+        return float(choice.split("(mu ")[1].rstrip(")"))
+    except (IndexError, ValueError):
+        raise ValueError(f"unknown budget {choice[:40]!r}") from None
+
+
+def compare_budgets(session: Session, mus: list[float], *,
+                    progress: Callable[[float, str], None] | None = None):
+    """(grid image, markdown table) of the given budgets side by side, with their verdicts;
+    budgets not yet computed are computed once (same image, settings and trials)."""
+    results = [compute_exact(session, m, progress=progress) for m in mus]
+    merged = AuditResult(**{**results[0].__dict__,
+                            "samples": [s for r in results for s in r.samples],
+                            "verdicts": [v for r in results for v in r.verdicts]})
+    views = [view_budget(session, m) for m in mus]
+    notes = {v.mu: v.label for v in views}
+    rows = ["| budget | identified among 10 | chance | attribute | verdict |", "|---|---|---|---|---|"]
+    for v in views:
+        i = v.verdict.identification if v.verdict else None
+        a = v.verdict.attribute if v.verdict else None
+        ident = f"{i.successes} of {i.trials}" if i else "n/a"
+        chance = f"{i.chance:.0%}" if i else "n/a"
+        attr = "n/a" if a is None else (
+            f"{a.successes} of {a.trials} ({'revealed' if a.revealed else 'not revealed'})")
+        rows.append(f"| {budget_label(v.mu, v.eps, session.settings.delta)} | {ident} | {chance} "
+                    f"| {attr} | **{v.label}** |")
+    return grid_image(merged, notes=notes), "\n".join(rows)
 
 
 def ladder_image(session: Session):
@@ -258,7 +340,7 @@ def report_html(session: Session, mode: str, current_mu: float) -> str:
     current = _subset(res, [m])
     return html_report(session.ladder, current=current, mode=mode, baseline=session.baseline,
                        figures=figures(session, mode, current_mu),
-                       verdicts={**ladder_verdicts(session), m: view_budget(session, m).verdict})
+                       verdicts={**ladder_verdicts(session), m: view_budget(session, m).label})
 
 
 def dpsgd_text(noise_multiplier: float, sample_rate: float, steps: int, delta: float
@@ -275,7 +357,7 @@ def dpsgd_text(noise_multiplier: float, sample_rate: float, steps: int, delta: f
     return "\n".join(lines), b.mu
 
 
-def gpu_seconds(prior: str, sampler: str, steps: int, seeds: int) -> int:
+def gpu_seconds(prior: str, sampler: str, steps: int, trials: int) -> int:
     """A generous estimate of the GPU time one ladder needs (ZeroGPU asks for it up front):
     UNet rounds x batch x a per-sample cost that grows with the prior's pixel count:
     4 ms per sample and step at 256x256, about twice what a float16 forward of the
@@ -285,7 +367,7 @@ def gpu_seconds(prior: str, sampler: str, steps: int, seeds: int) -> int:
     spec = REGISTRY.get(prior)
     side = spec.resolution if spec and spec.resolution else 256
     rounds = 1000 if sampler == "ddpm" else max(1, int(steps))
-    batch = (LADDER_SIZE + 1) * max(1, int(seeds))
+    batch = (LADDER_SIZE + 1) * max(1, int(trials))
     per_sample = 0.004 * (side / 256) ** 2 + 1e-4
     return int(min(600, max(20, 15 + rounds * batch * per_sample)))
 

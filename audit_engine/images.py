@@ -9,7 +9,11 @@ Any input image is brought to the prior's resolution and channels the same way:
 2. transparency composited onto black (the embedded digit prior's background);
 3. colour converted to the prior's channels: grayscale with PIL's ITU-R 601-2 luma
    for 1-channel priors, RGB (grayscale replicated) for 3-channel priors;
-4. centre-cropped to a square and resized to the prior's size with Lanczos filtering.
+4. centre-cropped to a square and resized to the prior's size with Lanczos filtering;
+   a prior trained on padded images (the embedded one: MNIST's 28x28 digits padded with
+   2 black pixels to 32x32) declares its content size, and an image of any other size is
+   then resized to that content size and padded the same way (an image already at the
+   prior's size is taken as it is).
 """
 from __future__ import annotations
 
@@ -147,7 +151,8 @@ def array_to_pil(arr: np.ndarray | torch.Tensor) -> Image.Image:
     return Image.fromarray(arr)
 
 
-def to_prior_tensor(source: ImageLike, *, size: int, channels: int) -> torch.Tensor:
+def to_prior_tensor(source: ImageLike, *, size: int, channels: int,
+                    content_size: int | None = None) -> torch.Tensor:
     """Any image -> float tensor (channels, size, size) in [0, 1] (see the module docstring)."""
     if channels not in (1, 3):
         raise ValueError(f"priors with {channels} channels are not supported (1 or 3)")
@@ -157,7 +162,12 @@ def to_prior_tensor(source: ImageLike, *, size: int, channels: int) -> torch.Ten
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         img = Image.alpha_composite(background, rgba)
     img = img.convert("L" if channels == 1 else "RGB")
-    img = ImageOps.fit(img, (size, size), method=Image.Resampling.LANCZOS)
+    if content_size and content_size < size and img.size != (size, size):
+        inner = ImageOps.fit(img, (content_size, content_size), method=Image.Resampling.LANCZOS)
+        img = Image.new(img.mode, (size, size), 0)
+        img.paste(inner, ((size - content_size) // 2, (size - content_size) // 2))
+    else:
+        img = ImageOps.fit(img, (size, size), method=Image.Resampling.LANCZOS)
     arr = np.asarray(img, dtype=np.float32) / 255.0
     if arr.ndim == 2:
         arr = arr[:, :, None]

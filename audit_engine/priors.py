@@ -148,6 +148,14 @@ class Prior:
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
     folder: Path | None = None  # the resolved local folder (shipped extras live beside the UNet)
+    content_size: int | None = None  # images were padded from this size (preprocess.json)
+
+    def load_image(self, source) -> torch.Tensor:
+        """Any image as this prior sees it: (C, H, W) in [0, 1] (images.to_prior_tensor)."""
+        from .images import to_prior_tensor
+
+        return to_prior_tensor(source, size=self.sample_size, channels=self.channels,
+                               content_size=self.content_size)
 
     @property
     def sample_size(self) -> int:
@@ -281,6 +289,15 @@ def _resolve_folder(name: str) -> tuple[str, Path]:
                                + advice) from None
 
 
+def _content_size(folder: Path) -> int | None:
+    """``preprocess.json``'s content_size: the prior's training images were this size, padded
+    with black to the sample size (the embedded prior: 28, as MNIST)."""
+    path = folder / "preprocess.json"
+    if not path.is_file():
+        return None
+    return int(json.loads(path.read_text())["content_size"])
+
+
 _CACHE: dict[tuple, Prior] = {}
 _LOCK = threading.Lock()
 
@@ -328,6 +345,7 @@ def load_prior(
             device=device,
             dtype=dtype,
             folder=Path(folder),
+            content_size=_content_size(Path(folder)),
         )
         _CACHE[key] = prior
         return prior

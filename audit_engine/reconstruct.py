@@ -72,7 +72,7 @@ def _ticker(total: int, progress: Progress | None) -> Callable[[], None]:
 
 def _sample_generator(seed: int, stream: int = 0x5EED) -> torch.Generator:
     # A stream of its own, distinct from the privatization noise of the same seed.
-    state = np.random.SeedSequence([int(seed) & 0xFFFF_FFFF, stream]).generate_state(
+    state = np.random.SeedSequence([int(seed) % 2**64, stream]).generate_state(
         1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
 

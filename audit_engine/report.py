@@ -6,15 +6,22 @@ import io
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .audit import AuditResult
+from .verdict import CANDIDATES
 from .images import array_to_pil, to_uint8
 
 __all__ = ["tile", "grid_image", "write_csv", "write_outputs", "format_table", "html_report", "CAVEATS"]
 
 _BG, _FG = (255, 255, 255), (20, 20, 20)
+
+
+def _mean(values) -> float | None:
+    vals = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(vals)) if vals else None
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -41,50 +48,43 @@ def tile(images: torch.Tensor, cols: int, scale: int = 2, pad: int = 2) -> Image
     return canvas
 
 
-def grid_image(result: AuditResult, *, cell: int = 96,
+def grid_image(result: AuditResult, *, cell: int = 64,
                notes: dict[float, str] | None = None) -> Image.Image:
-    """Rows: budgets; columns: original, then privatized and reconstruction for each seed.
+    """Rows: budgets (in the order given); columns: original, the first trial's privatized
+    observation, every trial's reconstruction, and the spread map across trials.
     ``notes`` adds a line (e.g. a verdict) under a budget's label."""
-    by_budget: dict[float, dict[int, object]] = {}
-    for s in result.samples:
-        by_budget.setdefault(s.mu, {})[s.seed] = s
-    budgets = list(by_budget)  # the order the budgets were given in
-    seeds = result.seeds
+    budgets = list(dict.fromkeys(s.mu for s in result.samples))
     side = _cell(result.original, cell).width
-    label_w, head_h, pad = 170, 40, 6
-    cols = 1 + 2 * len(seeds)
+    label_w, head_h, pad = 190, 24, 4
+    trials = result.trials
+    cols = 3 + trials
     width = label_w + cols * (side + pad) + pad
     height = head_h + len(budgets) * (side + pad) + pad
     canvas = Image.new("RGB", (width, height), _BG)
     draw = ImageDraw.Draw(canvas)
-    font, small = _font(14), _font(12)
-    titles = ["original"]
-    for k in seeds:
-        suffix = f"\nseed {k}" if len(seeds) > 1 else ""
-        titles += [f"privatized{suffix}", f"reconstruction{suffix}"]
+    font, small = _font(13), _font(12)
+    titles = ["original", "privatized"] + [f"trial {k + 1}" for k in range(trials)] + ["spread"]
     for j, title in enumerate(titles):
-        draw.multiline_text((label_w + pad + j * (side + pad), 6), title, fill=_FG, font=small,
-                            spacing=2)
+        draw.text((label_w + pad + j * (side + pad), 6), title, fill=_FG, font=small)
     orig = _cell(result.original, cell)
     for i, mu in enumerate(budgets):
         y = head_h + i * (side + pad)
-        first = next(iter(by_budget[mu].values()))
+        runs = result.at(mu)
+        first = runs[0]
         lines = [f"mu = {mu:.4g}", f"eps = {first.eps:.4g}", f"t* = {first.t_star}"]
         if first.beyond_range:
             lines.append("beyond prior range")
         if notes and mu in notes:
             lines.append(notes[mu])
-        draw.multiline_text((pad, y + 4), "\n".join(lines), fill=_FG, font=font, spacing=3)
-        canvas.paste(orig, (label_w + pad, y))
-        for j, k in enumerate(seeds):
-            s = by_budget[mu][k]
-            x0 = label_w + pad + (1 + 2 * j) * (side + pad)
-            canvas.paste(_cell(s.privatized, cell), (x0, y))
-            canvas.paste(_cell(s.reconstruction, cell), (x0 + side + pad, y))
+        draw.multiline_text((pad, y + 2), "\n".join(lines), fill=_FG, font=font, spacing=2)
+        cells = [orig, _cell(first.privatized, cell)] + [_cell(r.reconstruction, cell) for r in runs]
+        cells.append(_cell(result.spread(mu), cell))
+        for j, c in enumerate(cells):
+            canvas.paste(c, (label_w + pad + j * (side + pad), y))
     return canvas
 
 
-_CSV_FIELDS = ["mu", "eps", "delta", "seed", "t_star", "sigma", "sigma_dm", "beyond_range",
+_CSV_FIELDS = ["mu", "eps", "delta", "trial", "t_star", "sigma", "sigma_dm", "beyond_range",
                "below_range"]
 
 
@@ -107,28 +107,72 @@ def write_csv(result: AuditResult, fh: io.TextIOBase) -> None:
 
 def format_table(result: AuditResult) -> str:
     """A short plain-text table of the audit for the terminal."""
-    head = (f"{'mu':>9} {'eps':>10} {'seed':>4} {'t*':>4}  {'SSIM noisy':>10} {'SSIM recon':>10}"
-            f"  {'PSNR noisy':>10} {'PSNR recon':>10}  {'LPIPS recon':>11}")
+    head = (f"{'mu':>9} {'eps':>10} {'t*':>4}  {'SSIM noisy':>10} {'SSIM recon':>10}  "
+            f"{'identified':>10} {'chance':>6}  {'attribute':>9}  verdict")
     lines = [head, "-" * len(head)]
-    for s in result.samples:
-        lp = s.recon.get("lpips")
-        flag = "  (beyond prior range)" if s.beyond_range else ""
+    for mu in dict.fromkeys(s.mu for s in result.samples):
+        runs = result.at(mu)
+        v = result.verdict_at(mu)
+        ident = f"{v.identification.successes}/{v.trials}" if v else "n/a"
+        chance = f"{v.identification.chance:.2f}" if v else "n/a"
+        attr = (f"{v.attribute.successes}/{v.trials}{'*' if v.attribute.revealed else ''}"
+                if v and v.attribute else "n/a")
+        label = v.verdict if v else "no verdict"
+        if result.domain is not None and not result.domain["in_domain"]:
+            label = "not assessed (outside the prior's domain)"
+        flag = " (beyond prior range)" if runs[0].beyond_range else ""
         lines.append(
-            f"{s.mu:9.4g} {s.eps:10.4g} {s.seed:4d} {s.t_star:4d}  {s.noisy['ssim']:10.3f} "
-            f"{s.recon['ssim']:10.3f}  {s.noisy['psnr']:10.2f} {s.recon['psnr']:10.2f}  "
-            f"{'n/a' if lp is None else format(lp, '.3f'):>11}{flag}")
+            f"{mu:9.4g} {runs[0].eps:10.4g} {runs[0].t_star:4d}  "
+            f"{np.mean([r.noisy['ssim'] for r in runs]):10.3f} "
+            f"{np.mean([r.recon['ssim'] for r in runs]):10.3f}  {ident:>10} {chance:>6}  "
+            f"{attr:>9}  {label}{flag}")
     return "\n".join(lines)
 
 
-def write_outputs(result: AuditResult, out: Path) -> dict[str, Path]:
-    """grid.png, metrics.json and metrics.csv under ``out`` (created)."""
+def _atomic_write(path: Path, write) -> None:
+    """write(temporary path), then rename it into place: no half-written file survives."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    tmp.replace(path)
+
+
+def write_outputs(result: AuditResult, out: Path, *, save_samples: bool = False
+                  ) -> dict[str, Path]:
+    """grid.png, metrics.json, metrics.csv and verdicts.json under ``out`` (created); with
+    ``save_samples``, samples.npz: float32 arrays in [0, 1], ``original`` (C, H, W),
+    ``observations`` and ``reconstructions`` (B, K, C, H, W) and ``mu`` (B,)."""
+    import json
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"grid": out / "grid.png", "json": out / "metrics.json", "csv": out / "metrics.csv"}
-    grid_image(result).save(paths["grid"], format="PNG")
-    paths["json"].write_text(result.to_json() + "\n")
-    with paths["csv"].open("w", newline="") as fh:
-        write_csv(result, fh)
+    paths = {"grid": out / "grid.png", "json": out / "metrics.json", "csv": out / "metrics.csv",
+             "verdicts": out / "verdicts.json"}
+    notes = {v.mu: v.verdict for v in result.verdicts}
+    _atomic_write(paths["grid"], lambda p: grid_image(result, notes=notes).save(p, format="PNG"))
+    _atomic_write(paths["json"], lambda p: p.write_text(result.to_json() + "\n"))
+
+    def csv_to(p):
+        with p.open("w", newline="") as fh:
+            write_csv(result, fh)
+
+    _atomic_write(paths["csv"], csv_to)
+    _atomic_write(paths["verdicts"], lambda p: p.write_text(
+        json.dumps(result.verdicts_json(), indent=2) + "\n"))
+    if save_samples:
+        mus = list(dict.fromkeys(s.mu for s in result.samples))
+        obs = torch.stack([torch.stack([s.observation for s in result.at(m)]) for m in mus])
+        rec = torch.stack([torch.stack([s.reconstruction for s in result.at(m)]) for m in mus])
+        paths["samples"] = out / "samples.npz"
+
+        def npz_to(p):
+            with p.open("wb") as fh:
+                np.savez_compressed(
+                    fh, original=result.original.float().numpy(),
+                    observations=obs.clamp(0, 1).float().numpy(),
+                    reconstructions=rec.clamp(0, 1).float().numpy(),
+                    mu=np.asarray(mus, dtype=np.float64))
+
+        _atomic_write(paths["samples"], npz_to)
     return paths
 
 
@@ -178,7 +222,7 @@ def html_report(
     title: str = "Visual privacy audit",
 ) -> str:
     """One self-contained HTML file: images embedded, interactive plots (plotly.js inline),
-    every parameter, prior, seeds, package versions and date. Opens offline; prints."""
+    every parameter, prior, trials, package versions and date. Opens offline; prints."""
     import datetime
     import html
 
@@ -190,32 +234,54 @@ def html_report(
     def fmt(v, spec=".3f"):
         return "n/a" if v is None else format(v, spec)
 
+    def tile_uri(images: torch.Tensor) -> str:
+        import base64
+
+        buf = io.BytesIO()
+        tile(images, cols=min(4, len(images)), scale=2).save(buf, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
     def sample_rows(result: AuditResult) -> str:
-        attr = result.attribute
         rows = []
-        for s in result.samples:
-            attr_cell = ""
-            if attr and s.attribute:
-                hit = "revealed" if s.attribute["recon"] == attr["original"] else "not revealed"
-                attr_cell = (f"<td>{s.attribute['noisy']} / <b>{s.attribute['recon']}</b> "
-                             f"({hit})</td>")
+        outside = result.domain is not None and not result.domain["in_domain"]
+        for mu in dict.fromkeys(s.mu for s in result.samples):
+            runs = result.at(mu)
+            first = runs[0]
+            v = result.verdict_at(mu)
+            mean = lambda who, key: _mean([getattr(r, who)[key] for r in runs])
+            if v is None:
+                ident, attr_cell = "n/a", "n/a"
+            else:
+                i = v.identification
+                ident = (f"{i.successes} of {i.trials} (95% CI {i.ci95[0]:.2f} to {i.ci95[1]:.2f}; "
+                         f"chance {i.chance:.2f})")
+                a = v.attribute
+                attr_cell = ("not claimed" if a is None else
+                             f"{a.successes} of {a.trials} ({'revealed' if a.revealed else 'not revealed'}; "
+                             f"chance {a.chance:.2f})")
+            label = verdicts.get(mu, v.verdict if v else "no verdict")
+            alt = (f"{len(runs)} reconstructions at eps {first.eps:.4g}: {label}")
             rows.append(
-                f"<tr><td>{s.eps:.4g}</td><td>{s.mu:.4g}</td><td>{s.seed}</td><td>{s.t_star}"
-                f"{' (beyond range)' if s.beyond_range else ''}</td>"
-                f"<td><img src='{_data_uri(result.original)}'></td>"
-                f"<td><img src='{_data_uri(s.privatized)}'></td>"
-                f"<td><img src='{_data_uri(s.reconstruction)}'></td>"
-                f"<td>{fmt(s.noisy['ssim'])} / <b>{fmt(s.recon['ssim'])}</b></td>"
-                f"<td>{fmt(s.noisy['psnr'], '.2f')} / <b>{fmt(s.recon['psnr'], '.2f')}</b></td>"
-                f"<td>{fmt(s.noisy['lpips'])} / <b>{fmt(s.recon['lpips'])}</b></td>"
-                f"{attr_cell}<td>{esc(verdicts.get(s.mu, ''))}</td></tr>")
-        attr_head = (f"<th>{esc(attr['name'])} noisy / recon (original: {attr['original']})</th>"
-                     if attr else "")
-        head = ("<tr><th>eps</th><th>mu</th><th>seed</th><th>t*</th><th>original</th>"
-                "<th>privatized</th><th>reconstruction</th><th>SSIM noisy / recon</th>"
-                f"<th>PSNR noisy / recon</th><th>LPIPS noisy / recon</th>{attr_head}"
-                "<th>verdict</th></tr>")
-        return f"<table>{head}{''.join(rows)}</table>"
+                f"<tr><td>{first.eps:.4g}</td><td>{mu:.4g}</td><td>{first.t_star}"
+                f"{' (beyond range)' if first.beyond_range else ''}</td>"
+                f"<td><img src='{_data_uri(result.original)}' alt='original'></td>"
+                f"<td><img src='{_data_uri(first.privatized)}' alt='privatized observation, trial 1'></td>"
+                f"<td><img class='tile' src='{tile_uri(torch.stack([r.reconstruction for r in runs]))}' alt='{esc(alt)}'></td>"
+                f"<td><img src='{_data_uri(result.spread(mu))}' alt='spread map across trials'></td>"
+                f"<td>{fmt(mean('noisy', 'ssim'))} / <b>{fmt(mean('recon', 'ssim'))}</b></td>"
+                f"<td>{fmt(mean('noisy', 'psnr'), '.2f')} / <b>{fmt(mean('recon', 'psnr'), '.2f')}</b></td>"
+                f"<td>{fmt(mean('noisy', 'lpips'))} / <b>{fmt(mean('recon', 'lpips'))}</b></td>"
+                f"<td>{esc(ident)}</td><td>{esc(attr_cell)}</td><td><b>{esc(label)}</b></td></tr>")
+        head = ("<tr><th scope='col'>eps</th><th scope='col'>mu</th><th scope='col'>t*</th>"
+                "<th scope='col'>original</th><th scope='col'>privatized</th>"
+                "<th scope='col'>reconstructions (one per trial)</th><th scope='col'>spread</th>"
+                "<th scope='col'>SSIM noisy / recon</th><th scope='col'>PSNR noisy / recon</th>"
+                "<th scope='col'>LPIPS noisy / recon</th><th scope='col'>identified among "
+                f"{CANDIDATES}</th><th scope='col'>attribute</th><th scope='col'>verdict</th></tr>")
+        warn = ("<p class='warn'><b>This image is outside what the prior knows</b>: the "
+                "reconstructions show what the prior would guess, not a leak of this image; no "
+                "verdict or attribute claim is made.</p>" if outside else "")
+        return f"{warn}<table>{head}{''.join(rows)}</table>"
 
     params = {
         "date (UTC)": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
@@ -223,7 +289,12 @@ def html_report(
         "prior": f"{ladder.prior_name} ({ladder.prior_source})",
         "privatization": ladder.mechanism + " (x + ||x|| / mu * xi, one DP-SGD step on one image)",
         "reverse process": f"{ladder.sampler.upper()}, {ladder.steps or 'all'} steps from t*",
-        "seeds": ", ".join(map(str, ladder.seeds)),
+        "trials per budget": f"{ladder.trials} (noise streams keyed by seed {ladder.seed} and the image)",
+        "reference set": ladder.reference or "none",
+        "domain check": ("n/a" if ladder.domain is None else
+                         f"{'inside' if ladder.domain['in_domain'] else 'OUTSIDE'} the prior's domain "
+                         f"(distance {ladder.domain['score']:.2f}, threshold "
+                         f"{ladder.domain['threshold']:.2f}; {ladder.domain['method']})"),
         "delta": f"{ladder.delta:g}",
         "budget shown as": "eps at delta" if mode == "eps" else "mu (Gaussian DP)",
         "LPIPS": ladder.lpips,
@@ -246,6 +317,8 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: center; font-size: 0.9em; }}
 img {{ image-rendering: pixelated; width: 96px; height: 96px; }}
+img.tile {{ width: auto; height: auto; max-width: 320px; }}
+.warn {{ border: 2px solid #b00020; padding: 0.5em; }}
 .params td {{ text-align: left; }}
 @media print {{ .plotly-graph-div {{ page-break-inside: avoid; }} h2 {{ page-break-before: auto; }} }}
 </style></head><body>

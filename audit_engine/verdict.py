@@ -1,41 +1,127 @@
-"""Plain-language verdicts on a reconstruction, anchored on the unrelated-image baseline.
+"""Verdicts a privacy officer can trust: rates over repeated trials against chance.
 
-A similarity score only means something beside two reference points: an exact copy
-(SSIM 1) and an unrelated image of the same kind (the baseline b: the mean SSIM of two
-distinct images from the prior's data set). The reconstruction's position between them,
+One reconstruction is one guess by the attacker. A claim of disclosure is therefore a
+rate over K trials (each a fresh privatization draw and, for DDPM, fresh reverse-process
+noise), with its Wilson 95% interval (Wilson 1927), compared with what the same attack
+achieves without information (the chance level):
 
-    r = (SSIM - b) / (1 - b),
-
-is 0 when it resembles the target no more than a random other image does (it reveals
-nothing specific), and 1 for a copy. The thresholds:
-
-- r >= 0.5, "recognisable": more than half-way from an unrelated image to a copy;
-  on the embedded digit prior this is where the digit classifier reads the original's
-  label from nearly every reconstruction (docs/PRIOR.md);
-- 0.2 <= r < 0.5, "partly recognisable": clearly closer than unrelated images, but
-  details are lost (the digit's class may still be revealed);
-- r < 0.2, "not recognisable": within a fifth of the way from an unrelated image.
-
-A start beyond the prior's range is always "not recognisable": the output is then a
-sample from the prior and carries nothing of the target.
+- identification (Hayes, Mahloujifar & Balle 2023, the source paper's success measure):
+  in each trial the attacker picks, among n candidates (the target and n - 1 images of
+  the prior's reference set), the one most similar to its reconstruction.
+  *recognisable*: the rate exceeds 1/2 and the interval's lower end exceeds chance;
+  *partly recognisable*: only the lower end exceeds chance; *not recognisable* otherwise;
+- attribute disclosure: the rate at which the reconstruction's class equals the original's;
+  *revealed* only when the interval's lower end exceeds chance;
+- domain: an image whose typicality under the prior (reference.typicality) falls in either
+  tail of the reference images' scores is outside the prior's domain, and no attribute
+  claim is made for it.
 """
 from __future__ import annotations
 
-__all__ = ["RECOGNISABLE", "PARTLY", "verdict"]
+import math
+from dataclasses import asdict, dataclass
 
-RECOGNISABLE = 0.5
-PARTLY = 0.2
+__all__ = ["Z95", "wilson_interval", "identification_label", "attribute_revealed",
+           "DOMAIN_PERCENTILE", "DOMAIN_FACTOR", "domain_threshold", "in_domain", "CANDIDATES", "Identification", "Attribute",
+           "BudgetVerdict", "LABELS"]
+
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+CANDIDATES = 10  # n: the target and 9 look-alikes; chance 1/n
+# an image whose typicality distance exceeds DOMAIN_FACTOR times this percentile of the
+# reference images' own distances is outside the domain (rates measured in docs/DOMAIN.md:
+# the margin keeps digits written a little differently, shifted or rotated, inside)
+DOMAIN_PERCENTILE = 99.0
+DOMAIN_FACTOR = 1.5
+LABELS = ("recognisable", "partly recognisable", "not recognisable")
 
 
-def verdict(ssim: float, baseline_ssim: float | None, *, beyond_range: bool = False
-            ) -> tuple[str, float]:
-    """(label, r) for a reconstruction's SSIM; baseline 0 when the prior has none."""
-    b = 0.0 if baseline_ssim is None else float(baseline_ssim)
-    r = (float(ssim) - b) / (1.0 - b) if b < 1 else 0.0
-    if beyond_range:
-        return "not recognisable", r
-    if r >= RECOGNISABLE:
-        return "recognisable", r
-    if r >= PARTLY:
-        return "partly recognisable", r
-    return "not recognisable", r
+def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (Wilson 1927)."""
+    if trials <= 0 or not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes}/{trials}")
+    p = successes / trials
+    z2 = z * z
+    centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
+    half = z / (1 + z2 / trials) * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def identification_label(successes: int, trials: int, chance: float) -> str:
+    lo, _ = wilson_interval(successes, trials)
+    if lo <= chance:
+        return "not recognisable"
+    return "recognisable" if successes / trials > 0.5 else "partly recognisable"
+
+
+def attribute_revealed(successes: int, trials: int, chance: float) -> bool:
+    return wilson_interval(successes, trials)[0] > chance
+
+
+def domain_threshold(reference_distances) -> float:
+    """The largest typicality distance still inside the domain."""
+    import numpy as np
+
+    return DOMAIN_FACTOR * float(np.percentile(reference_distances, DOMAIN_PERCENTILE))
+
+
+def in_domain(distance: float, threshold: float) -> bool:
+    return distance <= threshold
+
+
+@dataclass(frozen=True)
+class Identification:
+    successes: int
+    trials: int
+    rate: float
+    ci95: tuple[float, float]
+    chance: float  # max(1/n, what the prior's own samples achieve on this image)
+    candidates: int
+
+    @classmethod
+    def of(cls, successes: int, trials: int, chance: float, candidates: int) -> "Identification":
+        return cls(successes, trials, successes / trials, wilson_interval(successes, trials),
+                   chance, candidates)
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    successes: int
+    trials: int
+    rate: float
+    ci95: tuple[float, float]
+    chance: float  # frequency of the original's class among the prior's own samples
+    revealed: bool
+
+    @classmethod
+    def of(cls, name: str, successes: int, trials: int, chance: float) -> "Attribute":
+        return cls(name, successes, trials, successes / trials,
+                   wilson_interval(successes, trials), chance,
+                   attribute_revealed(successes, trials, chance))
+
+
+@dataclass(frozen=True)
+class BudgetVerdict:
+    mu: float
+    eps: float
+    delta: float
+    trials: int
+    identification: Identification
+    attribute: Attribute | None
+    verdict: str
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["identification"]["ci95"] = list(self.identification.ci95)
+        if self.attribute is not None:
+            d["attribute"]["ci95"] = list(self.attribute.ci95)
+        return d
+
+    def sentence(self) -> str:
+        """The identification result in words."""
+        i = self.identification
+        chance = (f"chance: 1 in {i.candidates}" if math.isclose(i.chance, 1 / i.candidates)
+                  else f"guessing alone: {i.chance:.0%}, as this image resembles many of its kind")
+        return (f"The attacker picks your image out of {i.candidates} images of this kind in "
+                f"{i.successes} of {i.trials} tries ({chance}; 95% interval "
+                f"{i.ci95[0]:.0%} to {i.ci95[1]:.0%}).")

@@ -93,8 +93,15 @@ def main() -> None:
     ap.add_argument("--init", type=Path, default=None,
                     help="continue from this prior folder's (EMA) weights: a further stage")
     ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--checkpoint", type=Path, default=None,
+                    help="resumable state (model, EMA, optimiser, data order, step), written "
+                         "atomically every --checkpoint-every steps; resumed from when it exists")
+    ap.add_argument("--checkpoint-every", type=int, default=200)
     args = ap.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     digits, labels = load_digits()
@@ -128,11 +135,33 @@ def main() -> None:
     print(f"UNet {n_params / 1e6:.2f} M parameters; {len(train_idx)} train / {len(test_idx)} held out; "
           f"{total} steps", flush=True)
 
-    step, t0, losses = 0, time.time(), []
+    step, losses, done_before = 0, [], 0.0
+    epoch_perm, epoch_pos = None, 0
+    if args.checkpoint is not None and args.checkpoint.is_file():
+        state = torch.load(args.checkpoint, weights_only=False)
+        unet.load_state_dict(state["unet"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        lr_sched.load_state_dict(state["lr_sched"])
+        gen.set_state(state["gen"])
+        step, losses, done_before = state["step"], state["losses"], state["elapsed"]
+        epoch_perm, epoch_pos = state["perm"], state["pos"]
+        print(f"resumed from {args.checkpoint} at step {step}", flush=True)
+
+    def save_checkpoint(perm, pos):
+        tmp = args.checkpoint.with_suffix(".tmp")
+        torch.save({"unet": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                    "lr_sched": lr_sched.state_dict(), "gen": gen.get_state(), "step": step,
+                    "losses": losses, "elapsed": done_before + time.time() - t0,
+                    "perm": perm, "pos": pos}, tmp)
+        tmp.replace(args.checkpoint)
+
+    t0 = time.time()
     unet.train()
     while step < total:
-        perm = torch.randperm(len(x_train), generator=gen)
-        for i in range(0, len(perm), args.batch_size):
+        perm = epoch_perm if epoch_perm is not None else torch.randperm(len(x_train), generator=gen)
+        start, epoch_perm = epoch_pos, None
+        for i in range(start, len(perm), args.batch_size):
             if step >= total:
                 break
             x0 = x_train[perm[i : i + args.batch_size]]
@@ -155,11 +184,14 @@ def main() -> None:
             losses.append(loss.item())
             step += 1
             if step % 100 == 0 or step == total:
-                el = time.time() - t0
+                el = done_before + time.time() - t0
                 print(f"step {step}/{total} loss(avg100) {np.mean(losses[-100:]):.4f} "
-                      f"{step / el:.2f} it/s elapsed {el / 60:.1f} min", flush=True)
+                      f"elapsed {el / 60:.1f} min", flush=True)
+            if args.checkpoint is not None and step % args.checkpoint_every == 0:
+                save_checkpoint(perm, i + args.batch_size)
+        epoch_pos = 0
 
-    elapsed = time.time() - t0
+    elapsed = done_before + time.time() - t0
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     ema.save_pretrained(out / "unet", safe_serialization=True)
@@ -178,7 +210,8 @@ def main() -> None:
          "total_training_minutes_all_stages": stage_minutes,
          "total_epochs_all_stages": args.epochs + sum(p["epochs"] for p in previous),
          "params": n_params, "steps": step, "epochs": args.epochs, "batch_size": args.batch_size,
-         "lr": args.lr, "ema_decay": args.ema_decay, "seed": args.seed, "bf16_autocast": args.bf16,
+         "lr": args.lr, "warmup": args.warmup, "ema_decay": args.ema_decay, "seed": args.seed,
+         "bf16_autocast": args.bf16,
          "final_loss_avg_last_200": float(np.mean(losses[-200:])),
          "training_minutes": elapsed / 60, "torch": torch.__version__,
          "threads": torch.get_num_threads()}, indent=2))

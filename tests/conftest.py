@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
+# reference sets sampled from test priors are cached here, never in the user's home
+os.environ.setdefault("AUDIT_CACHE_DIR", tempfile.mkdtemp(prefix="audit-cache-"))
 os.environ.setdefault("AUDIT_OFFLINE", "1")  # tests never reach for LPIPS weights online
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

@@ -138,7 +138,7 @@ def file_cases() -> list[tuple[str, bytes, str | None]]:
 
 def _audit_args(**over):
     base = dict(prior="embedded", mode="eps", delta=1e-5, slider=2.0, sampler="ddim", steps=2,
-                seeds=1, seed=0)
+                trials=1, seed=0)
     base.update(over)
     return base
 
@@ -164,8 +164,8 @@ def parameter_cases() -> list[tuple[str, dict, str]]:
         ("steps negative", _audit_args(steps=-5), r"(?i)steps|minimum"),
         ("steps absurd", _audit_args(steps=10**9), r"(?i)steps|maximum"),
         ("steps fractional", _audit_args(steps=2.5), r"(?i)steps|whole"),
-        ("seeds 0", _audit_args(seeds=0), r"(?i)seeds|minimum"),
-        ("seeds absurd", _audit_args(seeds=10**6), r"(?i)seeds|maximum"),
+        ("trials 0", _audit_args(trials=0), r"(?i)trials|minimum"),
+        ("trials absurd", _audit_args(trials=10**6), r"(?i)trials|maximum"),
         ("seed huge", _audit_args(seed=2**70), r"(?i)seed"),
         ("seed negative", _audit_args(seed=-1), r"(?i)seed"),
         ("unknown prior id", _audit_args(prior="nobody/no-such-prior"), r"(?i)prior|choices"),

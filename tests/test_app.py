@@ -37,23 +37,24 @@ def tiny_registered(tiny_prior_dir, monkeypatch):
 def test_run_then_move_then_exact(tiny_registered, pil_digit):
     prior = tiny_registered
     out = app.run(pil_digit, prior, "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None, progress=_no_progress)
-    orig, priv, recons, verdict, metrics, sim, bnd, ladder, session = out
+    orig, priv, recons, spread, verdict, metrics, sim, bnd, verdicts, ladder, session = out
     assert orig.shape[0] >= 128 and priv.shape == orig.shape and len(recons) == 2
+    assert spread.shape == orig.shape and verdicts["budgets"] and "domain" in verdicts
     assert "eps = 100" in verdict and "SSIM" in metrics and isinstance(ladder, Image.Image)
     assert session.ladder.budgets() and 100 == pytest.approx(session.exact and list(session.exact.values())[0].samples[0].eps)
     moved = app.move(2.5, "eps", 1e-5, session)
-    assert "nearest ladder point" in moved[3] and "316" in moved[-1]
-    assert moved[0] is not None and moved[5] is not None  # the move leaves original and plots
-    assert type(moved[0]) is type(gr.skip()) and type(moved[5]) is type(gr.skip())
+    assert "nearest ladder point" in moved[4] and "316" in moved[-1]
+    assert moved[0] is not None and moved[6] is not None  # the move leaves original and plots
+    assert type(moved[0]) is type(gr.skip()) and type(moved[6]) is type(gr.skip())
     exact = app.exact(2.5, "eps", 1e-5, session)
-    assert "nearest ladder point" not in exact[3] and "316" in exact[3]
+    assert "nearest ladder point" not in exact[4] and "316" in exact[4]
 
 
 @pytest.mark.parametrize("args,msg", [
     ((None, "embedded", "eps", 1e-5, 2.0, "ddim", 20, 1, 0), "Upload an image"),
     (("IMG", "embedded", "eps", 0.0, 2.0, "ddim", 20, 1, 0), "delta"),
     (("IMG", "embedded", "eps", 1e-5, 2.0, "ddim", 0, 1, 0), "steps"),
-    (("IMG", "embedded", "eps", 1e-5, 2.0, "ddim", 20, 99, 0), "seeds"),
+    (("IMG", "embedded", "eps", 1e-5, 2.0, "ddim", 20, 99, 0), "trials"),
     (("IMG", "nobody/nothing", "eps", 1e-5, 2.0, "ddim", 20, 1, 0), "unknown prior 'nobody/nothing'"),
     (("IMG", "/etc", "eps", 1e-5, 2.0, "ddim", 20, 1, 0), "unknown prior"),
 ])
@@ -89,16 +90,19 @@ def test_end_to_end_through_gradio_client(app_server):
     out = client.predict(handle_file(str(DIGIT)), "embedded", "eps", 1e-5, 2.0, "ddim", 20, 1, 0,
                          api_name="/audit")
     first = time.perf_counter() - t0
-    orig, priv, recons, verdict, metrics, sim, bnd, ladder = out
+    orig, priv, recons, spread, verdict, metrics, sim, bnd, verdicts, ladder = out
     assert Path(orig).is_file() and Path(priv).is_file() and Path(ladder).is_file()
     assert len(recons) == 1 and "eps = 100" in verdict and "SSIM" in metrics
+    assert Path(spread).is_file() and verdicts["prior"] == "embedded"
+    assert {b["verdict"] for b in verdicts["budgets"]} <= {"recognisable", "partly recognisable",
+                                                           "not recognisable"}
     assert Image.open(orig).format == "PNG" and not Image.open(orig).info.get("exif")
     t0 = time.perf_counter()
     moved = client.predict(2.4, "eps", 1e-5, api_name="/budget")
     move = time.perf_counter() - t0
-    assert "nearest ladder point" in moved[3] or "eps = 251" in moved[3]
+    assert "nearest ladder point" in moved[4] or "eps = 251" in moved[4]
     exact = client.predict(2.4, "eps", 1e-5, api_name="/exact_budget")
-    assert "eps = 251.2" in exact[3]
+    assert "eps = 251.2" in exact[4]
     report = client.predict(2.4, "eps", 1e-5, api_name="/report")
     html = Path(report).read_text()
     assert "data:image/png;base64," in html and "embedded" in html

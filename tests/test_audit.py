@@ -11,10 +11,10 @@ from audit_engine.images import array_to_pil
 
 
 def test_run_audit_records(tiny_prior, digit_image):
-    res = run_audit(digit_image, mus=[0.5, 5, 50], prior=tiny_prior, seeds=2, steps=5,
+    res = run_audit(digit_image, mus=[0.5, 5, 50], prior=tiny_prior, trials=2, steps=5,
                     lpips=None)
     recs = res.records()
-    assert len(recs) == 6 and res.seeds == [0, 1]
+    assert len(recs) == 6 and res.trials == 2 and len(res.verdicts) == 3
     for r, s in zip(recs, res.samples):
         assert r["eps"] == pytest.approx(accounting.eps_from_mu(r["mu"], 1e-5))
         assert r["sigma"] == pytest.approx(float(digit_image.norm()) / r["mu"], rel=1e-6)
@@ -22,17 +22,21 @@ def test_run_audit_records(tiny_prior, digit_image):
         assert s.reconstruction.shape == digit_image.shape
         assert 0 <= float(s.privatized.min()) and float(s.privatized.max()) <= 1
     # t* decreases as the budget grows (less noise)
-    t = [r["t_star"] for r in recs if r["seed"] == 0]
+    t = [r["t_star"] for r in recs if r["trial"] == 0]
     assert t[0] > t[1] > t[2]
     json.dumps(recs)  # serialisable
 
 
 def test_common_random_numbers_across_budgets(tiny_prior, digit_image):
-    res = run_audit(digit_image, mus=[1, 10, 100], prior=tiny_prior, steps=2, lpips=None)
-    xis = [(s.observation - digit_image) / s.sigma for s in res.samples]
+    res = run_audit(digit_image, mus=[1, 10, 100], prior=tiny_prior, steps=2, lpips=None,
+                    trials=2, verdicts=False)
+    xis = [(s.observation - digit_image) / s.sigma for s in res.at(1) + res.at(10) + res.at(100)
+           if s.trial == 0]
     for xi in xis[1:]:
         torch.testing.assert_close(xi, xis[0], atol=1e-4, rtol=1e-4)
-    other = run_audit(digit_image, mus=[1], prior=tiny_prior, steps=2, lpips=None, seed=1)
+    assert not torch.allclose(res.at(1)[1].observation, res.at(1)[0].observation)  # trials differ
+    other = run_audit(digit_image, mus=[1], prior=tiny_prior, steps=2, lpips=None, seed=1,
+                      trials=1, verdicts=False)
     assert not torch.allclose((other.samples[0].observation - digit_image), xis[0])
 
 
@@ -61,8 +65,8 @@ def test_lpips_random_backbone_in_audit(tiny_prior, digit_image):
     (dict(mus=[-1]), "mu=-1"),
     (dict(epsilons=[float("nan")]), "eps="),
     (dict(mus=[1], delta=0), "delta=0"),
-    (dict(mus=[1], seeds=0), "seeds"),
-    (dict(mus=[1], seeds=10**6), "seeds"),
+    (dict(mus=[1], trials=0), "trials"),
+    (dict(mus=[1], trials=10**6), "trials"),
     (dict(mus=[1], steps=0), "steps"),
     (dict(mus=[1], sampler="euler"), "sampler"),
     (dict(mus=[1], mechanism="laplace"), "mechanism"),
@@ -77,12 +81,12 @@ def test_cli_writes_grid_and_metrics(tiny_prior_dir, digit_image, tmp_path, caps
     array_to_pil(digit_image).resize((40, 40)).convert("RGB").save(img)
     out = tmp_path / "out"
     rc = main(["audit", str(img), "--eps", "10", "100", "1000", "--prior", str(tiny_prior_dir),
-               "--steps", "3", "--seeds", "2", "--out", str(out)])
+               "--steps", "3", "--trials", "2", "--out", str(out)])
     assert rc == 0
     recs = json.loads((out / "metrics.json").read_text())
     assert len(recs) == 6
     for r in recs:
-        for key in ("mu", "eps", "delta", "t_star", "seed", "beyond_range"):
+        for key in ("mu", "eps", "delta", "t_star", "trial", "beyond_range"):
             assert key in r
         for who in ("noisy", "recon"):
             assert set(r[who]) >= {"mse", "psnr", "ssim", "lpips"}
@@ -104,3 +108,42 @@ def test_cli_reports_errors(tmp_path, tiny_prior_dir, capsys):
     assert rc == 2 and "no such image file" in capsys.readouterr().err
     rc = main(["audit", str(bad), "--mu", "1", "--prior", "nope/nothing", "--out", str(tmp_path)])
     assert rc == 2
+
+
+def test_cli_writes_verdicts_and_samples(tiny_prior_dir, digit_image, tmp_path):
+    img = tmp_path / "digit.png"
+    array_to_pil(digit_image).save(img)
+    out = tmp_path / "out"
+    rc = main(["audit", str(img), "--mu", "0.5", "50", "--prior", str(tiny_prior_dir),
+               "--steps", "2", "--trials", "3", "--save-samples", "--lpips", "none",
+               "--out", str(out)])
+    assert rc == 0
+    v = json.loads((out / "verdicts.json").read_text())
+    assert v["prior"] == str(tiny_prior_dir)
+    assert set(v["domain"]) >= {"in_domain", "score", "percentile", "method"}
+    assert isinstance(v["domain"]["in_domain"], bool)
+    assert [b["mu"] for b in v["budgets"]] == [0.5, 50]
+    for b in v["budgets"]:
+        assert set(b) >= {"mu", "eps", "delta", "trials", "identification", "attribute", "verdict"}
+        i = b["identification"]
+        assert i["trials"] == b["trials"] == 3 and i["candidates"] == 10 and i["chance"] >= 0.1
+        assert 0 <= i["ci95"][0] <= i["rate"] <= i["ci95"][1] <= 1
+        assert b["attribute"] is None  # the tiny prior ships no classifier
+        assert b["verdict"] in ("recognisable", "partly recognisable", "not recognisable")
+    import numpy as np
+
+    z = np.load(out / "samples.npz")
+    assert z["original"].shape == (1, 16, 16) and z["mu"].tolist() == [0.5, 50]
+    for key in ("observations", "reconstructions"):
+        assert z[key].shape == (2, 3, 1, 16, 16) and z[key].dtype == np.float32
+        assert z[key].min() >= 0 and z[key].max() <= 1
+    assert not list(out.glob(".*.tmp"))  # written atomically, no leftovers
+
+
+def test_results_depend_on_image_and_seed_only(tiny_prior, digit_image):
+    a = run_audit(digit_image, mus=[2], prior=tiny_prior, steps=2, lpips=None, trials=2)
+    b = run_audit(digit_image.clone(), mus=[2], prior=tiny_prior, steps=2, lpips=None, trials=2)
+    for s, t in zip(a.samples, b.samples):
+        assert torch.equal(s.observation, t.observation)
+        assert torch.equal(s.reconstruction, t.reconstruction)
+    assert a.verdicts_json()["budgets"] == b.verdicts_json()["budgets"]

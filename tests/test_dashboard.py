@@ -47,12 +47,13 @@ def test_slider_moves_are_served_from_the_ladder(tiny_prior, digit_image):
 
 
 def test_report_is_self_contained(tiny_prior, digit_image):
-    s = db.compute_ladder(digit_image, db.Settings(prior=tiny_prior.source, steps=2, seeds=2,
+    s = db.compute_ladder(digit_image, db.Settings(prior=tiny_prior.source, steps=2, trials=2,
                                                    lpips="alex"), current_mu=5.0)
     html = db.report_html(s, "eps", 5.0)
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
     assert "plotly" in html and "package torch" in html and "date (UTC)" in html
-    assert "seeds" in html and tiny_prior.source in html
+    assert "trials per budget" in html and tiny_prior.source in html
+    assert "identified among 10" in html and "spread map across trials" in html
     assert "src=\"http" not in html and "src='http" not in html  # nothing fetched online
 
 

@@ -51,11 +51,11 @@ def client(server):
 
 
 def _audit(client, path, *, prior="embedded", mode="eps", delta=1e-5, slider=2.0,
-           sampler="ddim", steps=2, seeds=1, seed=0):
+           sampler="ddim", steps=2, trials=1, seed=0):
     from gradio_client import handle_file
 
     return client.predict(handle_file(str(path)), prior, mode, delta, slider, sampler, steps,
-                          seeds, seed, api_name="/audit")
+                          trials, seed, api_name="/audit")
 
 
 def _error(fn) -> str:
@@ -70,7 +70,7 @@ def _error(fn) -> str:
 def _serving(client) -> None:
     """A full audit still works."""
     out = _audit(client, DIGIT)
-    assert Path(out[0]).is_file() and "eps" in out[3]
+    assert Path(out[0]).is_file() and "eps" in out[4]
 
 
 def _alive(server) -> None:
@@ -87,7 +87,7 @@ def test_hostile_files(server, client, tmp_path, name, data, expect):
         out = _audit(client, path)
         orig, priv = Image.open(out[0]), Image.open(out[1])
         assert orig.size == priv.size and orig.format == "PNG"
-        assert "eps" in out[3]
+        assert "eps" in out[4]
     else:
         msg = _error(lambda: _audit(client, path))
         assert re.search(expect, msg), f"{name}: unclear message {msg!r}"
@@ -199,7 +199,7 @@ def test_outputs_carry_no_metadata(client, tmp_path):
     path = tmp_path / f"{MARKER}-exif.jpg"
     path.write_bytes(_exif_jpeg())
     out = _audit(client, path)
-    files = [out[0], out[1], out[7]] + [g["image"] if isinstance(g, dict) else g[0] if isinstance(g, (list, tuple)) else g
+    files = [out[0], out[1], out[3], out[9]] + [g["image"] if isinstance(g, dict) else g[0] if isinstance(g, (list, tuple)) else g
                                         for g in out[2]]
     for f in files:
         img = Image.open(f)

@@ -1,0 +1,271 @@
+"""A reference set for every prior: images of the prior's kind and the prior's own guesses.
+
+Verdicts need three things that only images of the prior's kind can give:
+
+- *look-alikes*: the n - 1 other candidates of the identification test (Hayes et al.'s
+  candidate setting) are drawn from the reference images;
+- *what guessing achieves*: the prior's own unconditional samples are what the attack
+  outputs when the observation carries nothing (a start beyond the schedule's range), so
+  the rate at which a sample would pick the target, or carry its class, is the chance
+  level of this attack on this image;
+- *the domain check*: the prior's typicality score (below) of the reference images is the
+  distribution an uploaded image is compared with.
+
+Sources: a prior folder that ships ``heldout.npz`` (the embedded prior: 500 digits never
+used in training) uses those images; any other prior uses a folder of images the user
+names, or else images sampled once from the prior. Everything derived (samples, typicality
+scores, the unrelated-image baseline) is cached on disk, keyed by the prior's weights and
+the reference's settings: in the prior folder as ``reference.npz`` where it is shipped,
+else under ``AUDIT_CACHE_DIR`` (default ``~/.cache/visual-privacy-audit``).
+
+Typicality (the domain check): the prior's denoising error on the image at a few fixed
+timesteps t, with fixed noise e_j, one value per timestep,
+
+    L_t(x) = mean_j log( mean_pixels (eps_theta(sqrt(abar_t) y + sqrt(1 - abar_t) e_j, t) - e_j)^2 ),
+
+with y = 2x - 1: the terms of the diffusion loss (an ELBO-like quantity) at those
+timesteps. The score is the Mahalanobis distance of the profile (L_t)_t from the reference
+images' profiles, and its percentile among the reference images' own distances. A profile
+far off in either direction is flagged: real out-of-domain images are denoised worse than
+the reference, simple ones (flat colour, plain backgrounds) often better at some timesteps,
+as generative models rate simpler images more typical (Nalisnick et al. 2019), so a
+one-sided likelihood test would miss them. ``tail`` says which side the mean error is on.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .images import to_model, to_prior_tensor
+from .priors import Prior
+from .reconstruct import DEFAULT_DDIM_STEPS, sample
+from .verdict import domain_threshold, in_domain
+
+__all__ = ["Reference", "ReferenceUnavailable", "reference_for", "typicality", "cache_dir",
+           "reference_size", "DOMAIN_TIMESTEPS", "DOMAIN_DRAWS", "REFERENCE_VERSION"]
+
+DOMAIN_TIMESTEPS = (10, 50, 150, 400, 700)
+DOMAIN_DRAWS = 4
+REFERENCE_VERSION = 2
+Progress = Callable[[float, str], None]
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+class ReferenceUnavailable(RuntimeError):
+    """No reference set can be made for this prior; the message says why."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("AUDIT_CACHE_DIR", Path.home() / ".cache" / "visual-privacy-audit"))
+
+
+def reference_size(prior: Prior) -> int:
+    """Images sampled from a prior that ships none: 500 at up to 32 pixels, 200 up to 64,
+    50 above (each costs one unconditional sample; a 256-pixel prior wants a GPU)."""
+    side = prior.sample_size
+    return 500 if side <= 32 else 200 if side <= 64 else 50
+
+
+@torch.inference_mode()
+def typicality(prior: Prior, images: torch.Tensor, *, batch: int = 256) -> np.ndarray:
+    """The prior's denoising-error profile of each image (N, C, H, W) in [0, 1]: (N, T) log
+    errors at DOMAIN_TIMESTEPS (module docstring). Fixed noise: the same for every image."""
+    shape = tuple(images.shape[1:])
+    g = torch.Generator().manual_seed(0x7E57)
+    noise = torch.randn((DOMAIN_DRAWS, *shape), generator=g)
+    abar = prior.alphas_cumprod
+    ts = [t for t in DOMAIN_TIMESTEPS if t < len(abar)]
+    per_image = len(ts) * DOMAIN_DRAWS
+    chunk = max(1, batch // per_image)
+    out = []
+    for i in range(0, len(images), chunk):
+        y = to_model(images[i:i + chunk].float())
+        n = len(y)
+        xs, tt, ee = [], [], []
+        for t in ts:
+            a = float(abar[t])
+            for e in noise:
+                xs.append(a ** 0.5 * y + (1 - a) ** 0.5 * e)
+                tt.append(torch.full((n,), t))
+                ee.append(e.expand(n, *shape))
+        x_t = torch.cat(xs).to(prior.device)
+        e_hat = prior.predict_eps(x_t.float(), torch.cat(tt).to(prior.device)).float().cpu()
+        err = (e_hat - torch.cat(ee)).pow(2).flatten(1).mean(1).clamp(min=1e-12).log()
+        out.append(err.view(len(ts), DOMAIN_DRAWS, n).mean(1).T)
+    return torch.cat(out).double().numpy()
+
+
+@dataclass
+class Reference:
+    """Images of the prior's kind, the prior's own samples, and what is derived from them."""
+
+    images: torch.Tensor = field(repr=False)  # (N, C, H, W) in [0, 1]: look-alikes, baseline
+    samples: torch.Tensor = field(repr=False)  # (M, C, H, W): the prior's own guesses
+    profiles: np.ndarray = field(repr=False)  # (N, T) typicality profiles of the images
+    source: str  # in words, for the page and the report
+    samples_are_images: bool = False  # sampled reference: samples and images are one set
+    baseline: dict | None = None  # the unrelated-image baseline over the reference images
+    sample_classes: torch.Tensor | None = field(default=None, repr=False)  # set by the audit
+
+    def __post_init__(self) -> None:
+        p = np.asarray(self.profiles, dtype=np.float64)
+        self._mean = p.mean(axis=0)
+        cov = np.cov(p.T) + 1e-6 * np.eye(p.shape[1])
+        self._icov = np.linalg.inv(cov)
+        self.distances = self.distance(p)
+        self.threshold = domain_threshold(self.distances)
+
+    def distance(self, profiles: np.ndarray) -> np.ndarray:
+        """Mahalanobis distance of typicality profiles (N, T) from the reference's."""
+        d = np.atleast_2d(profiles) - self._mean
+        return np.sqrt(np.einsum("ij,jk,ik->i", d, self._icov, d))
+
+    def domain(self, profile: np.ndarray) -> dict:
+        """The domain check of one typicality profile: {"in_domain", "score" (the distance),
+        "percentile" (among the reference images' distances), "threshold", "tail" ("simpler"
+        or "more complex" than the reference on average, by the mean log error)}."""
+        dist = float(self.distance(profile)[0])
+        return {"in_domain": in_domain(dist, self.threshold), "score": dist,
+                "percentile": 100.0 * float(np.mean(self.distances < dist)),
+                "threshold": self.threshold,
+                "tail": "simpler" if float(np.mean(profile - self._mean)) < 0 else "more complex"}
+
+
+_MEMORY: dict[tuple, Reference] = {}
+_LOCKS: dict[tuple, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _weights_digest(prior: Prior) -> str:
+    """SHA-256 of the UNet's parameters (so a retrained prior never reuses a stale cache),
+    rounded to bfloat16 first: the same weights loaded in float32, float16 or bfloat16 give
+    the same digest."""
+    h = hashlib.sha256()
+    for name, p in sorted(prior.unet.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().to("cpu", torch.bfloat16).float().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _load_folder(folder: Path, prior: Prior) -> torch.Tensor:
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    images = []
+    for p in files:
+        try:
+            images.append(prior.load_image(p))
+        except Exception:  # unreadable files are skipped; the count is reported
+            continue
+    if len(images) < 10:
+        raise ReferenceUnavailable(f"the reference folder holds {len(images)} readable images; "
+                                   "at least 10 are needed (100 or more for a useful domain check)")
+    return torch.stack(images)
+
+
+def _u8(x: torch.Tensor) -> np.ndarray:
+    return x.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+
+
+def _f(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a).float().div(255)
+
+
+def build_reference(prior: Prior, *, images: torch.Tensor | None, n_samples: int,
+                    progress: Progress | None = None) -> dict:
+    """Compute a reference's arrays (the content of a ``reference.npz``)."""
+    say = progress or (lambda f, m: None)
+    say(0.0, f"drawing {n_samples} images from the prior (once; cached)")
+    samples = sample(prior, n_samples, sampler="ddim", steps=DEFAULT_DDIM_STEPS, seed=0,
+                     progress=lambda d, n: say(0.8 * d / n, f"sampling the reference set {d}/{n}"))
+    ref = samples if images is None else images
+    say(0.85, "scoring the reference images' typicality")
+    profiles = typicality(prior, ref)
+    return {"images": _u8(ref), "samples": _u8(samples), "profiles": profiles,
+            "samples_are_images": images is None}
+
+
+def _from_arrays(arrays, source: str) -> Reference:
+    from .attacks import unrelated_baseline
+
+    images = _f(arrays["images"])
+    base = unrelated_baseline(images, n_pairs=min(1000, 4 * len(images)))
+    base["data"] = source
+    return Reference(images=images, samples=_f(arrays["samples"]), profiles=arrays["profiles"],
+                     source=source, samples_are_images=bool(arrays["samples_are_images"]),
+                     baseline=base)
+
+
+def reference_for(prior: Prior, *, folder: str | Path | None = None,
+                  progress: Progress | None = None) -> Reference:
+    """The reference set of a prior (see the module docstring), from memory, from disk, or
+    computed once (with progress). ``folder``: images of the prior's kind to use instead of
+    the shipped or sampled ones (at least 10)."""
+    key = (prior.name, str(prior.folder), str(folder) if folder else None)
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(key, threading.Lock())
+    if key in _MEMORY:
+        return _MEMORY[key]
+    with lock:
+        if key in _MEMORY:
+            return _MEMORY[key]
+        ref = _make(prior, folder, progress)
+        _MEMORY[key] = ref
+        return ref
+
+
+def _make(prior: Prior, folder, progress, *, write_to: Path | None = None) -> Reference:
+    shipped = prior.folder / "heldout.npz" if prior.folder is not None else None
+    if folder is not None:
+        images = _load_folder(Path(folder), prior)
+        source = f"{len(images)} images from the folder {Path(folder).name}"
+    elif shipped is not None and shipped.is_file():
+        held = np.load(shipped)["images"]
+        images = _f(held.reshape(len(held), prior.channels, prior.sample_size, prior.sample_size))
+        source = f"{len(images)} held-out images shipped with the prior (never used in training)"
+    else:
+        images, source = None, None
+    n_samples = len(images) if images is not None else reference_size(prior)
+    image_hash = None if images is None else hashlib.sha256(_u8(images).tobytes()).hexdigest()
+    tag = hashlib.sha256(json.dumps(
+        [REFERENCE_VERSION, _weights_digest(prior), DOMAIN_TIMESTEPS, DOMAIN_DRAWS, n_samples,
+         DEFAULT_DDIM_STEPS, image_hash]).encode()).hexdigest()[:16]
+    cached = cache_dir() / "reference" / f"{tag}.npz"
+    places = ([prior.folder / "reference.npz"] if prior.folder is not None and folder is None
+              else []) + [cached]
+    arrays = None
+    for path in places if write_to is None else []:
+        if path.is_file():
+            with np.load(path) as z:
+                if str(z["tag"]) == tag:
+                    arrays = {k: z[k] for k in z.files}
+                    break
+    if arrays is None:
+        arrays = build_reference(prior, images=images, n_samples=n_samples, progress=progress)
+        arrays["tag"] = np.array(tag)
+        target = write_to or cached
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.stem + ".tmp.npz")
+            np.savez_compressed(tmp, **arrays)
+            tmp.replace(target)
+        except OSError:  # a read-only cache: the reference is kept in memory only
+            pass
+    if source is None:
+        source = f"{len(arrays['images'])} images sampled from the prior itself"
+    return _from_arrays(arrays, source)
+
+
+def write_shipped_reference(prior: Prior, progress: Progress | None = None) -> Path:
+    """Compute the reference of a prior folder and store it there as ``reference.npz``
+    (scripts/build_reference.py); it is then used without recomputation."""
+    path = prior.folder / "reference.npz"
+    _MEMORY.clear()
+    _MEMORY[(prior.name, str(prior.folder), None)] = _make(prior, None, progress, write_to=path)
+    return path

@@ -203,8 +203,8 @@ class BudgetView:
         if self.domain is not None and not self.domain["in_domain"]:
             lines.append(
                 "**Warning: this image is outside what the prior knows.** The attacker's prior "
-                f"was trained on other kinds of images (typicality distance {self.domain['score']:.1f}, "
-                f"above {self.domain['threshold']:.1f}, beyond every reference image). The "
+                f"was trained on other kinds of images (typicality distance {self.domain['score']:.1f}; "
+                f"images of its kind stay below {self.domain['threshold']:.1f}). The "
                 "reconstructions show what the prior would guess, not a leak of this image, "
                 "and no verdict or attribute claim is made. Pick a prior trained on images like "
                 "yours.")

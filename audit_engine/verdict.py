@@ -120,8 +120,12 @@ class BudgetVerdict:
     def sentence(self) -> str:
         """The identification result in words."""
         i = self.identification
-        chance = (f"chance: 1 in {i.candidates}" if math.isclose(i.chance, 1 / i.candidates)
-                  else f"guessing alone: {i.chance:.0%}, as this image resembles many of its kind")
+        if math.isclose(i.chance, 1 / i.candidates):
+            chance = f"chance: 1 in {i.candidates}"
+        elif i.chance > 1.5 / i.candidates:
+            chance = f"guessing alone: {i.chance:.0%}, as this image resembles many of its kind"
+        else:
+            chance = f"guessing alone: {i.chance:.0%}"
         return (f"The attacker picks your image out of {i.candidates} images of this kind in "
                 f"{i.successes} of {i.trials} tries ({chance}; 95% interval "
                 f"{i.ci95[0]:.0%} to {i.ci95[1]:.0%}).")

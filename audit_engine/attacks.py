@@ -104,19 +104,12 @@ def guess_rate(target: torch.Tensor, samples: torch.Tensor, reference: torch.Ten
                          f"{k} look-alikes are needed")
     c_t = correlation(samples, target[None])[:, 0]
     c_r = correlation(samples, reference[keep])
-    below = (c_r < c_t[:, None])
-    total = n_eligible
-    if samples_are_reference:  # a sample is not its own decoy
-        self_idx = {int(j): i for i, j in enumerate(keep.tolist())}
-        rows = torch.arange(len(samples))
-        mask = torch.ones_like(below)
-        cols = torch.tensor([self_idx.get(int(r), -1) for r in rows])
-        has = cols >= 0
-        mask[rows[has], cols[has]] = False
-        below = below & mask
-        totals = torch.full((len(samples),), total) - has.long()
-    else:
-        totals = torch.full((len(samples),), total)
+    below = c_r < c_t[:, None]
+    # sample i is reference image i when they are one set: it is not its own look-alike
+    others = (keep[None, :] != torch.arange(len(samples))[:, None] if samples_are_reference
+              else torch.ones_like(below))
+    below = below & others
+    totals = others.sum(dim=1)
     m = below.sum(dim=1)
     from scipy.special import gammaln
 

@@ -25,7 +25,7 @@ import torch
 from . import accounting, streams
 from .attacks import eligible_decoys, guess_rate, identify
 from .attributes import ATTRIBUTE_NAME, classifier_for, classify
-from .images import ImageLike, to_prior_tensor
+from .images import ImageLike
 from .mechanism import noise_std, privatize, privatize_dpsgd
 from .metrics import LPIPSMetric, get_lpips, similarity
 from .priors import Prior, load_prior

@@ -44,7 +44,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .images import to_model, to_prior_tensor
+from .images import to_model
 from .priors import Prior
 from .reconstruct import DEFAULT_DDIM_STEPS, sample
 from .verdict import domain_threshold, in_domain

@@ -18,8 +18,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TORCH_HOME=/home/user/.cache/torch \
     GRADIO_ANALYTICS_ENABLED=False \
     GRADIO_TEMP_DIR=/tmp/gradio \
-    AUDIT_HOST=0.0.0.0 \
-    AUDIT_PORT=7860
+    GRADIO_SERVER_NAME=0.0.0.0 \
+    GRADIO_SERVER_PORT=7860
 
 RUN useradd --create-home --uid 1000 user
 WORKDIR /home/user/app

@@ -7,6 +7,8 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a privacy tool does not phone home
 
 import functools
+import hashlib
+import io
 import math
 import shutil
 import tempfile
@@ -16,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import gradio as gr
+from PIL import Image as PILImage
 
 try:  # Hugging Face ZeroGPU: GPU work runs inside functions decorated with spaces.GPU
     import spaces
@@ -35,6 +38,7 @@ EXAMPLES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "assets" / "examples
 MAX_UPLOAD = os.environ.get("AUDIT_MAX_UPLOAD", "10mb")
 QUEUE_SIZE = int(os.environ.get("AUDIT_QUEUE_SIZE", "32"))
 TIME_LIMIT = float(os.environ.get("AUDIT_TIME_LIMIT", "300"))  # seconds per request
+MODEL_CONCURRENCY = 1  # model runs at a time, over all users and events (one group, "model")
 ZERO_GPU = spaces is not None and bool(os.environ.get("SPACES_ZERO_GPU"))
 configure_registry()  # AUDIT_PRIORS: the priors this deployment offers (embedded always)
 DEFAULT_PRIOR = os.environ.get("AUDIT_DEFAULT_PRIOR", EMBEDDED)
@@ -42,7 +46,9 @@ if DEFAULT_PRIOR not in REGISTRY:
     raise SystemExit(f"AUDIT_DEFAULT_PRIOR={DEFAULT_PRIOR!r} is not among the offered priors "
                      f"({', '.join(REGISTRY)})")
 N_VIEW = 9  # outputs of one budget's view (see _budget_outputs)
-REPORT_DIR = Path(os.environ.get("GRADIO_TEMP_DIR", Path(tempfile.gettempdir()) / "gradio")) / "reports"
+TEMP_DIR = Path(os.environ.get("GRADIO_TEMP_DIR", Path(tempfile.gettempdir()) / "gradio"))
+REPORT_DIR = TEMP_DIR / "reports"
+IMAGE_DIR = TEMP_DIR / "audit-images"  # result images, named by content (see _png)
 
 INTRO = """# Visual privacy audit
 Upload an image (or pick an example), choose a privacy budget and press **Run audit**.
@@ -182,6 +188,47 @@ def _mu(slider, mode, delta) -> tuple[float, float]:
         raise gr.Error(str(exc)) from None
 
 
+def _png(image) -> str:
+    """The image as a PNG file named by its content, written once and atomically.
+
+    Handed pixels, Gradio writes them to its cache on every answer, truncating the file in
+    place: when two answers hold the same picture (a slider dragged across one ladder point,
+    two users at one budget) a browser could download the file half-written. A finished
+    file, named by its content, is never rewritten, and Gradio copies it atomically."""
+    pil = image if isinstance(image, PILImage.Image) else PILImage.fromarray(image)
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    data = buf.getvalue()
+    path = IMAGE_DIR / f"{hashlib.sha256(data).hexdigest()[:40]}.png"
+    try:
+        os.utime(path)  # in use again: the sweep keeps it
+    except FileNotFoundError:
+        IMAGE_DIR.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.stem}.{uuid.uuid4().hex}")
+        staging.write_bytes(data)
+        os.replace(staging, path)
+        _sweep_images()
+    return str(path)
+
+
+_SWEPT = [0.0]
+
+
+def _sweep_images(max_age: float = 1800.0, every: float = 300.0) -> None:
+    """Remove this app's image files unused for ``max_age`` seconds (Gradio has copied them
+    into its own cache, which delete_cache ages), at most once every ``every`` seconds."""
+    now = time.time()
+    if now - _SWEPT[0] < every:
+        return
+    _SWEPT[0] = now
+    for p in IMAGE_DIR.glob("*.png"):
+        try:
+            if now - p.stat().st_mtime > max_age:
+                p.unlink()
+        except OSError:
+            pass
+
+
 def _budget_outputs(session: db.Session, mu: float, mode: str, *, plots: bool = True):
     """The view of one budget; ``plots=False`` leaves the original and the two plots as they
     are (a slider move: the images and numbers change at once, the plots' budget marker
@@ -196,12 +243,13 @@ def _budget_outputs(session: db.Session, mu: float, mode: str, *, plots: bool = 
                f"{len(v.samples)} tries; reverse process from t* = {first.t_star}.{beyond}")
     original, sim, bnd = gr.skip(), gr.skip(), gr.skip()
     if plots:
-        original = db.display(session.image)
+        original = _png(db.display(session.image))
         sim, bnd = db.figures(session, mode, mu)
     label = f"{v.label} at eps {v.eps:.3g}"
-    return (original, db.display(first.privatized),
-            [(db.display(s.reconstruction, 128), f"try {s.trial + 1}: {label}") for s in v.samples],
-            db.display(v.spread), verdict, v.metrics_markdown(session.ladder.lpips), sim, bnd,
+    return (original, _png(db.display(first.privatized)),
+            [(_png(db.display(s.reconstruction, 128)), f"try {s.trial + 1}: {label}")
+             for s in v.samples],
+            _png(db.display(v.spread)), verdict, v.metrics_markdown(session.ladder.lpips), sim, bnd,
             db.verdicts_payload(session, v))
 
 
@@ -234,6 +282,7 @@ def _on_gpu(duration):
     """Run the handler under spaces.GPU (ZeroGPU) when the spaces package is present; the
     handler's signature is kept, so Gradio still passes the request and progress."""
     def wrap(fn):
+        fn.gpu_seconds = duration  # marks a handler that runs the model
         if spaces is None:
             return fn
         gpu_fn = spaces.GPU(duration=duration)(fn)
@@ -259,7 +308,7 @@ def run(image, prior, mode, delta, slider, sampler, steps, trials, seed, session
         raise _too_long() from None
     except (ImageError, PriorUnavailable, ValueError) as exc:
         raise gr.Error(str(exc)) from None
-    return (*_budget_outputs(session, mu, mode), db.ladder_image(session), session)
+    return (*_budget_outputs(session, mu, mode), _png(db.ladder_image(session)), session)
 
 
 def move(slider, mode, delta, session):
@@ -279,16 +328,17 @@ def _exact_seconds(slider, mode, delta, session, *rest, **kw) -> int:
 
 @_on_gpu(_exact_seconds)
 def exact(slider, mode, delta, session):
-    """Compute the exact budget when it lies between ladder points."""
+    """Compute the exact budget when it lies between ladder points; returns the view and the
+    new session that holds it (Gradio's state contract: returned, never changed in place)."""
     if session is None:
-        return (gr.skip(),) * N_VIEW
+        return (gr.skip(),) * (N_VIEW + 1)
     mu, _ = _mu(slider, mode, delta)
     if not db.view_budget(session, mu).exact:
         try:
-            db.compute_exact(session, mu, progress=_Deadline())
+            session, _ = db.compute_exact(session, mu, progress=_Deadline())
         except TimeoutError:
             raise _too_long() from None
-    return _budget_outputs(session, mu, mode)
+    return (*_budget_outputs(session, mu, mode), session)
 
 
 def _readout(slider, mode, delta) -> str:
@@ -351,8 +401,14 @@ _CLICK_REPORT = """() => { const el = document.querySelector('#report-file');
   if (el) { (el.tagName === 'BUTTON' ? el : (el.querySelector('button') || el)).click(); } }"""
 
 
+def _compare_seconds(pinned, delta, session, *rest, **kw) -> int:
+    return min(600, _exact_seconds(None, None, None, session) * max(1, len(pinned or [])))
+
+
+@_on_gpu(_compare_seconds)
 def compare(pinned, delta, session):
-    """The pinned budgets side by side, each with its verdict."""
+    """The pinned budgets side by side, each with its verdict; returns the new session that
+    holds them."""
     if session is None:
         raise gr.Error("Run an audit first.")
     if not pinned:
@@ -361,12 +417,12 @@ def compare(pinned, delta, session):
         raise gr.Error(f"Compare at most {db.MAX_PINNED} budgets at once.")
     try:
         mus = [db.pinned_mu(p, float(delta)) for p in pinned]
-        image, table = db.compare_budgets(session, mus, progress=_Deadline())
+        image, table, session = db.compare_budgets(session, mus, progress=_Deadline())
     except TimeoutError:
         raise _too_long() from None
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
-    return image, table
+    return _png(image), table, session
 
 
 def pin(pinned, slider, mode, delta):
@@ -457,15 +513,18 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
 
     view_outputs = [out_orig, out_priv, out_recon, out_spread, verdict, metrics, sim_plot,
                     bound_plot, verdicts_json]
+    # Every handler that runs the model is in one concurrency group of MODEL_CONCURRENCY
+    # (one model run at a time on this server, whoever asks and through whichever event).
+    model = dict(concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
     run_btn.click(run, [image, prior, mode, delta, slider, sampler, steps, trials, seed, session],
-                  view_outputs + [ladder, session], api_name="audit", concurrency_limit=1)
+                  view_outputs + [ladder, session], api_name="audit", **model)
     # a slider move only reads the ladder: it skips the queue (answered at once, in parallel
     # for all users); computing an exact budget goes through the queue
     slider.change(move, [slider, mode, delta, session], view_outputs + [readout],
                   api_name="budget", trigger_mode="always_last", queue=False,
                   show_progress="hidden").then(
-        exact, [slider, mode, delta, session], view_outputs, api_name="exact_budget",
-        trigger_mode="always_last", concurrency_limit=1)
+        exact, [slider, mode, delta, session], view_outputs + [session], api_name="exact_budget",
+        trigger_mode="always_last", **model)
     mode.change(switch_mode, [mode, slider, delta], [slider], api_visibility="private")
     delta.change(_readout, [slider, mode, delta], [readout], api_visibility="private")
     calc_btn.click(calculator, [z, q, t_steps, c_delta], [calc_out, calc_mu], api_name="dpsgd")
@@ -473,18 +532,24 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     report_btn.click(report, [slider, mode, delta, session], [report_file], api_name="report").then(
         None, None, None, js=_CLICK_REPORT, api_visibility="private")
     pin_btn.click(pin, [pinned, slider, mode, delta], [pinned], api_visibility="private")
-    compare_btn.click(compare, [pinned, delta, session], [compare_img, compare_table],
-                      api_name="compare", concurrency_limit=1)
+    compare_btn.click(compare, [pinned, delta, session], [compare_img, compare_table, session],
+                      api_name="compare", **model)
+    # the priors' states (a Hub prior becomes available when the network returns)
+    demo.load(lambda: gr.Dropdown(choices=db.prior_choices()), None, [prior], queue=False,
+              api_visibility="private")
     demo.unload(cleanup)
 
 
 def launch(**overrides):
-    """Start the server with the privacy settings; tests pass prevent_thread_lock etc."""
-    kwargs = dict(
-        server_name=os.environ.get("AUDIT_HOST", "127.0.0.1"),
-        server_port=int(os.environ.get("AUDIT_PORT", "7860")),
-        max_file_size=MAX_UPLOAD, run_history=False, footer_links=["api"], allowed_paths=[],
-    )
+    """Start the server with the privacy settings; tests pass prevent_thread_lock etc.
+    Address and port are Gradio's: GRADIO_SERVER_NAME and GRADIO_SERVER_PORT (a Hugging Face
+    Space sets both), else 127.0.0.1 and the first free port from 7860."""
+    retired = [v for v in ("AUDIT_HOST", "AUDIT_PORT") if v in os.environ]
+    if retired:
+        raise SystemExit(f"{' and '.join(retired)} no longer choose the address: set Gradio's "
+                         "own GRADIO_SERVER_NAME (e.g. 0.0.0.0) and GRADIO_SERVER_PORT instead")
+    kwargs = dict(max_file_size=MAX_UPLOAD, run_history=False, footer_links=["api"],
+                  allowed_paths=[])
     kwargs.update(overrides)
     if not ZERO_GPU:  # on ZeroGPU, CUDA may only be touched inside spaces.GPU functions
         load_prior(EMBEDDED)  # warm: the first audit should not wait for the model

@@ -223,19 +223,21 @@ def run_audit(
     digest = streams.image_digest(x)
 
     say(0.02, "privatizing")
-    rows, obs = [], []
+    rows, obs, s = [], [], []  # s: each release's own per-pixel noise std
     for k in range(trials):
         g = streams.generator(seed, digest, k, streams.PRIVATIZE)
         xi = torch.randn(x.shape, generator=g) if mechanism == "analytic" else None
         for mu, eps in budgets:
             if mechanism == "analytic":
                 obs.append(privatize(x, mu, xi=xi))
-            else:
-                obs.append(privatize_dpsgd(x, mu, generator=streams.generator(
-                    seed, digest, k, streams.PRIVATIZE)).x_tilde)
+                s.append(float(noise_std(x, mu)))
+            else:  # a real step: when clipping is inactive its noise is z C, not ||x|| / mu
+                release = privatize_dpsgd(x, mu, generator=streams.generator(
+                    seed, digest, k, streams.PRIVATIZE))
+                obs.append(release.x_tilde)
+                s.append(release.noise_std)
             rows.append((mu, eps, k))
     observations = torch.stack(obs)
-    s = [float(noise_std(x, mu)) for mu, _, _ in rows]
     matches = match_timesteps([2 * v for v in s], prior.alphas_cumprod)
     reverse_seeds = [streams.stream_seed(seed, digest, k, streams.REVERSE) for k in range(trials)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -12,6 +12,7 @@ import torch
 
 from . import accounting
 from .attacks import load_baseline
+from .caches import LRU
 from .audit import AuditResult, AuditSample, run_audit
 from .images import ImageLike, to_uint8
 from .plots import bound_figure, similarity_figure
@@ -29,6 +30,10 @@ __all__ = ["SLIDER_RANGE", "Settings", "Session", "BudgetView", "slider_to_mu", 
 # slider positions are log10 of the budget in the chosen unit
 SLIDER_RANGE = {"eps": (-1.0, 5.0), "mu": (math.log10(0.05), math.log10(500.0))}
 LADDER_SIZE = 8
+# exact budgets one session keeps (least recently viewed dropped first): a fast slider may
+# ask for hundreds; 16 results of 8 tries at 32x32 are about 1 MB, of 4 tries at 256x256
+# (3 channels) about 100 MB
+EXACT_CACHE_SIZE = 16
 LADDER_SIGMAS = (0.05, 200.0)  # diffusion-scale noise std from "useless" to "strong" protection
 
 
@@ -80,23 +85,39 @@ class Settings:
 
 @dataclass
 class Session:
-    """One user's ladder for one (image, prior, settings), and exact budgets computed since."""
+    """One user's ladder for one (image, prior, settings), and the exact budgets computed
+    since (an LRU of at most EXACT_CACHE_SIZE results).
+
+    A session is a value in Gradio's state: nothing changes it in place. Adding a budget
+    (``with_exact``) makes a new session, which the handler returns as its new state, while
+    slider moves (answered outside the queue, in other threads) go on reading the old one.
+    The LRU's own lock covers its reordering on lookups."""
 
     key: str
     image: torch.Tensor
     settings: Settings
     ladder: AuditResult
     baseline: dict | None
-    exact: dict[float, AuditResult] = field(default_factory=dict)
+    exact: LRU[float, AuditResult] = field(default_factory=lambda: LRU(EXACT_CACHE_SIZE))
 
     def result_for(self, mu: float) -> tuple[AuditResult, float, bool]:
         """(result holding mu or its nearest ladder point, that mu, exact?)."""
-        for m, res in self.exact.items():
-            if math.isclose(m, mu, rel_tol=1e-9):
-                return res, m, True
+        hit = self.exact.find(lambda m: math.isclose(m, mu, rel_tol=1e-9))
+        if hit is not None:
+            m, res = hit
+            return res, m, True
         mus = self.ladder.budgets()
         near = min(mus, key=lambda m: abs(math.log(m) - math.log(mu)))
         return self.ladder, near, math.isclose(near, mu, rel_tol=1e-9)
+
+    def with_exact(self, mu: float, result: AuditResult) -> "Session":
+        """A new session that also holds ``result`` for ``mu`` (the least recently used
+        budget dropped beyond EXACT_CACHE_SIZE)."""
+        cache = LRU(self.exact.size)
+        for m, res in self.exact.items():
+            cache.put(m, res)
+        cache.put(float(mu), result)
+        return replace(self, exact=cache)
 
 
 def _key(x: torch.Tensor, settings: Settings) -> str:
@@ -138,7 +159,7 @@ def compute_ladder(
     session = Session(key=key, image=x, settings=settings, ladder=_subset(res, ladder),
                       baseline=_baseline_for(prior))
     if current_mu is not None:
-        session.exact[float(current_mu)] = _subset(res, [float(current_mu)])
+        session = session.with_exact(current_mu, _subset(res, [float(current_mu)]))
     return session
 
 
@@ -158,14 +179,15 @@ def _subset(res: AuditResult, mus: list[float]) -> AuditResult:
 
 
 def compute_exact(session: Session, mu: float, *,
-                  progress: Callable[[float, str], None] | None = None) -> AuditResult:
-    """Run the exact budget (same image, settings and trials) and remember it."""
+                  progress: Callable[[float, str], None] | None = None
+                  ) -> tuple[Session, AuditResult]:
+    """The exact budget (same image, settings and trials): (the session that also holds it,
+    its result). ``session`` itself is left as it was."""
     found, m, exact = session.result_for(mu)
     if exact:
-        return _subset(found, [m])
+        return session, _subset(found, [m])
     res = _run(session.image, [mu], session.settings, progress=progress)
-    session.exact[float(mu)] = res
-    return res
+    return session.with_exact(mu, res), res
 
 
 def display(x: torch.Tensor, size: int = 256) -> np.ndarray:
@@ -251,7 +273,10 @@ class BudgetView:
 
 
 def view_budget(session: Session, mu: float) -> BudgetView:
-    res, m, exact = session.result_for(mu)
+    return _view(*session.result_for(mu))
+
+
+def _view(res: AuditResult, m: float, exact: bool) -> BudgetView:
     samples = res.at(m)
     return BudgetView(mu=m, eps=samples[0].eps, exact=exact, samples=samples,
                       verdict=res.verdict_at(m), domain=res.domain, spread=res.spread(m),
@@ -299,13 +324,18 @@ def pinned_mu(choice: str, delta: float) -> float:
 
 def compare_budgets(session: Session, mus: list[float], *,
                     progress: Callable[[float, str], None] | None = None):
-    """(grid image, markdown table) of the given budgets side by side, with their verdicts;
-    budgets not yet computed are computed once (same image, settings and trials)."""
-    results = [compute_exact(session, m, progress=progress) for m in mus]
+    """(grid image, markdown table, session) of the given budgets side by side, with their
+    verdicts; budgets not yet computed are computed once (same image, settings and trials)
+    and the returned session holds them."""
+    results = []
+    for m in mus:
+        session, res = compute_exact(session, m, progress=progress)
+        results.append(res)
     merged = AuditResult(**{**results[0].__dict__,
                             "samples": [s for r in results for s in r.samples],
                             "verdicts": [v for r in results for v in r.verdicts]})
-    views = [view_budget(session, m) for m in mus]
+    views = [_view(r, r.budgets()[0], True) for r in results]  # the session's cache may have
+    # dropped an early one when more budgets than it holds are compared
     notes = {v.mu: v.label for v in views}
     rows = ["| budget | identified among 10 | chance | attribute | verdict |", "|---|---|---|---|---|"]
     for v in views:
@@ -317,7 +347,7 @@ def compare_budgets(session: Session, mus: list[float], *,
             f"{a.successes} of {a.trials} ({'revealed' if a.revealed else 'not revealed'})")
         rows.append(f"| {budget_label(v.mu, v.eps, session.settings.delta)} | {ident} | {chance} "
                     f"| {attr} | **{v.label}** |")
-    return grid_image(merged, notes=notes), "\n".join(rows)
+    return grid_image(merged, notes=notes), "\n".join(rows), session
 
 
 def ladder_image(session: Session):

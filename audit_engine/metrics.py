@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
+
+from .caches import RETRY_S, Memo, reachable
 
 __all__ = ["METRICS", "LPIPS_NETS", "LPIPSMetric", "get_lpips", "similarity", "mean_metrics"]
 
@@ -32,11 +32,7 @@ _WEIGHTS_HOST = ("download.pytorch.org", 443)
 
 
 def _reachable(host: tuple[str, int], timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection(host, timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return reachable(*host, timeout=timeout)
 
 
 def _backbone_path(net: str) -> Path:
@@ -78,25 +74,21 @@ class LPIPSMetric:
         return [float(v) for v in d.flatten()]
 
 
-_LPIPS: dict[tuple[str, bool], LPIPSMetric] = {}
-_LPIPS_LOCK = threading.Lock()
+# a metric without weights is built again after caches.RETRY_S seconds (the network may return)
+_LPIPS: Memo[tuple[str, bool], LPIPSMetric] = Memo(failed=lambda m: not m.available,
+                                                   retry_after=RETRY_S)
 
 
 def get_lpips(net: str = "alex", *, random_backbone: bool = False) -> LPIPSMetric:
-    """The LPIPS metric for ``net`` (cached), never raising when it cannot be built.
+    """The LPIPS metric for ``net`` (cached), never raising when it cannot be built; when it
+    could not be built, it is tried again after ``caches.RETRY_S`` seconds.
 
     ``random_backbone=True`` uses a randomly initialised backbone (``pnet_rand``): for
     testing the code path only, its scores mean nothing.
     """
     if net not in LPIPS_NETS:
         raise ValueError(f"LPIPS net must be one of {sorted(LPIPS_NETS)}, got net={net!r}")
-    key = (net, random_backbone)
-    with _LPIPS_LOCK:
-        if key in _LPIPS:
-            return _LPIPS[key]
-        metric = _build_lpips(net, random_backbone)
-        _LPIPS[key] = metric
-        return metric
+    return _LPIPS.get((net, random_backbone), lambda: _build_lpips(net, random_backbone))
 
 
 def _build_lpips(net: str, random_backbone: bool) -> LPIPSMetric:

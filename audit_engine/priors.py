@@ -17,12 +17,12 @@ import functools
 import json
 import os
 import re
-import socket
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from .caches import Memo, reachable
 
 __all__ = [
     "ASSETS",
@@ -189,14 +189,10 @@ class Prior:
         raise ValueError(f"unsupported prediction_type {self.prediction_type!r}")
 
 
-@functools.lru_cache(maxsize=1)
 def _hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hub answers a TCP connection (asked once per process)."""
-    try:
-        with socket.create_connection(_HUB_HOST, timeout=timeout):
-            return True
-    except OSError:
-        return False
+    """Whether the Hub answers a TCP connection (a failure is asked again after
+    caches.RETRY_S seconds: an app started offline sees the network return)."""
+    return reachable(*_HUB_HOST, timeout=timeout)
 
 
 def _offline() -> bool:
@@ -298,8 +294,7 @@ def _content_size(folder: Path) -> int | None:
     return int(json.loads(path.read_text())["content_size"])
 
 
-_CACHE: dict[tuple, Prior] = {}
-_LOCK = threading.Lock()
+_PRIORS: Memo[tuple, Prior] = Memo()  # (name, device, dtype) -> loaded prior
 
 
 def load_prior(
@@ -309,43 +304,42 @@ def load_prior(
     dtype: torch.dtype | None = None,
 ) -> Prior:
     """Load (once, then from memory) a prior by registry key, local folder or Hub id.
-    ``device``/``dtype`` default to ``default_device()`` and ``default_dtype(device)``."""
-    import diffusers
-
+    ``device``/``dtype`` default to ``default_device()`` and ``default_dtype(device)``.
+    Each prior loads under its own lock: a Hub download never delays a cached prior."""
     name = EMBEDDED if name is None else str(name)
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype if dtype is not None else default_dtype(device)
-    key = (name, str(device), dtype)
-    with _LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
-        source, folder = _resolve_folder(name)
-        unet_dir, sched_file = _find_configs(folder)
-        sched_cfg = json.loads(sched_file.read_text())
-        cls_name = sched_cfg.get("_class_name", "DDPMScheduler")
-        sched_cls = getattr(diffusers, cls_name, None) or diffusers.DDPMScheduler
-        try:
-            scheduler = sched_cls.from_config(sched_cfg)
-        except Exception:  # old configs (e.g. GaussianDDPMScheduler): same schedule keys
-            scheduler = diffusers.DDPMScheduler.from_config(sched_cfg)
-        unet_cfg = json.loads((unet_dir / "config.json").read_text())
-        if unet_cfg.get("_class_name", "UNet2DModel") != "UNet2DModel":
-            raise PriorUnavailable(f"{source}: only unconditional UNet2DModel priors are "
-                                   f"supported, found {unet_cfg.get('_class_name')}")
-        unet = diffusers.UNet2DModel.from_pretrained(unet_dir, local_files_only=True,
-                                                     torch_dtype=dtype)
-        unet = unet.to(device=device).eval().requires_grad_(False)
-        prior = Prior(
-            name=name,
-            source=source,
-            unet=unet,
-            alphas_cumprod=scheduler.alphas_cumprod.detach().to(torch.float64).cpu(),
-            prediction_type=scheduler.config.get("prediction_type", "epsilon"),
-            scheduler_config=dict(scheduler.config),
-            device=device,
-            dtype=dtype,
-            folder=Path(folder),
-            content_size=_content_size(Path(folder)),
-        )
-        _CACHE[key] = prior
-        return prior
+    return _PRIORS.get((name, str(device), dtype), lambda: _load(name, device, dtype))
+
+
+def _load(name: str, device: torch.device, dtype: torch.dtype) -> Prior:
+    import diffusers
+
+    source, folder = _resolve_folder(name)
+    unet_dir, sched_file = _find_configs(folder)
+    sched_cfg = json.loads(sched_file.read_text())
+    cls_name = sched_cfg.get("_class_name", "DDPMScheduler")
+    sched_cls = getattr(diffusers, cls_name, None) or diffusers.DDPMScheduler
+    try:
+        scheduler = sched_cls.from_config(sched_cfg)
+    except Exception:  # old configs (e.g. GaussianDDPMScheduler): same schedule keys
+        scheduler = diffusers.DDPMScheduler.from_config(sched_cfg)
+    unet_cfg = json.loads((unet_dir / "config.json").read_text())
+    if unet_cfg.get("_class_name", "UNet2DModel") != "UNet2DModel":
+        raise PriorUnavailable(f"{source}: only unconditional UNet2DModel priors are "
+                               f"supported, found {unet_cfg.get('_class_name')}")
+    unet = diffusers.UNet2DModel.from_pretrained(unet_dir, local_files_only=True,
+                                                 torch_dtype=dtype)
+    unet = unet.to(device=device).eval().requires_grad_(False)
+    return Prior(
+        name=name,
+        source=source,
+        unet=unet,
+        alphas_cumprod=scheduler.alphas_cumprod.detach().to(torch.float64).cpu(),
+        prediction_type=scheduler.config.get("prediction_type", "epsilon"),
+        scheduler_config=dict(scheduler.config),
+        device=device,
+        dtype=dtype,
+        folder=Path(folder),
+        content_size=_content_size(Path(folder)),
+    )

@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -44,6 +43,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .caches import Memo
 from .images import to_model
 from .priors import Prior
 from .reconstruct import DEFAULT_DDIM_STEPS, sample
@@ -139,9 +139,7 @@ class Reference:
                 "tail": "simpler" if float(np.mean(profile - self._mean)) < 0 else "more complex"}
 
 
-_MEMORY: dict[tuple, Reference] = {}
-_LOCKS: dict[tuple, threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
+_MEMORY: Memo[tuple, Reference] = Memo()
 
 
 def _weights_digest(prior: Prior) -> str:
@@ -208,16 +206,7 @@ def reference_for(prior: Prior, *, folder: str | Path | None = None,
     computed once (with progress). ``folder``: images of the prior's kind to use instead of
     the shipped or sampled ones (at least 10)."""
     key = (prior.name, str(prior.folder), str(folder) if folder else None)
-    with _LOCKS_GUARD:
-        lock = _LOCKS.setdefault(key, threading.Lock())
-    if key in _MEMORY:
-        return _MEMORY[key]
-    with lock:
-        if key in _MEMORY:
-            return _MEMORY[key]
-        ref = _make(prior, folder, progress)
-        _MEMORY[key] = ref
-        return ref
+    return _MEMORY.get(key, lambda: _make(prior, folder, progress))
 
 
 def _make(prior: Prior, folder, progress, *, write_to: Path | None = None) -> Reference:
@@ -267,5 +256,5 @@ def write_shipped_reference(prior: Prior, progress: Progress | None = None) -> P
     (scripts/build_reference.py); it is then used without recomputation."""
     path = prior.folder / "reference.npz"
     _MEMORY.clear()
-    _MEMORY[(prior.name, str(prior.folder), None)] = _make(prior, None, progress, write_to=path)
+    _MEMORY.put((prior.name, str(prior.folder), None), _make(prior, None, progress, write_to=path))
     return path

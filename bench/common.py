@@ -104,7 +104,7 @@ def free_port() -> int:
 def start_app(port: int, env_extra: dict | None = None, log=None) -> subprocess.Popen:
     """``python app.py`` on a loopback port (embedded prior, offline); returns once it answers.
     ``log``: an open file that receives the server's stdout and stderr."""
-    env = dict(os.environ, AUDIT_PORT=str(port), AUDIT_HOST="127.0.0.1", AUDIT_OFFLINE="1",
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", AUDIT_OFFLINE="1",
                HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", **(env_extra or {}))
     import tempfile
 

@@ -171,10 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     host_port = args.port or port
     env_run = run_env()
     if host_port != port:
-        env_run["AUDIT_PORT"] = str(host_port)
+        env_run["GRADIO_SERVER_PORT"] = str(host_port)
         health = [h.replace(str(port), str(host_port)) for h in health] if health else None
     print(f"CMD {' '.join(cmd)} (port {host_port}; environment: "
-          + ", ".join(f"{k}={v}" for k, v in env.items() if k.startswith(("AUDIT", "HF_HUB", "GRADIO_A")))
+          + ", ".join(f"{k}={v}" for k, v in env.items() if k.startswith(("AUDIT", "HF_HUB", "GRADIO_")))
           + ")", flush=True)
     log = (top / "app.log").open("wb")
     app = subprocess.Popen(cmd, cwd=workdir, env=env_run, stdout=log, stderr=subprocess.STDOUT)

@@ -38,10 +38,11 @@ def test_run_then_move_then_exact(tiny_registered, pil_digit):
     prior = tiny_registered
     out = app.run(pil_digit, prior, "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None, progress=_no_progress)
     orig, priv, recons, spread, verdict, metrics, sim, bnd, verdicts, ladder, session = out
-    assert orig.shape[0] >= 128 and priv.shape == orig.shape and len(recons) == 2
-    assert spread.shape == orig.shape and verdicts["budgets"] and "domain" in verdicts
-    assert "eps = 100" in verdict and "SSIM" in metrics and isinstance(ladder, Image.Image)
-    assert session.ladder.budgets() and 100 == pytest.approx(session.exact and list(session.exact.values())[0].samples[0].eps)
+    orig, priv, spread = (Image.open(p) for p in (orig, priv, spread))
+    assert orig.size[0] >= 128 and priv.size == orig.size and len(recons) == 2
+    assert spread.size == orig.size and verdicts["budgets"] and "domain" in verdicts
+    assert "eps = 100" in verdict and "SSIM" in metrics and Image.open(ladder).format == "PNG"
+    assert session.ladder.budgets() and 100 == pytest.approx(session.exact.items()[0][1].samples[0].eps)
     moved = app.move(2.5, "eps", 1e-5, session)
     assert "nearest ladder point" in moved[4] and "316" in moved[-1]
     assert moved[0] is not None and moved[6] is not None  # the move leaves original and plots
@@ -132,3 +133,21 @@ def test_upload_clean_up_spares_files_other_sessions_still_use(tmp_path, monkeyp
     assert shared.exists() and again.exists() and not own.exists()
     app._forget_uploads("b")
     assert not shared.exists()
+
+
+def test_result_images_are_written_once_under_their_content(tmp_path, monkeypatch):
+    """Gradio rewrites pixel outputs in place on every answer; the app hands it finished
+    files named by their content instead, so a file being served is never rewritten."""
+    import numpy as np
+
+    monkeypatch.setattr(app, "IMAGE_DIR", tmp_path)
+    pixels = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    first = app._png(pixels)
+    mtime = Path(first).stat().st_mtime_ns
+    inode = Path(first).stat().st_ino
+    again = app._png(pixels.copy())
+    assert again == first and Path(first).stat().st_ino == inode  # not written again
+    assert Path(first).stat().st_mtime_ns >= mtime  # touched: the sweep keeps it
+    assert (np.asarray(Image.open(first)) == pixels).all()
+    assert app._png(pixels + 1) != first
+    assert not list(tmp_path.glob(".*"))  # no staging file left behind

@@ -51,6 +51,27 @@ def test_eps_budgets_and_dpsgd_mechanism(tiny_prior, digit_image):
     assert float(resid.pow(2).mean().sqrt()) == pytest.approx(res.samples[1].sigma, rel=0.25)
 
 
+def test_dpsgd_timestep_follows_the_release_when_clipping_is_inactive(tiny_prior):
+    """A faint image's gradient is below the clip norm: the step adds z C of noise, not
+    ||x|| / mu, and t* must match the noise the release carries."""
+    from audit_engine.mechanism import privatize_dpsgd
+    from audit_engine.schedule import match_timesteps
+
+    faint = torch.zeros(1, 16, 16)
+    faint[0, 6:10, 6:10] = 5e-4  # ||x|| = 2e-3: sqrt(4 rows) ||x|| < the clip norm 1e-2
+    res = run_audit(faint, mus=[2.0], prior=tiny_prior, steps=2, trials=2, mechanism="dpsgd",
+                    lpips=None, verdicts=False)
+    release = privatize_dpsgd(faint, 2.0)
+    assert not release.clipping_active
+    analytic = float(faint.norm()) / 2.0
+    for s in res.samples:
+        assert s.sigma == pytest.approx(release.noise_std, rel=1e-9)
+        assert s.sigma > 2 * analytic  # the analytic std would under-state the noise
+        assert s.t_star == match_timesteps([2 * s.sigma], tiny_prior.alphas_cumprod)[0].t_star
+        resid = (s.observation - faint).flatten()
+        assert float(resid.std()) == pytest.approx(s.sigma, rel=0.2)
+
+
 def test_lpips_random_backbone_in_audit(tiny_prior, digit_image):
     from audit_engine.metrics import get_lpips
 

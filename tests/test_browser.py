@@ -64,6 +64,24 @@ def test_audit_in_a_real_browser(browser, app_server, tmp_path):
         timeout=60_000)
     assert "eps = 1000" in page.inner_text("#budget-readout")
 
+    # drag the slider fast, back and forth, while exact budgets are computed: no error
+    track = page.locator("#budget-slider input[type=range]").bounding_box()
+    y = track["y"] + track["height"] / 2
+    page.mouse.move(track["x"] + 5, y)
+    page.mouse.down()
+    for i in range(60):
+        frac = (i % 20) / 19 if (i // 20) % 2 == 0 else 1 - (i % 20) / 19
+        page.mouse.move(track["x"] + 5 + frac * (track["width"] - 10), y)
+        page.wait_for_timeout(15)
+    page.mouse.up()
+    page.wait_for_function("!document.querySelector('#verdict').innerText.includes('nearest ladder')",
+                           timeout=120_000)
+    page.wait_for_timeout(1500)
+    toasts = page.locator("[data-testid='toast-body']")
+    assert toasts.count() == 0, toasts.all_inner_texts()
+    assert "eps = 1e+05" in page.inner_text("#budget-readout")  # the drag ended at the right end
+    assert "eps = 1e+05" in page.inner_text("#verdict")
+
     with page.expect_download(timeout=60_000) as dl:
         page.click("#download-report")
     path = tmp_path / "report.html"

@@ -40,8 +40,9 @@ def test_slider_moves_are_served_from_the_ladder(tiny_prior, digit_image):
     v = db.view_budget(s, 8.0)
     assert time.perf_counter() - t0 < 0.5
     assert not v.exact and v.mu in s.ladder.budgets() + [7.0]
-    res = db.compute_exact(s, 8.0)
-    assert db.view_budget(s, 8.0).exact and res.samples[0].mu == 8.0
+    s2, res = db.compute_exact(s, 8.0)
+    assert db.view_budget(s2, 8.0).exact and res.samples[0].mu == 8.0
+    assert not db.view_budget(s, 8.0).exact  # the session passed in is left as it was
     # the same image and settings reuse the session
     assert db.compute_ladder(digit_image, settings, current_mu=7.0, previous=s) is s
 

@@ -64,8 +64,9 @@ def test_dockerfile_structure():
     for w, rest in steps:
         if w == "ENV":
             env.update(key_values(rest))
-    assert env["HF_HUB_OFFLINE"] == "1" and env["AUDIT_PORT"] == "7860"
-    assert env["AUDIT_HOST"] == "0.0.0.0" and env["GRADIO_ANALYTICS_ENABLED"] == "False"
+    assert env["HF_HUB_OFFLINE"] == "1" and env["GRADIO_SERVER_PORT"] == "7860"
+    assert env["GRADIO_SERVER_NAME"] == "0.0.0.0" and env["GRADIO_ANALYTICS_ENABLED"] == "False"
+    assert not any(k.startswith(("AUDIT_HOST", "AUDIT_PORT")) for k in env)
     assert any(w == "RUN" and "--uid 1000" in r for w, r in steps)
     users = [r for w, r in steps if w == "USER"]
     assert users and users[-1] == "1000"  # the app does not run as root
@@ -123,7 +124,7 @@ def test_zero_gpu_wrapping_keeps_the_handler_signature(monkeypatch):
 
 def test_zero_gpu_space_touches_no_cuda_at_start(tmp_path):
     """With the spaces package and SPACES_ZERO_GPU, importing and wiring the app initialises
-    no CUDA, and both model handlers are wrapped."""
+    no CUDA, and the three model handlers are wrapped."""
     (tmp_path / "spaces.py").write_text(
         "WRAPPED = []\n"
         "def GPU(duration=60):\n"
@@ -137,7 +138,7 @@ def test_zero_gpu_space_touches_no_cuda_at_start(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "['exact', 'run'] True False"
+    assert out.stdout.strip().splitlines()[-1] == "['compare', 'exact', 'run'] True False"
 
 
 def test_priors_offered_by_environment(monkeypatch):

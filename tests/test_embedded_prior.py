@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from audit_engine.caches import Memo
 from audit_engine.priors import ASSETS, EMBEDDED, REGISTRY, load_prior, prior_status
 
 FOLDER = ASSETS / "prior-mnist32"
@@ -132,12 +133,12 @@ def test_shipped_reference_matches_the_shipped_prior(monkeypatch, tmp_path):
     import audit_engine.reference as ref_mod
 
     monkeypatch.setenv("AUDIT_CACHE_DIR", str(tmp_path))  # no other cached copy to fall back on
-    monkeypatch.setattr(ref_mod, "_MEMORY", {})
+    monkeypatch.setattr(ref_mod, "_MEMORY", Memo())
     monkeypatch.setattr(ref_mod, "build_reference",
                         lambda *a, **k: pytest.fail("the shipped reference.npz is stale"))
     ref = ref_mod.reference_for(load_prior(device="cpu"))
     assert len(ref.images) == 500 and len(ref.samples) == 500 and ref.threshold > 0
-    monkeypatch.setattr(ref_mod, "_MEMORY", {})
+    monkeypatch.setattr(ref_mod, "_MEMORY", Memo())
     ref_mod.reference_for(load_prior(device="cpu", dtype=torch.bfloat16))
 
 

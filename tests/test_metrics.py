@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from audit_engine import metrics
+from audit_engine.caches import Memo
 from audit_engine.metrics import get_lpips, similarity
 
 
@@ -64,7 +65,7 @@ def test_vgg_variant_with_random_backbone(pair):
 
 
 def test_lpips_unavailable_is_reported_and_others_still_work(pair, monkeypatch, tmp_path):
-    monkeypatch.setattr(metrics, "_LPIPS", {})
+    monkeypatch.setattr(metrics, "_LPIPS", Memo())
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # no cached backbone
     monkeypatch.setenv("AUDIT_OFFLINE", "1")
     lp = get_lpips("alex")
@@ -77,7 +78,7 @@ def test_lpips_unavailable_is_reported_and_others_still_work(pair, monkeypatch, 
 @pytest.fixture()
 def online_without_backbone(monkeypatch, tmp_path):
     """No cached LPIPS backbone, and no offline flag: get_lpips may try to download."""
-    monkeypatch.setattr(metrics, "_LPIPS", {})
+    monkeypatch.setattr(metrics, "_LPIPS", Memo())
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     monkeypatch.delenv("AUDIT_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)

@@ -52,16 +52,32 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--lpips", choices=["alex", "vgg", "none"], default="alex")
     a.add_argument("--out", type=Path, required=True, help="output folder")
 
-    r = sub.add_parser("reproduce", help="reproduce the source paper's findings on held-out images "
-                                         "(figures A, B, C, attribute disclosure)")
-    r.add_argument("--prior", default=None, help="a prior that ships held-out images "
+    r = sub.add_parser("reproduce", help="reproduce the source paper's findings on images of the "
+                                         "prior's domain (figures A, B, C, attribute disclosure)")
+    r.add_argument("--prior", default=None, help="registry key, Hub id or local folder "
                                                  "(default: embedded)")
+    r.add_argument("--images", type=Path, default=None,
+                   help="folder of target images of the prior's domain that it was not trained "
+                        "on (default: the held-out images shipped with the prior)")
+    r.add_argument("--ood", type=Path, action="append", default=None,
+                   help="folder of out-of-domain images for Figure B (repeatable; default: "
+                        "faces and natural patches that ship with scikit-image)")
     r.add_argument("--n-images", type=_positive_int, default=200,
-                   help="held-out images (default 200)")
+                   help="target images at most (default 200)")
     r.add_argument("--mu", type=float, nargs="+", default=None,
                    help="budgets (default 0.5 1 2 5 10 20 50 100 200)")
-    r.add_argument("--n-candidates", type=_positive_int, default=10,
-                   help="candidate set size n of the prior-aware attack; kappa = 1/n (default 10)")
+    r.add_argument("--n-candidates", type=_positive_int, default=None,
+                   help="candidate set size n of the prior-aware attack; kappa = 1/n "
+                        "(default: 10, or the number of target images if fewer)")
+    r.add_argument("--clip-norm", type=float, default=None,
+                   help="public clipping norm C of the release clip_C(x) + (C/mu) xi (default: "
+                        "the largest image norm of each set, so nothing is clipped)")
+    r.add_argument("--mechanism", choices=["analytic", "dpsgd"], default="analytic",
+                   help="analytic Gaussian law (default) or a real Opacus DP-SGD step for the "
+                        "diffusion and noisy attacks")
+    r.add_argument("--doc", type=Path, default=None,
+                   help="a Markdown file whose generated blocks are refreshed from this run "
+                        "(docs/REPRODUCTION.md)")
     r.add_argument("--n-draws", type=_positive_int, default=64,
                    help="privatization draws per image for the candidate attack (default 64)")
     r.add_argument("--n-ood", type=int, default=100,
@@ -94,27 +110,30 @@ def _reproduce(args) -> int:
     from .reproduce import (DEFAULT_MUS, IN_DOMAIN, ReproConfig, run_reproduction, summarize,
                             write_reproduction)
 
-    cfg = ReproConfig(prior=args.prior, n_images=args.n_images,
+    cfg = ReproConfig(prior=args.prior, images=str(args.images) if args.images else None,
+                      ood=tuple(str(p) for p in args.ood or ()), n_images=args.n_images,
                       mus=tuple(args.mu) if args.mu else DEFAULT_MUS,
                       n_candidates=args.n_candidates, n_draws=args.n_draws, n_ood=args.n_ood,
-                      steps=args.steps, seed=args.seed,
-                      lpips=None if args.lpips == "none" else args.lpips)
+                      steps=args.steps, seed=args.seed, clip_norm=args.clip_norm,
+                      mechanism=args.mechanism, lpips=None if args.lpips == "none" else args.lpips)
     try:
         rep = run_reproduction(cfg, progress=_progress)
-    except (ValueError, PriorUnavailable) as exc:
+        print(file=sys.stderr)
+        paths = write_reproduction(rep, args.out, doc=args.doc)
+    except (ValueError, PriorUnavailable, OSError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
-    print(file=sys.stderr)
-    paths = write_reproduction(rep, args.out)
-    print(f"{'mu':>6} {'SSIM diff':>9} {'noisy':>6} {'cand':>6} | {'succ cand':>9} {'diff id':>7} "
-          f"{'bound':>6} | {'label diff':>10} {'noisy':>6}")
+    nan = float("nan")
+    print(f"{'mu':>6} {'SSIM diff':>9} {'noisy':>6} {'cand':>6} | {'cand':>6} {'norm':>6} "
+          f"{'diff id':>7} {'bound':>6} | {'label diff':>10} {'aware':>6}")
     for s in summarize(rep):
         if s["set"] != IN_DOMAIN:
             continue
         print(f"{s['mu']:6g} {s['diffusion_ssim']:9.3f} {s['noisy_ssim']:6.3f} "
-              f"{s['candidate_ssim']:6.3f} | {s['candidate_success']:9.3f} "
-              f"{s['diffusion_identification_success']:7.3f} {s['rero_bound_candidate']:6.3f} | "
-              f"{s.get('attr_diffusion', float('nan')):10.3f} {s.get('attr_noisy', float('nan')):6.3f}")
+              f"{s['candidate_ssim']:6.3f} | {s['candidate_success']:6.3f} "
+              f"{s['norm_attack_success']:6.3f} {s['diffusion_identification_success']:7.3f} "
+              f"{s['rero_bound_candidate']:6.3f} | {s.get('attr_diffusion', nan):10.3f} "
+              f"{s.get('attr_noise_aware', nan):6.3f}")
     print(f"LPIPS: {rep.lpips}")
     print(f"wrote {', '.join(str(p) for p in paths.values())} in {rep.elapsed_s:.0f} s")
     return 0

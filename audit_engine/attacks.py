@@ -6,10 +6,14 @@
   identification; the baseline success probability is kappa = 1/n.
 - Unrelated-image baseline: a metric averaged over pairs of distinct images from the
   prior's data set: the similarity at which a reconstruction says nothing about the target.
+- Noise-aware attribute baseline: the Bayes class of the privatized image itself, given
+  the noise level and labelled images of the domain (no diffusion model): what a release
+  reveals about the class without a generative prior.
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +22,7 @@ import torch
 from .metrics import LPIPSMetric, mean_metrics, similarity
 
 __all__ = ["noisy_observation_attack", "candidate_attack", "unrelated_baseline",
-           "load_baseline"]
+           "load_baseline", "noise_aware_labels"]
 
 
 def noisy_observation_attack(observation: torch.Tensor) -> torch.Tensor:
@@ -117,3 +121,21 @@ def guess_rate(target: torch.Tensor, samples: torch.Tensor, reference: torch.Ten
     log_p = np.where(m_np >= k, gammaln(m_np + 1) - gammaln(m_np - k + 1)
                      - (gammaln(n_np + 1) - gammaln(n_np - k + 1)), -np.inf)
     return float(np.mean(np.exp(log_p)))
+
+
+def noise_aware_labels(obs: torch.Tensor, s: float, pool: torch.Tensor, pool_labels: np.ndarray,
+                       exclude: np.ndarray | None = None) -> np.ndarray:
+    """The Bayes class of each observation (N, C, H, W) when x_tilde = x + s xi and x is drawn
+    from the pool's images (M, C, H, W) with their labels: argmax over classes of
+    log sum_{j in class} exp(-||x_tilde - x_j||^2 / (2 s^2)). ``exclude[i]``: a pool index
+    left out for observation i (its own image)."""
+    o = obs.flatten(1).double()
+    p = pool.flatten(1).double()
+    d2 = o.pow(2).sum(1)[:, None] - 2 * o @ p.T + p.pow(2).sum(1)[None, :]  # (N, M)
+    logw = -d2 / (2 * s * s)
+    if exclude is not None:
+        logw[torch.arange(len(o)), torch.from_numpy(exclude)] = -math.inf
+    classes = np.unique(pool_labels)
+    scores = torch.stack([torch.logsumexp(logw[:, torch.from_numpy(pool_labels == c)], dim=1)
+                          for c in classes], dim=1)
+    return classes[scores.argmax(1).numpy()]

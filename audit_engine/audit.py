@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from . import accounting, streams
-from .attacks import eligible_decoys, guess_rate, identify
+from .attacks import eligible_decoys, guess_rate, identify, noise_aware_labels
 from .attributes import ATTRIBUTE_NAME, classifier_for, classify
 from .images import ImageLike
 from .mechanism import noise_std, privatize, privatize_dpsgd
@@ -314,8 +314,10 @@ def _judge(result: AuditResult, prior: Prior, reference, digest: bytes, clf, *, 
     if clf is not None and result.attribute is not None and ok:
         if ref.sample_classes is None:
             ref.sample_classes = classify(clf, ref.samples)[0]
+            ref.image_classes = classify(clf, ref.images)[0]
         classes = ref.sample_classes
         chance_attr = float((classes == result.attribute["original"]).double().mean())
+        pool, pool_labels = ref.images[keep], ref.image_classes[keep].numpy()
     for mu in sorted({s.mu for s in result.samples}):
         trials = result.at(mu)
         recons = torch.stack([t.reconstruction for t in trials])
@@ -324,7 +326,12 @@ def _judge(result: AuditResult, prior: Prior, reference, digest: bytes, clf, *, 
         attr = None
         if chance_attr is not None:
             same = sum(t.attribute["recon"] == result.attribute["original"] for t in trials)
-            attr = Attribute.of(result.attribute["name"], int(same), len(trials), chance_attr)
+            # the same question asked of the release alone, by a noise-aware classifier
+            direct = sum(int(noise_aware_labels(t.observation[None], t.sigma, pool,
+                                                pool_labels)[0]) == result.attribute["original"]
+                         for t in trials)
+            attr = Attribute.of(result.attribute["name"], int(same), len(trials), chance_attr,
+                                without_prior=int(direct))
         result.verdicts.append(BudgetVerdict(
             mu=mu, eps=trials[0].eps, delta=result.delta, trials=len(trials),
             identification=ident, attribute=attr,

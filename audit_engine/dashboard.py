@@ -237,11 +237,15 @@ class BudgetView:
             lines.append(v.sentence())
             if v.attribute is not None:
                 a = v.attribute
+                direct = ("" if a.without_prior is None else
+                          f" Without a diffusion model, a classifier that knows the noise level "
+                          f"reads the {a.name} from the privatized image itself in "
+                          f"{a.without_prior} of {a.trials} tries.")
                 lines.append(
                     f"**{a.name.capitalize()} {'revealed' if a.revealed else 'not revealed'}**: the "
                     f"reconstruction shows the original's {a.name} in {a.successes} of {a.trials} "
                     f"tries (95% interval {a.ci95[0]:.0%} to {a.ci95[1]:.0%}); the prior draws this "
-                    f"class {a.chance:.0%} of the time on its own.")
+                    f"class {a.chance:.0%} of the time on its own.{direct}")
         else:
             lines.append(f"_For the record, not a verdict: {v.sentence()}_")
         return "\n\n".join(lines)

@@ -29,6 +29,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 ImageLike = Union[str, Path, bytes, Image.Image, np.ndarray, torch.Tensor]
 
 MAX_INPUT_PIXELS = 40_000_000  # larger inputs are refused before decoding (bomb guard)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}  # in folders
 
 
 def to_model(x: torch.Tensor) -> torch.Tensor:

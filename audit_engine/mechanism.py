@@ -79,6 +79,7 @@ def privatize_dpsgd(
     clip_norm: float = 1e-2,
     rows: int = 4,
     generator: torch.Generator | None = None,
+    undo_clipping: bool = True,
 ) -> DPSGDRelease:
     """Real path: one Opacus DP-SGD step on a linear layer, then gradient inversion.
 
@@ -87,7 +88,10 @@ def privatize_dpsgd(
     per-sample gradient to ``clip_norm``, adds N(0, (z C)^2) with z = 1/mu and SGD
     (lr = 1) applies it. The attacker reads the update W_before - W_after, averages the
     rows and undoes the clipping factor C / (sqrt(rows) ||x||), knowing ||x|| (the
-    paper's assumption). Computed in float64 so the inversion adds no rounding noise.
+    paper's assumption); with ``undo_clipping=False`` the attacker does not know ||x|| and
+    reads the clipped image plus noise of std z C / sqrt(rows) (a public clip norm, the
+    reproduction's candidate setting). Computed in float64 so the inversion adds no
+    rounding noise.
     """
     from opacus import GradSampleModule
     from opacus.optimizers import DPOptimizer
@@ -120,7 +124,7 @@ def privatize_dpsgd(
     opt.step()
     update = (before - layer.weight.detach()).mean(dim=0)  # = clipped x + noise / rows
     clip_factor = min(1.0, clip_norm / grad_norm)
-    scale = norm / clip_norm * rows**0.5 if clip_factor < 1 else 1.0
+    scale = norm / clip_norm * rows**0.5 if clip_factor < 1 and undo_clipping else 1.0
     x_tilde = (update * scale).reshape(x.shape).to(x.dtype)
     std = z * clip_norm / rows**0.5 * scale
     return DPSGDRelease(x_tilde, grad_norm, clip_norm, z, std)

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from .caches import Memo
-from .images import to_model
+from .images import IMAGE_SUFFIXES, to_model
 from .priors import Prior
 from .reconstruct import DEFAULT_DDIM_STEPS, sample
 from .verdict import domain_threshold, in_domain
@@ -56,7 +56,6 @@ DOMAIN_TIMESTEPS = (10, 50, 150, 400, 700)
 DOMAIN_DRAWS = 4
 REFERENCE_VERSION = 2
 Progress = Callable[[float, str], None]
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 class ReferenceUnavailable(RuntimeError):
@@ -114,6 +113,7 @@ class Reference:
     samples_are_images: bool = False  # sampled reference: samples and images are one set
     baseline: dict | None = None  # the unrelated-image baseline over the reference images
     sample_classes: torch.Tensor | None = field(default=None, repr=False)  # set by the audit
+    image_classes: torch.Tensor | None = field(default=None, repr=False)  # set by the audit
 
     def __post_init__(self) -> None:
         p = np.asarray(self.profiles, dtype=np.float64)

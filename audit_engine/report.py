@@ -258,7 +258,10 @@ def html_report(
                 a = v.attribute
                 attr_cell = ("not claimed" if a is None else
                              f"{a.successes} of {a.trials} ({'revealed' if a.revealed else 'not revealed'}; "
-                             f"chance {a.chance:.2f})")
+                             f"chance {a.chance:.2f}"
+                             + ("" if a.without_prior is None else
+                                f"; from the privatized image alone, noise-aware: "
+                                f"{a.without_prior} of {a.trials}") + ")")
             label = verdicts.get(mu, v.verdict if v else "no verdict")
             alt = (f"{len(runs)} reconstructions at eps {first.eps:.4g}: {label}")
             rows.append(

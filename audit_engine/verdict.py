@@ -92,12 +92,17 @@ class Attribute:
     ci95: tuple[float, float]
     chance: float  # frequency of the original's class among the prior's own samples
     revealed: bool
+    # tries in which a noise-aware classifier reading the privatized image itself (no
+    # diffusion model; attacks.noise_aware_labels) gets the class: what the release
+    # reveals without a generative prior
+    without_prior: int | None = None
 
     @classmethod
-    def of(cls, name: str, successes: int, trials: int, chance: float) -> "Attribute":
+    def of(cls, name: str, successes: int, trials: int, chance: float, *,
+           without_prior: int | None = None) -> "Attribute":
         return cls(name, successes, trials, successes / trials,
                    wilson_interval(successes, trials), chance,
-                   attribute_revealed(successes, trials, chance))
+                   attribute_revealed(successes, trials, chance), without_prior)
 
 
 @dataclass(frozen=True)

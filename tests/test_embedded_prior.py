@@ -95,8 +95,12 @@ def test_verdicts_on_held_out_digits_low_and_high_budget():
         assert strong.verdict == "recognisable" and strong.attribute.revealed
         assert strong.identification.trials == 8 == weak.attribute.trials
         assert "attribute" in res.records()[0]
+        # the noise-aware baseline reads the release alone: no better than the guess at
+        # mu 0.2, and the class is plain in the release at mu 60
+        assert weak.attribute.without_prior <= 4 and strong.attribute.without_prior >= 7
+        assert res.verdicts_json()["budgets"][1]["attribute"]["without_prior"] >= 7
     page = html_report(res)
-    assert "revealed" in page and "identified among 10" in page
+    assert "revealed" in page and "identified among 10" in page and "noise-aware" in page
 
 
 def test_different_digits_get_different_low_budget_reconstructions():

@@ -188,6 +188,35 @@ def _mu(slider, mode, delta) -> tuple[float, float]:
         raise gr.Error(str(exc)) from None
 
 
+# Gradio's default theme with WCAG 2.1 AA contrast: subdued text (slider ends, "- or -") at
+# neutral-600 on white (7.6:1, was 1.9:1) and white on a darker orange button (5.2:1, was 3.6:1)
+THEME = gr.themes.Default(primary_hue="orange").set(
+    body_text_color_subdued="*neutral_600",
+    body_text_color_subdued_dark="*neutral_300",
+    button_primary_background_fill="*primary_700",
+    button_primary_background_fill_hover="*primary_800",
+    button_primary_background_fill_dark="*primary_700",
+    button_primary_background_fill_hover_dark="*primary_800",
+    button_primary_text_color="white",
+    button_primary_text_color_dark="white",
+)
+# a focus ring on everything the keyboard reaches (Gradio's example buttons have none)
+CSS = """:focus-visible { outline: 3px solid #1d4ed8 !important; outline-offset: 2px; }"""
+# the upload area's visible text equals its accessible name (Gradio labels it so)
+UPLOAD_TEXT = "Drop an image file here to upload"
+
+
+def _example_label(path: str) -> str:
+    """A name a screen reader can say: "digit 7 (held-out #3517)", "photo: cat (not a digit)"."""
+    stem = Path(path).stem
+    if stem.startswith("digit-"):
+        _, cls, idx = stem.split("-")
+        return f"digit {cls} (held-out #{idx})"
+    what = stem.removeprefix("ood-")
+    kind = "printed text" if what == "text" else f"photo: {what}"
+    return f"{kind} (not a digit)"
+
+
 def _png(image) -> str:
     """The image as a PNG file named by its content, written once and atomically.
 
@@ -245,12 +274,32 @@ def _budget_outputs(session: db.Session, mu: float, mode: str, *, plots: bool = 
     if plots:
         original = _png(db.display(session.image))
         sim, bnd = db.figures(session, mode, mu)
-    label = f"{v.label} at eps {v.eps:.3g}"
-    return (original, _png(db.display(first.privatized)),
-            [(_png(db.display(s.reconstruction, 128)), f"try {s.trial + 1}: {label}")
-             for s in v.samples],
-            _png(db.display(v.spread)), verdict, v.metrics_markdown(session.ladder.lpips), sim, bnd,
-            db.verdicts_payload(session, v))
+    return (original, _png(db.display(first.privatized)), _png(db.tries_image(v.samples)),
+            _png(db.display(v.spread)), verdict, v.metrics_markdown(session.ladder.lpips), sim,
+            bnd, db.verdicts_payload(session, v))
+
+
+def alt_texts(slider, mode, delta, session):
+    """Text alternatives that carry the finding, for the result images (a private event after
+    each view, so that the API's outputs stay plain files); and the results shown."""
+    if session is None:
+        return (gr.skip(),) * 6
+    try:
+        mu, _ = db.slider_to_mu(slider, mode, float(delta))
+    except (TypeError, ValueError):
+        return (gr.skip(),) * 6
+    v = db.view_budget(session, mu)
+    at = f"eps {v.eps:.3g} (mu {v.mu:.3g})"
+    k = len(v.samples)
+    ladder = "; ".join(f"eps {w.eps:.3g}: {w.label}"
+                       for w in (db.view_budget(session, m) for m in session.ladder.budgets()))
+    return (gr.update(alt_text="the audited image, as the prior sees it"),
+            gr.update(alt_text=f"what the attacker receives at {at}, try 1 of {k}"),
+            gr.update(alt_text=f"{k} reconstructions at {at}, one per try; verdict: {v.label}"),
+            gr.update(alt_text=f"spread of the {k} reconstructions at {at}: bright where the "
+                               "tries disagree"),
+            gr.update(alt_text=f"budget ladder, strongest protection first: {ladder}"),
+            gr.update(visible=True))
 
 
 class _Deadline:
@@ -450,9 +499,10 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     with gr.Row():
         with gr.Column(scale=1):
             image = UploadedImage(label="Image", type="filepath", image_mode=None, format="png",
-                             sources=["upload", "clipboard"], height=260, elem_id="input-image")
+                                  sources=["upload", "clipboard"], height=260,
+                                  elem_id="input-image", placeholder=UPLOAD_TEXT)
             gr.Examples(examples=[[p] for p in EXAMPLES], inputs=[image], label="Examples",
-                        examples_per_page=20)
+                        examples_per_page=20, example_labels=[_example_label(p) for p in EXAMPLES])
             prior = gr.Dropdown(choices=db.prior_choices(), value=DEFAULT_PRIOR, label="Prior (the attacker's knowledge)")
             with gr.Row():
                 mode = gr.Radio([("eps (with delta)", "eps"), ("mu (Gaussian DP)", "mu")],
@@ -485,46 +535,53 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
                 gr.Markdown(priors_table)
         with gr.Column(scale=2):
             verdict = gr.Markdown(elem_id="verdict")
-            with gr.Row():
-                out_orig = gr.Image(label="Original", format="png", interactive=False, height=200)
-                out_priv = gr.Image(label="Privatized (what the attacker gets, try 1)", format="png",
-                                    interactive=False, height=200)
-                out_spread = gr.Image(label="Spread across tries (bright: the attacker guesses)",
-                                      format="png", interactive=False, height=200)
-            out_recon = gr.Gallery(label="Reconstructions, one per try", format="png", height=200,
-                                   columns=8, interactive=False, elem_id="reconstructions")
-            metrics = gr.Markdown()
-            verdicts_json = gr.JSON(label="Verdicts (as in verdicts.json)", visible=False)
-            with gr.Accordion("Compare chosen budgets", open=False):
-                pinned = gr.CheckboxGroup(choices=db.pin_choices([]), value=[],
-                                          label=f"Budgets to compare (at most {db.MAX_PINNED})")
+            # the results appear with the first audit (no empty image boxes before; on a
+            # phone the verdict comes right after the controls); progress shows on the verdict
+            with gr.Column(visible=False) as results:
                 with gr.Row():
-                    pin_btn = gr.Button("Pin the slider's budget")
-                    compare_btn = gr.Button("Compare")
-                compare_img = gr.Image(label="Pinned budgets side by side", format="png",
-                                       interactive=False)
-                compare_table = gr.Markdown()
-            sim_plot = gr.Plot(label="Similarity against the budget")
-            bound_plot = gr.Plot(label="Theoretical bounds")
-            ladder = gr.Image(label="Budget ladder: from strong protection (top) to useless (bottom)",
-                              format="png", interactive=False)
-            report_btn = gr.Button("Download report (HTML)", elem_id="download-report")
-            report_file = gr.DownloadButton("report", visible="hidden", elem_id="report-file")
+                    out_orig = gr.Image(label="Original", format="png", interactive=False,
+                                        height=200)
+                    out_priv = gr.Image(label="Privatized (what the attacker gets, try 1)",
+                                        format="png", interactive=False, height=200)
+                    out_spread = gr.Image(label="Spread across tries (bright: the attacker guesses)",
+                                          format="png", interactive=False, height=200)
+                out_recon = gr.Image(label="Reconstructions, one per try", format="png", height=200,
+                                     interactive=False, elem_id="reconstructions")
+                metrics = gr.Markdown()
+                verdicts_json = gr.JSON(label="Verdicts (as in verdicts.json)", visible=False)
+                with gr.Accordion("Compare chosen budgets", open=False):
+                    pinned = gr.CheckboxGroup(choices=db.pin_choices([]), value=[],
+                                              label=f"Budgets to compare (at most {db.MAX_PINNED})")
+                    with gr.Row():
+                        pin_btn = gr.Button("Pin the slider's budget")
+                        compare_btn = gr.Button("Compare")
+                    compare_img = gr.Image(label="Pinned budgets side by side", format="png",
+                                           interactive=False)
+                    compare_table = gr.Markdown()
+                sim_plot = gr.Plot(label="Similarity against the budget")
+                bound_plot = gr.Plot(label="Theoretical bounds")
+                ladder = gr.Image(label="Budget ladder: from strong protection (top) to useless "
+                                        "(bottom)", format="png", interactive=False)
+                report_btn = gr.Button("Download report (HTML)", elem_id="download-report")
+                report_file = gr.DownloadButton("report", visible="hidden", elem_id="report-file")
 
     view_outputs = [out_orig, out_priv, out_recon, out_spread, verdict, metrics, sim_plot,
                     bound_plot, verdicts_json]
     # Every handler that runs the model is in one concurrency group of MODEL_CONCURRENCY
     # (one model run at a time on this server, whoever asks and through whichever event).
     model = dict(concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
+    alt = dict(fn=alt_texts, inputs=[slider, mode, delta, session],
+               outputs=[out_orig, out_priv, out_recon, out_spread, ladder, results], queue=False,
+               api_visibility="private", show_progress="hidden")
     run_btn.click(run, [image, prior, mode, delta, slider, sampler, steps, trials, seed, session],
-                  view_outputs + [ladder, session], api_name="audit", **model)
+                  view_outputs + [ladder, session], api_name="audit", **model).then(**alt)
     # a slider move only reads the ladder: it skips the queue (answered at once, in parallel
     # for all users); computing an exact budget goes through the queue
     slider.change(move, [slider, mode, delta, session], view_outputs + [readout],
                   api_name="budget", trigger_mode="always_last", queue=False,
                   show_progress="hidden").then(
         exact, [slider, mode, delta, session], view_outputs + [session], api_name="exact_budget",
-        trigger_mode="always_last", **model)
+        trigger_mode="always_last", **model).then(**alt)
     mode.change(switch_mode, [mode, slider, delta], [slider], api_visibility="private")
     delta.change(_readout, [slider, mode, delta], [readout], api_visibility="private")
     calc_btn.click(calculator, [z, q, t_steps, c_delta], [calc_out, calc_mu], api_name="dpsgd")
@@ -549,7 +606,7 @@ def launch(**overrides):
         raise SystemExit(f"{' and '.join(retired)} no longer choose the address: set Gradio's "
                          "own GRADIO_SERVER_NAME (e.g. 0.0.0.0) and GRADIO_SERVER_PORT instead")
     kwargs = dict(max_file_size=MAX_UPLOAD, run_history=False, footer_links=["api"],
-                  allowed_paths=[])
+                  allowed_paths=[], theme=THEME, css=CSS)
     kwargs.update(overrides)
     if not ZERO_GPU:  # on ZeroGPU, CUDA may only be touched inside spaces.GPU functions
         load_prior(EMBEDDED)  # warm: the first audit should not wait for the model

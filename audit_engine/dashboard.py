@@ -25,7 +25,7 @@ from .verdict import BudgetVerdict
 __all__ = ["SLIDER_RANGE", "Settings", "Session", "BudgetView", "slider_to_mu", "mu_to_slider",
            "budget_label", "ladder_mus", "compute_ladder", "view_budget", "compute_exact",
            "dpsgd_text", "prior_choices", "prior_table", "report_html", "display",
-           "ladder_image", "figures", "ladder_verdicts", "gpu_seconds"]
+           "ladder_image", "tries_image", "figures", "ladder_verdicts", "gpu_seconds"]
 
 # slider positions are log10 of the budget in the chosen unit
 SLIDER_RANGE = {"eps": (-1.0, 5.0), "mu": (math.log10(0.05), math.log10(500.0))}
@@ -352,6 +352,15 @@ def compare_budgets(session: Session, mus: list[float], *,
         rows.append(f"| {budget_label(v.mu, v.eps, session.settings.delta)} | {ident} | {chance} "
                     f"| {attr} | **{v.label}** |")
     return grid_image(merged, notes=notes), "\n".join(rows), session
+
+
+def tries_image(samples: list[AuditSample], size: int = 96):
+    """The reconstructions of one budget side by side, one tile per try (at most 8 a row)."""
+    from .report import tile
+
+    side = samples[0].reconstruction.shape[-1]
+    return tile(torch.stack([s.reconstruction for s in samples]), cols=min(8, len(samples)),
+                scale=max(1, size // side))
 
 
 def ladder_image(session: Session):

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import warnings
 
 # reference sets sampled from test priors are cached here, never in the user's home
 os.environ.setdefault("AUDIT_CACHE_DIR", tempfile.mkdtemp(prefix="audit-cache-"))
@@ -73,3 +75,30 @@ def app_server():
     _, url, _ = app.launch(prevent_thread_lock=True, server_port=None, quiet=True)
     yield url
     app.demo.close()
+
+
+# ---------------------------------------------------------------- the real browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-quic", "--no-first-run", "--disable-sync"]
+
+
+def skip_loudly(why: str):
+    msg = f"BROWSER TEST NOT RUN: {why}"
+    warnings.warn(msg)
+    print("\n" + "!" * 80 + f"\n{msg}\n" + "!" * 80)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        skip_loudly("playwright is not installed (pip install -r requirements-dev.txt)")
+    if CHROMIUM is None:
+        skip_loudly("Debian's chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()

@@ -2,37 +2,9 @@
 
 Skipped, loudly, only when Chromium or Playwright is not installed (.ci/run installs both).
 """
-import shutil
-import warnings
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-quic", "--no-first-run", "--disable-sync"]
-
-
-def _skip(why: str):
-    msg = f"BROWSER TEST NOT RUN: {why}"
-    warnings.warn(msg)
-    print("\n" + "!" * 80 + f"\n{msg}\n" + "!" * 80)
-    pytest.skip(msg)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip("playwright is not installed (pip install -r requirements-dev.txt)")
-    if CHROMIUM is None:
-        _skip("Debian's chromium is not installed (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
 
 
 def test_audit_in_a_real_browser(browser, app_server, tmp_path):

@@ -14,3 +14,20 @@ def test_domain_table_matches_its_json():
     for line, row in zip(rows, data["rows"]):
         assert line == (f"| {row['set']} | {'in' if row['in_domain_expected'] else 'out'} | "
                         f"{row['n']} | {row['flagged']} ({row['flagged_rate']:.1%}) |")
+
+
+def test_reproduction_doc_matches_its_run():
+    """Every generated block of docs/REPRODUCTION.md is what the committed summary.csv and
+    run.json give, and every eps in them is the accounting's eps of its mu."""
+    from audit_engine import accounting
+    from audit_engine.reproduce import fill_doc, read_csv, tables
+
+    run_dir = ROOT / "docs" / "reproduction"
+    summary = read_csv(run_dir / "summary.csv")
+    info = json.loads((run_dir / "run.json").read_text())
+    doc = (ROOT / "docs" / "REPRODUCTION.md").read_text()
+    assert doc.count("<!-- generated:") >= 7
+    assert fill_doc(doc, tables(summary, info)) == doc, "regenerate: python -m audit_engine reproduce ... --doc docs/REPRODUCTION.md"
+    for row in summary:
+        assert row["eps"] == accounting.eps_from_mu(row["mu"], info["config"]["delta"])
+    assert info["set_sizes"]["in-domain (held-out)"] >= 200

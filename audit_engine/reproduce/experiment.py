@@ -52,6 +52,7 @@ from .data import IN_DOMAIN, candidate_sets, folder_images, heldout_images, ood_
 
 Progress = Callable[[float, str], None]
 ATTACKS = ("diffusion", "noisy", "candidate")
+POOL_MAX = 5000  # images of a folder read for the noise-aware classifier's picture of each class
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Reproduction:
     clip_norms: dict[str, float]  # set -> the public clip norm C of its release
     set_sizes: dict[str, int]
     pixels: int
+    pool_size: int  # images the noise-aware classifier knows (the targets among them)
     n_candidates: int
     tau: float  # SSIM threshold
     eta: float  # MSE threshold
@@ -219,8 +221,8 @@ def _targets(prior: Prior, cfg: ReproConfig) -> tuple[torch.Tensor, torch.Tensor
     """(targets, pool, unreadable files): the pool holds every image of the domain at hand,
     the targets first (target i is pool[i]); the noise-aware classifier draws on it."""
     if cfg.images:
-        x, skipped = folder_images(cfg.images, prior, cfg.n_images)
-        return x, x, skipped
+        pool, skipped = folder_images(cfg.images, prior, POOL_MAX)
+        return pool[:cfg.n_images], pool, skipped
     pool = heldout_images(prior, 10**9)[0]
     return pool[:cfg.n_images], pool, []
 
@@ -292,7 +294,7 @@ def run_reproduction(cfg: ReproConfig, *, prior: Prior | None = None,
     return Reproduction(
         config=cfg, prior_name=prior.name, rows=rows, baselines=baselines,
         clip_norms=clip_norms, set_sizes={k: len(v) for k, v in sets.items()},
-        pixels=x[0].numel(), n_candidates=n_cand, tau=tau, eta=eta,
+        pixels=x[0].numel(), pool_size=len(pool), n_candidates=n_cand, tau=tau, eta=eta,
         kappa_candidate=1.0 / n_cand, kappa_threshold=kappa_thr, kappa_threshold_guess=guess,
         lpips=lp_label, lpips_available=lp_ok, has_attribute=clf is not None,
         elapsed_s=time.perf_counter() - t0, skipped=skipped, examples=examples)

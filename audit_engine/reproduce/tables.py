@@ -65,6 +65,8 @@ def tables(summary: list[dict], info: dict) -> dict[str, str]:
         f"({info['kappa_threshold_best_guess']}); MSE <= eta = (1 - r) b_MSE = "
         f"{info['eta_mse']:.4f} (b_MSE = {base[IN_DOMAIN]['mse']:.4f}); PSNR >= "
         f"{cfg['psnr_threshold']:g} dB;",
+        *([f"- the noise-aware classifier knows {info['pool_size']} labelled images of the "
+           "domain (each target itself left out);"] if info["has_attribute"] else []),
         f"- LPIPS: {info['lpips']}; run time {info['elapsed_s']:.0f} s"
         + (f"; {len(info['skipped'])} unreadable files skipped" if info.get("skipped") else "")
         + "."])

@@ -30,7 +30,7 @@ def run_info(rep: Reproduction) -> dict:
         "targets": (f"the folder {Path(cfg.images).name}" if cfg.images
                     else "held out from the prior's training, shipped beside it"),
         "elapsed_s": rep.elapsed_s, "set_sizes": rep.set_sizes, "clip_norms": rep.clip_norms,
-        "pixels": rep.pixels, "n_candidates": rep.n_candidates, "tau_ssim": rep.tau,
+        "pixels": rep.pixels, "pool_size": rep.pool_size, "n_candidates": rep.n_candidates, "tau_ssim": rep.tau,
         "eta_mse": rep.eta, "psnr_threshold": cfg.psnr_threshold,
         "kappa_candidate": rep.kappa_candidate, "kappa_threshold": rep.kappa_threshold,
         "kappa_threshold_best_guess": rep.kappa_threshold_guess,

@@ -81,7 +81,11 @@ def identify(reconstructions: torch.Tensor, target: torch.Tensor, decoys: torch.
     """Per trial, whether the candidate most correlated with the reconstruction is the target.
 
     reconstructions (K, C, H, W); target (C, H, W); decoys (K, n - 1, C, H, W), the other
-    candidates of each trial. A tie with a decoy counts as a miss."""
+    candidates of each trial. A tie with a decoy counts as a miss, and a flat target (no
+    variation: it correlates 0 with everything) is never identified: it would otherwise win
+    whenever the reconstruction happens to anti-correlate with every decoy."""
+    if float(target.double().std()) < 1e-6:
+        return torch.zeros(len(reconstructions), dtype=torch.bool)
     to_target = correlation(reconstructions, target[None])[:, 0]
     to_decoys = torch.stack([correlation(r[None], d)[0] for r, d in zip(reconstructions, decoys)])
     return to_target > to_decoys.max(dim=1).values

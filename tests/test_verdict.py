@@ -65,6 +65,12 @@ def test_identify_picks_the_most_correlated_candidate():
     assert hits[0] and not hits[1]
     c = correlation(recons, target[None])
     assert c.shape == (3, 1) and float(c[0, 0]) > 0.99
+    # a flat target correlates 0 with everything: a reconstruction anti-correlated with
+    # every decoy must not count as identifying it
+    flat = torch.zeros(1, 8, 8)
+    anti = -decoys[0].mean(0, keepdim=True)
+    assert float(correlation(anti, decoys[0]).max()) < 0
+    assert not identify(anti, flat, decoys[:1]).any()
 
 
 def test_guess_rate_exact_formula_matches_simulation():

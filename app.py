@@ -267,9 +267,12 @@ def _budget_outputs(session: db.Session, mu: float, mode: str, *, plots: bool = 
     status = "" if v.exact else " (nearest ladder point; the exact budget is being computed)"
     beyond = ("\n\nThe noise is beyond what the prior can model: each reconstruction is "
               "essentially a random image of this kind." if v.beyond_range else "")
+    pending = (f"\n\n_The budget ladder is still being computed: {session.pending} of "
+               f"{db.LADDER_SIZE} budgets to come; the plots fill in as they finish._"
+               if session.pending else "")
     verdict = (f"### {v.label.capitalize()}\n{v.verdict_markdown()}\n\n"
                f"{db.budget_label(v.mu, v.eps, session.settings.delta)}{status}; "
-               f"{len(v.samples)} tries; reverse process from t* = {first.t_star}.{beyond}")
+               f"{len(v.samples)} tries; reverse process from t* = {first.t_star}.{beyond}{pending}")
     original, sim, bnd = gr.skip(), gr.skip(), gr.skip()
     if plots:
         original = _png(db.display(session.image))
@@ -350,14 +353,14 @@ def run(image, prior, mode, delta, slider, sampler, steps, trials, seed, session
     _remember_upload(image, request)
     settings = _settings(prior, delta, sampler, steps, trials, seed)
     mu, _ = _mu(slider, mode, delta)
-    try:
-        session = db.compute_ladder(image, settings, current_mu=mu, previous=session,
-                                    progress=_Deadline(progress))
+    try:  # a large prior shows the chosen budget first, then the ladder as it is computed
+        for session in db.ladder_steps(image, settings, current_mu=mu, previous=session,
+                                       progress=_Deadline(progress)):
+            yield (*_budget_outputs(session, mu, mode), _png(db.ladder_image(session)), session)
     except TimeoutError:
         raise _too_long() from None
     except (ImageError, PriorUnavailable, ValueError) as exc:
         raise gr.Error(str(exc)) from None
-    return (*_budget_outputs(session, mu, mode), _png(db.ladder_image(session)), session)
 
 
 def move(slider, mode, delta, session):

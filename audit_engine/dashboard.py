@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -23,13 +24,15 @@ from .reference import ReferenceUnavailable, reference_for
 from .verdict import BudgetVerdict
 
 __all__ = ["SLIDER_RANGE", "Settings", "Session", "BudgetView", "slider_to_mu", "mu_to_slider",
-           "budget_label", "ladder_mus", "compute_ladder", "view_budget", "compute_exact",
+           "budget_label", "ladder_mus", "compute_ladder", "ladder_steps", "merge",
+           "view_budget", "compute_exact",
            "dpsgd_text", "prior_choices", "prior_table", "report_html", "display",
            "ladder_image", "tries_image", "figures", "ladder_verdicts", "gpu_seconds"]
 
 # slider positions are log10 of the budget in the chosen unit
 SLIDER_RANGE = {"eps": (-1.0, 5.0), "mu": (math.log10(0.05), math.log10(500.0))}
 LADDER_SIZE = 8
+STREAM_ABOVE = 64  # priors larger than this (pixels a side) show the ladder as it is computed
 # exact budgets one session keeps (least recently viewed dropped first): a fast slider may
 # ask for hundreds; 16 results of 8 tries at 32x32 are about 1 MB, of 4 tries at 256x256
 # (3 channels) about 100 MB
@@ -99,6 +102,7 @@ class Session:
     ladder: AuditResult
     baseline: dict | None
     exact: LRU[float, AuditResult] = field(default_factory=lambda: LRU(EXACT_CACHE_SIZE))
+    pending: int = 0  # ladder budgets still being computed (ladder_steps)
 
     def result_for(self, mu: float) -> tuple[AuditResult, float, bool]:
         """(result holding mu or its nearest ladder point, that mu, exact?)."""
@@ -146,21 +150,71 @@ def compute_ladder(
     progress: Callable[[float, str], None] | None = None,
     previous: Session | None = None,
 ) -> Session:
-    """The ladder for this image and settings (plus the current budget, in the same pass).
-    Returns ``previous`` unchanged when image and settings are the same."""
+    """The ladder for this image and settings, plus the current budget (the last session of
+    ``ladder_steps``). Returns ``previous`` unchanged when image and settings are the same."""
+    session = previous
+    for session in ladder_steps(image, settings, current_mu=current_mu, progress=progress,
+                                previous=previous):
+        pass
+    return session
+
+
+def ladder_steps(
+    image: ImageLike,
+    settings: Settings,
+    *,
+    current_mu: float | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    previous: Session | None = None,
+) -> Iterator[Session]:
+    """The ladder as it is computed, for a page that shows results as they come.
+
+    Priors up to STREAM_ABOVE pixels a side: one batched pass over the ladder and the
+    current budget (the fastest; about a second on the embedded prior), one session.
+    Larger priors: the current budget first (shown at once), then one ladder budget at a
+    time, a session after each (``pending`` counts the ladder budgets still to come); the
+    progress messages carry an estimate of the time left."""
     prior = load_prior(settings.prior)
     x = image if isinstance(image, torch.Tensor) else prior.load_image(image)
     key = _key(x, settings)
     if previous is not None and previous.key == key:
-        return previous
+        yield previous
+        return
     ladder = ladder_mus(float(x.norm()))
-    mus = ladder + ([float(current_mu)] if current_mu is not None else [])
-    res = _run(x, mus, settings, prior=prior, progress=progress)
-    session = Session(key=key, image=x, settings=settings, ladder=_subset(res, ladder),
-                      baseline=_baseline_for(prior))
-    if current_mu is not None:
-        session = session.with_exact(current_mu, _subset(res, [float(current_mu)]))
-    return session
+    baseline = _baseline_for(prior)
+    current = [float(current_mu)] if current_mu is not None else []
+    if prior.sample_size <= STREAM_ABOVE:
+        res = _run(x, ladder + current, settings, prior=prior, progress=progress)
+        session = Session(key=key, image=x, settings=settings, ladder=_subset(res, ladder),
+                          baseline=baseline)
+        yield session.with_exact(current[0], _subset(res, current)) if current else session
+        return
+    say = progress or (lambda f, m: None)
+    chunks = ([current] if current else []) + [[m] for m in ladder]
+    t0, parts, first = time.perf_counter(), [], None
+    for k, chunk in enumerate(chunks):
+        def scaled(f, m, k=k):
+            per = (time.perf_counter() - t0) / k if k else None  # seconds per budget so far
+            left = "" if per is None else f"; about {per * (len(chunks) - k - f):.0f} s left"
+            say((k + f) / len(chunks), f"budget {k + 1} of {len(chunks)}: {m}{left}")
+
+        res = _run(x, chunk, settings, prior=prior, progress=scaled)
+        if first is None and current:
+            first = res
+            session = Session(key=key, image=x, settings=settings, ladder=res,
+                              baseline=baseline, pending=len(ladder))
+        else:
+            parts.append(res)
+            session = Session(key=key, image=x, settings=settings, ladder=merge(parts),
+                              baseline=baseline, pending=len(ladder) - len(parts))
+        yield session.with_exact(current[0], first) if first is not None else session
+
+
+def merge(results: list[AuditResult]) -> AuditResult:
+    """One result holding the budgets of several runs of the same image and settings."""
+    return AuditResult(**{**results[0].__dict__,
+                          "samples": [s for r in results for s in r.samples],
+                          "verdicts": [v for r in results for v in r.verdicts]})
 
 
 def _run(x: torch.Tensor, mus: list[float], settings: Settings, *, prior=None,
@@ -335,9 +389,7 @@ def compare_budgets(session: Session, mus: list[float], *,
     for m in mus:
         session, res = compute_exact(session, m, progress=progress)
         results.append(res)
-    merged = AuditResult(**{**results[0].__dict__,
-                            "samples": [s for r in results for s in r.samples],
-                            "verdicts": [v for r in results for v in r.verdicts]})
+    merged = merge(results)
     views = [_view(r, r.budgets()[0], True) for r in results]  # the session's cache may have
     # dropped an early one when more budgets than it holds are compared
     notes = {v.mu: v.label for v in views}

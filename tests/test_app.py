@@ -36,7 +36,10 @@ def tiny_registered(tiny_prior_dir, monkeypatch):
 
 def test_run_then_move_then_exact(tiny_registered, pil_digit):
     prior = tiny_registered
-    out = app.run(pil_digit, prior, "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None, progress=_no_progress)
+    steps = list(app.run(pil_digit, prior, "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None,
+                         progress=_no_progress))
+    assert len(steps) == 1  # a 16-pixel prior: one batched pass, one answer
+    out = steps[0]
     orig, priv, recons, spread, verdict, metrics, sim, bnd, verdicts, ladder, session = out
     # result images carry their finding as text (alt text) for screen readers
     *updates, shown = app.alt_texts(2.0, "eps", 1e-5, out[-1])
@@ -67,7 +70,7 @@ def test_run_then_move_then_exact(tiny_registered, pil_digit):
 def test_errors_are_messages(pil_digit, args, msg):
     args = tuple(pil_digit if a == "IMG" else a for a in args)
     with pytest.raises(gr.Error, match=msg):
-        app.run(*args, None, progress=_no_progress)
+        list(app.run(*args, None, progress=_no_progress))
 
 
 def test_calculator_and_send():
@@ -156,3 +159,18 @@ def test_result_images_are_written_once_under_their_content(tmp_path, monkeypatc
     assert (np.asarray(Image.open(first)) == pixels).all()
     assert app._png(pixels + 1) != first
     assert not list(tmp_path.glob(".*"))  # no staging file left behind
+
+
+def test_the_page_streams_a_large_prior(tiny_registered, pil_digit, monkeypatch):
+    """A prior above STREAM_ABOVE pixels: the /audit handler answers with the chosen budget
+    first, then once per ladder budget (a generator: Gradio updates the page each time)."""
+    import inspect
+
+    monkeypatch.setattr(db, "STREAM_ABOVE", 8)
+    assert inspect.isgeneratorfunction(app.run)
+    outs = list(app.run(pil_digit, tiny_registered, "eps", 1e-5, 2.0, "ddim", 2, 1, 0, None,
+                        progress=_no_progress))
+    assert len(outs) == 1 + db.LADDER_SIZE
+    assert "still being computed: 8 of 8" in outs[0][4] and "eps = 100" in outs[0][4]
+    assert "still being computed" not in outs[-1][4]
+    assert outs[-1][-1].pending == 0 and len(outs[-1][-1].ladder.budgets()) == db.LADDER_SIZE

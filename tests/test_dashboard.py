@@ -1,6 +1,8 @@
 """The dashboard's engine side: slider mapping, ladder, views, report, calculator."""
 import time
 
+import torch
+
 import pytest
 
 from audit_engine import accounting
@@ -76,3 +78,28 @@ def test_metrics_markdown_explains_each_metric(tiny_prior, digit_image):
     for name in ("LPIPS", "SSIM", "PSNR", "MSE"):
         assert name in md
     assert "unavailable" in md  # no LPIPS backbone offline: said so
+
+
+def test_large_priors_stream_the_chosen_budget_first(tiny_prior, digit_image, monkeypatch):
+    """Above STREAM_ABOVE pixels the chosen budget comes first, then one ladder budget at a
+    time; the last session holds what one batched pass gives (the same noise streams)."""
+    settings = db.Settings(prior=tiny_prior.source, steps=2, trials=2, lpips=None)
+    batched = db.compute_ladder(digit_image, settings, current_mu=7.0)
+    monkeypatch.setattr(db, "STREAM_ABOVE", 8)  # the 16-pixel tiny prior now streams
+    messages = []
+    steps = list(db.ladder_steps(digit_image, settings, current_mu=7.0,
+                                 progress=lambda f, m: messages.append((f, m))))
+    assert len(steps) == 1 + db.LADDER_SIZE
+    first = steps[0]
+    assert first.pending == db.LADDER_SIZE and db.view_budget(first, 7.0).exact
+    assert [s.pending for s in steps[1:]] == list(range(db.LADDER_SIZE - 1, -1, -1))
+    last = steps[-1]
+    assert last.ladder.budgets() == batched.ladder.budgets()
+    for mu in batched.ladder.budgets() + [7.0]:
+        a, b = db.view_budget(last, mu), db.view_budget(batched, mu)
+        assert a.label == b.label
+        for sa, sb in zip(a.samples, b.samples):
+            torch.testing.assert_close(sa.observation, sb.observation)
+            torch.testing.assert_close(sa.reconstruction, sb.reconstruction, atol=1e-4, rtol=0)
+    fractions = [f for f, _ in messages]
+    assert fractions == sorted(fractions) and any("s left" in m for _, m in messages)

@@ -209,4 +209,4 @@ def test_time_limit_stops_an_audit(monkeypatch, tiny_prior_dir):
     monkeypatch.setattr(app, "TIME_LIMIT", -1.0)
     img = sorted((ROOT / "assets" / "examples").glob("digit-*.png"))[0]
     with pytest.raises(gr.Error, match=re.escape("limit of -1 s")):
-        app.run(str(img), key, "eps", 1e-5, 2.0, "ddim", 3, 1, 0, None, progress=None)
+        list(app.run(str(img), key, "eps", 1e-5, 2.0, "ddim", 3, 1, 0, None, progress=None))

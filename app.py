@@ -49,6 +49,15 @@ N_VIEW = 9  # outputs of one budget's view (see _budget_outputs)
 TEMP_DIR = Path(os.environ.get("GRADIO_TEMP_DIR", Path(tempfile.gettempdir()) / "gradio"))
 REPORT_DIR = TEMP_DIR / "reports"
 IMAGE_DIR = TEMP_DIR / "audit-images"  # result images, named by content (see _png)
+DATASET_DIR = TEMP_DIR / "datasets"  # per session: links to its uploads, and the batch outputs
+MAX_DATASET = int(os.environ.get("AUDIT_MAX_DATASET", "50"))  # images per data-set audit
+DATASET_EPS = (1.0, 3.0, 8.0, 100.0, 1000.0)  # the budgets of a data-set audit
+
+DATASET_INTRO = """**Audit a data set.** Upload several images of one kind: each is audited
+at eps 1, 3, 8, 100 and 1000 (delta as set on the first tab) with the prior, tries and seed of
+the first tab, and you get the fraction an attacker with this prior recognises at each budget,
+with its uncertainty over the images. Images outside the prior's domain are counted apart
+and not judged. For more images use the command line (`python -m audit_engine batch`)."""
 
 INTRO = """# Visual privacy audit
 Upload an image (or pick an example), choose a privacy budget and press **Run audit**.
@@ -189,7 +198,8 @@ def _mu(slider, mode, delta) -> tuple[float, float]:
 
 
 # Gradio's default theme with WCAG 2.1 AA contrast: subdued text (slider ends, "- or -") at
-# neutral-600 on white (7.6:1, was 1.9:1) and white on a darker orange button (5.2:1, was 3.6:1)
+# neutral-600 on white (7.6:1, was 1.9:1), white on a darker orange button and orange-700
+# accents (5.2:1, was 3.6:1)
 THEME = gr.themes.Default(primary_hue="orange").set(
     body_text_color_subdued="*neutral_600",
     body_text_color_subdued_dark="*neutral_300",
@@ -199,6 +209,7 @@ THEME = gr.themes.Default(primary_hue="orange").set(
     button_primary_background_fill_hover_dark="*primary_800",
     button_primary_text_color="white",
     button_primary_text_color_dark="white",
+    color_accent="*primary_700",  # the selected tab's text (orange-500 on white: 2.8:1)
 )
 # a focus ring on everything the keyboard reaches (Gradio's example buttons have none)
 CSS = """:focus-visible { outline: 3px solid #1d4ed8 !important; outline-offset: 2px; }"""
@@ -487,10 +498,74 @@ def pin(pinned, slider, mode, delta):
     return gr.CheckboxGroup(choices=db.pin_choices(pinned + [choice]), value=pinned + [choice])
 
 
+def choose_files(files, request: gr.Request = None):
+    """Keep the chosen files for the data-set audit and list them."""
+    paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+    for p in paths:
+        _remember_upload(p, request)
+    names = ", ".join(Path(p).name for p in paths[:10]) + (" ..." if len(paths) > 10 else "")
+    return paths, f"{len(paths)} images chosen: {names}" if paths else "No images chosen yet."
+
+
+def _dataset_seconds(files, *rest, **kw) -> int:
+    return min(600, 20 + 10 * len(files or []))
+
+
+@_on_gpu(_dataset_seconds)
+def dataset(files, prior, delta, steps, trials, seed, request: gr.Request = None,
+            progress=gr.Progress()):
+    """Audit several uploaded images with the batch engine: the fraction recognisable at
+    each budget, and the data set's report."""
+    from audit_engine.batch import BatchConfig, run_batch, summarize_batch
+    from audit_engine.plots import dataset_figure
+
+    if not files:
+        raise gr.Error("Upload some images first.")
+    if len(files) > MAX_DATASET:
+        raise gr.Error(f"At most {MAX_DATASET} images at once here (got {len(files)}); the "
+                       "command line has no limit: python -m audit_engine batch DIR ...")
+    settings = _settings(prior, delta, "ddim", steps, trials, seed)
+    paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in files]
+    for p in paths:
+        _remember_upload(p, request)
+    run_dir = DATASET_DIR / (request.session_hash if request and request.session_hash
+                             else uuid.uuid4().hex)
+    shutil.rmtree(run_dir, ignore_errors=True)  # one data set per session at a time
+    folder = run_dir / "in"
+    folder.mkdir(parents=True)
+    for k, p in enumerate(paths):  # links, not copies: uploads stay in Gradio's cache only
+        (folder / f"{k:03d}-{Path(p).name}").symlink_to(Path(p).resolve())
+    cfg = BatchConfig(epsilons=list(DATASET_EPS), delta=settings.delta, prior=settings.prior,
+                      trials=settings.trials, seed=settings.seed, steps=settings.steps)
+    deadline = _Deadline(progress)
+    try:
+        r = run_batch(folder, run_dir / "out", cfg,
+                      progress=lambda d, n, m: deadline(d / max(n, 1), f"image {d} of {n}: {m}"))
+    except TimeoutError:
+        raise _too_long() from None
+    except (PriorUnavailable, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
+    rows = summarize_batch(run_dir / "out")
+    lines = [f"**{r['audited']} images audited**, {r['errors']} unreadable"
+             + (" (listed in the report's folder)" if r["errors"] else "") + ".", "",
+             "| budget | images judged | recognisable | outside the prior's domain |",
+             "|---|---|---|---|"]
+    for s in rows:
+        rec = ("n/a" if not s["judged"] else
+               f"{s['recognisable']} of {s['judged']} ({s['recognisable_fraction']:.0%}; 95% "
+               f"interval {s['recognisable_lo']:.0%} to {s['recognisable_hi']:.0%})")
+        lines.append(f"| {db.budget_label(s['mu'], s['eps'], s['delta'])} | {s['judged']} | "
+                     f"{rec} | {s['out_of_domain']} |")
+    fig = gr.Plot(dataset_figure(rows, settings.delta), visible=True)
+    return "\n".join(lines), fig, gr.DownloadButton(value=str(run_dir / "out" / "report.html"),
+                                                    visible=True)
+
+
 def cleanup(request: gr.Request):
-    """At the end of a session: drop its report files and the images it uploaded."""
+    """At the end of a session: drop its report files, data-set runs and uploaded images."""
     if request and request.session_hash:
         shutil.rmtree(REPORT_DIR / request.session_hash, ignore_errors=True)
+        shutil.rmtree(DATASET_DIR / request.session_hash, ignore_errors=True)
         _forget_uploads(request.session_hash)
 
 
@@ -499,74 +574,93 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     gr.Markdown(INTRO)
     with gr.Accordion("What am I looking at?", open=False):
         gr.Markdown(WHAT + "\n\n**Caveats**\n" + "\n".join(f"- {c}" for c in CAVEATS))
-    with gr.Row():
-        with gr.Column(scale=1):
-            image = UploadedImage(label="Image", type="filepath", image_mode=None, format="png",
-                                  sources=["upload", "clipboard"], height=260,
-                                  elem_id="input-image", placeholder=UPLOAD_TEXT)
-            gr.Examples(examples=[[p] for p in EXAMPLES], inputs=[image], label="Examples",
-                        examples_per_page=20, example_labels=[_example_label(p) for p in EXAMPLES])
-            prior = gr.Dropdown(choices=db.prior_choices(), value=DEFAULT_PRIOR, label="Prior (the attacker's knowledge)")
-            with gr.Row():
-                mode = gr.Radio([("eps (with delta)", "eps"), ("mu (Gaussian DP)", "mu")],
-                                value="eps", label="Budget as")
-                delta = Number(value=1e-5, label="delta", minimum=0)
-            lo, hi = db.SLIDER_RANGE["eps"]
-            slider = Slider(minimum=lo, maximum=hi, value=2.0, step=0.01,
-                               label=_slider_label("eps"), elem_id="budget-slider")
-            readout = gr.Markdown(_readout(2.0, "eps", 1e-5), elem_id="budget-readout")
-            run_btn = gr.Button("Run audit", variant="primary", elem_id="run-audit")
-            with gr.Accordion("DP-SGD calculator", open=False):
+    with gr.Tab("One image"):
+        with gr.Row():
+            with gr.Column(scale=1):
+                image = UploadedImage(label="Image", type="filepath", image_mode=None, format="png",
+                                      sources=["upload", "clipboard"], height=260,
+                                      elem_id="input-image", placeholder=UPLOAD_TEXT)
+                gr.Examples(examples=[[p] for p in EXAMPLES], inputs=[image], label="Examples",
+                            examples_per_page=20, example_labels=[_example_label(p) for p in EXAMPLES])
+                prior = gr.Dropdown(choices=db.prior_choices(), value=DEFAULT_PRIOR, label="Prior (the attacker's knowledge)")
                 with gr.Row():
-                    z = Number(value=1.0, label="noise multiplier z")
-                    q = Number(value=0.01, label="sample rate q")
-                with gr.Row():
-                    t_steps = Number(value=1000, label="steps T", precision=0)
-                    c_delta = Number(value=1e-5, label="delta")
-                calc_btn = gr.Button("Compute")
-                calc_out = gr.Markdown()
-                calc_mu = gr.Number(visible=False)  # internal: None until computed
-                send_btn = gr.Button("Send to slider")
-            with gr.Accordion("Advanced", open=False):
-                sampler = gr.Radio([("DDIM (deterministic)", "ddim"), ("DDPM (posterior samples)", "ddpm")],
-                                   value="ddim", label="Reverse process")
-                steps = Slider(1, 200, value=DEFAULT_DDIM_STEPS, step=1, label="DDIM steps from t* (DDPM uses all)")
-                trials = Slider(1, MAX_TRIALS, value=8, step=1,
-                                label="tries per budget (noise draws / posterior samples)")
-                seed = Number(value=0, precision=0, label="seed (noise streams are keyed by seed and image)")
-            with gr.Accordion("Priors available here", open=False):
-                gr.Markdown(priors_table)
-        with gr.Column(scale=2):
-            verdict = gr.Markdown(elem_id="verdict")
-            # the results appear with the first audit (no empty image boxes before; on a
-            # phone the verdict comes right after the controls); progress shows on the verdict
-            with gr.Column(visible=False) as results:
-                with gr.Row():
-                    out_orig = gr.Image(label="Original", format="png", interactive=False,
-                                        height=200)
-                    out_priv = gr.Image(label="Privatized (what the attacker gets, try 1)",
-                                        format="png", interactive=False, height=200)
-                    out_spread = gr.Image(label="Spread across tries (bright: the attacker guesses)",
-                                          format="png", interactive=False, height=200)
-                out_recon = gr.Image(label="Reconstructions, one per try", format="png", height=200,
-                                     interactive=False, elem_id="reconstructions")
-                metrics = gr.Markdown()
-                verdicts_json = gr.JSON(label="Verdicts (as in verdicts.json)", visible=False)
-                with gr.Accordion("Compare chosen budgets", open=False):
-                    pinned = gr.CheckboxGroup(choices=db.pin_choices([]), value=[],
-                                              label=f"Budgets to compare (at most {db.MAX_PINNED})")
+                    mode = gr.Radio([("eps (with delta)", "eps"), ("mu (Gaussian DP)", "mu")],
+                                    value="eps", label="Budget as")
+                    delta = Number(value=1e-5, label="delta", minimum=0)
+                lo, hi = db.SLIDER_RANGE["eps"]
+                slider = Slider(minimum=lo, maximum=hi, value=2.0, step=0.01,
+                                   label=_slider_label("eps"), elem_id="budget-slider")
+                readout = gr.Markdown(_readout(2.0, "eps", 1e-5), elem_id="budget-readout")
+                run_btn = gr.Button("Run audit", variant="primary", elem_id="run-audit")
+                with gr.Accordion("DP-SGD calculator", open=False):
                     with gr.Row():
-                        pin_btn = gr.Button("Pin the slider's budget")
-                        compare_btn = gr.Button("Compare")
-                    compare_img = gr.Image(label="Pinned budgets side by side", format="png",
-                                           interactive=False)
-                    compare_table = gr.Markdown()
-                sim_plot = gr.Plot(label="Similarity against the budget")
-                bound_plot = gr.Plot(label="Theoretical bounds")
-                ladder = gr.Image(label="Budget ladder: from strong protection (top) to useless "
-                                        "(bottom)", format="png", interactive=False)
-                report_btn = gr.Button("Download report (HTML)", elem_id="download-report")
-                report_file = gr.DownloadButton("report", visible="hidden", elem_id="report-file")
+                        z = Number(value=1.0, label="noise multiplier z")
+                        q = Number(value=0.01, label="sample rate q")
+                    with gr.Row():
+                        t_steps = Number(value=1000, label="steps T", precision=0)
+                        c_delta = Number(value=1e-5, label="delta")
+                    calc_btn = gr.Button("Compute")
+                    calc_out = gr.Markdown()
+                    calc_mu = gr.Number(visible=False)  # internal: None until computed
+                    send_btn = gr.Button("Send to slider")
+                with gr.Accordion("Advanced", open=False):
+                    sampler = gr.Radio([("DDIM (deterministic)", "ddim"), ("DDPM (posterior samples)", "ddpm")],
+                                       value="ddim", label="Reverse process")
+                    steps = Slider(1, 200, value=DEFAULT_DDIM_STEPS, step=1, label="DDIM steps from t* (DDPM uses all)")
+                    trials = Slider(1, MAX_TRIALS, value=8, step=1,
+                                    label="tries per budget (noise draws / posterior samples)")
+                    seed = Number(value=0, precision=0, label="seed (noise streams are keyed by seed and image)")
+                with gr.Accordion("Priors available here", open=False):
+                    gr.Markdown(priors_table)
+            with gr.Column(scale=2):
+                verdict = gr.Markdown(elem_id="verdict")
+                # the results appear with the first audit (no empty image boxes before; on a
+                # phone the verdict comes right after the controls); progress shows on the verdict
+                with gr.Column(visible=False) as results:
+                    with gr.Row():
+                        out_orig = gr.Image(label="Original", format="png", interactive=False,
+                                            height=200)
+                        out_priv = gr.Image(label="Privatized (what the attacker gets, try 1)",
+                                            format="png", interactive=False, height=200)
+                        out_spread = gr.Image(label="Spread across tries (bright: the attacker guesses)",
+                                              format="png", interactive=False, height=200)
+                    out_recon = gr.Image(label="Reconstructions, one per try", format="png", height=200,
+                                         interactive=False, elem_id="reconstructions")
+                    metrics = gr.Markdown()
+                    verdicts_json = gr.JSON(label="Verdicts (as in verdicts.json)", visible=False)
+                    with gr.Accordion("Compare chosen budgets", open=False):
+                        pinned = gr.CheckboxGroup(choices=db.pin_choices([]), value=[],
+                                                  label=f"Budgets to compare (at most {db.MAX_PINNED})")
+                        with gr.Row():
+                            pin_btn = gr.Button("Pin the slider's budget")
+                            compare_btn = gr.Button("Compare")
+                        compare_img = gr.Image(label="Pinned budgets side by side", format="png",
+                                               interactive=False)
+                        compare_table = gr.Markdown()
+                    sim_plot = gr.Plot(label="Similarity against the budget")
+                    bound_plot = gr.Plot(label="Theoretical bounds")
+                    ladder = gr.Image(label="Budget ladder: from strong protection (top) to useless "
+                                            "(bottom)", format="png", interactive=False)
+                    report_btn = gr.Button("Download report (HTML)", elem_id="download-report")
+                    report_file = gr.DownloadButton("report", visible="hidden", elem_id="report-file")
+
+    with gr.Tab("Data set"):
+        gr.Markdown(DATASET_INTRO)
+        with gr.Row():
+            with gr.Column(scale=1):
+                # a button whose text is its name (Gradio's drop area is labelled otherwise)
+                ds_files = gr.State([])
+                ds_upload = gr.UploadButton(f"Choose images (at most {MAX_DATASET})",
+                                            file_count="multiple", file_types=["image"],
+                                            elem_id="dataset-files")
+                ds_chosen = gr.Markdown("No images chosen yet.")
+                ds_btn = gr.Button("Audit the data set", variant="primary", elem_id="run-dataset")
+            with gr.Column(scale=2):
+                ds_summary = gr.Markdown(elem_id="dataset-summary")
+                ds_plot = gr.Plot(label="Fraction of the images recognisable against the budget",
+                                  visible=False)
+                ds_report = gr.DownloadButton("Download the data set's report (HTML)",
+                                              visible=False, elem_id="dataset-report")
 
     view_outputs = [out_orig, out_priv, out_recon, out_spread, verdict, metrics, sim_plot,
                     bound_plot, verdicts_json]
@@ -594,6 +688,9 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     pin_btn.click(pin, [pinned, slider, mode, delta], [pinned], api_visibility="private")
     compare_btn.click(compare, [pinned, delta, session], [compare_img, compare_table, session],
                       api_name="compare", **model)
+    ds_upload.upload(choose_files, [ds_upload], [ds_files, ds_chosen], api_visibility="private")
+    ds_btn.click(dataset, [ds_files, prior, delta, steps, trials, seed],
+                 [ds_summary, ds_plot, ds_report], api_name="dataset", **model)
     # the priors' states (a Hub prior becomes available when the network returns)
     demo.load(lambda: gr.Dropdown(choices=db.prior_choices()), None, [prior], queue=False,
               api_visibility="private")

@@ -232,25 +232,12 @@ def write_report(out: Path, summary: list[dict], cfg: BatchConfig, *, engine: st
     with their reconstructions, out-of-domain images apart, every parameter; offline."""
     import base64
 
-    import plotly.graph_objects as go
+    from .plots import dataset_figure
 
     out = Path(out)
     images = _load(out)
     esc = html.escape
-    fig = go.Figure()
-    xs = [r["eps"] for r in summary]
-    ys = [r["recognisable_fraction"] for r in summary]
-    fig.add_trace(go.Scatter(
-        x=xs, y=ys, mode="lines+markers", name="recognisable (95% interval over images)",
-        error_y=dict(type="data", symmetric=False,
-                     array=[max(0.0, (r["recognisable_hi"] or 0) - (y or 0)) for r, y in zip(summary, ys)],
-                     arrayminus=[max(0.0, (y or 0) - (r["recognisable_lo"] or 0)) for r, y in zip(summary, ys)])))
-    fig.add_trace(go.Scatter(x=xs, y=[r["attribute_revealed_fraction"] for r in summary],
-                             mode="lines+markers", name="attribute revealed"))
-    fig.update_xaxes(type="log", title_text=f"eps (delta = {cfg.delta:g})")
-    fig.update_yaxes(range=[0, 1.02], title_text="fraction of images")
-    fig.update_layout(title="Fraction of the data set an attacker with this prior recognises",
-                      template="plotly_white", height=420)
+    fig = dataset_figure(summary, cfg.delta)
     judged = [i for i in images if (i["verdicts"].get("domain") or {}).get("in_domain", True)]
     outside = [i for i in images if i not in judged]
     exposed = sorted(judged, key=_exposure)[:top]

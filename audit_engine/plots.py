@@ -9,7 +9,7 @@ from plotly.subplots import make_subplots
 from . import accounting, bounds
 from .audit import AuditResult
 
-__all__ = ["similarity_figure", "bound_figure", "budget_axis"]
+__all__ = ["similarity_figure", "bound_figure", "budget_axis", "dataset_figure"]
 
 _DIFF, _NOISY, _BASE = "#1f77b4", "#ff7f0e", "#555555"
 _METRICS = [("lpips", "LPIPS (lower = more similar)"), ("ssim", "SSIM (higher = more similar)"),
@@ -114,4 +114,25 @@ def bound_figure(
                       title=dict(text="Bounds for this image, clipped at its own norm (C = ||x||: "
                                       "the most favourable clipping for the attacker)",
                                  font=dict(size=12)))
+    return fig
+
+
+def dataset_figure(rows: list[dict], delta: float) -> go.Figure:
+    """A data set's fraction recognisable (with its 95% interval over images) and fraction
+    with the attribute revealed, against eps (batch.summarize_batch's rows)."""
+    xs = [r["eps"] for r in rows]
+    ys = [r["recognisable_fraction"] for r in rows]
+    fig = go.Figure(go.Scatter(
+        x=xs, y=ys, mode="lines+markers", name="recognisable (95% interval over images)",
+        error_y=dict(type="data", symmetric=False,
+                     array=[0.0 if y is None else max(0.0, r["recognisable_hi"] - y)
+                            for r, y in zip(rows, ys)],
+                     arrayminus=[0.0 if y is None else max(0.0, y - r["recognisable_lo"])
+                                 for r, y in zip(rows, ys)])))
+    fig.add_trace(go.Scatter(x=xs, y=[r["attribute_revealed_fraction"] for r in rows],
+                             mode="lines+markers", name="attribute revealed"))
+    fig.update_xaxes(type="log", title_text=f"privacy budget eps at delta = {delta:g} (log scale)")
+    fig.update_yaxes(range=[0, 1.02], title_text="fraction of the images")
+    fig.update_layout(title="Fraction of the data set an attacker with this prior recognises",
+                      height=380, template="plotly_white", margin=dict(l=40, r=20, t=50, b=40))
     return fig

@@ -161,3 +161,32 @@ def test_phone_width_and_200_percent_zoom(browser, app_server, axe_source, artef
         assert violations(page, axe_source) == []
         page.screenshot(path=str(artefacts / f"{name}.png"), full_page=True)
         page.close()
+
+
+def test_the_data_set_tab_in_the_browser(browser, app_server, axe_source):
+    """Choose three digits and a text file, audit them, read the summary: no violation
+    before or after."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+    page.goto(app_server)
+    page.wait_for_selector("#run-audit", timeout=60_000)
+    page.get_by_role("tab", name="Data set").click()
+    page.wait_for_selector("#run-dataset", state="visible", timeout=30_000)
+    found = violations(page, axe_source)
+    assert found == [], "\n".join(found)
+    digits = sorted((ROOT / "assets" / "examples").glob("digit-*.png"))[:3]
+    page.locator("#dataset-files input[type=file], input[type=file]").last.set_input_files(
+        [str(p) for p in digits])
+    page.wait_for_function("document.body.innerText.includes('3 images chosen')",
+                           timeout=30_000)
+    page.click("#run-dataset")
+    page.wait_for_function("document.querySelector('#dataset-summary').innerText"
+                           ".includes('images audited')", timeout=180_000)
+    assert "3 images audited" in page.inner_text("#dataset-summary")
+    page.wait_for_selector("#dataset-report", state="visible", timeout=30_000)
+    page.wait_for_timeout(1000)
+    found = violations(page, axe_source)
+    assert found == [], "\n".join(found)
+    with page.expect_download(timeout=60_000) as dl:
+        page.click("#dataset-report")
+    assert "Batch privacy audit" in Path(dl.value.path()).read_text()
+    page.close()

@@ -174,3 +174,34 @@ def test_the_page_streams_a_large_prior(tiny_registered, pil_digit, monkeypatch)
     assert "still being computed: 8 of 8" in outs[0][4] and "eps = 100" in outs[0][4]
     assert "still being computed" not in outs[-1][4]
     assert outs[-1][-1].pending == 0 and len(outs[-1][-1].ladder.budgets()) == db.LADDER_SIZE
+
+
+def test_dataset_tab_audits_several_uploads(tiny_registered, digit_image, tmp_path, monkeypatch):
+    """The "Data set" tab: several uploads (one broken) through the batch engine, the
+    summary, the plot and the report; its files go at the session's end."""
+    from types import SimpleNamespace
+
+    from audit_engine.images import array_to_pil
+
+    monkeypatch.setattr(app, "DATASET_DIR", tmp_path / "datasets")
+    files = []
+    for k in range(3):
+        path = tmp_path / f"u{k}.png"
+        array_to_pil(digit_image.roll(k, dims=2)).save(path)
+        files.append(str(path))
+    (tmp_path / "bad.png").write_text("nope")
+    files.append(str(tmp_path / "bad.png"))
+    request = SimpleNamespace(session_hash="s1")
+    text, fig, report = app.dataset(files, tiny_registered, 1e-5, 2, 1, 0, request=request,
+                                    progress=_no_progress)
+    assert "3 images audited" in text and "1 unreadable" in text and "eps = 8" in text
+    assert fig is not None and report.constructor_args["visible"] is True
+    page = Path(report.constructor_args["value"]).read_text()
+    assert "Batch privacy audit" in page
+    with pytest.raises(gr.Error, match="at most|At most"):
+        app.dataset(files * 20, tiny_registered, 1e-5, 2, 1, 0, request=request,
+                    progress=_no_progress)
+    with pytest.raises(gr.Error, match="Upload"):
+        app.dataset([], tiny_registered, 1e-5, 2, 1, 0, request=request, progress=_no_progress)
+    app.cleanup(request)
+    assert not (tmp_path / "datasets" / "s1").exists()

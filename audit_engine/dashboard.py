@@ -177,9 +177,9 @@ def ladder_steps(
     prior = load_prior(settings.prior)
     x = image if isinstance(image, torch.Tensor) else prior.load_image(image)
     key = _key(x, settings)
-    if previous is not None and previous.key == key:
-        yield previous
-        return
+    if previous is not None and previous.key == key and not previous.pending:
+        yield previous  # a complete ladder of the same image and settings (a stopped stream
+        return          # is computed again)
     ladder = ladder_mus(float(x.norm()))
     baseline = _baseline_for(prior)
     current = [float(current_mu)] if current_mu is not None else []

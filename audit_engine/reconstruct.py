@@ -77,6 +77,17 @@ def _sample_generator(seed: int, stream: int = 0x5EED) -> torch.Generator:
     return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
+# pixels per UNet call by default: 1,024 images at 32x32, 16 at 256x256 (a 256-pixel UNet
+# such as CelebA-HQ's needs about 0.25 GB of activations per image on a CPU)
+MAX_BATCH_PIXELS = 2**20
+
+
+def default_batch(prior: Prior) -> int:
+    """Samples per UNet call when none is given: bounded in pixels, so that a large prior's
+    ladder does not ask for tens of gigabytes at once."""
+    return max(1, MAX_BATCH_PIXELS // (prior.sample_size ** 2))
+
+
 @torch.inference_mode()
 def reconstruct(
     prior: Prior,
@@ -97,7 +108,8 @@ def reconstruct(
     steps: grid points per sample (None: every timestep from t*; the usual for DDPM).
     seeds: per-sample seeds for DDPM noise (samples sharing a seed share the noise).
     progress: called as progress(done_rounds, total_rounds) after every UNet call.
-    batch_size: at most this many samples per UNet call (chunks run one after another).
+    batch_size: at most this many samples per UNet call (chunks run one after another);
+        default ``default_batch(prior)``.
     Returns (B, C, H, W) reconstructions in [0, 1].
     """
     if sampler not in SAMPLERS:
@@ -115,7 +127,7 @@ def reconstruct(
         raise ValueError(f"observations are {tuple(observations.shape[1:])}, the prior "
                          f"expects {expected}")
     grids = [timestep_grid(m.t_star, steps) for m in matches]
-    chunk = n if not batch_size else max(1, int(batch_size))
+    chunk = max(1, int(batch_size)) if batch_size else default_batch(prior)
     chunks = [range(i, min(i + chunk, n)) for i in range(0, n, chunk)]
     tick = _ticker(sum(count_unet_calls([grids[i] for i in c])[0] for c in chunks), progress)
     scale = torch.tensor([m.start_scale for m in matches], dtype=torch.float64)
@@ -146,8 +158,11 @@ def sample(
     x_T = torch.stack([torch.randn(shape, generator=_sample_generator(s, stream=0x7),
                                    dtype=torch.float64) for s in seeds])
     grid = timestep_grid(prior.num_train_timesteps - 1, steps)
-    tick = _ticker(len(grid), progress)
-    return _reverse(prior, x_T, [grid] * n, seeds, sampler, tick).cpu()
+    chunk = default_batch(prior)
+    tick = _ticker(len(grid) * -(-n // chunk), progress)
+    return torch.cat([_reverse(prior, x_T[i:i + chunk], [grid] * len(x_T[i:i + chunk]),
+                               seeds[i:i + chunk], sampler, tick).cpu()
+                      for i in range(0, n, chunk)])
 
 
 def _reverse(prior: Prior, x_start, grids, seeds, sampler, tick) -> torch.Tensor:

@@ -46,7 +46,7 @@ import torch
 from .caches import Memo
 from .images import IMAGE_SUFFIXES, to_model
 from .priors import Prior
-from .reconstruct import DEFAULT_DDIM_STEPS, sample
+from .reconstruct import DEFAULT_DDIM_STEPS, default_batch, sample
 from .verdict import domain_threshold, in_domain
 
 __all__ = ["Reference", "ReferenceUnavailable", "reference_for", "typicality", "cache_dir",
@@ -74,15 +74,18 @@ def reference_size(prior: Prior) -> int:
 
 
 @torch.inference_mode()
-def typicality(prior: Prior, images: torch.Tensor, *, batch: int = 256) -> np.ndarray:
+def typicality(prior: Prior, images: torch.Tensor, *, batch: int | None = None) -> np.ndarray:
     """The prior's denoising-error profile of each image (N, C, H, W) in [0, 1]: (N, T) log
-    errors at DOMAIN_TIMESTEPS (module docstring). Fixed noise: the same for every image."""
+    errors at DOMAIN_TIMESTEPS (module docstring). Fixed noise: the same for every image.
+    ``batch``: UNet evaluations per call (default: 256, fewer for large images, as
+    reconstruct.default_batch bounds them)."""
     shape = tuple(images.shape[1:])
     g = torch.Generator().manual_seed(0x7E57)
     noise = torch.randn((DOMAIN_DRAWS, *shape), generator=g)
     abar = prior.alphas_cumprod
     ts = [t for t in DOMAIN_TIMESTEPS if t < len(abar)]
     per_image = len(ts) * DOMAIN_DRAWS
+    batch = batch or min(256, default_batch(prior))
     chunk = max(1, batch // per_image)
     out = []
     for i in range(0, len(images), chunk):
@@ -95,8 +98,11 @@ def typicality(prior: Prior, images: torch.Tensor, *, batch: int = 256) -> np.nd
                 xs.append(a ** 0.5 * y + (1 - a) ** 0.5 * e)
                 tt.append(torch.full((n,), t))
                 ee.append(e.expand(n, *shape))
-        x_t = torch.cat(xs).to(prior.device)
-        e_hat = prior.predict_eps(x_t.float(), torch.cat(tt).to(prior.device)).float().cpu()
+        x_t, t_all = torch.cat(xs), torch.cat(tt)
+        e_hat = torch.cat([  # at most ``batch`` evaluations per UNet call
+            prior.predict_eps(x_t[k:k + batch].to(prior.device).float(),
+                              t_all[k:k + batch].to(prior.device)).float().cpu()
+            for k in range(0, len(x_t), batch)])
         err = (e_hat - torch.cat(ee)).pow(2).flatten(1).mean(1).clamp(min=1e-12).log()
         out.append(err.view(len(ts), DOMAIN_DRAWS, n).mean(1).T)
     return torch.cat(out).double().numpy()

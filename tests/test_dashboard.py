@@ -103,3 +103,7 @@ def test_large_priors_stream_the_chosen_budget_first(tiny_prior, digit_image, mo
             torch.testing.assert_close(sa.reconstruction, sb.reconstruction, atol=1e-4, rtol=0)
     fractions = [f for f, _ in messages]
     assert fractions == sorted(fractions) and any("s left" in m for _, m in messages)
+    # a stream stopped half-way is computed again; a complete one is reused
+    assert len(list(db.ladder_steps(digit_image, settings, current_mu=7.0,
+                                    previous=steps[3]))) == 1 + db.LADDER_SIZE
+    assert list(db.ladder_steps(digit_image, settings, current_mu=7.0, previous=last)) == [last]

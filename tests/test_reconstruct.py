@@ -141,3 +141,23 @@ def test_unconditional_samples_are_seeded(tiny_prior):
     torch.testing.assert_close(a[1:], c[:2], atol=1e-4, rtol=0)  # sample i uses seed + i (float32)
     d = sample(tiny_prior, 2, sampler="ddpm", steps=4, seed=5)
     assert (d - a[:2]).abs().max() > 1e-4
+
+
+def test_default_batch_is_bounded_in_pixels_and_chunks_change_nothing(tiny_prior64,
+                                                                      monkeypatch):
+    """A 256-pixel prior gets 16 samples per UNet call by default (its ladder would ask for
+    tens of gigabytes at once on a CPU); chunked sampling gives the same samples."""
+    from types import SimpleNamespace
+
+    from audit_engine import reconstruct as rec
+
+    assert rec.default_batch(SimpleNamespace(sample_size=256)) == 16
+    assert rec.default_batch(SimpleNamespace(sample_size=32)) == 1024
+    whole = rec.sample(tiny_prior64, 5, sampler="ddpm", steps=4, seed=3)
+    calls = []
+    real = rec._reverse
+    monkeypatch.setattr(rec, "_reverse", lambda p, x, *a: calls.append(len(x)) or real(p, x, *a))
+    monkeypatch.setattr(rec, "MAX_BATCH_PIXELS", 2 * 16 * 16)  # 2 samples per call
+    chunked = rec.sample(tiny_prior64, 5, sampler="ddpm", steps=4, seed=3)
+    assert calls == [2, 2, 1]
+    torch.testing.assert_close(chunked, whole, atol=1e-9, rtol=0)

@@ -689,8 +689,10 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     compare_btn.click(compare, [pinned, delta, session], [compare_img, compare_table, session],
                       api_name="compare", **model)
     ds_upload.upload(choose_files, [ds_upload], [ds_files, ds_chosen], api_visibility="private")
+    # the tab's files live in session state, which the API cannot send: for scripts, the
+    # command line's batch audit does the same
     ds_btn.click(dataset, [ds_files, prior, delta, steps, trials, seed],
-                 [ds_summary, ds_plot, ds_report], api_name="dataset", **model)
+                 [ds_summary, ds_plot, ds_report], api_visibility="private", **model)
     # the priors' states (a Hub prior becomes available when the network returns)
     demo.load(lambda: gr.Dropdown(choices=db.prior_choices()), None, [prior], queue=False,
               api_visibility="private")

@@ -498,9 +498,14 @@ def pin(pinned, slider, mode, delta):
     return gr.CheckboxGroup(choices=db.pin_choices(pinned + [choice]), value=pinned + [choice])
 
 
+def _file_paths(files) -> list[str]:
+    """Paths of Gradio's uploaded files (strings, or objects with a ``name``)."""
+    return [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+
+
 def choose_files(files, request: gr.Request = None):
     """Keep the chosen files for the data-set audit and list them."""
-    paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+    paths = _file_paths(files)
     for p in paths:
         _remember_upload(p, request)
     names = ", ".join(Path(p).name for p in paths[:10]) + (" ..." if len(paths) > 10 else "")
@@ -525,7 +530,7 @@ def dataset(files, prior, delta, steps, trials, seed, request: gr.Request = None
         raise gr.Error(f"At most {MAX_DATASET} images at once here (got {len(files)}); the "
                        "command line has no limit: python -m audit_engine batch DIR ...")
     settings = _settings(prior, delta, "ddim", steps, trials, seed)
-    paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in files]
+    paths = _file_paths(files)
     for p in paths:
         _remember_upload(p, request)
     run_dir = DATASET_DIR / (request.session_hash if request and request.session_hash

@@ -21,7 +21,7 @@ import html
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -50,10 +50,10 @@ class BatchConfig:
     # CPU threads per audit, in both engines: float32 sums depend on the thread count, so
     # the same count gives the same numbers to the last digit locally and on Ray
     threads: int = 1
-    extra: dict = field(default_factory=dict)
 
     def audit_kwargs(self) -> dict:
-        kw = dict(mus=self.mus, epsilons=self.epsilons, delta=self.delta, prior=self.prior,
+        """run_audit's arguments besides the image and the prior (loaded once per worker)."""
+        kw = dict(mus=self.mus, epsilons=self.epsilons, delta=self.delta,
                   trials=self.trials, seed=self.seed, lpips=self.lpips)
         if self.steps is not None:
             kw["steps"] = self.steps
@@ -84,7 +84,7 @@ def audit_image(path: Path, out: Path, cfg: BatchConfig, prior=None) -> dict:
 
     try:
         result = run_audit(path, prior=prior if prior is not None else cfg.prior,
-                           **{k: v for k, v in cfg.audit_kwargs().items() if k != "prior"})
+                           **cfg.audit_kwargs())
     except (ImageError, OSError, ValueError) as exc:
         return {"name": path.name, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
     write_outputs(result, image_dir(out, path))
@@ -254,7 +254,7 @@ def write_report(out: Path, summary: list[dict], cfg: BatchConfig, *, engine: st
            f"{r['recognisable_hi']:.0%})" if r["judged"] else "") + "</td><td>"
         + ("n/a" if r["attribute_revealed_fraction"] is None else
            f"{r['attribute_revealed_fraction']:.0%}") + "</td></tr>" for r in summary)
-    params = {**{k: v for k, v in asdict(cfg).items() if k != "extra"}, "engine": engine,
+    params = {**asdict(cfg), "engine": engine,
               "workers": workers, "images complete": len(images), "unreadable files": n_errors}
     page = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",

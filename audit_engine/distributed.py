@@ -26,9 +26,8 @@ class _Auditor:
         from .audit import run_audit
         from .images import ImageError
 
-        kw = {k: v for k, v in self.cfg.audit_kwargs().items() if k != "prior"}
         try:
-            return name, run_audit(data, prior=self.prior, **kw), ""
+            return name, run_audit(data, prior=self.prior, **self.cfg.audit_kwargs()), ""
         except (ImageError, OSError, ValueError) as exc:
             return name, None, f"{type(exc).__name__}: {exc}"
 

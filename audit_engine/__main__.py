@@ -160,7 +160,7 @@ def _reproduce(args) -> int:
               f"{s['norm_attack_success']:6.3f} {s['diffusion_identification_success']:7.3f} "
               f"{s['rero_bound_candidate']:6.3f} | {s.get('attr_diffusion', nan):10.3f} "
               f"{s.get('attr_noise_aware', nan):6.3f}")
-    print(f"LPIPS: {rep.lpips}")
+    print(f"LPIPS: {rep.lpips_note}")
     print(f"wrote {', '.join(str(p) for p in paths.values())} in {rep.elapsed_s:.0f} s")
     return 0
 
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = write_outputs(result, args.out, save_samples=args.save_samples)
     print(f"prior: {result.prior_name} ({result.prior_source}); sampler {result.sampler}, "
           f"steps {result.steps or 'all'}; mechanism {result.mechanism}; {result.trials} trials "
-          f"per budget; {result.lpips}")
+          f"per budget; {result.lpips_note}")
     print(f"reference: {result.reference}")
     if result.domain is not None and not result.domain["in_domain"]:
         print("WARNING: the image is outside the prior's domain (typicality distance "

@@ -22,23 +22,21 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from . import accounting, streams
+from . import accounting, pipeline, streams
 from .attacks import eligible_decoys, guess_rate, identify, noise_aware_labels
 from .attributes import ATTRIBUTE_NAME, classifier_for, classify
 from .images import ImageLike
-from .mechanism import noise_std, privatize, privatize_dpsgd
 from .metrics import LPIPSMetric, get_lpips, similarity
 from .priors import Prior, load_prior
-from .reconstruct import DEFAULT_DDIM_STEPS, SAMPLERS, reconstruct
+from .reconstruct import DEFAULT_DDIM_STEPS, SAMPLERS
 from .reference import Reference, ReferenceUnavailable, reference_for, typicality
-from .schedule import match_timesteps
 from .verdict import (CANDIDATES, DOMAIN_FACTOR, DOMAIN_PERCENTILE, Attribute, BudgetVerdict,
                       Identification, identification_label)
 
-__all__ = ["AuditSample", "AuditResult", "run_audit", "budgets_to_mu", "default_trials",
+__all__ = ["AuditSample", "AuditResult", "run_audit", "budgets_to_mu", "default_trials", "check_settings",
            "MECHANISMS", "MAX_TRIALS", "MAX_STEPS", "MAX_BUDGETS"]
 
-MECHANISMS = ("analytic", "dpsgd")
+MECHANISMS = pipeline.MECHANISMS
 MAX_TRIALS = 32
 MAX_STEPS = 1000
 MAX_BUDGETS = 32
@@ -93,7 +91,7 @@ class AuditResult:
     trials: int
     delta: float
     mechanism: str
-    lpips: str  # label of the LPIPS variant, or the reason it is unavailable
+    lpips_note: str  # the LPIPS variant's label when available, else why it is unavailable
     lpips_available: bool
     elapsed_s: float
     # {"name", "original", "confidence"} when the prior ships an attribute classifier
@@ -154,6 +152,24 @@ def budgets_to_mu(
     return out
 
 
+def check_settings(*, sampler: str, mechanism: str, trials: int | None, seed: int,
+                   steps: int | None, delta: float) -> float:
+    """ValueError naming the first setting out of range (the one place settings are checked,
+    for the audit, the dashboard and the command line); returns delta as a float."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got sampler={sampler!r}")
+    if mechanism not in MECHANISMS:
+        raise ValueError(f"mechanism must be one of {MECHANISMS}, got mechanism={mechanism!r}")
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, (int, np.integer))
+                               or not 1 <= trials <= MAX_TRIALS):
+        raise ValueError(f"trials must be an integer between 1 and {MAX_TRIALS}, got trials={trials!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be a whole number >= 0, got seed={seed!r}")
+    if steps is not None and (isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= MAX_STEPS):
+        raise ValueError(f"steps must be an integer between 1 and {MAX_STEPS}, got steps={steps!r}")
+    return accounting.validate_delta(delta)
+
+
 def default_trials(prior: Prior) -> int:
     """Trials per budget: 8 for priors up to 64 pixels (the embedded one), 4 above (a
     256-pixel prior costs about 100x more per reconstruction; 4 of 4 still clears chance)."""
@@ -193,18 +209,8 @@ def run_audit(
     """
     t0 = time.perf_counter()
     say = progress or (lambda f, m: None)
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got sampler={sampler!r}")
-    if mechanism not in MECHANISMS:
-        raise ValueError(f"mechanism must be one of {MECHANISMS}, got mechanism={mechanism!r}")
-    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, (int, np.integer))
-                               or not 1 <= trials <= MAX_TRIALS):
-        raise ValueError(f"trials must be an integer between 1 and {MAX_TRIALS}, got trials={trials!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be a whole number >= 0, got seed={seed!r}")
-    if steps is not None and (isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= MAX_STEPS):
-        raise ValueError(f"steps must be an integer between 1 and {MAX_STEPS}, got steps={steps!r}")
-    delta = accounting.validate_delta(delta)
+    delta = check_settings(sampler=sampler, mechanism=mechanism, trials=trials, seed=seed,
+                           steps=steps, delta=delta)
     budgets = budgets_to_mu(mus=mus, epsilons=epsilons, delta=delta)
 
     say(0.0, "loading the prior")
@@ -223,26 +229,21 @@ def run_audit(
     digest = streams.image_digest(x)
 
     say(0.02, "privatizing")
-    rows, obs, s = [], [], []  # s: each release's own per-pixel noise std
-    for k in range(trials):
-        g = streams.generator(seed, digest, k, streams.PRIVATIZE)
-        xi = torch.randn(x.shape, generator=g) if mechanism == "analytic" else None
-        for mu, eps in budgets:
-            if mechanism == "analytic":
-                obs.append(privatize(x, mu, xi=xi))
-                s.append(float(noise_std(x, mu)))
-            else:  # a real step: when clipping is inactive its noise is z C, not ||x|| / mu
-                release = privatize_dpsgd(x, mu, generator=streams.generator(
-                    seed, digest, k, streams.PRIVATIZE))
-                obs.append(release.x_tilde)
-                s.append(release.noise_std)
-            rows.append((mu, eps, k))
-    observations = torch.stack(obs)
-    matches = match_timesteps([2 * v for v in s], prior.alphas_cumprod)
+    # rows: trial-major, every budget of a trial privatized with that trial's one draw
+    rows = [(mu, eps, k) for k in range(trials) for mu, eps in budgets]
+    gens, xi = None, None
+    if mechanism == "dpsgd":  # a fresh Opacus step per budget, noised from the trial's stream
+        gens = [streams.generator(seed, digest, k, streams.PRIVATIZE) for _, _, k in rows]
+    else:
+        draws = [torch.randn(x.shape, generator=streams.generator(seed, digest, k, streams.PRIVATIZE))
+                 for k in range(trials)]
+        xi = torch.stack([draws[k] for _, _, k in rows])
+    obs = pipeline.observe(prior, x.expand(len(rows), *x.shape), [mu for mu, _, _ in rows],
+                           xi=xi, generators=gens, mechanism=mechanism)
+    observations, matches = obs.images, obs.matches
     reverse_seeds = [streams.stream_seed(seed, digest, k, streams.REVERSE) for k in range(trials)]
-
-    recons = reconstruct(
-        prior, observations, matches, sampler=sampler, steps=steps,
+    recons = pipeline.attack(
+        prior, obs, sampler=sampler, steps=steps,
         seeds=[reverse_seeds[k] for _, _, k in rows], batch_size=batch_size,
         progress=lambda d, n: say(0.05 + 0.8 * d / n, f"reverse diffusion step {d}/{n}"),
     )
@@ -255,7 +256,7 @@ def run_audit(
         AuditSample(mu=mu, eps=eps, delta=delta, trial=k, t_star=m.t_star, sigma=sv,
                     sigma_dm=m.sigma_dm, beyond_range=m.beyond_range, below_range=m.below_range,
                     observation=o, reconstruction=r, noisy=nm, recon=rm)
-        for (mu, eps, k), sv, m, o, r, nm, rm in zip(rows, s, matches, observations, recons,
+        for (mu, eps, k), sv, m, o, r, nm, rm in zip(rows, obs.noise_std, matches, observations, recons,
                                                     noisy_m, recon_m)
     ]
     attribute = None
@@ -274,7 +275,7 @@ def run_audit(
     result = AuditResult(
         original=x, samples=samples, prior_name=prior.name, prior_source=prior.source,
         sampler=sampler, steps=steps, seed=int(seed), trials=trials, delta=delta,
-        mechanism=mechanism, lpips=lp_label, lpips_available=lp_ok, elapsed_s=0.0,
+        mechanism=mechanism, lpips_note=lp_label, lpips_available=lp_ok, elapsed_s=0.0,
         attribute=attribute,
     )
     if verdicts:

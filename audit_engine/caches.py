@@ -70,6 +70,11 @@ class Memo(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         self._values[key] = (value, self.clock())
 
+    def empty_copy(self) -> "Memo[K, V]":
+        """A new, empty memo with this one's policy (what counts as a failure, when it is
+        tried again, the clock)."""
+        return Memo(failed=self._failed, retry_after=self._retry_after, clock=self.clock)
+
     def __contains__(self, key: K) -> bool:
         return self._fresh(self._values.get(key))
 

@@ -32,14 +32,23 @@ MAX_INPUT_PIXELS = 40_000_000  # larger inputs are refused before decoding (bomb
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}  # in folders
 
 
+# the model's [-1, 1] scale is MODEL_SCALE times the [0, 1] pixel scale, plus an offset
+MODEL_SCALE = 2.0
+
+
 def to_model(x: torch.Tensor) -> torch.Tensor:
     """[0, 1] pixel scale -> the diffusion model's [-1, 1] scale."""
-    return x * 2 - 1
+    return x * MODEL_SCALE - 1
+
+
+def model_std(pixel_std):
+    """A noise std in [0, 1] pixel scale -> the same noise in the model's scale."""
+    return MODEL_SCALE * pixel_std
 
 
 def to_unit(y: torch.Tensor) -> torch.Tensor:
     """The diffusion model's [-1, 1] scale -> [0, 1] pixel scale."""
-    return (y + 1) / 2
+    return (y + 1) / MODEL_SCALE
 
 
 class ImageError(ValueError):

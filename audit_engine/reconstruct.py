@@ -22,11 +22,13 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from . import streams
 from .images import to_model, to_unit
 from .priors import Prior
 from .schedule import TimestepMatch
 
-__all__ = ["SAMPLERS", "DEFAULT_DDIM_STEPS", "timestep_grid", "reconstruct", "sample", "count_unet_calls"]
+__all__ = ["SAMPLERS", "DEFAULT_DDIM_STEPS", "timestep_grid", "reconstruct", "sample", "count_unet_calls",
+           "predict_x0", "ddim_step", "ddpm_step"]
 
 SAMPLERS = ("ddim", "ddpm")
 # DDIM steps from t* by default: chosen from bench/steps.py (docs/PERFORMANCE.md): on 100
@@ -68,13 +70,6 @@ def _ticker(total: int, progress: Progress | None) -> Callable[[], None]:
             progress(done, total)
 
     return tick
-
-
-def _sample_generator(seed: int, stream: int = 0x5EED) -> torch.Generator:
-    # A stream of its own, distinct from the privatization noise of the same seed.
-    state = np.random.SeedSequence([int(seed) % 2**64, stream]).generate_state(
-        1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
 # pixels per UNet call by default: 1,024 images at 32x32, 16 at 256x256 (a 256-pixel UNet
@@ -155,14 +150,42 @@ def sample(
         raise ValueError(f"sampler must be one of {SAMPLERS}, got sampler={sampler!r}")
     shape = (prior.channels, prior.sample_size, prior.sample_size)
     seeds = [seed + i for i in range(n)]
-    x_T = torch.stack([torch.randn(shape, generator=_sample_generator(s, stream=0x7),
-                                   dtype=torch.float64) for s in seeds])
+    x_T = torch.stack([torch.randn(shape, generator=streams.keyed(k % 2**64, streams.SAMPLE),
+                                   dtype=torch.float64) for k in seeds])
     grid = timestep_grid(prior.num_train_timesteps - 1, steps)
     chunk = default_batch(prior)
     tick = _ticker(len(grid) * -(-n // chunk), progress)
     return torch.cat([_reverse(prior, x_T[i:i + chunk], [grid] * len(x_T[i:i + chunk]),
                                seeds[i:i + chunk], sampler, tick).cpu()
                       for i in range(0, n, chunk)])
+
+
+# The samplers' updates, each a pure function of tensors (abar_t: alphas_cumprod at the
+# current timestep t, abar_s at the next one s < t, 1 after the last step; all broadcast).
+
+def predict_x0(x_t: torch.Tensor, eps: torch.Tensor, abar_t: torch.Tensor) -> torch.Tensor:
+    """The clean image the noise prediction implies (Ho et al. 2020, eq. 15; Song et al.
+    2021, eq. 12's "predicted x0"): (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t), clipped
+    to the data range [-1, 1]."""
+    return ((x_t - (1 - abar_t).sqrt() * eps) / abar_t.sqrt()).clamp(-1, 1)
+
+
+def ddim_step(x0: torch.Tensor, eps: torch.Tensor, abar_s: torch.Tensor) -> torch.Tensor:
+    """DDIM with eta = 0 (Song et al. 2021, eq. 12): x_s = sqrt(abar_s) x0 + sqrt(1 - abar_s) eps."""
+    return abar_s.sqrt() * x0 + (1 - abar_s).sqrt() * eps
+
+
+def ddpm_step(x_t: torch.Tensor, x0: torch.Tensor, abar_t: torch.Tensor, abar_s: torch.Tensor,
+              z: torch.Tensor) -> torch.Tensor:
+    """One ancestral step from the posterior q(x_s | x_t, x0) (Ho et al. 2020, eqs. 6-7, with
+    alpha = abar_t / abar_s, beta = 1 - alpha for a step that may skip timesteps):
+    mean = sqrt(abar_s) beta / (1 - abar_t) x0 + sqrt(alpha) (1 - abar_s) / (1 - abar_t) x_t,
+    variance beta~ = (1 - abar_s) / (1 - abar_t) beta; ``z`` is N(0, I) (zero at the last step)."""
+    alpha = abar_t / abar_s
+    beta = 1 - alpha
+    mean = (abar_s.sqrt() * beta / (1 - abar_t)) * x0 + (alpha.sqrt() * (1 - abar_s) / (1 - abar_t)) * x_t
+    var = ((1 - abar_s) / (1 - abar_t) * beta).clamp(min=1e-20)
+    return mean + var.sqrt() * z
 
 
 def _reverse(prior: Prior, x_start, grids, seeds, sampler, tick) -> torch.Tensor:
@@ -174,32 +197,28 @@ def _reverse(prior: Prior, x_start, grids, seeds, sampler, tick) -> torch.Tensor
     work = torch.float64 if prior.dtype == torch.float64 else torch.float32
     abar = prior.alphas_cumprod  # float64, CPU
     x = x_start.to(device, work)
-    gens = [_sample_generator(s) for s in seeds] if sampler == "ddpm" else None
+    gens = [streams.keyed(seed % 2**64, streams.REVERSE) for seed in seeds] if sampler == "ddpm" else None
     rounds = max(len(g) for g in grids)
     for k in range(rounds):
         active = [i for i, g in enumerate(grids) if k < len(g)]
         t = [grids[i][k] for i in active]
-        s = [grids[i][k + 1] if k + 1 < len(grids[i]) else -1 for i in active]
+        t_next = torch.tensor([grids[i][k + 1] if k + 1 < len(grids[i]) else -1 for i in active])
         idx = torch.tensor(active, device=device)
         x_t = x if len(active) == len(grids) else x.index_select(0, idx)
 
         eps = prior.predict_eps(x_t, torch.tensor(t, device=device))  # the UNet call
 
         a_t = abar[t].view(-1, 1, 1, 1)
-        a_s = torch.where(torch.tensor(s) >= 0, abar[torch.tensor(s).clamp(min=0)], 1.0)
+        a_s = torch.where(t_next >= 0, abar[t_next.clamp(min=0)], 1.0)
         a_s = a_s.view(-1, 1, 1, 1)
         a_t, a_s = a_t.to(device, x.dtype), a_s.to(device, x.dtype)
-        x0 = ((x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
+        x0 = predict_x0(x_t, eps, a_t)
         if sampler == "ddim":
-            x_s = a_s.sqrt() * x0 + (1 - a_s).sqrt() * eps
+            x_s = ddim_step(x0, eps, a_s)
         else:
-            alpha_ts = a_t / a_s
-            beta_ts = 1 - alpha_ts
-            mean = (a_s.sqrt() * beta_ts / (1 - a_t)) * x0 + (alpha_ts.sqrt() * (1 - a_s) / (1 - a_t)) * x_t
-            var = ((1 - a_s) / (1 - a_t) * beta_ts).clamp(min=1e-20)
             z = torch.stack([torch.randn(x.shape[1:], generator=gens[i], dtype=work) for i in active])
-            z = z.to(device, work) * (torch.tensor(s, device=device) >= 0).view(-1, 1, 1, 1)
-            x_s = mean + var.sqrt() * z
+            z = z.to(device, work) * (t_next.to(device) >= 0).view(-1, 1, 1, 1)
+            x_s = ddpm_step(x_t, x0, a_t, a_s, z)
         if len(active) == len(grids):
             x = x_s
         else:

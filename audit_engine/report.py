@@ -300,7 +300,7 @@ def html_report(
                          f"{ladder.domain['threshold']:.2f}; {ladder.domain['method']})"),
         "delta": f"{ladder.delta:g}",
         "budget shown as": "eps at delta" if mode == "eps" else "mu (Gaussian DP)",
-        "LPIPS": ladder.lpips,
+        "LPIPS": ladder.lpips_note,
         "unrelated-image baseline": (", ".join(f"{k} {v:.3f}" for k, v in baseline.items()
                                                if k in ("ssim", "psnr", "lpips", "mse") and v is not None)
                                      if baseline else "not available for this prior"),

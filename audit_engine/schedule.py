@@ -2,7 +2,7 @@
 privatization noise.
 
 In diffusion scale the observation is y = 2 x_tilde - 1 = x0 + sigma_dm * xi with
-sigma_dm = 2 s. The forward process is x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, so
+sigma_dm = 2 s (``images.model_std``; ``match_release`` takes s itself). The forward process is x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, so
 y * sqrt(abar_t) looks like x_t when (1 - abar_t) / abar_t = sigma_dm^2. ``t_star`` is the
 scheduler's own timestep index (0 .. T-1, the value the UNet is conditioned on) whose
 ratio is closest to sigma_dm^2; the schedule is always read from the scheduler, never
@@ -15,7 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["TimestepMatch", "noise_to_signal", "match_timestep", "match_timesteps"]
+from .images import model_std
+
+__all__ = ["TimestepMatch", "noise_to_signal", "match_timestep", "match_timesteps",
+           "match_release"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +99,13 @@ def match_timesteps(
             sigma_max=sigma_max,
         ))
     return out
+
+
+def match_release(
+    pixel_stds, alphas_cumprod: torch.Tensor | np.ndarray
+) -> list[TimestepMatch]:
+    """Where the reverse process starts for releases whose noise std is given in [0, 1]
+    pixel scale (s = ||x|| / mu for the analytic release): the std is converted to the
+    model's scale here, the one place the pipeline does so, then matched."""
+    return match_timesteps([model_std(float(s)) for s in np.asarray(pixel_stds, dtype=np.float64).reshape(-1)],
+                           alphas_cumprod)

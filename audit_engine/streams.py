@@ -13,9 +13,30 @@ import hashlib
 import numpy as np
 import torch
 
-__all__ = ["PRIVATIZE", "REVERSE", "DECOYS", "image_digest", "stream_seed", "generator"]
+__all__ = ["PRIVATIZE", "REVERSE", "DECOYS", "SAMPLE", "image_digest", "keyed_seed", "keyed",
+           "stream_seed", "generator"]
 
 PRIVATIZE, REVERSE, DECOYS = 0xD1, 0x5EED, 0xDEC0
+SAMPLE = 0x7  # the starting noise x_T of an unconditional sample
+
+
+def keyed_seed(*words: int) -> int:
+    """A 63-bit seed from whole numbers >= 0 (mixed by numpy's SeedSequence, so neighbouring
+    keys give unrelated streams). Every seeded generator of the engine comes from here.
+
+    The last word is the stream's purpose and must not be 0: SeedSequence ignores trailing
+    zeros, so (1, 2) and (1, 2, 0) would be one stream."""
+    if not words or any(int(w) < 0 for w in words):
+        raise ValueError(f"stream keys must be whole numbers >= 0, got {words}")
+    if int(words[-1]) == 0:
+        raise ValueError(f"the last stream key is its purpose and must not be 0, got {words}")
+    state = np.random.SeedSequence([int(w) for w in words]).generate_state(1, dtype=np.uint64)[0]
+    return int(state) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def keyed(*words: int) -> torch.Generator:
+    """A CPU torch generator for the stream keyed by ``words``."""
+    return torch.Generator().manual_seed(keyed_seed(*words))
 
 
 def image_digest(x: torch.Tensor) -> bytes:
@@ -30,12 +51,9 @@ def stream_seed(seed: int, digest: bytes, trial: int, purpose: int) -> int:
     """A 63-bit seed for the stream (seed, image digest, trial, purpose)."""
     if seed < 0 or trial < 0:
         raise ValueError(f"seed and trial must be >= 0, got seed={seed}, trial={trial}")
-    words = np.frombuffer(digest, dtype=np.uint32).tolist()
-    state = np.random.SeedSequence([int(seed), *words, int(trial), int(purpose)]).generate_state(
-        1, dtype=np.uint64)[0]
-    return int(state) & 0x7FFF_FFFF_FFFF_FFFF
+    return keyed_seed(seed, *np.frombuffer(digest, dtype=np.uint32).tolist(), trial, purpose)
 
 
 def generator(seed: int, digest: bytes, trial: int, purpose: int) -> torch.Generator:
     """A CPU torch generator for the stream (seed, image digest, trial, purpose)."""
-    return torch.Generator().manual_seed(stream_seed(seed, digest, trial, purpose))
+    return keyed(seed, *np.frombuffer(digest, dtype=np.uint32).tolist(), trial, purpose)

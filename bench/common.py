@@ -65,14 +65,12 @@ def random_prior(arch: str, *, device: str = "cpu", dtype: torch.dtype = torch.f
 def ladder_inputs(prior: Prior, x: torch.Tensor, xi: torch.Tensor):
     """(mus, observations, timestep matches) of the dashboard's 8-budget ladder for image x
     (C, H, W), privatized with the standard-normal draw xi at every budget."""
+    from audit_engine import pipeline
     from audit_engine.dashboard import ladder_mus
-    from audit_engine.mechanism import noise_std, privatize
-    from audit_engine.schedule import match_timesteps
 
     mus = ladder_mus(float(x.norm()))
-    obs = torch.stack([privatize(x, mu, xi=xi) for mu in mus])
-    matches = match_timesteps([2 * float(noise_std(x, mu)) for mu in mus], prior.alphas_cumprod)
-    return mus, obs, matches
+    obs = pipeline.observe(prior, x.expand(len(mus), *x.shape), mus, xi=xi.expand(len(mus), *x.shape))
+    return mus, obs.images, obs.matches
 
 
 def heldout(n: int):
@@ -84,7 +82,7 @@ def heldout(n: int):
     return heldout_images(load_prior(device="cpu"), n)
 
 
-def best_of(fn, repeats: int = 3) -> float:
+def median_of(fn, repeats: int = 3) -> float:
     """Median wall time of ``fn()`` over ``repeats`` runs (after one warm-up)."""
     fn()
     times = []

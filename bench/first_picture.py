@@ -19,6 +19,7 @@ import torch
 from common import machine, random_prior
 
 from audit_engine import dashboard as db
+from audit_engine import views
 from audit_engine import reference as ref_mod
 from audit_engine.audit import run_audit
 
@@ -53,7 +54,7 @@ def main() -> None:
         steps.close()  # the rest of the ladder is not timed here
     finally:
         db.load_prior = orig
-    assert first.pending == db.LADDER_SIZE and db.view_budget(first, mu).exact
+    assert first.pending == db.LADDER_SIZE and views.view_budget(first, mu).exact
     print(f"one budget alone (run_audit, 4 tries): {one:.1f} s")
     print(f"dashboard's first picture (ladder_steps, the chosen budget): {to_first:.1f} s")
     print(f"first picture / one budget: {to_first / one:.2f}x (target <= 1.3x)")

@@ -21,7 +21,7 @@ from PIL import Image
 
 from common import ROOT, free_port, machine, memory_mb, start_app
 
-from audit_engine.dashboard import display
+from audit_engine.views import display
 from audit_engine.images import to_prior_tensor
 
 

@@ -11,7 +11,7 @@ from collections import Counter
 
 import torch
 
-from common import best_of, ladder_inputs, machine, random_prior
+from common import median_of, ladder_inputs, machine, random_prior
 
 from audit_engine.reconstruct import reconstruct, timestep_grid
 
@@ -40,7 +40,7 @@ def main() -> None:
         reconstruct(prior, obs, matches, steps=args.steps)
         sync(args.device)
 
-    t_engine = best_of(sweep, args.repeats)
+    t_engine = median_of(sweep, args.repeats)
 
     # the floor: one UNet forward per round, at the batch size of that round
     grids = [timestep_grid(m.t_star, args.steps) for m in matches]
@@ -55,7 +55,7 @@ def main() -> None:
                 prior.unet(xb, tb)
                 sync(args.device)
 
-            floor += count * best_of(forward, args.repeats)
+            floor += count * median_of(forward, args.repeats)
     print(f"machine: {machine()}; device {args.device}, {args.dtype}")
     print(f"{args.arch} architecture (random weights), 8 budgets, DDIM {args.steps} steps: "
           f"{sum(rounds.values())} UNet calls, batch sizes {dict(sorted(rounds.items()))}")

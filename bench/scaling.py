@@ -10,12 +10,10 @@ import json
 
 import torch
 
-from common import best_of, machine
+from common import median_of, machine
 
-from audit_engine.mechanism import noise_std, privatize
+from audit_engine import pipeline
 from audit_engine.priors import ASSETS, Prior, load_prior
-from audit_engine.reconstruct import reconstruct
-from audit_engine.schedule import match_timesteps
 
 STEPS = 20
 
@@ -24,15 +22,11 @@ def sweep_time(prior: Prior, n_budgets: int, n_seeds: int) -> float:
     size = prior.sample_size
     x = torch.rand(prior.channels, size, size, generator=torch.Generator().manual_seed(0))
     mus = torch.logspace(0, 2, n_budgets).tolist()  # mu 1 .. 100: all inside the prior's range
-    obs, sig, seeds = [], [], []
-    for k in range(n_seeds):
-        xi = torch.randn(x.shape, generator=torch.Generator().manual_seed(k))
-        for mu in mus:
-            obs.append(privatize(x, mu, xi=xi))
-            sig.append(2 * float(noise_std(x, mu)))
-            seeds.append(k)
-    matches = match_timesteps(sig, prior.alphas_cumprod)
-    return best_of(lambda: reconstruct(prior, torch.stack(obs), matches, steps=STEPS, seeds=seeds), 2)
+    xi = torch.stack([torch.randn(x.shape, generator=torch.Generator().manual_seed(k))
+                      for k in range(n_seeds) for _ in mus])
+    seeds = [k for k in range(n_seeds) for _ in mus]
+    obs = pipeline.observe(prior, x.expand(len(seeds), *x.shape), mus * n_seeds, xi=xi)
+    return median_of(lambda: pipeline.attack(prior, obs, steps=STEPS, seeds=seeds), 2)
 
 
 def resized_prior(side: int) -> Prior:

@@ -17,11 +17,10 @@ import torch
 
 from common import heldout, machine
 
-from audit_engine.mechanism import noise_std, privatize
+from audit_engine import pipeline
 from audit_engine.metrics import similarity
 from audit_engine.priors import load_prior
-from audit_engine.reconstruct import DEFAULT_DDIM_STEPS, reconstruct
-from audit_engine.schedule import match_timesteps
+from audit_engine.reconstruct import DEFAULT_DDIM_STEPS
 
 MUS = (2.0, 5.0, 10.0, 20.0, 50.0)
 
@@ -35,10 +34,9 @@ def main() -> None:
     prior = load_prior(device="cpu", dtype=torch.float32)
     x, _ = heldout(args.images)
     xi = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
-    obs = torch.cat([privatize(x, mu, xi=xi) for mu in MUS])
     ref = x.repeat(len(MUS), 1, 1, 1)
-    matches = match_timesteps(
-        torch.cat([2 * noise_std(x, mu) for mu in MUS]).tolist(), prior.alphas_cumprod)
+    released = pipeline.observe(prior, ref, [mu for mu in MUS for _ in x], xi=xi.repeat(len(MUS), 1, 1, 1))
+    obs = released.images
 
     settings = [(f"DDIM {k} steps", "ddim", k, prior) for k in (5, 10, 20, 50)]
     settings.append(("DDPM, every step from t*", "ddpm", None, prior))
@@ -51,7 +49,7 @@ def main() -> None:
     rows = []
     for name, sampler, steps, p in settings:
         t = time.perf_counter()
-        rec = reconstruct(p, obs, matches, sampler=sampler, steps=steps, batch_size=256)
+        rec = pipeline.attack(p, released, sampler=sampler, steps=steps, batch_size=256)
         wall = time.perf_counter() - t
         if name.endswith("channels-last"):
             p.unet.to(memory_format=torch.contiguous_format)

@@ -28,14 +28,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audit_engine import accounting  # noqa: E402
+from audit_engine import accounting, pipeline  # noqa: E402
 from audit_engine.attributes import classify, load_classifier  # noqa: E402
-from audit_engine.mechanism import noise_std, privatize  # noqa: E402
 from audit_engine.metrics import similarity  # noqa: E402
 from audit_engine.priors import load_prior  # noqa: E402
 from audit_engine.report import tile  # noqa: E402
-from audit_engine.reconstruct import reconstruct, sample  # noqa: E402
-from audit_engine.schedule import match_timesteps  # noqa: E402
+from audit_engine.reconstruct import sample  # noqa: E402
 
 MUS = [0.5, 1, 2, 5, 10, 20, 50, 100, 200]
 
@@ -97,18 +95,17 @@ def main() -> None:
     rows, examples = [], {}
     t0 = time.perf_counter()
     for mu in MUS:
-        obs = privatize(x, mu, xi=xi)
-        s = noise_std(x, mu)
-        matches = match_timesteps((2 * s).tolist(), prior.alphas_cumprod)
-        rec = reconstruct(prior, obs, matches, sampler="ddim", steps=args.steps,
-                          seeds=list(range(n)), batch_size=500)
+        released = pipeline.observe(prior, x, mu, xi=xi)
+        obs, matches = released.images, released.matches
+        rec = pipeline.attack(prior, released, sampler="ddim", steps=args.steps,
+                              seeds=list(range(n)), batch_size=500)
         noisy = obs.clamp(0, 1)
         m_noisy = [similarity(a, b[None])[0] for a, b in zip(x, noisy)]
         m_rec = [similarity(a, b[None])[0] for a, b in zip(x, rec)]
         beyond = np.array([m.beyond_range for m in matches])
         rows.append({
             "mu": mu, "eps": accounting.eps_from_mu(mu, 1e-5),
-            "sigma_dm_median": float((2 * s).median()),
+            "sigma_dm_median": float(np.median([m.sigma_dm for m in matches])),
             "t_star_median": int(np.median([m.t_star for m in matches])),
             "beyond_range_fraction": float(beyond.mean()),
             "ssim_noisy": float(np.mean([m["ssim"] for m in m_noisy])),

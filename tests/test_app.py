@@ -6,7 +6,8 @@ import gradio as gr
 import pytest
 from PIL import Image
 
-import app
+from webui import files as webfiles
+from webui import handlers as h
 from audit_engine import dashboard as db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,13 +37,13 @@ def tiny_registered(tiny_prior_dir, monkeypatch):
 
 def test_run_then_move_then_exact(tiny_registered, pil_digit):
     prior = tiny_registered
-    steps = list(app.run(pil_digit, prior, "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None,
+    steps = list(h.run(pil_digit, prior, "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None,
                          progress=_no_progress))
     assert len(steps) == 1  # a 16-pixel prior: one batched pass, one answer
     out = steps[0]
     orig, priv, recons, spread, verdict, metrics, sim, bnd, verdicts, ladder, session = out
     # result images carry their finding as text (alt text) for screen readers
-    *updates, shown = app.alt_texts(2.0, "eps", 1e-5, out[-1])
+    *updates, shown = h.alt_texts(2.0, "eps", 1e-5, out[-1])
     alts = [u["alt_text"] for u in updates]
     assert shown["visible"] is True  # the results appear with the first audit
     assert "eps 100" in alts[2] and "try 1 of 2" in alts[1] and alts[4].count("recognisable") == 8
@@ -51,11 +52,11 @@ def test_run_then_move_then_exact(tiny_registered, pil_digit):
     assert spread.size == orig.size and verdicts["budgets"] and "domain" in verdicts
     assert "eps = 100" in verdict and "SSIM" in metrics and ladder.format == "PNG"
     assert session.ladder.budgets() and 100 == pytest.approx(session.exact.items()[0][1].samples[0].eps)
-    moved = app.move(2.5, "eps", 1e-5, session)
+    moved = h.move(2.5, "eps", 1e-5, session)
     assert "nearest ladder point" in moved[4] and "316" in moved[-1]
     assert moved[0] is not None and moved[6] is not None  # the move leaves original and plots
     assert type(moved[0]) is type(gr.skip()) and type(moved[6]) is type(gr.skip())
-    exact = app.exact(2.5, "eps", 1e-5, session)
+    exact = h.exact(2.5, "eps", 1e-5, session)
     assert "nearest ladder point" not in exact[4] and "316" in exact[4]
 
 
@@ -70,19 +71,19 @@ def test_run_then_move_then_exact(tiny_registered, pil_digit):
 def test_errors_are_messages(pil_digit, args, msg):
     args = tuple(pil_digit if a == "IMG" else a for a in args)
     with pytest.raises(gr.Error, match=msg):
-        list(app.run(*args, None, progress=_no_progress))
+        list(h.run(*args, None, progress=_no_progress))
 
 
 def test_calculator_and_send():
-    text, mu = app.calculator(0.5, 1.0, 1, 1e-5)
+    text, mu = h.calculator(0.5, 1.0, 1, 1e-5)
     assert mu == 2.0 and "PRV" in text
-    assert app.send(mu, "mu", 1e-5) == pytest.approx(0.30103, abs=1e-4)
+    assert h.send(mu, "mu", 1e-5) == pytest.approx(0.30103, abs=1e-4)
     with pytest.raises(gr.Error):
-        app.calculator(0.0, 1.0, 1, 1e-5)
+        h.calculator(0.0, 1.0, 1, 1e-5)
 
 
 def test_mode_switch_keeps_the_budget():
-    upd = app.switch_mode("mu", 2.0, 1e-5)  # eps = 100 -> mu
+    upd = h.switch_mode("mu", 2.0, 1e-5)  # eps = 100 -> mu
     mu, eps = db.slider_to_mu(upd.value, "mu", 1e-5)
     assert eps == pytest.approx(100, rel=1e-9)
 
@@ -127,19 +128,19 @@ def test_upload_clean_up_spares_files_other_sessions_still_use(tmp_path, monkeyp
     import os
     from types import SimpleNamespace
 
-    monkeypatch.setattr(app, "_UPLOADS", {})
+    monkeypatch.setattr(webfiles, "_UPLOADS", {})
     shared, own, again = (tmp_path / n for n in ("shared.png", "own.png", "again.png"))
     for p in (shared, own, again):
         p.write_bytes(b"pixels")
     a, b = SimpleNamespace(session_hash="a"), SimpleNamespace(session_hash="b")
     for path in (shared, own, again):
-        app._remember_upload(str(path), a)
-    app._remember_upload(str(shared), b)
+        webfiles.remember_upload(str(path), a)
+    webfiles.remember_upload(str(shared), b)
     st = again.stat()  # uploaded again after session a used it: a newer file
     os.utime(again, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    app._forget_uploads("a")
+    webfiles.forget_uploads("a")
     assert shared.exists() and again.exists() and not own.exists()
-    app._forget_uploads("b")
+    webfiles.forget_uploads("b")
     assert not shared.exists()
 
 
@@ -148,16 +149,16 @@ def test_result_images_are_written_once_under_their_content(tmp_path, monkeypatc
     files named by their content instead, so a file being served is never rewritten."""
     import numpy as np
 
-    monkeypatch.setattr(app, "IMAGE_DIR", tmp_path)
+    monkeypatch.setattr(webfiles, "IMAGE_DIR", tmp_path)
     pixels = np.arange(64, dtype=np.uint8).reshape(8, 8)
-    first = app._png(pixels)
+    first = webfiles.png(pixels)
     mtime = Path(first).stat().st_mtime_ns
     inode = Path(first).stat().st_ino
-    again = app._png(pixels.copy())
+    again = webfiles.png(pixels.copy())
     assert again == first and Path(first).stat().st_ino == inode  # not written again
     assert Path(first).stat().st_mtime_ns >= mtime  # touched: the sweep keeps it
     assert (np.asarray(Image.open(first)) == pixels).all()
-    assert app._png(pixels + 1) != first
+    assert webfiles.png(pixels + 1) != first
     assert not list(tmp_path.glob(".*"))  # no staging file left behind
 
 
@@ -167,8 +168,8 @@ def test_the_page_streams_a_large_prior(tiny_registered, pil_digit, monkeypatch)
     import inspect
 
     monkeypatch.setattr(db, "STREAM_ABOVE", 8)
-    assert inspect.isgeneratorfunction(app.run)
-    outs = list(app.run(pil_digit, tiny_registered, "eps", 1e-5, 2.0, "ddim", 2, 1, 0, None,
+    assert inspect.isgeneratorfunction(h.run)
+    outs = list(h.run(pil_digit, tiny_registered, "eps", 1e-5, 2.0, "ddim", 2, 1, 0, None,
                         progress=_no_progress))
     assert len(outs) == 1 + db.LADDER_SIZE
     assert "still being computed: 8 of 8" in outs[0][4] and "eps = 100" in outs[0][4]
@@ -183,7 +184,7 @@ def test_dataset_tab_audits_several_uploads(tiny_registered, digit_image, tmp_pa
 
     from audit_engine.images import array_to_pil
 
-    monkeypatch.setattr(app, "DATASET_DIR", tmp_path / "datasets")
+    monkeypatch.setattr(h, "DATASET_DIR", tmp_path / "datasets")
     files = []
     for k in range(3):
         path = tmp_path / f"u{k}.png"
@@ -192,16 +193,16 @@ def test_dataset_tab_audits_several_uploads(tiny_registered, digit_image, tmp_pa
     (tmp_path / "bad.png").write_text("nope")
     files.append(str(tmp_path / "bad.png"))
     request = SimpleNamespace(session_hash="s1")
-    text, fig, report = app.dataset(files, tiny_registered, 1e-5, 2, 1, 0, request=request,
+    text, fig, report = h.dataset(files, tiny_registered, 1e-5, 2, 1, 0, request=request,
                                     progress=_no_progress)
     assert "3 images audited" in text and "1 unreadable" in text and "eps = 8" in text
     assert fig is not None and report.constructor_args["visible"] is True
     page = Path(report.constructor_args["value"]).read_text()
     assert "Batch privacy audit" in page
     with pytest.raises(gr.Error, match="at most|At most"):
-        app.dataset(files * 20, tiny_registered, 1e-5, 2, 1, 0, request=request,
+        h.dataset(files * 20, tiny_registered, 1e-5, 2, 1, 0, request=request,
                     progress=_no_progress)
     with pytest.raises(gr.Error, match="Upload"):
-        app.dataset([], tiny_registered, 1e-5, 2, 1, 0, request=request, progress=_no_progress)
-    app.cleanup(request)
+        h.dataset([], tiny_registered, 1e-5, 2, 1, 0, request=request, progress=_no_progress)
+    h.cleanup(request)
     assert not (tmp_path / "datasets" / "s1").exists()

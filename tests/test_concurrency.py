@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from audit_engine import caches, dashboard as db, metrics, priors
+from audit_engine import caches, dashboard as db, metrics, priors, views
 from audit_engine.audit import run_audit
 from audit_engine.caches import LRU, Memo
 
@@ -163,8 +163,8 @@ def test_session_cache_stays_bounded(tiny_prior, digit_image, monkeypatch):
         session, res = db.compute_exact(session, 0.5 + i * 0.01)
         assert len(session.exact) <= db.EXACT_CACHE_SIZE
     assert len(session.exact) == db.EXACT_CACHE_SIZE
-    assert db.view_budget(session, 0.5 + 499 * 0.01).exact  # the latest ones are kept
-    assert not db.view_budget(session, 0.5).exact  # the oldest were dropped
+    assert views.view_budget(session, 0.5 + 499 * 0.01).exact  # the latest ones are kept
+    assert not views.view_budget(session, 0.5).exact  # the oldest were dropped
 
 
 def test_slider_reads_while_budgets_are_stored(tiny_prior, digit_image, monkeypatch,
@@ -187,7 +187,7 @@ def test_slider_reads_while_budgets_are_stored(tiny_prior, digit_image, monkeypa
         rng = random.Random(seed)
         while not stop.is_set():
             try:
-                db.view_budget(state["session"], rng.uniform(0.3, 10.0))
+                views.view_budget(state["session"], rng.uniform(0.3, 10.0))
             except Exception as exc:  # noqa: BLE001 - reported below
                 errors.append(repr(exc))
                 return
@@ -317,5 +317,7 @@ def test_every_model_handler_shares_one_group_and_is_gpu_wrapped():
             groups[name] = (dep.concurrency_id, dep.concurrency_limit)
     assert set(groups) == model_fns
     assert set(groups.values()) == {("model", app.MODEL_CONCURRENCY)}
-    assert {name for name in dir(app) if callable(getattr(app, name, None))
-            and hasattr(getattr(app, name), "gpu_seconds")} == model_fns
+    from webui import handlers
+
+    assert {name for name in dir(handlers) if callable(getattr(handlers, name, None))
+            and hasattr(getattr(handlers, name), "gpu_seconds")} == model_fns

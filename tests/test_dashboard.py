@@ -1,12 +1,11 @@
 """The dashboard's engine side: slider mapping, ladder, views, report, calculator."""
-import time
-
 import torch
 
 import pytest
 
 from audit_engine import accounting
 from audit_engine import dashboard as db
+from audit_engine import views
 
 
 @pytest.mark.parametrize("mode", ["eps", "mu"])
@@ -20,31 +19,56 @@ def test_slider_round_trip(mode):
 
 
 def test_slider_spans_orders_of_magnitude():
+    """The slider's ends are eps 0.1 (strong) and 100,000 (none), mu 0.05 and 500; beyond
+    them a position is refused with the range in the message."""
     lo, hi = db.SLIDER_RANGE["eps"]
-    assert hi - lo >= 5  # eps 0.1 .. 100,000
+    assert db.slider_to_mu(lo, "eps", 1e-5)[1] == pytest.approx(0.1)
+    assert db.slider_to_mu(hi, "eps", 1e-5)[1] == pytest.approx(1e5)
+    lo, hi = db.SLIDER_RANGE["mu"]
+    assert db.slider_to_mu(lo, "mu", 1e-5)[0] == pytest.approx(0.05)
+    assert db.slider_to_mu(hi, "mu", 1e-5)[0] == pytest.approx(500)
+    with pytest.raises(ValueError, match="between"):
+        db.slider_to_mu(hi + 0.1, "mu", 1e-5)
 
 
 def test_ladder_spans_useless_to_strong(tiny_prior, digit_image):
     mus = db.ladder_mus(float(digit_image.norm()))
     assert len(mus) == 8 and mus == sorted(mus)
     s = db.compute_ladder(digit_image, db.Settings(prior=tiny_prior.source, steps=3, lpips="alex"))
-    views = [db.view_budget(s, m) for m in mus]
-    assert views[0].beyond_range  # the strongest protection: beyond the prior's range
-    assert views[-1].samples[0].t_star < 20  # the weakest: hardly any noise
-    assert all(v.exact for v in views)
+    shown = [views.view_budget(s, m) for m in mus]
+    assert shown[0].beyond_range  # the strongest protection: beyond the prior's range
+    assert shown[-1].samples[0].t_star < 20  # the weakest: hardly any noise
+    assert all(v.exact for v in shown)
 
 
-def test_slider_moves_are_served_from_the_ladder(tiny_prior, digit_image):
+def _count_unet_calls(monkeypatch) -> list:
+    """A list that grows by one at every UNet evaluation of any prior."""
+    from audit_engine.priors import Prior
+
+    calls, real = [], Prior.predict_eps
+
+    def counting(self, x_t, t):
+        calls.append(len(x_t))
+        return real(self, x_t, t)
+
+    monkeypatch.setattr(Prior, "predict_eps", counting)
+    return calls
+
+
+def test_slider_moves_are_served_from_the_ladder(tiny_prior, digit_image, monkeypatch):
     settings = db.Settings(prior=tiny_prior.source, steps=3, lpips="alex")
     s = db.compute_ladder(digit_image, settings, current_mu=7.0)
     assert 7.0 in s.exact and 7.0 not in s.ladder.budgets()
-    t0 = time.perf_counter()
-    v = db.view_budget(s, 8.0)
-    assert time.perf_counter() - t0 < 0.5
+    calls = _count_unet_calls(monkeypatch)
+    v = views.view_budget(s, 8.0)
+    assert calls == []  # a move is read from the ladder: no UNet call
     assert not v.exact and v.mu in s.ladder.budgets() + [7.0]
     s2, res = db.compute_exact(s, 8.0)
-    assert db.view_budget(s2, 8.0).exact and res.samples[0].mu == 8.0
-    assert not db.view_budget(s, 8.0).exact  # the session passed in is left as it was
+    assert calls  # an exact budget between ladder points is computed
+    assert views.view_budget(s2, 8.0).exact and res.samples[0].mu == 8.0
+    calls.clear()
+    assert db.compute_exact(s2, 8.0)[0] is s2 and calls == []  # and then kept
+    assert not views.view_budget(s, 8.0).exact  # the session passed in is left as it was
     # the same image and settings reuse the session
     assert db.compute_ladder(digit_image, settings, current_mu=7.0, previous=s) is s
 
@@ -52,7 +76,7 @@ def test_slider_moves_are_served_from_the_ladder(tiny_prior, digit_image):
 def test_report_is_self_contained(tiny_prior, digit_image):
     s = db.compute_ladder(digit_image, db.Settings(prior=tiny_prior.source, steps=2, trials=2,
                                                    lpips="alex"), current_mu=5.0)
-    html = db.report_html(s, "eps", 5.0)
+    html = views.report_html(s, "eps", 5.0)
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
     assert "plotly" in html and "package torch" in html and "date (UTC)" in html
     assert "trials per budget" in html and tiny_prior.source in html
@@ -61,9 +85,9 @@ def test_report_is_self_contained(tiny_prior, digit_image):
 
 
 def test_dpsgd_text():
-    text, mu = db.dpsgd_text(0.5, 1.0, 1, 1e-5)
+    text, mu = views.dpsgd_text(0.5, 1.0, 1, 1e-5)
     assert mu == 2.0 and "exact" in text and "PRV" in text and "RDP" in text
-    text, mu = db.dpsgd_text(1.0, 0.01, 1000, 1e-5)
+    text, mu = views.dpsgd_text(1.0, 0.01, 1000, 1e-5)
     assert "approximation" in text
 
 
@@ -74,10 +98,14 @@ def test_prior_choices_put_embedded_first():
 
 def test_metrics_markdown_explains_each_metric(tiny_prior, digit_image):
     s = db.compute_ladder(digit_image, db.Settings(prior=tiny_prior.source, steps=2, lpips="alex"))
-    md = db.view_budget(s, s.ladder.budgets()[3]).metrics_markdown(s.ladder.lpips)
+    md = views.view_budget(s, s.ladder.budgets()[3]).metrics_markdown(s.ladder.lpips_note)
     for name in ("LPIPS", "SSIM", "PSNR", "MSE"):
         assert name in md
-    assert "unavailable" in md  # no LPIPS backbone offline: said so
+    lpips_row = next(line for line in md.splitlines() if line.startswith("| LPIPS"))
+    # without a backbone (offline, not cached) the page says so and shows no LPIPS number;
+    # with one, the row has numbers and no note
+    assert ("unavailable" in md) == (not s.ladder.lpips_available)
+    assert ("n/a" in lpips_row) == (not s.ladder.lpips_available)
 
 
 def test_large_priors_stream_the_chosen_budget_first(tiny_prior, digit_image, monkeypatch):
@@ -91,12 +119,12 @@ def test_large_priors_stream_the_chosen_budget_first(tiny_prior, digit_image, mo
                                  progress=lambda f, m: messages.append((f, m))))
     assert len(steps) == 1 + db.LADDER_SIZE
     first = steps[0]
-    assert first.pending == db.LADDER_SIZE and db.view_budget(first, 7.0).exact
+    assert first.pending == db.LADDER_SIZE and views.view_budget(first, 7.0).exact
     assert [s.pending for s in steps[1:]] == list(range(db.LADDER_SIZE - 1, -1, -1))
     last = steps[-1]
     assert last.ladder.budgets() == batched.ladder.budgets()
     for mu in batched.ladder.budgets() + [7.0]:
-        a, b = db.view_budget(last, mu), db.view_budget(batched, mu)
+        a, b = views.view_budget(last, mu), views.view_budget(batched, mu)
         assert a.label == b.label
         for sa, sb in zip(a.samples, b.samples):
             torch.testing.assert_close(sa.observation, sb.observation)

@@ -96,7 +96,7 @@ def test_gpu_seconds_grow_with_the_work():
 
 
 def test_zero_gpu_wrapping_keeps_the_handler_signature(monkeypatch):
-    import app
+    from webui import handlers
 
     calls = []
 
@@ -110,13 +110,13 @@ def test_zero_gpu_wrapping_keeps_the_handler_signature(monkeypatch):
                 return inner
             return deco
 
-    monkeypatch.setattr(app, "spaces", FakeSpaces)
+    monkeypatch.setattr(handlers, "spaces", FakeSpaces)
 
     def handler(image, prior, mode, delta, slider, sampler, steps, seeds, seed, session,
                 request=None, progress=None):
         return "ran"
 
-    wrapped = app._on_gpu(app._gpu_seconds)(handler)
+    wrapped = handlers.on_gpu(handlers._gpu_seconds)(handler)
     assert list(inspect.signature(wrapped).parameters) == list(inspect.signature(handler).parameters)
     assert wrapped(None, "embedded", "eps", 1e-5, 2.0, "ddim", 20, 1, 0, None) == "ran"
     assert calls and calls[0] >= 20
@@ -181,32 +181,30 @@ def test_half_precision_path_matches_float32(tiny_prior_dir, digit_image):
     """The float16 and bfloat16 UNet paths (CUDA's and fast CPUs') against float32, with a random tiny
     UNet (rougher than a trained one): mean pixel difference under 0.01. The real GPU check
     is tests/test_gpu.py (marker gpu)."""
-    from audit_engine.mechanism import noise_std, privatize
+    from audit_engine import pipeline
     from audit_engine.priors import load_prior
-    from audit_engine.reconstruct import reconstruct
-    from audit_engine.schedule import match_timesteps
 
     p32 = load_prior(str(tiny_prior_dir), device="cpu", dtype=torch.float32)
     mus = [1.0, 10.0, 100.0]
     xi = torch.randn(digit_image.shape, generator=torch.Generator().manual_seed(0))
-    obs = torch.stack([privatize(digit_image, m, xi=xi) for m in mus])
-    matches = match_timesteps([2 * float(noise_std(digit_image, m)) for m in mus], p32.alphas_cumprod)
-    a = reconstruct(p32, obs, matches, steps=10)
+    obs = pipeline.observe(p32, digit_image.expand(3, *digit_image.shape), mus,
+                           xi=xi.expand(3, *xi.shape))
+    a = pipeline.attack(p32, obs, steps=10)
     for half, tol in ((torch.float16, 0.01), (torch.bfloat16, 0.05)):  # bfloat16: 8-bit mantissa
-        b = reconstruct(load_prior(str(tiny_prior_dir), device="cpu", dtype=half), obs, matches,
-                        steps=10)
+        b = pipeline.attack(load_prior(str(tiny_prior_dir), device="cpu", dtype=half), obs,
+                            steps=10)
         assert b.dtype == torch.float32 and (a - b).abs().mean() < tol, half
 
 
 def test_time_limit_stops_an_audit(monkeypatch, tiny_prior_dir):
     import gradio as gr
 
-    import app
     from audit_engine.priors import REGISTRY, PriorSpec
+    from webui import handlers
 
     key = str(tiny_prior_dir)
     monkeypatch.setitem(REGISTRY, key, PriorSpec(key, "tiny", key, "rings", 16))
-    monkeypatch.setattr(app, "TIME_LIMIT", -1.0)
+    monkeypatch.setattr(handlers, "TIME_LIMIT", -1.0)
     img = sorted((ROOT / "assets" / "examples").glob("digit-*.png"))[0]
     with pytest.raises(gr.Error, match=re.escape("limit of -1 s")):
-        list(app.run(str(img), key, "eps", 1e-5, 2.0, "ddim", 3, 1, 0, None, progress=None))
+        list(handlers.run(str(img), key, "eps", 1e-5, 2.0, "ddim", 3, 1, 0, None, progress=None))

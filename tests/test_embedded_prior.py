@@ -149,18 +149,15 @@ def test_shipped_reference_matches_the_shipped_prior(monkeypatch, tmp_path):
 def test_bfloat16_keeps_the_reconstruction_quality():
     """bfloat16 is the default on CPUs that compute it natively: on the trained prior it must
     score the same SSIM as float32 (docs/PERFORMANCE.md: -0.3% on 500 reconstructions)."""
-    from audit_engine.mechanism import noise_std, privatize
+    from audit_engine import pipeline
     from audit_engine.metrics import similarity
-    from audit_engine.reconstruct import reconstruct
-    from audit_engine.schedule import match_timesteps
 
     held = np.load(FOLDER / "heldout.npz")
     x = torch.from_numpy(held["images"][::50][:10]).float().div(255).unsqueeze(1)
     xi = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
-    obs = privatize(x, 10.0, xi=xi)
-    matches = match_timesteps((2 * noise_std(x, 10.0)).tolist(), load_prior(device="cpu").alphas_cumprod)
+    obs = pipeline.observe(load_prior(device="cpu"), x, 10.0, xi=xi)
     ssim = {}
     for dtype in (torch.float32, torch.bfloat16):
-        rec = reconstruct(load_prior(device="cpu", dtype=dtype), obs, matches, steps=10)
+        rec = pipeline.attack(load_prior(device="cpu", dtype=dtype), obs, steps=10)
         ssim[dtype] = np.mean([similarity(a, b[None])[0]["ssim"] for a, b in zip(x, rec)])
     assert abs(ssim[torch.bfloat16] - ssim[torch.float32]) < 0.02, ssim

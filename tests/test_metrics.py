@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from audit_engine import metrics
-from audit_engine.caches import Memo
 from audit_engine.metrics import get_lpips, similarity
 
 
@@ -34,10 +33,32 @@ def test_ssim_ordering_and_identity(pair):
     assert 1 > a["ssim"] > b["ssim"]
 
 
-def test_ssim_on_gray_and_tiny_images():
-    ref = torch.rand(1, 5, 5)
-    row = similarity(ref, (1 - ref)[None])[0]
-    assert -1 <= row["ssim"] < 1
+def _ssim_by_hand(a, b, win: int) -> float:
+    """Wang et al. 2004, eq. 13, over every win x win window inside the image (uniform
+    weights, sample covariances, C1 = (0.01 L)^2, C2 = (0.03 L)^2, L = 1), averaged."""
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    pa = sliding_window_view(np.asarray(a, float), (win, win)).reshape(-1, win * win)
+    pb = sliding_window_view(np.asarray(b, float), (win, win)).reshape(-1, win * win)
+    ma, mb = pa.mean(1), pb.mean(1)
+    va, vb = pa.var(1, ddof=1), pb.var(1, ddof=1)
+    cov = ((pa - ma[:, None]) * (pb - mb[:, None])).sum(1) / (win * win - 1)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = (2 * ma * mb + c1) * (2 * cov + c2) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2))
+    return float(s.mean())
+
+
+@pytest.mark.parametrize("side", [5, 6, 9])
+def test_ssim_on_gray_and_tiny_images_against_the_formula(side):
+    """Tiny gray images (the window shrinks to the largest odd size that fits, at most 7)
+    against SSIM computed from its definition."""
+    g = torch.Generator().manual_seed(side)
+    ref = torch.rand(1, side, side, generator=g)
+    for other in (1 - ref, (ref + 0.2 * torch.randn(ref.shape, generator=g)).clamp(0, 1)):
+        row = similarity(ref, other[None])[0]
+        win = min(7, side if side % 2 else side - 1)
+        assert row["ssim"] == pytest.approx(_ssim_by_hand(ref[0], other[0], win), abs=1e-9)
 
 
 def test_inputs_are_clipped_to_unit_range(pair):
@@ -65,7 +86,7 @@ def test_vgg_variant_with_random_backbone(pair):
 
 
 def test_lpips_unavailable_is_reported_and_others_still_work(pair, monkeypatch, tmp_path):
-    monkeypatch.setattr(metrics, "_LPIPS", Memo())
+    monkeypatch.setattr(metrics, "_LPIPS", metrics._LPIPS.empty_copy())
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # no cached backbone
     monkeypatch.setenv("AUDIT_OFFLINE", "1")
     lp = get_lpips("alex")
@@ -78,23 +99,36 @@ def test_lpips_unavailable_is_reported_and_others_still_work(pair, monkeypatch, 
 @pytest.fixture()
 def online_without_backbone(monkeypatch, tmp_path):
     """No cached LPIPS backbone, and no offline flag: get_lpips may try to download."""
-    monkeypatch.setattr(metrics, "_LPIPS", Memo())
+    monkeypatch.setattr(metrics, "_LPIPS", metrics._LPIPS.empty_copy())
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     monkeypatch.delenv("AUDIT_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
 
 
-def test_lpips_download_failure_is_caught(monkeypatch, online_without_backbone):
+def test_lpips_download_failure_is_caught_and_retried_later(monkeypatch, online_without_backbone):
+    """A failed download does not raise; the failure is remembered (no new attempt for every
+    audit) and tried again once caches.RETRY_S has passed; the message says where to put the
+    weights."""
     import lpips
 
+    from audit_engine import caches
+
     monkeypatch.setattr(metrics, "_reachable", lambda host, timeout=3.0: True)
+    attempts = []
 
     def boom(*a, **k):
+        attempts.append(k.get("net"))
         raise OSError("network unreachable")
 
     monkeypatch.setattr(lpips, "LPIPS", boom)
     lp = get_lpips("vgg")
-    assert not lp.available and "network unreachable" in lp.reason
+    assert not lp.available and lp.reason.startswith("LPIPS unavailable")
+    assert "vgg16-397923af.pth" in lp.reason and "OSError" in lp.reason
+    assert get_lpips("vgg") is lp and attempts == ["vgg"]  # remembered
+    later = metrics._LPIPS.clock() + caches.RETRY_S + 1
+    metrics._LPIPS.clock = lambda: later
+    get_lpips("vgg")
+    assert attempts == ["vgg", "vgg"]  # tried again after the retry interval
 
 
 def test_unknown_net_rejected():

@@ -4,7 +4,8 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
 from audit_engine.images import to_unit
-from audit_engine.reconstruct import _sample_generator, count_unet_calls, reconstruct, timestep_grid
+from audit_engine import streams
+from audit_engine.reconstruct import count_unet_calls, reconstruct, timestep_grid
 from audit_engine.schedule import TimestepMatch, match_timesteps
 
 
@@ -58,7 +59,7 @@ def test_ddpm_matches_diffusers_step_by_step(tiny_prior64):
     t_star, seed = 40, 11
     torch.manual_seed(2)
     x = torch.randn(1, 1, 16, 16, dtype=torch.float64)
-    ref, gen = x.clone(), _sample_generator(seed)
+    ref, gen = x.clone(), streams.keyed(seed, streams.REVERSE)
     with torch.no_grad():
         for t in range(t_star, -1, -1):
             eps = tiny_prior.unet(ref, t).sample

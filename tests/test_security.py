@@ -6,6 +6,7 @@ log file, so the tests see what a deployment would: its files, its logs, its mem
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
@@ -203,9 +204,22 @@ def test_outputs_carry_no_metadata(client, tmp_path):
         img = Image.open(f)
         assert not img.getexif() and "exif" not in img.info and "icc_profile" not in img.info
         assert MARKER.encode() not in Path(f).read_bytes()
-    # the EXIF orientation was applied: the 64x32 picture stands upright (taller than wide)
-    a = np.asarray(Image.open(out[0]).convert("L"), dtype=float)
-    assert a.shape[0] == a.shape[1]
+    # the EXIF orientation was applied: the audited image is the upright picture (rotated
+    # as EXIF says), not the stored one
+    from PIL import ImageOps
+
+    from audit_engine.priors import load_prior
+
+    stored = Image.open(io.BytesIO(_exif_jpeg()))
+    as_png = lambda im: (lambda b: (im.save(b, format="PNG"), b.getvalue())[1])(io.BytesIO())
+    prior = load_prior(device="cpu")
+    upright = prior.load_image(as_png(ImageOps.exif_transpose(stored))).numpy()[0]
+    unrotated = prior.load_image(as_png(stored.copy())).numpy()[0]
+    shown = np.asarray(Image.open(out[0]).convert("L"), dtype=float)
+    step = shown.shape[0] // upright.shape[0]  # the page enlarges by whole pixels
+    audited = shown[::step, ::step] / 255
+    assert np.abs(audited - upright).mean() < 0.02
+    assert np.abs(audited - unrotated).mean() > 5 * np.abs(audited - upright).mean()
     report = client.predict(2.0, "eps", 1e-5, api_name="/report")
     assert MARKER not in Path(report).read_text()
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from .. import accounting
-from ..audit import MECHANISMS
+from ..pipeline import MECHANISMS
 from ..reconstruct import DEFAULT_DDIM_STEPS
 
 DEFAULT_MUS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0)

@@ -31,7 +31,6 @@ use draw 0, shared by every budget (common random numbers).
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -39,14 +38,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .. import accounting
+from .. import accounting, pipeline, streams
 from ..attacks import noise_aware_labels, unrelated_baseline
 from ..attributes import classifier_for, classify
-from ..mechanism import privatize_dpsgd
 from ..metrics import METRICS, get_lpips, mean_metrics, similarity
 from ..priors import Prior, load_prior
-from ..reconstruct import reconstruct
-from ..schedule import match_timesteps
+from ..pipeline import clip_to
 from .config import ReproConfig
 from .data import IN_DOMAIN, candidate_sets, folder_images, heldout_images, ood_sets
 
@@ -71,18 +68,12 @@ class Reproduction:
     kappa_candidate: float
     kappa_threshold: float
     kappa_threshold_guess: str
-    lpips: str
+    lpips_note: str  # the LPIPS variant's label, or why it is unavailable
     lpips_available: bool
     has_attribute: bool
     elapsed_s: float
     skipped: list[str] = field(default_factory=list)  # unreadable files in the folders
     examples: dict[str, dict] = field(default_factory=dict, repr=False)  # set -> tensors
-
-
-def clip_to(x: torch.Tensor, c: float) -> torch.Tensor:
-    """clip_C(x) = x min(1, C / ||x||) for each image of (N, C, H, W)."""
-    norms = x.flatten(1).norm(dim=1).clamp_min(1e-12)
-    return x * torch.clamp(c / norms, max=1.0).view(-1, 1, 1, 1)
 
 
 def nearest_candidate_draws(xc: torch.Tensor, cand: torch.Tensor, pos: np.ndarray, s: float,
@@ -126,23 +117,11 @@ def _kappa_threshold(x: torch.Tensor, tau: float, n_guesses: int, rng: np.random
     return best, which
 
 
-def _observations(x: torch.Tensor, xc: torch.Tensor, mu: float, c: float, xi: torch.Tensor,
-                  mechanism: str, seed: int) -> torch.Tensor:
-    """Draw 0 of every image: the analytic law, or a real Opacus step with the public clip
-    norm (4 rows: the per-sample gradient norm is 2 ||x||, so the clip norm is 2 C)."""
-    if mechanism == "analytic":
-        return xc + (c / mu) * xi
-    return torch.stack([privatize_dpsgd(
-        x[i], mu, clip_norm=2 * c, rows=4, undo_clipping=False,
-        generator=torch.Generator().manual_seed(seed * 1_000_003 + i)).x_tilde
-        for i in range(len(x))])
-
-
 def _evaluate_set(prior: Prior, name: str, x: torch.Tensor, c: float, cfg: ReproConfig, *,
                   metric, clf, labels_pool: tuple | None, candidates: tuple | None, tau: float,
                   eta: float, say: Progress, frac: tuple[float, float]) -> tuple[list[dict], dict]:
     n = len(x)
-    g = torch.Generator().manual_seed(cfg.seed)
+    g = streams.keyed(cfg.seed, streams.PRIVATIZE)
     xi = torch.randn(x.shape, generator=g)  # draw 0, shared by every mu and by all attacks
     xc = clip_to(x, c)
     attr_orig = classify(clf, x)[0].numpy() if clf is not None else None
@@ -161,9 +140,13 @@ def _evaluate_set(prior: Prior, name: str, x: torch.Tensor, c: float, cfg: Repro
     for j, mu in enumerate(cfg.mus):
         say(lo + j * step, f"{name}: mu = {mu:g}")
         s = c / mu
-        obs = _observations(x, xc, mu, c, xi, cfg.mechanism, cfg.seed)
-        matches = match_timesteps([2 * s] * n, prior.alphas_cumprod)
-        rec = reconstruct(prior, obs, matches, sampler="ddim", steps=cfg.steps,
+        # draw 0 of every image: the analytic law, or a real Opacus step, with the public clip norm
+        gens = ([streams.keyed(cfg.seed, i, streams.PRIVATIZE) for i in range(n)]
+                if cfg.mechanism == "dpsgd" else None)
+        released = pipeline.observe(prior, x, mu, xi=xi, generators=gens, mechanism=cfg.mechanism,
+                                    clip_norm=c)
+        obs, matches = released.images, released.matches
+        rec = pipeline.attack(prior, released, sampler="ddim", steps=cfg.steps,
                           seeds=list(range(n)), batch_size=256,
                           progress=lambda d, t: say(lo + (j + 0.9 * d / t) * step,
                                                     f"{name}: mu = {mu:g}, step {d}/{t}"))
@@ -296,5 +279,5 @@ def run_reproduction(cfg: ReproConfig, *, prior: Prior | None = None,
         clip_norms=clip_norms, set_sizes={k: len(v) for k, v in sets.items()},
         pixels=x[0].numel(), pool_size=len(pool), n_candidates=n_cand, tau=tau, eta=eta,
         kappa_candidate=1.0 / n_cand, kappa_threshold=kappa_thr, kappa_threshold_guess=guess,
-        lpips=lp_label, lpips_available=lp_ok, has_attribute=clf is not None,
+        lpips_note=lp_label, lpips_available=lp_ok, has_attribute=clf is not None,
         elapsed_s=time.perf_counter() - t0, skipped=skipped, examples=examples)

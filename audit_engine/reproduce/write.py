@@ -34,7 +34,7 @@ def run_info(rep: Reproduction) -> dict:
         "eta_mse": rep.eta, "psnr_threshold": cfg.psnr_threshold,
         "kappa_candidate": rep.kappa_candidate, "kappa_threshold": rep.kappa_threshold,
         "kappa_threshold_best_guess": rep.kappa_threshold_guess,
-        "baselines": rep.baselines, "lpips": rep.lpips, "lpips_available": rep.lpips_available,
+        "baselines": rep.baselines, "lpips": rep.lpips_note, "lpips_available": rep.lpips_available,
         "has_attribute": rep.has_attribute, "skipped": rep.skipped,
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
                     "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
@@ -74,7 +74,7 @@ def write_reproduction(rep: Reproduction, out: Path, *, doc: Path | None = None
     figs = figures(summary, info)
     html = ["<html><head><meta charset='utf-8'><title>Reproduction</title></head><body>",
             f"<h1>Visual privacy auditing: reproduction on {rep.prior_name}</h1>",
-            f"<p>{rep.set_sizes[IN_DOMAIN]} target images; LPIPS: {rep.lpips}; run time "
+            f"<p>{rep.set_sizes[IN_DOMAIN]} target images; LPIPS: {rep.lpips_note}; run time "
             f"{rep.elapsed_s:.0f} s.</p>"]
     for i, fig in enumerate(figs):
         html.append(to_plotly(fig).to_html(full_html=False,

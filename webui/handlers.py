@@ -1,0 +1,353 @@
+"""The page's events. Each takes the components' values and returns their new values; the
+engine does the work (audit_engine.dashboard, audit_engine.views). Engine errors become
+messages on the page in one place (``engine_errors``): inputs are checked by the engine, once.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import gradio as gr
+
+from audit_engine import dashboard as db
+from audit_engine import views
+from audit_engine.images import ImageError
+from audit_engine.priors import REGISTRY, PriorUnavailable
+
+from .components import slider_label
+from .config import (DATASET_DIR, DATASET_EPS, DEFAULT_PRIOR, MAX_DATASET, REPORT_DIR,
+                     TIME_LIMIT, spaces)
+from .files import forget_uploads, png, remember_upload
+
+N_VIEW = 9  # outputs of one budget's view (see _budget_outputs)
+
+
+def too_long() -> gr.Error:
+    return gr.Error(f"The audit ran past this server's limit of {TIME_LIMIT:g} s per request and "
+                    "was stopped: use fewer steps or tries, DDIM instead of DDPM, or a smaller prior.")
+
+
+def engine_errors(fn):
+    """The adapter between the engine and the page: the engine's errors (bad input, an image
+    it cannot read, a prior it cannot load; ValueError and its kind) become gr.Error with the
+    engine's message, and a request past TIME_LIMIT becomes the time-limit message. Works
+    for handlers that return and for handlers that yield (Gradio streams a generator's
+    values); the handler's signature is kept, so Gradio still passes request and progress."""
+    def translate(exc: BaseException) -> gr.Error:
+        return too_long() if isinstance(exc, TimeoutError) else gr.Error(str(exc))
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def stream(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except (TimeoutError, ImageError, PriorUnavailable, ValueError) as exc:
+                raise translate(exc) from None
+        return stream
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (TimeoutError, ImageError, PriorUnavailable, ValueError) as exc:
+            raise translate(exc) from None
+    return call
+
+
+def settings(prior, delta, sampler, steps, trials, seed) -> db.Settings:
+    """The form's settings (the prior from this deployment's list)."""
+    if prior not in (None, "") and prior not in REGISTRY:
+        raise ValueError(f"unknown prior {str(prior)[:80]!r}: choose one from the list")
+    return db.Settings.from_inputs(prior=prior or DEFAULT_PRIOR, delta=delta, sampler=sampler,
+                                   steps=steps, trials=trials, seed=seed)
+
+
+def _mu(slider, mode, delta) -> tuple[float, float]:
+    try:
+        return db.slider_to_mu(slider, mode, float(delta))
+    except (TypeError, OverflowError) as exc:
+        raise ValueError(f"invalid budget: {exc}") from None
+
+
+class Deadline:
+    """A progress callback that stops the work once the request has run past TIME_LIMIT."""
+
+    def __init__(self, progress=None):
+        self.start, self.progress = time.monotonic(), progress
+
+    def __call__(self, frac: float, msg: str) -> None:
+        if time.monotonic() - self.start > TIME_LIMIT:
+            raise TimeoutError
+        if self.progress is not None:
+            self.progress(frac, desc=msg)
+
+
+def _gpu_seconds(image, prior, mode, delta, slider, sampler, steps, trials, *rest, **kw) -> int:
+    try:
+        return db.gpu_seconds(prior, sampler, int(steps), int(trials))
+    except (TypeError, ValueError, OverflowError):
+        return 60
+
+
+def on_gpu(duration):
+    """Run the handler under spaces.GPU (ZeroGPU) when the spaces package is present; the
+    handler's signature is kept, so Gradio still passes the request and progress."""
+    def wrap(fn):
+        fn.gpu_seconds = duration  # marks a handler that runs the model
+        if spaces is None:
+            return fn
+        gpu_fn = spaces.GPU(duration=duration)(fn)
+        # off ZeroGPU, spaces.GPU hands back fn itself: wrapping it again would make it its own
+        # __wrapped__ (a cycle Gradio's signature inspection never leaves)
+        return gpu_fn if gpu_fn is fn else functools.wraps(fn)(gpu_fn)
+    return wrap
+
+
+def _budget_outputs(session: db.LadderCache, mu: float, mode: str, *, plots: bool = True):
+    """The view of one budget; ``plots=False`` leaves the original and the two plots as they
+    are (a slider move: the images and numbers change at once, the plots' budget marker
+    follows with the exact-budget answer)."""
+    v = views.view_budget(session, mu)
+    first = v.samples[0]
+    status = "" if v.exact else " (nearest ladder point; the exact budget is being computed)"
+    beyond = ("\n\nThe noise is beyond what the prior can model: each reconstruction is "
+              "essentially a random image of this kind." if v.beyond_range else "")
+    pending = (f"\n\n_The budget ladder is still being computed: {session.pending} of "
+               f"{db.LADDER_SIZE} budgets to come; the plots fill in as they finish._"
+               if session.pending else "")
+    verdict = (f"### {v.label.capitalize()}\n{v.verdict_markdown()}\n\n"
+               f"{db.budget_label(v.mu, v.eps, session.settings.delta)}{status}; "
+               f"{len(v.samples)} tries; reverse process from t* = {first.t_star}.{beyond}{pending}")
+    original, sim, bnd = gr.skip(), gr.skip(), gr.skip()
+    if plots:
+        original = png(views.display(session.image))
+        sim, bnd = views.figures(session, mode, mu)
+    return (original, png(views.display(first.privatized)), png(views.tries_image(v.samples)),
+            png(views.display(v.spread)), verdict, v.metrics_markdown(session.ladder.lpips_note), sim,
+            bnd, views.verdicts_payload(session, v))
+
+
+def alt_texts(slider, mode, delta, session):
+    """Text alternatives that carry the finding, for the result images (a private event after
+    each view, so that the API's outputs stay plain files); and the results shown."""
+    if session is None:
+        return (gr.skip(),) * 6
+    try:
+        mu, _ = db.slider_to_mu(slider, mode, float(delta))
+    except (TypeError, ValueError):
+        return (gr.skip(),) * 6
+    v = views.view_budget(session, mu)
+    at = f"eps {v.eps:.3g} (mu {v.mu:.3g})"
+    k = len(v.samples)
+    ladder = "; ".join(f"eps {w.eps:.3g}: {w.label}"
+                       for w in (views.view_budget(session, m) for m in session.ladder.budgets()))
+    return (gr.update(alt_text="the audited image, as the prior sees it"),
+            gr.update(alt_text=f"what the attacker receives at {at}, try 1 of {k}"),
+            gr.update(alt_text=f"{k} reconstructions at {at}, one per try; verdict: {v.label}"),
+            gr.update(alt_text=f"spread of the {k} reconstructions at {at}: bright where the "
+                               "tries disagree"),
+            gr.update(alt_text=f"budget ladder, strongest protection first: {ladder}"),
+            gr.update(visible=True))
+
+
+@on_gpu(_gpu_seconds)
+@engine_errors
+def run(image, prior, mode, delta, slider, sampler, steps, trials, seed, session,
+        request: gr.Request = None, progress=gr.Progress()):
+    """Compute the budget ladder (once per image, prior and settings) and show the budget."""
+    if image is None:
+        raise gr.Error("Upload an image or pick an example first.")
+    remember_upload(image, request)
+    chosen = settings(prior, delta, sampler, steps, trials, seed)
+    mu, _ = _mu(slider, mode, delta)
+    # a large prior shows the chosen budget first, then the ladder as it is computed
+    for session in db.ladder_steps(image, chosen, current_mu=mu, previous=session,
+                                   progress=Deadline(progress)):
+        yield (*_budget_outputs(session, mu, mode), png(views.ladder_image(session)), session)
+
+
+@engine_errors
+def move(slider, mode, delta, session):
+    """Answer a slider move from the ladder at once."""
+    if session is None:
+        return (gr.skip(),) * N_VIEW + (readout_text(slider, mode, delta),)
+    mu, _ = _mu(slider, mode, delta)
+    return (*_budget_outputs(session, mu, mode, plots=False), readout_text(slider, mode, delta))
+
+
+def _exact_seconds(slider, mode, delta, session, *rest, **kw) -> int:
+    if session is None:
+        return 20
+    s = session.settings
+    return max(20, db.gpu_seconds(s.prior, s.sampler, s.steps, s.trials) // (db.LADDER_SIZE + 1))
+
+
+@on_gpu(_exact_seconds)
+@engine_errors
+def exact(slider, mode, delta, session):
+    """Compute the exact budget when it lies between ladder points; returns the view and the
+    new session that holds it (Gradio's state contract: returned, never changed in place)."""
+    if session is None:
+        return (gr.skip(),) * (N_VIEW + 1)
+    mu, _ = _mu(slider, mode, delta)
+    if not views.view_budget(session, mu).exact:
+        session, _ = db.compute_exact(session, mu, progress=Deadline())
+    return (*_budget_outputs(session, mu, mode), session)
+
+
+def readout_text(slider, mode, delta) -> str:
+    try:
+        mu, eps = db.slider_to_mu(slider, mode, float(delta))
+    except (TypeError, ValueError) as exc:
+        return f"invalid budget: {exc}"
+    return f"**{db.budget_label(mu, eps, float(delta))}**"
+
+
+@engine_errors
+def switch_mode(mode, slider, delta):
+    """Keep the same budget when switching between eps and mu."""
+    old = "mu" if mode == "eps" else "eps"
+    mu, _ = _mu(slider, old, delta)
+    lo, hi = db.SLIDER_RANGE[mode]
+    return gr.Slider(minimum=lo, maximum=hi, value=db.mu_to_slider(mu, mode, float(delta)),
+                     label=slider_label(mode))
+
+
+@engine_errors
+def calculator(z, q, steps, delta):
+    return views.dpsgd_text(float(z), float(q), int(steps), float(delta))
+
+
+@engine_errors
+def send(mu, mode, delta):
+    if not mu:
+        raise gr.Error("Compute a DP-SGD budget first.")
+    return db.mu_to_slider(float(mu), mode, float(delta))
+
+
+@engine_errors
+def report(slider, mode, delta, session, request: gr.Request):
+    if session is None:
+        raise gr.Error("Run an audit first.")
+    mu, _ = _mu(slider, mode, delta)
+    folder = REPORT_DIR / (request.session_hash if request and request.session_hash else uuid.uuid4().hex)
+    shutil.rmtree(folder, ignore_errors=True)  # one report per session at a time
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "privacy-audit-report.html"
+    path.write_text(views.report_html(session, mode, mu), encoding="utf-8")
+    return str(path)
+
+
+def priors_table() -> str:
+    rows = ["| prior | state | why |", "|---|---|---|"]
+    rows += [f"| {title} (`{key}`) | {state} | {why} |" for key, title, state, why in db.prior_table()]
+    return "\n".join(rows)
+
+
+def _compare_seconds(pinned, delta, session, *rest, **kw) -> int:
+    return min(600, _exact_seconds(None, None, None, session) * max(1, len(pinned or [])))
+
+
+@on_gpu(_compare_seconds)
+@engine_errors
+def compare(pinned, delta, session):
+    """The pinned budgets side by side, each with its verdict; returns the new session that
+    holds them."""
+    if session is None:
+        raise gr.Error("Run an audit first.")
+    if not pinned:
+        raise gr.Error("Pick at least one budget to compare.")
+    if len(pinned) > views.MAX_PINNED:
+        raise gr.Error(f"Compare at most {views.MAX_PINNED} budgets at once.")
+    mus = [views.pinned_mu(p, float(delta)) for p in pinned]
+    image, table, session = views.compare_budgets(session, mus, progress=Deadline())
+    return png(image), table, session
+
+
+@engine_errors
+def pin(pinned, slider, mode, delta):
+    """Add the slider's budget to the pinned ones."""
+    mu, eps = _mu(slider, mode, delta)
+    choice = views.pin_label(mu, eps)
+    pinned = [p for p in (pinned or []) if p != choice]
+    if len(pinned) >= views.MAX_PINNED:
+        raise gr.Error(f"At most {views.MAX_PINNED} budgets can be pinned; remove one first.")
+    return gr.CheckboxGroup(choices=views.pin_choices(pinned + [choice]), value=pinned + [choice])
+
+
+def _file_paths(files) -> list[str]:
+    """Paths of Gradio's uploaded files (strings, or objects with a ``name``)."""
+    return [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+
+
+def choose_files(files, request: gr.Request = None):
+    """Keep the chosen files for the data-set audit and list them."""
+    paths = _file_paths(files)
+    for p in paths:
+        remember_upload(p, request)
+    names = ", ".join(Path(p).name for p in paths[:10]) + (" ..." if len(paths) > 10 else "")
+    return paths, f"{len(paths)} images chosen: {names}" if paths else "No images chosen yet."
+
+
+def _dataset_seconds(files, *rest, **kw) -> int:
+    return min(600, 20 + 10 * len(files or []))
+
+
+@on_gpu(_dataset_seconds)
+@engine_errors
+def dataset(files, prior, delta, steps, trials, seed, request: gr.Request = None,
+            progress=gr.Progress()):
+    """Audit several uploaded images with the batch engine: the fraction recognisable at
+    each budget, and the data set's report."""
+    from audit_engine.batch import BatchConfig, run_batch, summarize_batch
+    from audit_engine.plots import dataset_figure
+
+    if not files:
+        raise gr.Error("Upload some images first.")
+    if len(files) > MAX_DATASET:
+        raise gr.Error(f"At most {MAX_DATASET} images at once here (got {len(files)}); the "
+                       "command line has no limit: python -m audit_engine batch DIR ...")
+    chosen = settings(prior, delta, "ddim", steps, trials, seed)
+    paths = _file_paths(files)
+    for p in paths:
+        remember_upload(p, request)
+    run_dir = DATASET_DIR / (request.session_hash if request and request.session_hash
+                             else uuid.uuid4().hex)
+    shutil.rmtree(run_dir, ignore_errors=True)  # one data set per session at a time
+    folder = run_dir / "in"
+    folder.mkdir(parents=True)
+    for k, p in enumerate(paths):  # links, not copies: uploads stay in Gradio's cache only
+        (folder / f"{k:03d}-{Path(p).name}").symlink_to(Path(p).resolve())
+    cfg = BatchConfig(epsilons=list(DATASET_EPS), delta=chosen.delta, prior=chosen.prior,
+                      trials=chosen.trials, seed=chosen.seed, steps=chosen.steps)
+    deadline = Deadline(progress)
+    r = run_batch(folder, run_dir / "out", cfg,
+                  progress=lambda d, n, m: deadline(d / max(n, 1), f"image {d} of {n}: {m}"))
+    rows = summarize_batch(run_dir / "out")
+    lines = [f"**{r['audited']} images audited**, {r['errors']} unreadable"
+             + (" (listed in the report's folder)" if r["errors"] else "") + ".", "",
+             "| budget | images judged | recognisable | outside the prior's domain |",
+             "|---|---|---|---|"]
+    for s in rows:
+        rec = ("n/a" if not s["judged"] else
+               f"{s['recognisable']} of {s['judged']} ({s['recognisable_fraction']:.0%}; 95% "
+               f"interval {s['recognisable_lo']:.0%} to {s['recognisable_hi']:.0%})")
+        lines.append(f"| {db.budget_label(s['mu'], s['eps'], s['delta'])} | {s['judged']} | "
+                     f"{rec} | {s['out_of_domain']} |")
+    fig = gr.Plot(dataset_figure(rows, chosen.delta), visible=True)
+    return "\n".join(lines), fig, gr.DownloadButton(value=str(run_dir / "out" / "report.html"),
+                                                    visible=True)
+
+
+def cleanup(request: gr.Request):
+    """At the end of a session: drop its report files, data-set runs and uploaded images."""
+    if request and request.session_hash:
+        shutil.rmtree(REPORT_DIR / request.session_hash, ignore_errors=True)
+        shutil.rmtree(DATASET_DIR / request.session_hash, ignore_errors=True)
+        forget_uploads(request.session_hash)
+
+

@@ -1,0 +1,32 @@
+"""What the page says: the introduction, the explanation of what is shown, the data-set tab."""
+
+DATASET_INTRO = """**Audit a data set.** Upload several images of one kind: each is audited
+at eps 1, 3, 8, 100 and 1000 (delta as set on the first tab) with the prior, tries and seed of
+the first tab, and you get the fraction an attacker with this prior recognises at each budget,
+with its uncertainty over the images. Images outside the prior's domain are counted apart
+and not judged. For more images use the command line (`python -m audit_engine batch`)."""
+
+INTRO = """# Visual privacy audit
+Upload an image (or pick an example), choose a privacy budget and press **Run audit**.
+You see what an attacker who knows what such images look like could recover from a model
+trained with differential privacy (DP-SGD) at that budget."""
+
+WHAT = """**What am I looking at?** *Original*: your image, as the model sees it. *Privatized*:
+what an attacker gets back from one DP-SGD training step on this image (the gradient,
+clipped and noised as DP-SGD does, turned back into a picture). *Reconstruction*: what a
+diffusion model that knows this kind of image (the attacker's "prior") makes of the
+privatized picture. If the reconstruction looks like your image, the budget does not
+protect it against this attacker. Smaller budgets (left on the slider) add more noise.
+
+**Verdicts** are rates over repeated tries, never one picture: at each budget the attack
+runs several times (fresh noise each time). In each try the attacker picks, among 10
+images of this kind (yours and 9 others), the one its reconstruction resembles most
+(correlation of pixels). *Recognisable*: it picks yours in more than half the tries and
+clearly more often than guessing would (the lower end of the 95% interval above chance);
+*partly recognisable*: clearly more often than guessing, but not in most tries; *not
+recognisable*: not distinguishable from guessing. Chance is 1 in 10, or what the prior's
+own samples achieve on your image if that is more. The digit class is *revealed* only when
+the reconstructions show it clearly more often than the prior draws that class on its own.
+The *spread* map shows where the tries disagree: where the attacker is guessing.
+Before any verdict the prior scores how typical your image is of what it knows; outside
+its domain no verdict is made (see `audit_engine/verdict.py`, docs/DOMAIN.md)."""

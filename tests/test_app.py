@@ -88,7 +88,7 @@ def test_mode_switch_keeps_the_budget():
     assert eps == pytest.approx(100, rel=1e-9)
 
 
-def test_end_to_end_through_gradio_client(app_server):
+def test_end_to_end_through_gradio_client(app_server, monkeypatch):
     from gradio_client import Client, handle_file
 
     assert DIGIT is not None, "no example digits under assets/examples"
@@ -107,9 +107,12 @@ def test_end_to_end_through_gradio_client(app_server):
     assert {b["verdict"] for b in verdicts["budgets"]} <= {"recognisable", "partly recognisable",
                                                            "not recognisable"}
     assert Image.open(orig).format == "PNG" and not Image.open(orig).info.get("exif")
-    t0 = time.perf_counter()
+    from audit_engine.priors import Prior
+
+    calls, real = [], Prior.predict_eps  # the server runs in this process: count its UNet calls
+    monkeypatch.setattr(Prior, "predict_eps", lambda self, x, t: calls.append(len(x)) or real(self, x, t))
     moved = client.predict(2.4, "eps", 1e-5, api_name="/budget")
-    move = time.perf_counter() - t0
+    assert calls == []  # a slider move is answered from the ladder, without the model
     assert "nearest ladder point" in moved[4] or "eps = 251" in moved[4]
     exact = client.predict(2.4, "eps", 1e-5, api_name="/exact_budget")
     assert "eps = 251.2" in exact[4]
@@ -118,8 +121,8 @@ def test_end_to_end_through_gradio_client(app_server):
     assert "data:image/png;base64," in html and "embedded" in html
     text, mu = client.predict(0.5, 1.0, 1, 1e-5, api_name="/dpsgd")
     assert mu == 2.0
-    print(f"first ladder {first:.2f} s, slider move {move * 1000:.0f} ms")
-    assert move < first
+    assert calls  # the exact budget between ladder points ran the model
+    print(f"first ladder {first:.2f} s (timings: bench/app_latency.py)")
 
 
 def test_upload_clean_up_spares_files_other_sessions_still_use(tmp_path, monkeypatch):

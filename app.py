@@ -89,6 +89,15 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
                         compare_img = gr.Image(label="Pinned budgets side by side", format="png",
                                                interactive=False)
                         compare_table = gr.Markdown()
+                    with gr.Row():
+                        level = gr.Radio([("not recognisable", "not recognisable"),
+                                          ("class not revealed", "no attribute")],
+                                         value="not recognisable", label="Protection to keep")
+                        solve_btn = gr.Button("Find the largest safe budget", elem_id="find-budget")
+                    solve_md = gr.Markdown(elem_id="safe-budget")
+                    solve_img = gr.Image(label="The largest safe budget (left) and the first "
+                                               "budget above it", format="png",
+                                         interactive=False, visible=False, elem_id="safe-budget-image")
                     sim_plot = gr.Plot(label="Similarity against the budget")
                     bound_plot = gr.Plot(label="Theoretical bounds")
                     ladder = gr.Image(label="Budget ladder: from strong protection (top) to useless "
@@ -140,6 +149,8 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     pin_btn.click(h.pin, [pinned, slider, mode, delta], [pinned], api_visibility="private")
     compare_btn.click(h.compare, [pinned, delta, session], [compare_img, compare_table, session],
                       api_name="compare", **model)
+    solve_btn.click(h.find_budget, [level, mode, delta, session],
+                    [solve_md, solve_img, slider, session], api_name="find_budget", **model)
     ds_upload.upload(h.choose_files, [ds_upload], [ds_files, ds_chosen], api_visibility="private")
     # the tab's files live in session state, which the API cannot send: for scripts, the
     # command line's batch audit does the same

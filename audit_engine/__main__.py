@@ -2,6 +2,8 @@
 
     python -m audit_engine audit IMAGE --eps 10 100 1000 --out DIR
     python -m audit_engine batch DIR --eps 1 8 100 --out OUT [--engine local|ray]
+    python -m audit_engine solve IMAGE [--level "not recognisable"|"no attribute"] --out DIR
+    python -m audit_engine batch DIR --solve [--max-fraction 0.05] --out OUT
     python -m audit_engine reproduce --prior embedded --n-images 200 --out DIR
     python -m audit_engine priors
 """
@@ -60,6 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     bb = b.add_mutually_exclusive_group(required=True)
     bb.add_argument("--eps", type=float, nargs="+", help="(eps, delta)-DP budgets")
     bb.add_argument("--mu", type=float, nargs="+", help="mu-GDP budgets")
+    bb.add_argument("--solve", action="store_true",
+                    help="instead of fixed budgets: each image's largest safe budget (as the "
+                         "solve command), then the data set's: the largest at which at most "
+                         "--max-fraction of the images fail the level (95%% upper bound)")
+    b.add_argument("--level", choices=["not recognisable", "no attribute"],
+                   default="not recognisable", help="with --solve: the level to keep")
+    b.add_argument("--max-fraction", type=float, default=0.05,
+                   help="with --solve: the largest fraction of images allowed to fail the "
+                        "level, held to its 95%% upper confidence bound (default 0.05)")
     b.add_argument("--delta", type=float, default=1e-5, help="delta for eps (default 1e-5)")
     b.add_argument("--prior", default=None, help="registry key, local folder or Hub id")
     b.add_argument("--trials", type=_positive_int, default=None,
@@ -112,6 +123,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--lpips", choices=["alex", "vgg", "none"], default="alex")
     r.add_argument("--out", type=Path, required=True, help="output folder")
+
+    v = sub.add_parser("solve", help="the largest budget at which an image stays unrecognisable "
+                                     "(or keeps its attribute) against the prior")
+    v.add_argument("image", type=Path)
+    v.add_argument("--prior", default=None, help="registry key, local folder or Hub id")
+    v.add_argument("--delta", type=float, default=1e-5, help="delta for eps (default 1e-5)")
+    v.add_argument("--trials", type=_positive_int, default=None,
+                   help="tries per budget (default 8 up to 64 pixels, 4 above)")
+    v.add_argument("--level", choices=["not recognisable", "no attribute"],
+                   default="not recognisable")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--steps", type=_positive_int, default=None, help="DDIM steps from t* (default 10)")
+    v.add_argument("--out", type=Path, required=True, help="output folder (solve.json, grid.csv)")
 
     sub.add_parser("priors", help="list the registered priors and whether they can be used here")
     return ap
@@ -182,7 +206,8 @@ def _batch(args) -> int:
 
     cfg = BatchConfig(mus=args.mu, epsilons=args.eps, delta=args.delta, prior=args.prior,
                       trials=args.trials, seed=args.seed, steps=args.steps,
-                      lpips=None if args.lpips == "none" else args.lpips, threads=args.threads)
+                      lpips=None if args.lpips == "none" else args.lpips, threads=args.threads,
+                      solve=args.solve, level=args.level, max_fraction=args.max_fraction)
     try:
         r = run_batch(args.folder, args.out, cfg, engine=args.engine, workers=args.workers,
                       address=args.address, progress=_bar)
@@ -196,7 +221,47 @@ def _batch(args) -> int:
     print(file=sys.stderr)
     print(f"{r['files']} files: {r['audited']} audited now, {r['skipped_complete']} already "
           f"complete, {r['errors']} unreadable (errors.csv); {r['elapsed_s']:.1f} s")
+    if args.solve:
+        import json
+
+        print(json.loads((args.out / "solve.json").read_text())["sentence"])
+        print(f"wrote {args.out / 'solve.json'}, {args.out / 'budgets.csv'}, "
+              f"{args.out / 'summary.csv'}, {args.out / 'report.html'}")
+        return 0
     print(f"wrote {args.out / 'summary.csv'}, {args.out / 'report.html'}")
+    return 0
+
+
+def _solve(args) -> int:
+    from .audit import default_trials
+    from .images import ImageError
+    from .priors import PriorUnavailable, load_prior
+    from .reconstruct import DEFAULT_DDIM_STEPS
+    from .solve import NotSolvable, refusal, solve_budget, write_solve
+
+    if not args.image.is_file():
+        print(f"error: no such image file: {args.image}", file=sys.stderr)
+        return 2
+    try:
+        prior = load_prior(args.prior)
+        result = solve_budget(args.image, prior=prior, level=args.level, delta=args.delta,
+                              trials=args.trials, seed=args.seed,
+                              steps=args.steps or DEFAULT_DDIM_STEPS, progress=_progress)
+    except NotSolvable as exc:
+        print(f"\nrefused: {exc}", file=sys.stderr)
+        write_solve(args.out, refused=refusal(
+            prior.name, args.level, args.delta, args.trials or default_trials(prior), str(exc),
+            in_domain="outside what the prior knows" not in str(exc)))
+        return 3
+    except (ValueError, ImageError, PriorUnavailable, OSError) as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+    paths = write_solve(args.out, result)
+    print(result.sentence())
+    print(f"bracket: mu {result.bracket}; {result.evaluations} budgets audited, {result.trials} "
+          f"tries each, {result.elapsed_s:.1f} s")
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
 
@@ -213,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         return _reproduce(args)
     if args.command == "batch":
         return _batch(args)
+    if args.command == "solve":
+        return _solve(args)
 
     from .audit import run_audit
     from .reconstruct import DEFAULT_DDIM_STEPS

@@ -10,6 +10,12 @@ so a rerun skips complete images and an interrupted run leaves nothing a rerun w
 Files that are not readable images go to ``OUT/errors.csv`` with the reason. The data set's
 summary is ``OUT/summary.csv`` (per budget) and ``OUT/report.html``.
 
+With ``--solve`` (solve_report.py) each image gets ``solve.json`` (its largest safe budget,
+or the refusal when it is outside the prior's domain) instead, and the data set the
+largest budget at which at most ``--max-fraction`` of its images fail the level, held to
+the fraction's 95% upper bound: ``OUT/solve.json``, ``OUT/budgets.csv`` (per image),
+``OUT/summary.csv`` (the fraction against the budget) and ``OUT/report.html``.
+
 The noise streams of an audit are keyed by (seed, image), so the same image gets the same
 numbers whichever engine, worker or order audits it.
 """
@@ -50,11 +56,23 @@ class BatchConfig:
     # CPU threads per audit, in both engines: float32 sums depend on the thread count, so
     # the same count gives the same numbers to the last digit locally and on Ray
     threads: int = 1
+    # solve mode (--solve): each image's largest budget keeping `level`, then the data set's,
+    # at which at most `max_fraction` of the images fail it (95% upper bound)
+    solve: bool = False
+    level: str = "not recognisable"
+    max_fraction: float = 0.05
 
     def audit_kwargs(self) -> dict:
         """run_audit's arguments besides the image and the prior (loaded once per worker)."""
         kw = dict(mus=self.mus, epsilons=self.epsilons, delta=self.delta,
                   trials=self.trials, seed=self.seed, lpips=self.lpips)
+        if self.steps is not None:
+            kw["steps"] = self.steps
+        return kw
+
+    def solve_kwargs(self) -> dict:
+        """solve_budget's arguments besides the image and the prior."""
+        kw = dict(level=self.level, delta=self.delta, trials=self.trials, seed=self.seed)
         if self.steps is not None:
             kw["steps"] = self.steps
         return kw
@@ -73,21 +91,53 @@ def image_dir(out: Path, path: Path) -> Path:
     return Path(out) / "images" / path.name
 
 
-def is_complete(out: Path, path: Path) -> bool:
-    return (image_dir(out, path) / "verdicts.json").is_file()
+def is_complete(out: Path, path: Path, cfg: BatchConfig | None = None) -> bool:
+    last = "solve.json" if cfg is not None and cfg.solve else "verdicts.json"  # written last
+    return (image_dir(out, path) / last).is_file()
+
+
+def compute_image(source, cfg: BatchConfig, prior) -> tuple[object, str]:
+    """(what to store, error) for one image (a path or its bytes): its AuditResult, or in
+    solve mode its SolveResult or, when no budget can be trusted, the refusal; (None, reason)
+    for a file that is not a readable image. The same in both engines."""
+    from .audit import default_trials, run_audit
+    from .images import ImageError
+    from .solve import NotSolvable, refusal, solve_budget
+
+    try:
+        if not cfg.solve:
+            return run_audit(source, prior=prior, **cfg.audit_kwargs()), ""
+        try:
+            return solve_budget(source, prior=prior, **cfg.solve_kwargs()), ""
+        except NotSolvable as exc:
+            return refusal(prior.name, cfg.level, cfg.delta, cfg.trials or default_trials(prior),
+                           str(exc), in_domain="outside what the prior knows" not in str(exc)), ""
+    except (ImageError, OSError, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def store_image(out: Path, path: Path, payload) -> None:
+    """Write one image's outputs under OUT/images/<name>/ (see the module docstring)."""
+    from .audit import AuditResult
+    from .solve import write_solve
+
+    folder = image_dir(out, path)
+    if isinstance(payload, AuditResult):
+        write_outputs(payload, folder)
+    elif isinstance(payload, dict):
+        write_solve(folder, refused=payload)
+    else:
+        write_solve(folder, payload)
 
 
 def audit_image(path: Path, out: Path, cfg: BatchConfig, prior=None) -> dict:
-    """Audit one file and write its outputs; returns {"name", "ok", "error"}."""
-    from .audit import run_audit
-    from .images import ImageError
+    """Audit (or solve) one file and write its outputs; returns {"name", "ok", "error"}."""
+    from .priors import load_prior
 
-    try:
-        result = run_audit(path, prior=prior if prior is not None else cfg.prior,
-                           **cfg.audit_kwargs())
-    except (ImageError, OSError, ValueError) as exc:
-        return {"name": path.name, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    write_outputs(result, image_dir(out, path))
+    payload, error = compute_image(path, cfg, prior if prior is not None else load_prior(cfg.prior))
+    if payload is None:
+        return {"name": path.name, "ok": False, "error": error}
+    store_image(out, path, payload)
     return {"name": path.name, "ok": True, "error": ""}
 
 
@@ -106,10 +156,18 @@ def run_batch(folder: Path, out: Path, cfg: BatchConfig, *, engine: str = "local
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     accounting.validate_delta(cfg.delta)
+    if cfg.solve:
+        from .solve import LEVELS
+
+        if cfg.level not in LEVELS:
+            raise ValueError(f"level must be one of {LEVELS}, got {cfg.level!r}")
+        if not 0 < cfg.max_fraction < 1:
+            raise ValueError(f"the fraction of images allowed to fail must lie strictly between "
+                             f"0 and 1, got {cfg.max_fraction}")
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     files = list_images(folder)
-    todo = [p for p in files if not is_complete(out, p)]
+    todo = [p for p in files if not is_complete(out, p, cfg)]
     say = progress or (lambda d, n, m: None)
     t0 = time.perf_counter()
     results: list[dict] = []
@@ -136,9 +194,15 @@ def run_batch(folder: Path, out: Path, cfg: BatchConfig, *, engine: str = "local
             say(k + 1, len(todo), f"{r['name']}; {_eta(k + 1, len(todo), t0)}")
     errors = [r for r in results if not r["ok"]]
     _write_errors(out, errors)
-    summary = summarize_batch(out, cfg)
-    write_summary(out, summary)
-    write_report(out, summary, cfg, engine=engine, workers=workers, n_errors=len(errors))
+    if cfg.solve:
+        from .solve_report import summarize_solve, write_solve_outputs
+
+        write_solve_outputs(out, summarize_solve(out, cfg), cfg, engine=engine, workers=workers,
+                            n_errors=len(errors))
+    else:
+        summary = summarize_batch(out, cfg)
+        write_summary(out, summary)
+        write_report(out, summary, cfg, engine=engine, workers=workers, n_errors=len(errors))
     return {"files": len(files), "audited": len(results) - len(errors),
             "skipped_complete": len(files) - len(todo), "errors": len(errors),
             "elapsed_s": time.perf_counter() - t0}
@@ -206,7 +270,7 @@ def summarize_batch(out: Path, cfg: BatchConfig | None = None) -> list[dict]:
     return rows
 
 
-def write_summary(out: Path, summary: list[dict]) -> None:
+def write_summary(out: Path, summary: list[dict], name: str = "summary.csv") -> None:
     def write(p: Path) -> None:
         fields = list(dict.fromkeys(k for r in summary for k in r)) or ["mu"]
         with p.open("w", newline="") as fh:
@@ -215,7 +279,7 @@ def write_summary(out: Path, summary: list[dict]) -> None:
             for r in summary:
                 w.writerow({k: "" if r.get(k) is None else r[k] for k in fields})
 
-    _atomic_write(Path(out) / "summary.csv", write)
+    _atomic_write(Path(out) / name, write)
 
 
 def _exposure(img: dict) -> tuple[float, float]:
@@ -224,6 +288,15 @@ def _exposure(img: dict) -> tuple[float, float]:
     budgets = img["verdicts"]["budgets"]
     first = min((b["mu"] for b in budgets if b["verdict"] == "recognisable"), default=math.inf)
     return first, -max((b["identification"]["rate"] for b in budgets), default=0.0)
+
+
+def parameter_tables(params: dict) -> str:
+    """The report's "Parameters" and "Versions" sections (HTML)."""
+    esc = html.escape
+    rows = lambda d: "".join(f"<tr><th scope='row'>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>"
+                             for k, v in d.items())
+    return (f"<h2>Parameters</h2><table>{rows(params)}</table>"
+            f"<h2>Versions</h2><table>{rows(package_versions())}</table>")
 
 
 def write_report(out: Path, summary: list[dict], cfg: BatchConfig, *, engine: str,
@@ -273,12 +346,7 @@ def write_report(out: Path, summary: list[dict], cfg: BatchConfig, *, engine: st
         "".join(f"<h3>{esc(i['name'])}</h3>{grid(i['name'])}" for i in exposed),
         "<h2>Outside the prior's domain (no verdict)</h2>",
         "<ul>" + "".join(f"<li>{esc(i['name'])}</li>" for i in outside) + "</ul>",
-        "<h2>Parameters</h2><table>" + "".join(
-            f"<tr><th scope='row'>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>"
-            for k, v in params.items()) + "</table>",
-        "<h2>Versions</h2><table>" + "".join(
-            f"<tr><th scope='row'>{esc(k)}</th><td>{esc(v)}</td></tr>"
-            for k, v in package_versions().items()) + "</table>",
+        parameter_tables(params),
         "</body></html>"]
     path = out / "report.html"
     _atomic_write(path, lambda p: p.write_text("\n".join(page), encoding="utf-8"))

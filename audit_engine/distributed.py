@@ -1,4 +1,4 @@
-"""The batch engine on Ray: actors that each load the prior once and audit a share of the
+"""The batch engine on Ray: actors that each load the prior once and audit (or solve) a share of the
 images. Ray is optional (requirements-scale.txt); results come back to the driver, which
 writes them, so the workers need no shared file system."""
 from __future__ import annotations
@@ -23,13 +23,9 @@ class _Auditor:
         self.prior = load_prior(cfg.prior)
 
     def audit(self, name: str, data: bytes):
-        from .audit import run_audit
-        from .images import ImageError
+        from .batch import compute_image
 
-        try:
-            return name, run_audit(data, prior=self.prior, **self.cfg.audit_kwargs()), ""
-        except (ImageError, OSError, ValueError) as exc:
-            return name, None, f"{type(exc).__name__}: {exc}"
+        return (name, *compute_image(data, self.cfg, self.prior))
 
 
 def run_on_ray(paths: list[Path], out: Path, cfg, *, workers: int = 2,
@@ -42,8 +38,7 @@ def run_on_ray(paths: list[Path], out: Path, cfg, *, workers: int = 2,
     except ImportError:
         raise RuntimeError("--engine ray needs Ray: pip install -r requirements-scale.txt "
                            "(or use --engine local)") from None
-    from .batch import image_dir
-    from .report import write_outputs
+    from .batch import store_image
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a privacy tool reports no usage
     started = not ray.is_initialized()
@@ -64,7 +59,7 @@ def run_on_ray(paths: list[Path], out: Path, cfg, *, workers: int = 2,
             if result is None:
                 yield {"name": name, "ok": False, "error": error}
                 continue
-            write_outputs(result, image_dir(out, by_name[name]))
+            store_image(out, by_name[name], result)
             yield {"name": name, "ok": True, "error": ""}
     finally:
         if started:

@@ -136,3 +136,26 @@ def dataset_figure(rows: list[dict], delta: float) -> go.Figure:
     fig.update_layout(title="Fraction of the data set an attacker with this prior recognises",
                       height=380, template="plotly_white", margin=dict(l=40, r=20, t=50, b=40))
     return fig
+
+
+def solve_figure(curve: list[dict], answer: dict, delta: float) -> go.Figure:
+    """A solve batch's per-image budgets: the fraction of the judged images still meeting the
+    level against eps (a step down at each image's largest safe budget), the allowed failing
+    fraction's 95% upper bound, and the data set's answer (solve_report.summarize_solve)."""
+    xs = [c["eps"] for c in curve]
+    fig = go.Figure(go.Scatter(
+        x=xs, y=[c["still_holding_fraction"] for c in curve], mode="lines+markers",
+        line_shape="hv", name=f"images still {answer['level']}"))
+    fig.add_trace(go.Scatter(x=xs, y=[1 - c["failing_hi"] for c in curve], mode="lines",
+                             line=dict(dash="dot"), line_shape="hv",
+                             name="the same, 95% lower bound"))
+    fig.add_hline(y=1 - answer["max_fraction"], line_dash="dash",
+                  annotation_text=f"target: at most {answer['max_fraction']:.0%} fail")
+    if answer.get("eps_max"):
+        fig.add_vline(x=answer["eps_max"], line_color="#b45309",
+                      annotation_text=f"data set: eps {answer['eps_max']:.3g}")
+    fig.update_xaxes(type="log", title_text=f"privacy budget eps at delta = {delta:g} (log scale)")
+    fig.update_yaxes(range=[0, 1.02], title_text="fraction of the images judged")
+    fig.update_layout(title="Images still protected against the budget", height=380,
+                      template="plotly_white", margin=dict(l=40, r=20, t=50, b=40))
+    return fig

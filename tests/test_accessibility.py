@@ -71,6 +71,18 @@ def test_axe_finds_no_wcag_violation_before_and_after_an_audit_and_in_the_report
     # the result images carry the finding, not "image"
     alt = page.get_attribute("#reconstructions img", "alt")
     assert "reconstructions at eps" in alt and "verdict:" in alt
+    # the budget search's answer: text, and a picture whose alt text carries it
+    page.click("#find-budget")
+    page.wait_for_function("document.querySelector('#safe-budget').innerText.includes('Up to eps')",
+                           timeout=120_000)
+    page.wait_for_selector("#safe-budget-image img", timeout=60_000)
+    # the slider moved to the answer: wait until the main view's exact budget is shown and
+    # no progress indicator is left on the page
+    page.wait_for_function("!document.querySelector('#verdict').innerText.includes('being computed')"
+                           " && !document.querySelector('.progress-text, .eta-bar')", timeout=120_000)
+    page.wait_for_timeout(1500)
+    assert violations(page, axe_source) == []
+    assert "the answer" in page.get_attribute("#safe-budget-image img", "alt")
     with page.expect_download(timeout=60_000) as dl:
         page.click("#download-report")
     report = artefacts / "report.html"

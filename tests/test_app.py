@@ -209,3 +209,24 @@ def test_dataset_tab_audits_several_uploads(tiny_registered, digit_image, tmp_pa
         h.dataset([], tiny_registered, 1e-5, 2, 1, 0, request=request, progress=_no_progress)
     h.cleanup(request)
     assert not (tmp_path / "datasets" / "s1").exists()
+
+
+def test_find_the_largest_safe_budget(tiny_registered, pil_digit):
+    """The dashboard's search: the answer in one sentence, the found budget and the one
+    above side by side, the slider moved to the answer, and the session holding both."""
+    from audit_engine import dashboard as db
+    from audit_engine.solve import solve_budget
+
+    with pytest.raises(gr.Error, match="Run an audit first"):
+        h.find_budget("not recognisable", "eps", 1e-5, None, progress=_no_progress)
+    *_, session = list(h.run(pil_digit, tiny_registered, "eps", 1e-5, 2.0, "ddim", 3, 4, 0, None,
+                             progress=_no_progress))[-1]
+    text, image, slider, session2 = h.find_budget("not recognisable", "eps", 1e-5, session,
+                                                  progress=_no_progress)
+    direct = solve_budget(session.image, prior=tiny_registered, trials=4, steps=3)
+    assert direct.sentence() in text and "tries each" in text
+    exact = db.mu_to_slider(direct.mu_max, "eps", 1e-5)
+    assert exact - 0.01 < slider <= exact  # the slider's step at or below the answer
+    shown = [direct.mu_max] + ([direct.bracket[1]] if direct.bracket[1] else [])
+    assert all(session2.result_for(m)[2] for m in shown)  # both budgets held by the session
+    assert image.visible and Image.open(image.value["path"]).format == "PNG"

@@ -309,7 +309,7 @@ def test_every_model_handler_shares_one_group_and_is_gpu_wrapped():
     wrapped for ZeroGPU (spaces.GPU) like the others."""
     import app
 
-    model_fns = {"run", "exact", "compare", "dataset"}
+    model_fns = {"run", "exact", "compare", "dataset", "find_budget"}
     groups = {}
     for dep in app.demo.fns.values():
         name = getattr(dep.fn, "__name__", "")

@@ -124,7 +124,7 @@ def test_zero_gpu_wrapping_keeps_the_handler_signature(monkeypatch):
 
 def test_zero_gpu_space_touches_no_cuda_at_start(tmp_path):
     """With the spaces package and SPACES_ZERO_GPU, importing and wiring the app initialises
-    no CUDA, and the four model handlers are wrapped."""
+    no CUDA, and the five model handlers are wrapped."""
     (tmp_path / "spaces.py").write_text(
         "WRAPPED = []\n"
         "def GPU(duration=60):\n"
@@ -138,7 +138,7 @@ def test_zero_gpu_space_touches_no_cuda_at_start(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "['compare', 'dataset', 'exact', 'run'] True False"
+    assert out.stdout.strip().splitlines()[-1] == "['compare', 'dataset', 'exact', 'find_budget', 'run'] True False"
 
 
 def test_priors_offered_by_environment(monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import shutil
 import time
 import uuid
@@ -277,6 +278,42 @@ def pin(pinned, slider, mode, delta):
     if len(pinned) >= views.MAX_PINNED:
         raise gr.Error(f"At most {views.MAX_PINNED} budgets can be pinned; remove one first.")
     return gr.CheckboxGroup(choices=views.pin_choices(pinned + [choice]), value=pinned + [choice])
+
+
+def _solve_seconds(level, mode, delta, session, *rest, **kw) -> int:
+    return min(600, 3 * _exact_seconds(None, None, None, session) * (db.LADDER_SIZE + 1) // 4)
+
+
+@on_gpu(_solve_seconds)
+@engine_errors
+def find_budget(level, mode, delta, session, progress=gr.Progress()):
+    """Search for the largest budget at which the image keeps ``level`` (solve.py) with the
+    audit's settings; then the found budget and the first one above it side by side, the
+    answer in one sentence, and the slider moved to the answer (its view follows)."""
+    from audit_engine.solve import NotSolvable, solve_budget
+
+    if session is None:
+        raise gr.Error("Run an audit first: the search uses its image and settings.")
+    s = session.settings
+    try:
+        found = solve_budget(session.image, prior=s.prior, level=level, delta=float(delta),
+                             trials=s.trials, seed=s.seed, steps=s.steps,
+                             progress=Deadline(progress))
+    except NotSolvable as exc:
+        return f"**No budget can be given.** {exc}", gr.skip(), gr.skip(), gr.skip()
+    if found.mu_max is None:
+        return f"**{found.sentence()}**", gr.skip(), gr.skip(), gr.skip()
+    shown = [found.mu_max] + ([found.bracket[1]] if found.bracket[1] is not None else [])
+    image, table, session = views.compare_budgets(session, shown, progress=Deadline())
+    text = (f"**{found.sentence()}**\n\nSearched {found.evaluations} budgets with "
+            f"{found.trials} tries each; the level holds at every budget searched below the "
+            "answer. Left: the answer; right: the first budget searched above it.\n\n" + table)
+    alt = (f"reconstructions at eps {found.eps_max:.3g} (the answer) and at the first budget "
+           "searched above it, with their verdicts")
+    # the slider moves in steps of 0.01 (log10): to the step at or below the answer, so that
+    # the budget on view is never above the one the sentence promises
+    position = math.floor(db.mu_to_slider(found.mu_max, mode, float(delta)) * 100 + 1e-9) / 100
+    return (text, gr.Image(value=png(image), visible=True, alt_text=alt), position, session)
 
 
 def _file_paths(files) -> list[str]:

@@ -24,6 +24,7 @@ Verdicts and audits:
     verdict      identification and attribute rates against chance, with intervals
     audit        run_audit: one image at several budgets, every trial, with verdicts
     batch        a folder of images, resumable; distributed runs it on Ray
+    solve        the largest budget keeping a level, per image and per data set (solve_report)
     reproduce    the paper's experiment (package): data, experiment, statistics, figures, tables
 
 What the dashboard and the reports show:

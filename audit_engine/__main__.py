@@ -179,10 +179,10 @@ def _reproduce(args) -> int:
     for s in summarize(rep):
         if s["set"] != IN_DOMAIN:
             continue
-        print(f"{s['mu']:6g} {s['diffusion_ssim']:9.3f} {s['noisy_ssim']:6.3f} "
+        print(f"{s['mu']:6g} {s['recon_ssim']:9.3f} {s['noisy_ssim']:6.3f} "
               f"{s['candidate_ssim']:6.3f} | {s['candidate_success']:6.3f} "
-              f"{s['norm_attack_success']:6.3f} {s['diffusion_identification_success']:7.3f} "
-              f"{s['rero_bound_candidate']:6.3f} | {s.get('attr_diffusion', nan):10.3f} "
+              f"{s['norm_attack_success']:6.3f} {s['recon_identification_success']:7.3f} "
+              f"{s['rero_bound_candidate']:6.3f} | {s.get('attr_recon', nan):10.3f} "
               f"{s.get('attr_noise_aware', nan):6.3f}")
     print(f"LPIPS: {rep.lpips_note}")
     print(f"wrote {', '.join(str(p) for p in paths.values())} in {rep.elapsed_s:.0f} s")

@@ -151,10 +151,10 @@ def test_reproduction_writes_every_number_and_figure(prior_with_heldout, tmp_pat
             stats.norm.cdf(stats.norm.ppf(1 / 3) + s["mu"]))
         assert s["ziller_mse_law"] == pytest.approx(
             stats.gamma.cdf(rep.eta, a=rep.pixels / 2, scale=2 * s["sigma"] ** 2 / rep.pixels))
-        for key in ("candidate_success", "norm_attack_success", "diffusion_identification_success",
-                    "diffusion_threshold_success", "noisy_unclipped_mse_success"):
+        for key in ("candidate_success", "norm_attack_success", "recon_identification_success",
+                    "recon_threshold_success", "noisy_unclipped_mse_success"):
             assert 0 <= s[f"{key}_lo"] <= s[key] <= s[f"{key}_hi"] <= 1
-        assert s["diffusion_psnr"] == pytest.approx(10 * math.log10(1 / s["diffusion_mse"]))
+        assert s["recon_psnr"] == pytest.approx(10 * math.log10(1 / s["recon_mse"]))
     # at mu = 300 the observation is almost the image: the candidate attack always succeeds
     assert ind[1]["candidate_success"] == 1.0 and ind[1]["noisy_mse"] < 1.3 * (c / 300) ** 2
     paths = write_reproduction(rep, tmp_path)
@@ -227,11 +227,11 @@ def test_cli_reproduce_on_the_embedded_prior(tmp_path):
     assert len(summary) == 2 * 3
     ind = [r for r in summary if r["set"] == IN_DOMAIN]
     # the embedded prior ships a digit classifier: attribute disclosure is measured
-    assert all(0 <= float(r["attr_diffusion"]) <= 1 for r in ind)
+    assert all(0 <= float(r["attr_recon"]) <= 1 for r in ind)
     assert all(0 <= float(r["attr_noise_aware"]) <= 1 for r in ind)
     assert json.loads((tmp_path / "run.json").read_text())["n_candidates"] == 6  # min(10, 6)
     assert (tmp_path / "figure_attribute.png").is_file()
-    assert not math.isnan(float(ind[1]["diffusion_ssim"]))
+    assert not math.isnan(float(ind[1]["recon_ssim"]))
 
 
 def test_heldout_subsets_are_balanced_across_classes():

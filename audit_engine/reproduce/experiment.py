@@ -13,7 +13,7 @@ make ||x_tilde|| reveal ||x||, which the norm-only attack below exploits.
 
 The attacks, measured against the original:
 
-- diffusion: the engine's reconstruction from the matched timestep (DDIM, eta 0);
+- recon (the diffusion attack, named as in the audit's files): the engine's reconstruction from the matched timestep (DDIM, eta 0);
 - noisy: the observation itself, clipped to [0, 1] (Ziller et al. 2024); its unclipped
   error follows the Ziller law exactly, a self-check;
 - candidate: the target is one of n candidates (the target and n - 1 other images of the
@@ -48,7 +48,7 @@ from .config import ReproConfig
 from .data import IN_DOMAIN, candidate_sets, folder_images, heldout_images, ood_sets
 
 Progress = Callable[[float, str], None]
-ATTACKS = ("diffusion", "noisy", "candidate")
+ATTACKS = ("recon", "noisy", "candidate")
 POOL_MAX = 5000  # images of a folder read for the noise-aware classifier's picture of each class
 
 
@@ -133,7 +133,7 @@ def _evaluate_set(prior: Prior, name: str, x: torch.Tensor, c: float, cfg: Repro
         xi_draws = torch.cat([xi[:, None], torch.randn((n, cfg.n_draws - 1, *x.shape[1:]),
                                                        generator=g)], dim=1)
     show = np.linspace(0, n - 1, 4).round().astype(int)
-    examples = {"original": x[show], "noisy": [], "diffusion": [], "mus": list(cfg.mus)}
+    examples = {"original": x[show], "noisy": [], "recon": [], "mus": list(cfg.mus)}
     rows = []
     lo, hi = frac
     step = (hi - lo) / len(cfg.mus)
@@ -152,7 +152,7 @@ def _evaluate_set(prior: Prior, name: str, x: torch.Tensor, c: float, cfg: Repro
                                                     f"{name}: mu = {mu:g}, step {d}/{t}"))
         noisy = obs.clamp(0, 1)
         examples["noisy"].append(noisy[show])
-        examples["diffusion"].append(rec[show])
+        examples["recon"].append(rec[show])
         m_noisy = [similarity(x[i], noisy[i][None], lpips_metric=metric)[0] for i in range(n)]
         m_rec = [similarity(x[i], rec[i][None], lpips_metric=metric)[0] for i in range(n)]
         raw_mse = (obs - x).flatten(1).pow(2).mean(1).double().numpy()  # unclipped observation
@@ -174,11 +174,11 @@ def _evaluate_set(prior: Prior, name: str, x: torch.Tensor, c: float, cfg: Repro
             row = {"set": name, "image": i, "mu": mu, "eps": eps, "clip_norm": c, "sigma": s,
                    "sigma_dm": matches[i].sigma_dm, "t_star": matches[i].t_star,
                    "beyond_range": matches[i].beyond_range}
-            for who, m in (("noisy", m_noisy[i]), ("diffusion", m_rec[i])):
+            for who, m in (("noisy", m_noisy[i]), ("recon", m_rec[i])):
                 row.update({f"{who}_{k}": m[k] for k in METRICS})
             row["noisy_unclipped_mse"] = float(raw_mse[i])
-            row["diffusion_threshold_success"] = float(m_rec[i]["ssim"] >= tau)
-            for who, mse in (("diffusion", m_rec[i]["mse"]), ("noisy", m_noisy[i]["mse"]),
+            row["recon_threshold_success"] = float(m_rec[i]["ssim"] >= tau)
+            for who, mse in (("recon", m_rec[i]["mse"]), ("noisy", m_noisy[i]["mse"]),
                              ("noisy_unclipped", raw_mse[i])):
                 row[f"{who}_mse_success"] = float(mse <= eta)
                 row[f"{who}_psnr_success"] = float(mse <= psnr_eta)
@@ -187,16 +187,16 @@ def _evaluate_set(prior: Prior, name: str, x: torch.Tensor, c: float, cfg: Repro
                 row.update({f"candidate_{k}": picked[k] for k in METRICS})
                 row["candidate_success"] = float(succ[i].mean())
                 row["norm_attack_success"] = float(norm_succ[i].mean())
-                row["diffusion_identification_success"] = float(
+                row["recon_identification_success"] = float(
                     int(np.argmax(rec_vs_cand[i])) == pos[i])
             if clf is not None:
                 row.update(attr_original=int(attr_orig[i]), attr_noisy=int(attr_noisy[i]),
-                           attr_diffusion=int(attr_rec[i]))
+                           attr_recon=int(attr_rec[i]))
                 if attr_aware is not None:
                     row["attr_noise_aware"] = int(attr_aware[i])
             rows.append(row)
     examples["noisy"] = torch.stack(examples["noisy"], 1)  # (4, M, C, H, W)
-    examples["diffusion"] = torch.stack(examples["diffusion"], 1)
+    examples["recon"] = torch.stack(examples["recon"], 1)
     return rows, examples
 
 

@@ -10,9 +10,9 @@ import numpy as np
 from .. import bounds
 from .data import IN_DOMAIN
 
-COLORS = {"diffusion": "#1f77b4", "noisy": "#ff7f0e", "candidate": "#2ca02c", "norm": "#8c564b",
+COLORS = {"recon": "#1f77b4", "noisy": "#ff7f0e", "candidate": "#2ca02c", "norm": "#8c564b",
           "noise_aware": "#9467bd", "law": "#000000", "unclipped": "#7f7f7f"}
-LABELS = {"diffusion": "diffusion attack (prior)", "noisy": "noisy observation (no prior)",
+LABELS = {"recon": "diffusion attack (prior)", "noisy": "noisy observation (no prior)",
           "candidate": "candidate attack (Hayes et al.)"}
 METRIC_TITLES = {"ssim": "SSIM (higher = more similar)", "lpips": "LPIPS (lower = more similar)",
                  "mse": "MSE (lower = more similar)"}
@@ -70,7 +70,7 @@ def figures(summary: list[dict], info: dict) -> list[Figure]:
     panels = []
     for key in keys:
         p = Panel(METRIC_TITLES[key], key.upper())
-        for who in ("diffusion", "noisy", "candidate"):
+        for who in ("recon", "noisy", "candidate"):
             x, y = _col(summary, IN_DOMAIN, f"{who}_{key}")
             se = [v or 0.0 for v in _col(summary, IN_DOMAIN, f"{who}_{key}_se")[1]]
             p.series.append(Series(LABELS[who], x, y, COLORS[who],
@@ -88,7 +88,7 @@ def figures(summary: list[dict], info: dict) -> list[Figure]:
     for key in ("ssim", "mse"):
         for name in names:
             p = Panel(f"{name}: {key.upper()}", key.upper())
-            for who in ("diffusion", "noisy"):
+            for who in ("recon", "noisy"):
                 x, y = _col(summary, name, f"{who}_{key}")
                 p.series.append(Series(LABELS[who], x, y, COLORS[who]))
             p.hlines.append((base[name][key], "unrelated images"))
@@ -105,14 +105,14 @@ def figures(summary: list[dict], info: dict) -> list[Figure]:
                "dash", markers=False),
         _rate(summary, "candidate_success", "candidate attack (nearest in L2)", COLORS["candidate"]),
         _rate(summary, "norm_attack_success", "norm-only attack (self-check)", COLORS["norm"]),
-        _rate(summary, "diffusion_identification_success",
-              "diffusion attack: reconstruction nearest the target (SSIM)", COLORS["diffusion"])]
+        _rate(summary, "recon_identification_success",
+              "diffusion attack: reconstruction nearest the target (SSIM)", COLORS["recon"])]
     thr = Panel(f"reaching SSIM >= tau = {info['tau_ssim']:.3f}", "success rate", ylim=(0, 1.02))
     thr.series += [
         Series(f"ReRo bound, kappa of the threshold = {info['kappa_threshold']:.3g}", grid,
                list(bounds.rero_bound_gdp(grid, info["kappa_threshold"])), COLORS["law"], "dot",
                markers=False),
-        _rate(summary, "diffusion_threshold_success", "diffusion attack", COLORS["diffusion"])]
+        _rate(summary, "recon_threshold_success", "diffusion attack", COLORS["recon"])]
     sig = _sigma_line(summary, grid)
     law = Panel(f"reaching MSE <= eta = {info['eta_mse']:.3g} or PSNR >= "
                 f"{info['psnr_threshold']:g} dB", "success rate", ylim=(0, 1.02))
@@ -128,10 +128,10 @@ def figures(summary: list[dict], info: dict) -> list[Figure]:
               COLORS["unclipped"]),
         _rate(summary, "noisy_mse_success", "noisy observation, clipped to [0, 1]: MSE",
               COLORS["noisy"]),
-        _rate(summary, "diffusion_mse_success", "diffusion attack: MSE", COLORS["diffusion"]),
+        _rate(summary, "recon_mse_success", "diffusion attack: MSE", COLORS["recon"]),
         _rate(summary, "noisy_psnr_success", "noisy observation, clipped: PSNR", COLORS["noisy"],
               "dot"),
-        _rate(summary, "diffusion_psnr_success", "diffusion attack: PSNR", COLORS["diffusion"],
+        _rate(summary, "recon_psnr_success", "diffusion attack: PSNR", COLORS["recon"],
               "dot")]
     out.append(Figure("figure_c", "Figure C: attack success against the ReRo bound and the "
                       "Ziller law (bars: 95% bootstrap intervals over images)", [ident, thr, law], 3))
@@ -140,8 +140,8 @@ def figures(summary: list[dict], info: dict) -> list[Figure]:
         p = Panel("does the output carry the original's class?", "fraction with the label",
                   ylim=(0, 1.02))
         p.series += [
-            _rate(summary, "attr_diffusion", "diffusion reconstruction, read by the classifier",
-                  COLORS["diffusion"]),
+            _rate(summary, "attr_recon", "diffusion reconstruction, read by the classifier",
+                  COLORS["recon"]),
             _rate(summary, "attr_noise_aware",
                   "noisy observation, noise-aware classifier (Bayes, knows the noise)",
                   COLORS["noise_aware"]),

@@ -13,11 +13,11 @@ from ..metrics import METRICS
 from .experiment import ATTACKS, Reproduction
 
 # success rates: each is a per-image value (one draw, or the mean over draws)
-SUCCESS = ("candidate_success", "norm_attack_success", "diffusion_identification_success",
-           "diffusion_threshold_success", "diffusion_mse_success", "noisy_mse_success",
-           "noisy_unclipped_mse_success", "diffusion_psnr_success", "noisy_psnr_success",
+SUCCESS = ("candidate_success", "norm_attack_success", "recon_identification_success",
+           "recon_threshold_success", "recon_mse_success", "noisy_mse_success",
+           "noisy_unclipped_mse_success", "recon_psnr_success", "noisy_psnr_success",
            "noisy_unclipped_psnr_success")
-ATTRIBUTE = ("diffusion", "noise_aware", "noisy")
+ATTRIBUTE = ("recon", "noise_aware", "noisy")
 
 
 def cluster_interval(values: np.ndarray, n_boot: int, seed: int, level: float = 0.95

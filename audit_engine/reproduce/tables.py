@@ -75,11 +75,11 @@ def tables(summary: list[dict], info: dict) -> dict[str, str]:
             "| PSNR diffusion | PSNR noisy |")
     lines = [head, "|" + "---:|" * 9]
     for s in ind:
-        lines.append(f"| {num(s['mu'])} | {num(s['eps'])} | {num(s['diffusion_ssim'])} | "
+        lines.append(f"| {num(s['mu'])} | {num(s['eps'])} | {num(s['recon_ssim'])} | "
                      f"{num(s['noisy_ssim'])} | {num(s['candidate_ssim'])} | "
-                     f"{num(s['diffusion_mse'], 2)} | {num(s['noisy_mse'], 2)} | "
-                     f"{num(s['diffusion_psnr'])} | {num(s['noisy_psnr'])} |")
-    se = [s[f"{w}_ssim_se"] for s in ind for w in ("diffusion", "noisy", "candidate")
+                     f"{num(s['recon_mse'], 2)} | {num(s['noisy_mse'], 2)} | "
+                     f"{num(s['recon_psnr'])} | {num(s['noisy_psnr'])} |")
+    se = [s[f"{w}_ssim_se"] for s in ind for w in ("recon", "noisy", "candidate")
           if s.get(f"{w}_ssim_se") is not None]
     lines.append("")
     lines.append(f"PSNR is that of the mean MSE. Standard errors of the SSIM means: "
@@ -95,11 +95,11 @@ def tables(summary: list[dict], info: dict) -> dict[str, str]:
         cells = []
         for n in names:
             r = next(x for x in _rows(summary, n) if x["mu"] == s["mu"])
-            cells.append(f"{num(r['diffusion_ssim'])} / {num(r['noisy_ssim'])}")
+            cells.append(f"{num(r['recon_ssim'])} / {num(r['noisy_ssim'])}")
         lines.append(f"| {num(s['mu'])} | " + " | ".join(cells) + " |")
     lines.append("| baseline | " + " | ".join(num(base[n]["ssim"]) for n in names) + " |")
     lines.append("| first mu above the baseline (diffusion / noisy) | " + " | ".join(
-        f"{num(_first_above(_rows(summary, n), 'diffusion_ssim', base[n]['ssim']))} / "
+        f"{num(_first_above(_rows(summary, n), 'recon_ssim', base[n]['ssim']))} / "
         f"{num(_first_above(_rows(summary, n), 'noisy_ssim', base[n]['ssim']))}"
         for n in names) + " |")
     out["figure_b"] = "\n".join(lines)
@@ -110,8 +110,8 @@ def tables(summary: list[dict], info: dict) -> dict[str, str]:
     for s in ind:
         lines.append(f"| {num(s['mu'])} | {_rate(s, 'candidate_success')} | "
                      f"{_rate(s, 'norm_attack_success')} | "
-                     f"{_rate(s, 'diffusion_identification_success')} | "
-                     f"{s['rero_bound_candidate']:.3f} | {_rate(s, 'diffusion_threshold_success')} "
+                     f"{_rate(s, 'recon_identification_success')} | "
+                     f"{s['rero_bound_candidate']:.3f} | {_rate(s, 'recon_threshold_success')} "
                      f"| {s['rero_bound_threshold']:.3f} |")
     lines += ["", "| mu | noisy, unclipped: MSE <= eta | Ziller law (MSE) | noisy, clipped | "
               "diffusion | noisy, unclipped: PSNR >= p | Ziller law (PSNR) | noisy, clipped | "
@@ -119,19 +119,19 @@ def tables(summary: list[dict], info: dict) -> dict[str, str]:
     for s in ind:
         lines.append(f"| {num(s['mu'])} | {_rate(s, 'noisy_unclipped_mse_success')} | "
                      f"{s['ziller_mse_law']:.3f} | {_rate(s, 'noisy_mse_success')} | "
-                     f"{_rate(s, 'diffusion_mse_success')} | "
+                     f"{_rate(s, 'recon_mse_success')} | "
                      f"{_rate(s, 'noisy_unclipped_psnr_success')} | {s['ziller_psnr_law']:.3f} | "
-                     f"{_rate(s, 'noisy_psnr_success')} | {_rate(s, 'diffusion_psnr_success')} |")
+                     f"{_rate(s, 'noisy_psnr_success')} | {_rate(s, 'recon_psnr_success')} |")
     lines += ["", "Rates with 95% percentile-bootstrap intervals over images."]
     out["figure_c"] = "\n".join(lines)
     out["checks"] = "\n".join(checks(summary, info))
 
-    if "attr_diffusion" in ind[0]:
+    if "attr_recon" in ind[0]:
         lines = ["| mu | reconstruction | noisy observation, noise-aware classifier | noisy "
                  "observation, clean-image classifier | a constant guess |",
                  "|---:|---|---|---|---:|"]
         for s in ind:
-            lines.append(f"| {num(s['mu'])} | {_rate(s, 'attr_diffusion')} | "
+            lines.append(f"| {num(s['mu'])} | {_rate(s, 'attr_recon')} | "
                          f"{_rate(s, 'attr_noise_aware')} | {_rate(s, 'attr_noisy')} | "
                          f"{s['attr_chance']:.3f} |")
         out["attribute"] = "\n".join(lines)
@@ -145,12 +145,12 @@ def checks(summary: list[dict], info: dict) -> list[str]:
     lines = []
     for key, label in (("candidate_success", "candidate attack"),
                        ("norm_attack_success", "norm-only attack"),
-                       ("diffusion_identification_success", "diffusion identification")):
+                       ("recon_identification_success", "diffusion identification")):
         over = [s["mu"] for s in ind if s[f"{key}_lo"] > s["rero_bound_candidate"]]
         lines.append(f"- {label} against the ReRo bound (kappa = 1/n): " + (
             "under the bound within its interval at every mu" if not over else
             "ABOVE the bound beyond its interval at mu = " + ", ".join(num(m) for m in over)))
-    over = [s["mu"] for s in ind if s["diffusion_threshold_success_lo"] > s["rero_bound_threshold"]]
+    over = [s["mu"] for s in ind if s["recon_threshold_success_lo"] > s["rero_bound_threshold"]]
     lines.append("- diffusion SSIM >= tau against the ReRo bound at the threshold's kappa: " + (
         "under the bound within its interval at every mu" if not over else
         "ABOVE the bound at mu = " + ", ".join(num(m) for m in over)))

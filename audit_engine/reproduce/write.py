@@ -51,7 +51,7 @@ def examples_image(rep: Reproduction, out: Path) -> Path:
         m = len(ex["mus"])
         for k in range(len(ex["original"])):
             rows += [torch.cat([ex["original"][k][None], ex["noisy"][k]]),
-                     torch.cat([ex["original"][k][None], ex["diffusion"][k]])]
+                     torch.cat([ex["original"][k][None], ex["recon"][k]])]
     path = out / "examples.png"
     tile(torch.cat(rows), cols=m + 1, scale=2).save(path)
     return path

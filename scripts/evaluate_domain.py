@@ -9,6 +9,7 @@ random crops of them), a face, printed text (letters and words, both polarities)
 and smooth images (constant grey levels, gradients).
 
     python scripts/evaluate_domain.py
+    python scripts/evaluate_domain.py --prior /path/to/candidate --json cand.json --no-doc
 """
 from __future__ import annotations
 
@@ -88,8 +89,16 @@ def _perturbed(held: torch.Tensor, rng) -> torch.Tensor:
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--prior", default="embedded", help="a prior folder with its reference set "
+                    "(scripts/build_reference.py) and held-out digits (default: embedded)")
+    ap.add_argument("--json", type=Path, default=ROOT / "docs" / "domain-check.json")
+    ap.add_argument("--no-doc", action="store_true", help="leave docs/DOMAIN.md as it is")
+    args = ap.parse_args()
     rng = np.random.default_rng(0)
-    prior = load_prior("embedded")
+    prior = load_prior(args.prior)
     ref = reference_for(prior)
     held = ref.images
     prof = typicality(prior, held)
@@ -115,20 +124,22 @@ def main() -> None:
                      "n": len(x), "flagged": int(sum(flags))})
     for r in rows:
         r["flagged_rate"] = r["flagged"] / r["n"]
-    out = {"prior": "embedded", "rule": f"outside when the typicality distance exceeds "
+    out = {"prior": args.prior, "rule": f"outside when the typicality distance exceeds "
            f"{DOMAIN_FACTOR:g} x the {DOMAIN_PERCENTILE:g}th percentile of the reference images' "
            "distances",
            "rows": rows}
-    (ROOT / "docs" / "domain-check.json").write_text(json.dumps(out, indent=2) + "\n")
+    args.json.write_text(json.dumps(out, indent=2) + "\n")
     table = ["| images | should be | n | flagged outside the domain |", "|---|---|---|---|"]
     table += [f"| {r['set']} | {'in' if r['in_domain_expected'] else 'out'} | {r['n']} | "
               f"{r['flagged']} ({r['flagged_rate']:.1%}) |" for r in rows]
+    print("\n".join(table))
+    if args.no_doc:
+        return
     doc = ROOT / "docs" / "DOMAIN.md"
     text = doc.read_text()
     start, end = "<!-- domain-table:start -->", "<!-- domain-table:end -->"
     doc.write_text(text[:text.index(start) + len(start)] + "\n" + "\n".join(table) + "\n"
                    + text[text.index(end):])
-    print("\n".join(table))
 
 
 if __name__ == "__main__":

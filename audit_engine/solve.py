@@ -20,7 +20,12 @@ Rounds: (1) a geometric grid over SEARCH_RANGE (factor about 2.2) finds the firs
 (2) three budgets inside the bracket shrink it to a ratio of at most ``tolerance`` (1.25);
 (3) the level is checked at ``below`` x mu_max (0.8) and ``confirm`` x mu_max (2): a failure
 below moves the answer down (it is the first failure from below), and the result reports
-what the audit at 2 x mu_max found. Each round is one batched audit.
+what the audit at 2 x mu_max found; (4) the failure that bounds the answer is measured
+again with ``recheck_trials`` tries (default 4 x, at most 32; the same noise streams
+extended, so its first K tries are the ones already seen): a single unlucky set of K tries
+(with exact intervals, guessing passes for disclosure at most 2.5% of the time per budget,
+and the search looks at many budgets) must not decide the answer. If it holds with more
+tries, the search goes on above it. Each round is one batched audit.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ import numpy as np
 import torch
 
 from . import accounting
-from .audit import AuditResult, default_trials, run_audit
+from .audit import MAX_TRIALS, AuditResult, default_trials, run_audit
 from .images import ImageLike
 from .priors import Prior, load_prior
 from .reconstruct import DEFAULT_DDIM_STEPS
@@ -60,7 +65,7 @@ class SolveResult:
     mu_max: float | None  # None: the level fails at every searched budget
     eps_max: float | None
     bracket: list  # [mu_lo, mu_hi]: holds at mu_lo, fails at mu_hi (None: beyond the range)
-    evaluations: int  # budgets audited, each with `trials` trials
+    evaluations: int  # budgets audited (`trials` tries each; a re-measured one counted again)
     trials: int
     in_domain: bool
     grid: list[dict] = field(default_factory=list)  # every evaluated budget, by mu
@@ -79,8 +84,9 @@ class SolveResult:
             return (f"Even at the smallest budget searched (mu = {self.bracket[1]:.3g}), an "
                     f"attacker with this prior {self._fails_words()}: no budget in the "
                     "searched range protects this image at this level.")
+        at = next((g for g in self.grid if math.isclose(g["mu"], self.mu_max)), {"trials": self.trials})
         head = (f"Up to eps = {self.eps_max:.3g} (delta = {self.delta:g}; mu = {self.mu_max:.3g}), "
-                f"an attacker with this prior {self._holds_words()} in {self.trials} tries")
+                f"an attacker with this prior {self._holds_words()} in {at['trials']} tries")
         if self.bracket[1] is None:
             return head + (f"; the level still holds at the largest budget searched "
                            f"(mu = {self.mu_max:.3g}).")
@@ -145,6 +151,7 @@ def solve_budget(
     below: float = 0.8,
     confirm: float = 2.0,
     search_range: tuple[float, float] = SEARCH_RANGE,
+    recheck_trials: int | None = None,
     progress: Progress | None = None,
 ) -> SolveResult:
     """The largest budget at which ``image`` meets ``level`` (see the module docstring).
@@ -166,33 +173,51 @@ def solve_budget(
         prior = load_prior(prior)
     x = image.detach().float().cpu() if isinstance(image, torch.Tensor) else prior.load_image(image)
     trials = default_trials(prior) if trials is None else trials
+    recheck = min(MAX_TRIALS, 4 * trials) if recheck_trials is None else max(trials, recheck_trials)
     rows: dict[float, dict] = {}
     result: AuditResult | None = None
+    evaluated = [0]  # budgets audited, a re-measured one counted again
 
-    def audit(mus: list[float], frac: float, what: str) -> None:
+    tries = [trials]  # tries per new budget: raised to `recheck` once K tries were unlucky
+
+    def audit(mus: list[float], frac: float, what: str, k: int | None = None) -> None:
         nonlocal result
-        mus = [m for m in mus if not any(math.isclose(m, r, rel_tol=1e-6) for r in rows)]
+        if k is None:  # new budgets only; an explicit k measures a budget again
+            k = tries[0]
+            mus = [m for m in mus if not any(math.isclose(m, r, rel_tol=1e-6) for r in rows)]
         if not mus:
             return
         say(frac, f"{what}: {len(mus)} budgets")
-        result = run_audit(x, mus=mus, delta=delta, prior=prior, trials=trials, seed=seed,
+        evaluated[0] += len(mus)
+        result = run_audit(x, mus=mus, delta=delta, prior=prior, trials=k, seed=seed,
                            steps=steps, lpips=None,
-                           progress=lambda f, m: say(frac + 0.3 * f, f"{what}: {m}"))
+                           progress=lambda f, m: say(frac + 0.1 * f, f"{what}: {m}"))
         _check(result, level)
         for m in result.budgets():
+            rows.pop(next((r for r in rows if math.isclose(r, m, rel_tol=1e-6)), None), None)
             rows[m] = _row(result, m, level)
 
     audit(np.geomspace(lo_mu, hi_mu, GRID).tolist(), 0.0, "first round")
-    for round_ in range(6):  # refinement and checks; converges in 2 or 3 in practice
+    for round_ in range(24):  # converges in 3 or 4 rounds in practice
         lo, hi = _answer(rows)
         wanted = []
         if lo is not None and hi is not None and hi / lo > tolerance:
             wanted += np.geomspace(lo, hi, 5)[1:-1].tolist()
         if lo is not None:
             wanted += [lo * below, lo * confirm]
-        before = len(rows)
-        audit(wanted, min(0.9, 0.35 + 0.2 * round_), "refining")
-        if len(rows) == before:
+        wanted = [m for m in wanted if not any(math.isclose(m, r, rel_tol=1e-6) for r in rows)]
+        frac = min(0.9, 0.3 + 0.1 * round_)
+        if wanted:
+            audit(wanted, frac, "refining")
+        elif hi is not None and rows[hi]["trials"] < recheck:
+            # the failure that bounds the answer, measured again with more tries (the same
+            # streams extended): one unlucky set of tries must not decide the answer
+            audit([hi], frac, f"confirming with {recheck} tries", k=recheck)
+            if rows[hi]["holds"]:
+                # the first K tries of this image's streams were unlucky, and common random
+                # numbers carry them to every budget: measure every further budget with more
+                tries[0] = recheck
+        else:
             break
     lo, hi = _answer(rows)
     check = None
@@ -202,7 +227,7 @@ def solve_budget(
     return SolveResult(
         prior=prior.name, level=level, delta=delta, mu_max=lo,
         eps_max=None if lo is None else accounting.eps_from_mu(lo, delta),
-        bracket=[lo, hi] if lo is not None else [None, min(rows)], evaluations=len(rows),
+        bracket=[lo, hi] if lo is not None else [None, min(rows)], evaluations=evaluated[0],
         trials=trials, in_domain=True, grid=[rows[m] for m in sorted(rows)], confirm=check,
         confirm_factor=confirm, seed=seed, elapsed_s=time.perf_counter() - t0,
         note=("the level holds at every searched budget" if lo is not None and hi is None else ""))

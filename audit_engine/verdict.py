@@ -2,8 +2,14 @@
 
 One reconstruction is one guess by the attacker. A claim of disclosure is therefore a
 rate over K trials (each a fresh privatization draw and, for DDPM, fresh reverse-process
-noise), with its Wilson 95% interval (Wilson 1927), compared with what the same attack
-achieves without information (the chance level):
+noise), with its exact (Clopper-Pearson 1934) 95% interval, compared with what the same
+attack achieves without information (the chance level). The interval is exact, not Wilson's
+approximation, because the decision rests on its lower end: with K = 8 tries and chance
+1/10, Wilson's lower end clears chance at 3 of 8, which guessing alone reaches 3.8% of the
+time (above the 2.5% a one-sided 95% bound promises); the exact one needs 4 of 8 (0.5%).
+``exact_interval``'s lower end exceeds chance with probability at most 2.5% when the true
+rate is chance (tests/test_verdict.py computes it for every K and chance level used).
+Wilson's interval remains for fractions over many images (batch summaries).
 
 - identification (Hayes, Mahloujifar & Balle 2023, the source paper's success measure):
   in each trial the attacker picks, among n candidates (the target and n - 1 images of
@@ -21,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-__all__ = ["Z95", "wilson_interval", "identification_label", "attribute_revealed",
+__all__ = ["Z95", "wilson_interval", "exact_interval", "identification_label", "attribute_revealed",
            "DOMAIN_PERCENTILE", "DOMAIN_FACTOR", "domain_threshold", "in_domain", "CANDIDATES", "Identification", "Attribute",
            "BudgetVerdict", "LABELS"]
 
@@ -46,15 +52,28 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float,
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def exact_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson interval: the p for which k successes in n trials are not in either
+    (1 - level) / 2 tail; its ends are beta quantiles."""
+    from scipy.stats import beta
+
+    if trials <= 0 or not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes}/{trials}")
+    a = (1 - level) / 2
+    lo = 0.0 if successes == 0 else float(beta.ppf(a, successes, trials - successes + 1))
+    hi = 1.0 if successes == trials else float(beta.ppf(1 - a, successes + 1, trials - successes))
+    return lo, hi
+
+
 def identification_label(successes: int, trials: int, chance: float) -> str:
-    lo, _ = wilson_interval(successes, trials)
+    lo, _ = exact_interval(successes, trials)
     if lo <= chance:
         return "not recognisable"
     return "recognisable" if successes / trials > 0.5 else "partly recognisable"
 
 
 def attribute_revealed(successes: int, trials: int, chance: float) -> bool:
-    return wilson_interval(successes, trials)[0] > chance
+    return exact_interval(successes, trials)[0] > chance
 
 
 def domain_threshold(reference_distances) -> float:
@@ -79,7 +98,7 @@ class Identification:
 
     @classmethod
     def of(cls, successes: int, trials: int, chance: float, candidates: int) -> "Identification":
-        return cls(successes, trials, successes / trials, wilson_interval(successes, trials),
+        return cls(successes, trials, successes / trials, exact_interval(successes, trials),
                    chance, candidates)
 
 
@@ -101,7 +120,7 @@ class Attribute:
     def of(cls, name: str, successes: int, trials: int, chance: float, *,
            without_prior: int | None = None) -> "Attribute":
         return cls(name, successes, trials, successes / trials,
-                   wilson_interval(successes, trials), chance,
+                   exact_interval(successes, trials), chance,
                    attribute_revealed(successes, trials, chance), without_prior)
 
 

@@ -55,8 +55,10 @@ def test_dataset_budget_refuses_a_data_set_too_small_for_the_bound():
 def test_solve_on_the_tiny_prior_brackets_the_level(tiny_prior, digit_image):
     res = solve_budget(digit_image, prior=tiny_prior, trials=6, steps=2)
     grid = {g["mu"]: g for g in res.grid}
-    assert res.evaluations == len(grid) and res.trials == 6 and res.in_domain
+    assert res.evaluations >= len(grid) and res.trials == 6 and res.in_domain
     lo, hi = res.bracket
+    if hi is not None:  # the failure that bounds the answer was measured with 4 x the tries
+        assert grid[hi]["trials"] == 24
     assert res.mu_max == lo and grid[lo]["holds"]
     assert all(g["holds"] for m, g in grid.items() if m <= lo)  # holds everywhere below
     if hi is not None:
@@ -89,7 +91,7 @@ def test_solve_command_writes_solve_json(tmp_path):
                          "trials", "in_domain"}
     assert data["prior"] == "embedded" and data["trials"] == 4 and data["in_domain"] is True
     grid = (tmp_path / "grid.csv").read_text().splitlines()
-    assert len(grid) == data["evaluations"] + 1 and grid[0].startswith("mu,eps,holds")
+    assert 1 < len(grid) <= data["evaluations"] + 1 and grid[0].startswith("mu,eps,holds")
     with pytest.raises(SystemExit):
         main(["solve", str(digit), "--level", "safe", "--out", str(tmp_path)])
 

@@ -1,5 +1,6 @@
-"""The verdict rules: the Wilson interval against a second method, the labels, the exact
-guessing rate against simulation, and the noise streams."""
+"""The verdict rules: the exact and Wilson intervals against second methods, the labels and
+their error rate under guessing, the exact guessing rate against simulation, and the noise
+streams."""
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ from scipy.optimize import brentq
 from audit_engine import streams
 from audit_engine.attacks import correlation, guess_rate, identify
 from audit_engine.verdict import (Z95, Attribute, Identification, attribute_revealed,
-                                  identification_label, wilson_interval)
+                                  identification_label, wilson_interval, exact_interval)
 
 
 def _wilson_by_root_finding(k, n, z=Z95):
@@ -41,9 +42,8 @@ def test_wilson_rejects_bad_counts():
 def test_labels_follow_the_rule():
     chance = 0.1
     assert identification_label(0, 8, chance) == "not recognisable"
-    assert identification_label(2, 8, chance) == "not recognisable"  # lower end 0.07 < 0.1
-    assert identification_label(3, 8, chance) == "partly recognisable"  # lower end 0.137
-    assert identification_label(4, 8, chance) == "partly recognisable"  # rate 1/2, not above
+    assert identification_label(3, 8, chance) == "not recognisable"  # exact lower end 0.085 < 0.1
+    assert identification_label(4, 8, chance) == "partly recognisable"  # 0.157; rate 1/2, not above
     assert identification_label(5, 8, chance) == "recognisable"
     # a high chance level (the image resembles many of its kind) needs more successes
     assert identification_label(5, 8, 0.4) == "not recognisable"
@@ -51,7 +51,51 @@ def test_labels_follow_the_rule():
     a = Attribute.of("digit class", 8, 8, 0.12)
     assert a.revealed and a.rate == 1.0 and a.ci95[0] > 0.6
     i = Identification.of(3, 8, 0.1, 10)
-    assert i.rate == 0.375 and i.ci95 == wilson_interval(3, 8)
+    assert i.rate == 0.375 and i.ci95 == exact_interval(3, 8)
+
+
+def _exact_by_bisection(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson from its definition: the p where P(X >= k) (lower end) or P(X <= k)
+    (upper end) equals (1 - level) / 2, found by bisection on binomial sums."""
+    from math import comb
+
+    tail = (1 - level) / 2
+    sf = lambda p: sum(comb(n, j) * p ** j * (1 - p) ** (n - j) for j in range(k, n + 1))
+    cdf = lambda p: sum(comb(n, j) * p ** j * (1 - p) ** (n - j) for j in range(0, k + 1))
+
+    def solve(f, increasing):
+        lo, hi = 0.0, 1.0
+        for _ in range(80):
+            mid = (lo + hi) / 2
+            if (f(mid) < tail) == increasing:
+                lo = mid
+            else:
+                hi = mid
+        return (lo + hi) / 2
+
+    return (0.0 if k == 0 else solve(sf, True), 1.0 if k == n else solve(cdf, False))
+
+
+@pytest.mark.parametrize("k,n", [(0, 8), (3, 8), (4, 8), (8, 8), (1, 4), (7, 32), (20, 32)])
+def test_exact_interval_matches_its_definition(k, n):
+    assert exact_interval(k, n) == pytest.approx(_exact_by_bisection(k, n), abs=1e-9)
+
+
+@pytest.mark.parametrize("trials", [4, 8, 16, 32])
+@pytest.mark.parametrize("chance", [0.1, 0.15, 0.23, 0.4])
+def test_guessing_alone_is_called_disclosure_at_most_2_5_percent_of_the_time(trials, chance):
+    """When the attack does no better than chance, the probability (an exact binomial sum)
+    that a budget is called recognisable, or the attribute revealed, is at most 2.5%: the
+    one-sided error the 95% interval promises. Wilson's interval breaks it at 8 tries."""
+    from math import comb
+
+    pmf = lambda k: comb(trials, k) * chance ** k * (1 - chance) ** (trials - k)
+    claimed = sum(pmf(k) for k in range(trials + 1)
+                  if identification_label(k, trials, chance) != "not recognisable")
+    assert claimed <= 0.025
+    assert sum(pmf(k) for k in range(trials + 1) if attribute_revealed(k, trials, chance)) <= 0.025
+    if (trials, chance) == (8, 0.1):  # what the Wilson rule claimed: 3 of 8 and more
+        assert sum(pmf(k) for k in range(trials + 1) if wilson_interval(k, trials)[0] > chance) > 0.03
 
 
 def test_identify_picks_the_most_correlated_candidate():

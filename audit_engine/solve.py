@@ -65,8 +65,8 @@ class SolveResult:
     mu_max: float | None  # None: the level fails at every searched budget
     eps_max: float | None
     bracket: list  # [mu_lo, mu_hi]: holds at mu_lo, fails at mu_hi (None: beyond the range)
-    evaluations: int  # budgets audited (`trials` tries each; a re-measured one counted again)
-    trials: int
+    evaluations: int  # budgets audited (a re-measured one counted again)
+    trials: int  # tries per budget to begin with; a budget measured again has more (see grid)
     in_domain: bool
     grid: list[dict] = field(default_factory=list)  # every evaluated budget, by mu
     confirm: dict | None = None  # the audit at confirm_factor x mu_max
@@ -277,8 +277,10 @@ def dataset_budget(per_image: list[float | None], *, max_fraction: float = 0.05,
                            f"{wilson_interval(0, n)[1]:.1%}); audit at least {need} images")}
     budgets = sorted(0.0 if m is None else float(m) for m in per_image)
     mu = budgets[allowed]  # at mu, the images with mu_max < mu fail: at most `allowed` of them
+    failing = sum(b < mu for b in budgets)
     return {"mu_max": mu if mu > 0 else None, "judged": n, "allowed_failures": allowed,
-            "upper_bound_at_mu_max": wilson_interval(sum(b < mu for b in budgets), n)[1],
+            "failing_at_mu_max": failing,
+            "upper_bound_at_mu_max": wilson_interval(failing, n)[1],
             "capped_at_search_range": bool(mu >= search_high),
             "reason": "" if mu > 0 else f"more than {allowed} images fail at every searched budget"}
 

@@ -68,8 +68,8 @@ def dataset_sentence(a: dict) -> str:
         return f"No budget can be given: {a['reason']}."
     return (f"Up to eps = {a['eps_max']:.3g} (delta = {a['delta']:g}; mu = {a['mu_max']:.3g}), an "
             f"attacker with this prior can {what} for at most {a['max_fraction']:.0%} of images "
-            f"like these (95% upper bound, over {a['judged']} images judged; "
-            f"{a['allowed_failures']} of them fail at this budget or below).")
+            f"like these (95% upper bound, over {a['judged']} images judged, "
+            f"{a['failing_at_mu_max']} of which fail at this budget).")
 
 
 def write_solve_outputs(out: Path, summary: dict, cfg: BatchConfig, *, engine: str,

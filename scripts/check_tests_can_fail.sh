@@ -34,3 +34,5 @@ run audit_engine/images.py 'return MODEL_SCALE * pixel_std' 'return pixel_std' t
 run audit_engine/reconstruct.py 'return abar_s.sqrt() * x0 + (1 - abar_s).sqrt() * eps' 'return abar_s.sqrt() * x0 + (1 - abar_s) * eps' tests/test_reconstruct.py -k ddim_matches
 run audit_engine/reconstruct.py 'var = ((1 - abar_s) / (1 - abar_t) * beta).clamp(min=1e-20)' 'var = (beta).clamp(min=1e-20)' tests/test_reconstruct.py -k ddpm_matches
 run audit_engine/streams.py '    if int(words[-1]) == 0:' '    if False:' tests/test_pipeline.py -k keyed
+run webui/handlers.py '    return (*_budget_outputs(session, mu, mode, plots=False), readout_text(slider, mode, delta))' '    db.compute_exact(session, mu)
+    return (*_budget_outputs(session, mu, mode, plots=False), readout_text(slider, mode, delta))' tests/test_app.py -k gradio_client

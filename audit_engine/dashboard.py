@@ -201,7 +201,7 @@ def ladder_steps(
     if prior.sample_size <= STREAM_ABOVE:
         res = _run(x, ladder + current, settings, prior=prior, progress=progress)
         session = LadderCache(key=key, image=x, settings=settings, ladder=subset(res, ladder),
-                          baseline=baseline)
+                              baseline=baseline)
         yield session.with_exact(current[0], subset(res, current)) if current else session
         return
     say = progress or (lambda f, m: None)
@@ -217,11 +217,11 @@ def ladder_steps(
         if first is None and current:
             first = res
             session = LadderCache(key=key, image=x, settings=settings, ladder=res,
-                              baseline=baseline, pending=len(ladder))
+                                  baseline=baseline, pending=len(ladder))
         else:
             parts.append(res)
             session = LadderCache(key=key, image=x, settings=settings, ladder=merge(parts),
-                              baseline=baseline, pending=len(ladder) - len(parts))
+                                  baseline=baseline, pending=len(ladder) - len(parts))
         yield session.with_exact(current[0], first) if first is not None else session
 
 

@@ -86,7 +86,8 @@ def observe(
     else:
         if generators is None or len(generators) != n:
             raise ValueError("a DP-SGD release needs one generator per image")
-        if clip_norm is None:  # the clip norm is below ||x||: its noise is ||x|| / mu
+        if clip_norm is None:  # each release's own noise: ||x|| / mu when the step clips,
+            # z C when the gradient is below the clip norm (a faint image)
             releases = [privatize_dpsgd(x[i], mu[i], generator=generators[i]) for i in range(n)]
             stds = [r.noise_std for r in releases]
         else:

@@ -250,8 +250,7 @@ def _solve(args) -> int:
     except NotSolvable as exc:
         print(f"\nrefused: {exc}", file=sys.stderr)
         write_solve(args.out, refused=refusal(
-            prior.name, args.level, args.delta, args.trials or default_trials(prior), str(exc),
-            in_domain="outside what the prior knows" not in str(exc)))
+            prior.name, args.level, args.delta, args.trials or default_trials(prior), exc))
         return 3
     except (ValueError, ImageError, PriorUnavailable, OSError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)

@@ -121,6 +121,12 @@ class AuditResult:
         recons = torch.stack([s.reconstruction for s in self.at(mu)])
         return (recons.std(dim=0, unbiased=False).mean(dim=0, keepdim=True) * 2).clamp(0, 1)
 
+    def subset(self, mus: Sequence[float]) -> "AuditResult":
+        """The same result holding only the budgets ``mus`` (their samples and verdicts)."""
+        keep = lambda m: any(math.isclose(m, b) for b in mus)
+        return AuditResult(**{**self.__dict__, "samples": [s for s in self.samples if keep(s.mu)],
+                              "verdicts": [v for v in self.verdicts if keep(v.mu)]})
+
     def verdict_at(self, mu: float) -> BudgetVerdict | None:
         return next((v for v in self.verdicts if math.isclose(v.mu, mu)), None)
 

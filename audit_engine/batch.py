@@ -111,7 +111,7 @@ def compute_image(source, cfg: BatchConfig, prior) -> tuple[object, str]:
             return solve_budget(source, prior=prior, **cfg.solve_kwargs()), ""
         except NotSolvable as exc:
             return refusal(prior.name, cfg.level, cfg.delta, cfg.trials or default_trials(prior),
-                           str(exc), in_domain="outside what the prior knows" not in str(exc)), ""
+                           exc), ""
     except (ImageError, OSError, ValueError) as exc:
         return None, f"{type(exc).__name__}: {exc}"
 

@@ -22,7 +22,7 @@ from .reconstruct import DEFAULT_DDIM_STEPS
 from .reference import ReferenceUnavailable, reference_for
 
 __all__ = ["SLIDER_RANGE", "LADDER_SIZE", "Settings", "LadderCache", "slider_to_mu", "mu_to_slider",
-           "budget_label", "ladder_mus", "compute_ladder", "ladder_steps", "merge", "subset",
+           "budget_label", "ladder_mus", "compute_ladder", "ladder_steps", "merge",
            "compute_exact", "prior_choices", "prior_table", "gpu_seconds"]
 
 # slider positions are log10 of the budget in the chosen unit
@@ -200,9 +200,9 @@ def ladder_steps(
     current = [float(current_mu)] if current_mu is not None else []
     if prior.sample_size <= STREAM_ABOVE:
         res = _run(x, ladder + current, settings, prior=prior, progress=progress)
-        session = LadderCache(key=key, image=x, settings=settings, ladder=subset(res, ladder),
+        session = LadderCache(key=key, image=x, settings=settings, ladder=res.subset(ladder),
                               baseline=baseline)
-        yield session.with_exact(current[0], subset(res, current)) if current else session
+        yield session.with_exact(current[0], res.subset(current)) if current else session
         return
     say = progress or (lambda f, m: None)
     chunks = ([current] if current else []) + [[m] for m in ladder]
@@ -241,12 +241,6 @@ def _run(x: torch.Tensor, mus: list[float], settings: Settings, *, prior=None,
                      mechanism=settings.mechanism, lpips=settings.lpips, progress=progress)
 
 
-def subset(res: AuditResult, mus: list[float]) -> AuditResult:
-    keep = [s for s in res.samples if any(math.isclose(s.mu, m) for m in mus)]
-    verdicts = [v for v in res.verdicts if any(math.isclose(v.mu, m) for m in mus)]
-    return AuditResult(**{**res.__dict__, "samples": keep, "verdicts": verdicts})
-
-
 def compute_exact(session: LadderCache, mu: float, *,
                   progress: Callable[[float, str], None] | None = None
                   ) -> tuple[LadderCache, AuditResult]:
@@ -254,7 +248,7 @@ def compute_exact(session: LadderCache, mu: float, *,
     its result). ``session`` itself is left as it was."""
     found, m, exact = session.result_for(mu)
     if exact:
-        return session, subset(found, [m])
+        return session, found.subset([m])
     res = _run(session.image, [mu], session.settings, progress=progress)
     return session.with_exact(mu, res), res
 

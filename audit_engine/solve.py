@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import numpy as np
@@ -54,7 +54,12 @@ Progress = Callable[[float, str], None]
 
 class NotSolvable(ValueError):
     """The search cannot give a budget for this image (outside the prior's domain, no
-    reference set, no attribute classifier); the message says why."""
+    reference set, no attribute classifier); the message says why, ``in_domain`` whether
+    the image itself was judged of the prior's kind."""
+
+    def __init__(self, message: str, *, in_domain: bool = True):
+        super().__init__(message)
+        self.in_domain = in_domain
 
 
 @dataclass
@@ -74,9 +79,12 @@ class SolveResult:
     seed: int = 0
     elapsed_s: float = 0.0
     note: str = ""
+    # the audits of mu_max and of the bracket's upper end (what the dashboard shows side by
+    # side, with the tries the search used); not written to solve.json
+    results: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "results"}
 
     def sentence(self) -> str:
         """The answer in one sentence a privacy officer can act on."""
@@ -174,28 +182,32 @@ def solve_budget(
     x = image.detach().float().cpu() if isinstance(image, torch.Tensor) else prior.load_image(image)
     trials = default_trials(prior) if trials is None else trials
     recheck = min(MAX_TRIALS, 4 * trials) if recheck_trials is None else max(trials, recheck_trials)
-    rows: dict[float, dict] = {}
-    result: AuditResult | None = None
-    evaluated = [0]  # budgets audited, a re-measured one counted again
+    rows: dict[float, dict] = {}  # every evaluated budget's verdict, by mu
+    audits: dict[float, AuditResult] = {}  # the batched audit that holds each of them
+    evaluated = 0  # budgets audited, a re-measured one counted again
+    tries = trials  # tries per new budget: raised to `recheck` once K tries were unlucky
 
-    tries = [trials]  # tries per new budget: raised to `recheck` once K tries were unlucky
+    def known(m: float) -> float | None:
+        return next((r for r in rows if math.isclose(r, m, rel_tol=1e-6)), None)
 
     def audit(mus: list[float], frac: float, what: str, k: int | None = None) -> None:
-        nonlocal result
+        nonlocal evaluated
         if k is None:  # new budgets only; an explicit k measures a budget again
-            k = tries[0]
-            mus = [m for m in mus if not any(math.isclose(m, r, rel_tol=1e-6) for r in rows)]
+            k = tries
+            mus = [m for m in mus if known(m) is None]
         if not mus:
             return
         say(frac, f"{what}: {len(mus)} budgets")
-        evaluated[0] += len(mus)
+        evaluated += len(mus)
         result = run_audit(x, mus=mus, delta=delta, prior=prior, trials=k, seed=seed,
                            steps=steps, lpips=None,
                            progress=lambda f, m: say(frac + 0.1 * f, f"{what}: {m}"))
         _check(result, level)
         for m in result.budgets():
-            rows.pop(next((r for r in rows if math.isclose(r, m, rel_tol=1e-6)), None), None)
-            rows[m] = _row(result, m, level)
+            old = known(m)
+            rows.pop(old, None)
+            audits.pop(old, None)
+            rows[m], audits[m] = _row(result, m, level), result
 
     audit(np.geomspace(lo_mu, hi_mu, GRID).tolist(), 0.0, "first round")
     for round_ in range(24):  # converges in 3 or 4 rounds in practice
@@ -205,7 +217,7 @@ def solve_budget(
             wanted += np.geomspace(lo, hi, 5)[1:-1].tolist()
         if lo is not None:
             wanted += [lo * below, lo * confirm]
-        wanted = [m for m in wanted if not any(math.isclose(m, r, rel_tol=1e-6) for r in rows)]
+        wanted = [m for m in wanted if known(m) is None]
         frac = min(0.9, 0.3 + 0.1 * round_)
         if wanted:
             audit(wanted, frac, "refining")
@@ -216,21 +228,20 @@ def solve_budget(
             if rows[hi]["holds"]:
                 # the first K tries of this image's streams were unlucky, and common random
                 # numbers carry them to every budget: measure every further budget with more
-                tries[0] = recheck
+                tries = recheck
         else:
             break
     lo, hi = _answer(rows)
-    check = None
-    if lo is not None:
-        check = next((r for m, r in rows.items() if math.isclose(m, lo * confirm, rel_tol=1e-6)), None)
+    check = rows.get(known(lo * confirm)) if lo is not None else None
     say(1.0, "done")
     return SolveResult(
         prior=prior.name, level=level, delta=delta, mu_max=lo,
         eps_max=None if lo is None else accounting.eps_from_mu(lo, delta),
-        bracket=[lo, hi] if lo is not None else [None, min(rows)], evaluations=evaluated[0],
+        bracket=[lo, hi] if lo is not None else [None, min(rows)], evaluations=evaluated,
         trials=trials, in_domain=True, grid=[rows[m] for m in sorted(rows)], confirm=check,
         confirm_factor=confirm, seed=seed, elapsed_s=time.perf_counter() - t0,
-        note=("the level holds at every searched budget" if lo is not None and hi is None else ""))
+        note=("the level holds at every searched budget" if lo is not None and hi is None else ""),
+        results={m: audits[m].subset([m]) for m in (lo, hi) if m is not None})
 
 
 def _check(result: AuditResult, level: str) -> None:
@@ -241,7 +252,7 @@ def _check(result: AuditResult, level: str) -> None:
             "the image is outside what the prior knows (typicality distance "
             f"{result.domain['score']:.1f}, images of its kind stay below "
             f"{result.domain['threshold']:.1f}): a budget found with this prior would say "
-            "nothing about this image. Use a prior trained on images like it.")
+            "nothing about this image. Use a prior trained on images like it.", in_domain=False)
     if level == "no attribute" and result.attribute is None:
         raise NotSolvable("the level 'no attribute' needs a prior that ships an attribute "
                           "classifier; this one does not (use 'not recognisable')")
@@ -310,9 +321,8 @@ def write_solve(out, result: SolveResult | None = None, *, refused: dict | None 
     return paths
 
 
-def refusal(prior: str, level: str, delta: float, trials: int, reason: str,
-            in_domain: bool) -> dict:
+def refusal(prior: str, level: str, delta: float, trials: int, why: NotSolvable) -> dict:
     """solve.json when no budget can be given: no number, the reason instead."""
     return {"prior": prior, "level": level, "delta": delta, "mu_max": None, "eps_max": None,
-            "bracket": [None, None], "evaluations": 0, "trials": trials, "in_domain": in_domain,
-            "refused": reason}
+            "bracket": [None, None], "evaluations": 0, "trials": trials,
+            "in_domain": why.in_domain, "refused": str(why)}

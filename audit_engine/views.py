@@ -12,7 +12,7 @@ import torch
 
 from . import accounting
 from .audit import AuditResult, AuditSample
-from .dashboard import LadderCache, budget_label, compute_exact, merge, subset
+from .dashboard import LadderCache, budget_label, compute_exact, merge
 from .images import to_uint8
 from .plots import bound_figure, similarity_figure
 from .report import grid_image, html_report, tile
@@ -208,7 +208,7 @@ def figures(session: LadderCache, mode: str, current_mu: float):
 
 def report_html(session: LadderCache, mode: str, current_mu: float) -> str:
     res, m, _ = session.result_for(current_mu)
-    current = subset(res, [m])
+    current = res.subset([m])
     return html_report(session.ladder, current=current, mode=mode, baseline=session.baseline,
                        figures=figures(session, mode, current_mu),
                        verdicts={**ladder_verdicts(session), m: view_budget(session, m).label})

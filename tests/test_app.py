@@ -225,6 +225,9 @@ def test_find_the_largest_safe_budget(tiny_registered, pil_digit):
                                                   progress=_no_progress)
     direct = solve_budget(session.image, prior=tiny_registered, trials=4, steps=3)
     assert direct.sentence() in text and "tries each" in text
+    for g in direct.grid:  # the table shows the search's own audits of the two budgets
+        if g["mu"] in direct.results:
+            assert f"{g['successes']} of {g['trials']}" in text
     exact = db.mu_to_slider(direct.mu_max, "eps", 1e-5)
     assert exact - 0.01 < slider <= exact  # the slider's step at or below the answer
     shown = [direct.mu_max] + ([direct.bracket[1]] if direct.bracket[1] else [])

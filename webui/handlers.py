@@ -303,11 +303,17 @@ def find_budget(level, mode, delta, session, progress=gr.Progress()):
         return f"**No budget can be given.** {exc}", gr.skip(), gr.skip(), gr.skip()
     if found.mu_max is None:
         return f"**{found.sentence()}**", gr.skip(), gr.skip(), gr.skip()
-    shown = [found.mu_max] + ([found.bracket[1]] if found.bracket[1] is not None else [])
-    image, table, session = views.compare_budgets(session, shown, progress=Deadline())
-    text = (f"**{found.sentence()}**\n\nSearched {found.evaluations} budgets with "
-            f"{found.trials} tries each; the level holds at every budget searched below the "
-            "answer. Left: the answer; right: the first budget searched above it.\n\n" + table)
+    # the search's own audits of the two budgets (with the tries it used) go into the session,
+    # so the picture and table show what the sentence says, without auditing them again
+    for m, result in found.results.items():
+        session = session.with_exact(m, result)
+    image, table, session = views.compare_budgets(session, list(found.results),
+                                                  progress=Deadline())
+    most = max(g["trials"] for g in found.grid)
+    more = f" ({most} for the budgets measured again)" if most > found.trials else ""
+    text = (f"**{found.sentence()}**\n\nSearched {found.evaluations} budgets, {found.trials} "
+            f"tries each{more}; the level holds at every budget searched below the answer. "
+            "Left: the answer; right: the first budget searched above it.\n\n" + table)
     alt = (f"reconstructions at eps {found.eps_max:.3g} (the answer) and at the first budget "
            "searched above it, with their verdicts")
     # the slider moves in steps of 0.01 (log10): to the step at or below the answer, so that

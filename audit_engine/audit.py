@@ -304,7 +304,8 @@ def _judge(result: AuditResult, prior: Prior, reference, digest: bytes, clf, *, 
     result.domain = ref.domain(typicality(prior, x[None]))
     result.domain["method"] = (
         "Mahalanobis distance of the prior's denoising-error profile (log MSE at fixed "
-        f"timesteps and noise) from its {len(ref.distances)} reference images'; beyond "
+        "timesteps and noise) and the image's mean grey level and contrast from its "
+        f"{len(ref.distances)} reference images'; beyond "
         f"{DOMAIN_FACTOR:g} x their {DOMAIN_PERCENTILE:g}th percentile = outside the domain")
     ok = result.domain["in_domain"]
     result.reference = ref.source

@@ -24,12 +24,17 @@ timesteps t, with fixed noise e_j, one value per timestep,
     L_t(x) = mean_j log( mean_pixels (eps_theta(sqrt(abar_t) y + sqrt(1 - abar_t) e_j, t) - e_j)^2 ),
 
 with y = 2x - 1: the terms of the diffusion loss (an ELBO-like quantity) at those
-timesteps. The score is the Mahalanobis distance of the profile (L_t)_t from the reference
-images' profiles, and its percentile among the reference images' own distances. A profile
-far off in either direction is flagged: real out-of-domain images are denoised worse than
-the reference, simple ones (flat colour, plain backgrounds) often better at some timesteps,
-as generative models rate simpler images more typical (Nalisnick et al. 2019), so a
-one-sided likelihood test would miss them. ``tail`` says which side the mean error is on.
+timesteps; and two statistics of the image itself that no prior can talk itself out of,
+its mean grey level and its contrast, log(std of the grey levels + 1/255). The profile is
+(L_t)_t followed by these two. The score is the Mahalanobis distance of the profile from
+the reference images' profiles, and its percentile among the reference images' own
+distances. A profile far off in either direction is flagged: real out-of-domain images are
+denoised worse than the reference, simple ones (flat colour, plain backgrounds) often better
+at some timesteps, as generative models rate simpler images more typical (Nalisnick et al.
+2019), so a one-sided likelihood test would miss them. The better a prior denoises, the
+more it rates a flat grey square or a printed word typical; the image's own statistics
+keep those out whatever the prior (docs/DOMAIN.md has the measurements). ``tail`` says
+which side the mean denoising error is on.
 """
 from __future__ import annotations
 
@@ -50,11 +55,13 @@ from .reconstruct import DEFAULT_DDIM_STEPS, default_batch, sample
 from .verdict import domain_threshold, in_domain
 
 __all__ = ["Reference", "ReferenceUnavailable", "reference_for", "typicality", "cache_dir",
-           "reference_size", "DOMAIN_TIMESTEPS", "DOMAIN_DRAWS", "REFERENCE_VERSION"]
+           "reference_size", "image_statistics", "DOMAIN_TIMESTEPS", "DOMAIN_DRAWS",
+           "IMAGE_STATISTICS", "REFERENCE_VERSION"]
 
 DOMAIN_TIMESTEPS = (10, 50, 150, 400, 700)
 DOMAIN_DRAWS = 4
-REFERENCE_VERSION = 2
+IMAGE_STATISTICS = ("mean grey level", "log contrast")  # the profile's last columns
+REFERENCE_VERSION = 3
 Progress = Callable[[float, str], None]
 
 
@@ -75,8 +82,9 @@ def reference_size(prior: Prior) -> int:
 
 @torch.inference_mode()
 def typicality(prior: Prior, images: torch.Tensor, *, batch: int | None = None) -> np.ndarray:
-    """The prior's denoising-error profile of each image (N, C, H, W) in [0, 1]: (N, T) log
-    errors at DOMAIN_TIMESTEPS (module docstring). Fixed noise: the same for every image.
+    """The typicality profile of each image (N, C, H, W) in [0, 1] (module docstring): (N, T + 2),
+    the prior's log denoising errors at DOMAIN_TIMESTEPS, then image_statistics. Fixed noise:
+    the same for every image.
     ``batch``: UNet evaluations per call (default: 256, fewer for large images, as
     reconstruct.default_batch bounds them)."""
     shape = tuple(images.shape[1:])
@@ -105,7 +113,15 @@ def typicality(prior: Prior, images: torch.Tensor, *, batch: int | None = None) 
             for k in range(0, len(x_t), batch)])
         err = (e_hat - torch.cat(ee)).pow(2).flatten(1).mean(1).clamp(min=1e-12).log()
         out.append(err.view(len(ts), DOMAIN_DRAWS, n).mean(1).T)
-    return torch.cat(out).double().numpy()
+    errors = torch.cat(out).double().numpy()
+    return np.concatenate([errors, image_statistics(images)], axis=1)
+
+
+def image_statistics(images: torch.Tensor) -> np.ndarray:
+    """(N, 2): each image's mean grey level and log(standard deviation of its grey levels +
+    1/255), images (N, C, H, W) in [0, 1]. A flat image's contrast is log(1/255) = -5.5."""
+    grey = images.double().mean(1).flatten(1)
+    return torch.stack([grey.mean(1), (grey.std(1, correction=0) + 1 / 255).log()], 1).numpy()
 
 
 @dataclass
@@ -114,7 +130,7 @@ class Reference:
 
     images: torch.Tensor = field(repr=False)  # (N, C, H, W) in [0, 1]: look-alikes, baseline
     samples: torch.Tensor = field(repr=False)  # (M, C, H, W): the prior's own guesses
-    profiles: np.ndarray = field(repr=False)  # (N, T) typicality profiles of the images
+    profiles: np.ndarray = field(repr=False)  # (N, T + 2) typicality profiles of the images
     source: str  # in words, for the page and the report
     samples_are_images: bool = False  # sampled reference: samples and images are one set
     baseline: dict | None = None  # the unrelated-image baseline over the reference images
@@ -130,19 +146,22 @@ class Reference:
         self.threshold = domain_threshold(self.distances)
 
     def distance(self, profiles: np.ndarray) -> np.ndarray:
-        """Mahalanobis distance of typicality profiles (N, T) from the reference's."""
+        """Mahalanobis distance of typicality profiles (N, T + 2) from the reference's."""
         d = np.atleast_2d(profiles) - self._mean
         return np.sqrt(np.einsum("ij,jk,ik->i", d, self._icov, d))
 
     def domain(self, profile: np.ndarray) -> dict:
         """The domain check of one typicality profile: {"in_domain", "score" (the distance),
         "percentile" (among the reference images' distances), "threshold", "tail" ("simpler"
-        or "more complex" than the reference on average, by the mean log error)}."""
+        or "more complex" than the reference on average, by the mean log denoising error)}."""
         dist = float(self.distance(profile)[0])
+        k = len(IMAGE_STATISTICS)
+        errors = np.atleast_2d(profile)[0, :-k]
         return {"in_domain": in_domain(dist, self.threshold), "score": dist,
                 "percentile": 100.0 * float(np.mean(self.distances < dist)),
                 "threshold": self.threshold,
-                "tail": "simpler" if float(np.mean(profile - self._mean)) < 0 else "more complex"}
+                "tail": "simpler" if float(np.mean(errors - self._mean[:-k])) < 0
+                else "more complex"}
 
 
 _MEMORY: Memo[tuple, Reference] = Memo()

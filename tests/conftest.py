@@ -18,8 +18,24 @@ import pytest
 import torch
 
 
-def make_tiny_prior(folder, *, size: int = 16, channels: int = 1, layout: str = "pipeline"):
-    """Save a tiny random UNet2DModel + linear DDPMScheduler; return the folder."""
+def ring_images(n: int, size: int = 16, seed: int = 0) -> torch.Tensor:
+    """n bright rings on black, (n, 1, size, size) in [0, 1]: centre, radii and brightness
+    vary around digit_image's ring."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.rand((4, n, 1, 1), generator=g)
+    c = (size - 1) / 2 + 2 * u[0] - 1
+    inner = size * (0.16 + 0.12 * u[1])
+    width = size * (0.09 + 0.13 * u[2])
+    yy, xx = torch.meshgrid(torch.arange(float(size)), torch.arange(float(size)), indexing="ij")
+    r = ((yy - c) ** 2 + (xx - c.transpose(1, 2)) ** 2).sqrt()
+    return (((r > inner) & (r < inner + width)).float() * (0.8 + 0.2 * u[3])).unsqueeze(1)
+
+
+def make_tiny_prior(folder, *, size: int = 16, channels: int = 1, layout: str = "pipeline",
+                    rings: int = 0):
+    """Save a tiny random UNet2DModel + linear DDPMScheduler; return the folder. ``rings``:
+    ship that many ring images as the prior's held-out images of its kind (heldout.npz), as
+    the embedded prior ships digits, so its domain check knows what it is meant for."""
     from diffusers import DDPMScheduler, UNet2DModel
 
     torch.manual_seed(0)
@@ -36,12 +52,17 @@ def make_tiny_prior(folder, *, size: int = 16, channels: int = 1, layout: str = 
     else:  # the flat layout of the original Google DDPM repositories
         unet.save_pretrained(folder)
         sched.save_pretrained(folder)
+    if rings:
+        import numpy as np
+
+        x = ring_images(rings, size).expand(-1, channels, -1, -1)
+        np.savez(folder / "heldout.npz", images=x.mul(255).round().to(torch.uint8).numpy())
     return folder
 
 
 @pytest.fixture(scope="session")
 def tiny_prior_dir(tmp_path_factory):
-    return make_tiny_prior(tmp_path_factory.mktemp("tiny-prior"))
+    return make_tiny_prior(tmp_path_factory.mktemp("tiny-prior"), rings=200)
 
 
 @pytest.fixture(scope="session")

@@ -170,3 +170,16 @@ def test_results_depend_on_image_and_seed_only(tiny_prior, digit_image):
         assert torch.equal(s.observation, t.observation)
         assert torch.equal(s.reconstruction, t.reconstruction)
     assert a.verdicts_json()["budgets"] == b.verdicts_json()["budgets"]
+
+
+def test_image_statistics_against_numpy():
+    """The domain check's image statistics, computed again with numpy on the grey image."""
+    from audit_engine.reference import image_statistics
+
+    x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    x[2] = 0.25  # a flat image: contrast log(1/255)
+    got = image_statistics(x)
+    grey = x.numpy().astype(np.float64).mean(axis=1).reshape(3, -1)
+    assert np.allclose(got[:, 0], grey.mean(axis=1))
+    assert np.allclose(got[:, 1], np.log(grey.std(axis=1) + 1 / 255))
+    assert got[2, 1] == pytest.approx(-np.log(255))

@@ -134,6 +134,36 @@ def test_out_of_domain_images_get_no_attribute_claim():
         assert all(v.attribute is None for v in res.verdicts)
 
 
+def test_simple_images_the_prior_denoises_well_are_still_outside_its_domain():
+    """Flat grey squares and white printed words on black: a prior can rate them typical
+    (its denoising error is low); their brightness and contrast keep them out. The word is
+    one the denoising profile alone let through (docs/DOMAIN.md)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from audit_engine.reference import reference_for, typicality
+
+    prior = load_prior(device="cpu")
+    ref = reference_for(prior)
+    word = Image.new("L", (96, 96), 0)
+    ImageDraw.Draw(word).text((6, 30), "privacy", fill=255, font=ImageFont.load_default(size=24))
+    images = torch.stack([torch.full((1, 32, 32), v) for v in (0.0, 0.1, 0.5)]
+                         + [prior.load_image(word)])
+    profiles = typicality(prior, images)
+    assert not any(ref.domain(p[None])["in_domain"] for p in profiles)
+    alone = ref_profile_only(ref)
+    assert alone.distance(profiles[3:, :-2])[0] <= alone.threshold  # what the profile alone missed
+    # and real digits stay inside: the first 50 held-out digits judged by the same rule
+    held = typicality(prior, ref.images[:50])
+    assert sum(ref.domain(p[None])["in_domain"] for p in held) >= 49
+
+
+def ref_profile_only(ref):
+    from audit_engine.reference import Reference
+
+    return Reference(images=ref.images[:1], samples=ref.samples[:1], profiles=ref.profiles[:, :-2],
+                     source="the denoising profile alone")
+
+
 def test_shipped_reference_matches_the_shipped_prior(monkeypatch, tmp_path):
     """reference.npz was built from these weights (its tag says so): nothing is recomputed,
     whatever precision the prior is loaded in."""

@@ -170,9 +170,13 @@ def test_reproduction_writes_every_number_and_figure(prior_with_heldout, tmp_pat
     assert tables(read_csv(paths["summary"]), run) == tables(summary, run_info(rep))
 
 
-def test_missing_heldout_is_a_clear_error(tiny_prior):
+def test_missing_heldout_is_a_clear_error(tmp_path):
+    from audit_engine.priors import load_prior
+    from conftest import make_tiny_prior
+
+    bare = load_prior(str(make_tiny_prior(tmp_path / "bare")), device="cpu")  # no heldout.npz
     with pytest.raises(ValueError, match="--images"):
-        heldout_images(tiny_prior, 4)
+        heldout_images(bare, 4)
     with pytest.raises(ValueError, match="n_candidates"):
         ReproConfig(n_images=4, n_candidates=1).validate()
     with pytest.raises(ValueError, match="candidate set of 9"):

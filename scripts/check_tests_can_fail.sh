@@ -36,3 +36,6 @@ run audit_engine/reconstruct.py 'var = ((1 - abar_s) / (1 - abar_t) * beta).clam
 run audit_engine/streams.py '    if int(words[-1]) == 0:' '    if False:' tests/test_pipeline.py -k keyed
 run webui/handlers.py '    return (*_budget_outputs(session, mu, mode, plots=False), readout_text(slider, mode, delta))' '    db.compute_exact(session, mu)
     return (*_budget_outputs(session, mu, mode, plots=False), readout_text(slider, mode, delta))' tests/test_app.py -k gradio_client
+run audit_engine/reference.py 'return np.concatenate([errors, image_statistics(images)], axis=1)' 'return np.concatenate([errors, 0 * image_statistics(images)], axis=1)' tests/test_embedded_prior.py -k simple_images
+run audit_engine/reference.py '(grey.std(1, correction=0) + 1 / 255).log()' '(grey.std(1, correction=1) + 1 / 255).log()' tests/test_audit.py -k image_statistics
+run scripts/model_card.py "f\"{s['training_minutes']:.1f}" "f\"{s['training_minutes']:.0f}" tests/test_docs.py -k model_card

@@ -1,7 +1,8 @@
 """Two embedded-prior candidates side by side, in one run, on the measures of issue 18.
 
-    python scripts/compare_priors.py --a assets/prior-mnist32 --b /work/train/prior-stage3 \
-        --out docs/prior-comparison.json
+    python scripts/compare_priors.py --b CANDIDATE --seeds 0 1 \
+        --out docs/prior-comparison.json --doc docs/PRIOR-COMPARISON.md
+    python scripts/compare_priors.py --render docs/prior-comparison.json --doc docs/PRIOR-COMPARISON.md
 
 For each prior:
 1. sample quality: N unconditional samples (DDPM, every step) read by an independent
@@ -12,13 +13,18 @@ For each prior:
    penultimate layer);
 2. reconstruction: on the held-out digits, the honest-verdict rule of the audit
    (identification among 10 candidates, attribute against the prior's own class rate,
-   8 tries) at mu = 2, 5, 10: the fraction judged "recognisable" (and "partly"), the
-   fraction with the attribute revealed;
+   8 tries) at mu = 2, 5, 10, once per seed: the fraction judged "recognisable" (and
+   "partly"), the fraction with the attribute revealed; and, digit by digit, the
+   identification and attribute successes of both priors on the same digits, seeds and
+   noise draws, whose paired difference (b - a, with a 95% interval) is the finer measure;
 3. memorization: for each sample, the L2 distance to its nearest training digit and the
    ratio to the second nearest (a ratio below 1/3 marks a near-copy, as in Carlini et al.
    2023), against the same distances for held-out digits;
 4. speed: the dashboard's first audit (9 budgets, default tries), median of 3, measured
    for both priors in this run; weight file sizes.
+
+Then the decision: whether b may replace a under the rule of docs/PRIOR-COMPARISON.md
+(``decision``), with the reasons when it may not.
 """
 from __future__ import annotations
 
@@ -100,7 +106,86 @@ def nearest(query: np.ndarray, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return part[:, 0], part[:, 1]
 
 
-def evaluate(prior_dir: Path, n_samples: int, n_heldout: int, model, train, held) -> dict:
+def audit_heldout(prior, held_x: torch.Tensor, seed: int) -> dict:
+    """Each held-out digit audited at MUS with the audit's defaults and this seed: per mu, the
+    verdict, the identification and attribute successes (of the default 8 tries) and whether
+    the class is revealed, one entry per digit (the digits in order, so two priors pair up)."""
+    per = {str(m): {"verdict": [], "id_successes": [], "attr_successes": [], "revealed": []}
+           for m in MUS}
+    for x in held_x:
+        res = run_audit(x, mus=list(MUS), prior=prior, lpips=None, seed=seed)
+        for m in MUS:
+            v, row = res.verdict_at(m), per[str(m)]
+            inside = bool(res.domain["in_domain"])
+            row["verdict"].append(v.verdict if inside else "out of domain")
+            row["id_successes"].append(v.identification.successes)
+            row["attr_successes"].append(v.attribute.successes if v.attribute else None)
+            row["revealed"].append(bool(v.attribute and v.attribute.revealed))
+    return per
+
+
+def verdict_rates(per_image: dict, mu: float) -> dict:
+    """The fractions of audited digits (over every seed) with each finding at mu."""
+    rows = [per_image[seed][str(mu)] for seed in per_image]
+    verdicts = [v for r in rows for v in r["verdict"]]
+    n = len(verdicts)
+    return {"recognisable": verdicts.count("recognisable") / n,
+            "partly": verdicts.count("partly recognisable") / n,
+            "attribute": sum(v for r in rows for v in r["revealed"]) / n,
+            "out_of_domain": verdicts.count("out of domain") / n, "n": n}
+
+
+def paired(a: dict, b: dict) -> dict:
+    """b - a on the same digits, seeds and noise draws, per mu: the mean difference of the
+    identification and attribute successes per digit (of 8 tries) with a 95% normal
+    interval over the (digit, seed) pairs."""
+    out = {}
+    for m in MUS:
+        out[str(m)] = {}
+        for key in ("id_successes", "attr_successes"):
+            pairs = [(x, y) for seed in a["per_image"]
+                     for x, y in zip(a["per_image"][seed][str(m)][key],
+                                     b["per_image"][seed][str(m)][key])
+                     if x is not None and y is not None]
+            xa, xb = (np.array(v, dtype=float) for v in zip(*pairs))
+            d = xb - xa
+            half = 1.96 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            out[str(m)][key] = {"a": float(xa.mean()), "b": float(xb.mean()),
+                                "diff": float(d.mean()), "ci95": [float(d.mean() - half),
+                                                                  float(d.mean() + half)],
+                                "n": len(d)}
+    return out
+
+
+def decision(report: dict) -> list[str]:
+    """Why b may not replace a under the rule of docs/PRIOR-COMPARISON.md (empty: it may)."""
+    a, b = report["a"], report["b"]
+    no = []
+    if b["svc_confident_samples"] < 0.9 * report["svc_confident_heldout"]:
+        no.append("fewer than 0.9 as many confident samples as real digits")
+    if min(b["class_proportions"]) == 0 or b["class_proportion_max_deviation"] > 0.05:
+        no.append("a class missing or a class share more than 0.05 from 1/10")
+    if b["frechet_classifier_features"] >= a["frechet_classifier_features"]:
+        no.append("no lower Frechet distance")
+    if b["memorization"]["samples_near_copies"] > 0:
+        no.append("near-copies of training digits among the samples")
+    if b["first_audit_s_median"] >= 3 or b["weights_mb"] >= 20:
+        no.append("the first audit takes 3 s or more, or the weights 20 MB or more")
+    gains = 0
+    for m, row in report.get("paired", {}).items():
+        for key, what in (("id_successes", "identifies"), ("attr_successes", "reveals the class")):
+            lo, hi = row[key]["ci95"]
+            gains += lo > 0
+            if hi < 0:
+                no.append(f"{what} less often at mu {float(m):g} (paired 95% interval of b - a "
+                          f"entirely below 0)")
+    if "paired" in report and not gains:
+        no.append("reconstruction better nowhere (no paired interval above 0)")
+    return no
+
+
+def evaluate(prior_dir: Path, n_samples: int, n_heldout: int, model, train, held,
+             seeds: tuple[int, ...] = (0,)) -> dict:
     prior = load_prior(str(prior_dir), device="cpu")
     clf = load_classifier(prior_dir)
     out = {"prior": str(prior_dir), "parameters": prior.num_parameters,
@@ -128,21 +213,10 @@ def evaluate(prior_dir: Path, n_samples: int, n_heldout: int, model, train, held
     if n_heldout == 0:  # sample quality, memorization and speed only
         out["first_audit_s_median"] = _first_audit(prior_dir, held_x)
         return out
-    rows = {m: {"recognisable": 0, "partly": 0, "attribute": 0, "out_of_domain": 0} for m in MUS}
     t = time.perf_counter()
-    for i in range(n_heldout):
-        res = run_audit(held_x[i], mus=list(MUS), prior=prior, lpips=None)
-        for m in MUS:
-            v = res.verdict_at(m)
-            if not res.domain["in_domain"]:
-                rows[m]["out_of_domain"] += 1
-                continue
-            rows[m]["recognisable"] += v.verdict == "recognisable"
-            rows[m]["partly"] += v.verdict == "partly recognisable"
-            rows[m]["attribute"] += bool(v.attribute and v.attribute.revealed)
-    out["audit_s_per_image"] = (time.perf_counter() - t) / n_heldout
-    out["reconstruction"] = {str(m): {k: v / n_heldout for k, v in r.items()} | {"n": n_heldout}
-                             for m, r in rows.items()}
+    out["per_image"] = {str(seed): audit_heldout(prior, held_x[:n_heldout], seed) for seed in seeds}
+    out["audit_s_per_image"] = (time.perf_counter() - t) / (n_heldout * len(seeds))
+    out["reconstruction"] = {str(m): verdict_rates(out["per_image"], m) for m in MUS}
     out["first_audit_s_median"] = _first_audit(prior_dir, held_x)
     return out
 
@@ -157,17 +231,101 @@ def _first_audit(prior_dir: Path, held_x: torch.Tensor) -> float:
     return float(np.median(times))
 
 
+START, END = "<!-- comparison:start -->", "<!-- comparison:end -->"
+
+
+def render(report: dict) -> str:
+    """The comparison as a markdown table (docs/PRIOR-COMPARISON.md; tests/test_docs.py
+    checks the doc against the JSON it was written from)."""
+    from audit_engine.verdict import wilson_interval
+
+    a, b = report["a"], report["b"]
+    real = report["svc_confident_heldout"]
+    n = report["n_samples"]
+
+    def confident(r):
+        lo, hi = wilson_interval(round(r["svc_confident_samples"] * n), n)
+        return (f"{r['svc_confident_samples']:.3f} (95% CI {lo:.3f}-{hi:.3f}); "
+                f"{r['svc_confident_samples'] / real:.3f} of real digits' {real:.3f}")
+
+    def classes(r):
+        return (f"{sum(c > 0 for c in r['class_proportions'])} of 10; largest deviation from "
+                f"1/10: {r['class_proportion_max_deviation']:.3f}")
+
+    def memo(r):
+        m = r["memorization"]
+        return (f"{m['samples_near_copies']:.1%} near-copies (held-out digits: "
+                f"{m['heldout_near_copies']:.1%}); median distance to the nearest training "
+                f"digit {m['samples_nearest_train_median']:.2f} (held-out digits: "
+                f"{m['heldout_nearest_train_median']:.2f})")
+
+    rows = [("prior", lambda r: f"`{r['prior']}`"),
+            ("parameters; weights", lambda r: f"{r['parameters'] / 1e6:.2f} M; {r['weights_mb']:.1f} MB"),
+            (f"confident samples (SVC probability > 0.9, {n} DDPM samples)", confident),
+            ("classes among the samples", classes),
+            ("Frechet distance to held-out digits (classifier features; lower is closer)",
+             lambda r: f"{r['frechet_classifier_features']:.1f}"),
+            ("memorization", memo),
+            ("first audit (9 budgets, default tries; median of 3, s)",
+             lambda r: f"{r['first_audit_s_median']:.2f}")]
+    for mu in report["mus"] if report["n_heldout"] else []:
+        rows += [(f"mu {mu:g}: held-out digits recognisable (partly)",
+                  lambda r, m=mu: f"{r['reconstruction'][str(m)]['recognisable']:.1%} "
+                  f"({r['reconstruction'][str(m)]['partly']:.1%})"),
+                 (f"mu {mu:g}: class revealed", lambda r, m=mu:
+                  f"{r['reconstruction'][str(m)]['attribute']:.1%}")]
+    lines = [f"`{report['command']}` (SVC held-out accuracy {report['svc_heldout_accuracy']:.3f}; "
+             f"{report['n_heldout']} held-out digits audited; {report['threads']} thread(s))", "",
+             "| measure | a | b |", "|---|---|---|"]
+    lines += [f"| {name} | {fmt(a)} | {fmt(b)} |" for name, fmt in rows]
+    if "paired" in report:
+        lines += ["", f"Paired, digit by digit (the same digits, seeds {report['seeds']} and noise "
+                  "draws for both priors): successes of 8 tries per digit, mean, and b - a with "
+                  "its 95% interval.", "",
+                  "| mu | identification a / b | b - a | class a / b | b - a |", "|---|---|---|---|---|"]
+        for m, row in report["paired"].items():
+            cells = []
+            for key in ("id_successes", "attr_successes"):
+                r = row[key]
+                cells += [f"{r['a']:.2f} / {r['b']:.2f}",
+                          f"{r['diff']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]"]
+            lines.append(f"| {float(m):g} | " + " | ".join(cells) + " |")
+    reasons = report.get("not_replaced_because", [])
+    lines += ["", "**Decision: b replaces a.**" if not reasons else
+              "**Decision: b does not replace a**: " + "; ".join(reasons) + "."]
+    return "\n".join(lines)
+
+
+def fill_doc(doc: Path, report: dict) -> None:
+    text = doc.read_text()
+    doc.write_text(text[:text.index(START) + len(START)] + "\n" + render(report) + "\n"
+                   + text[text.index(END):])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--a", type=Path, default=ROOT / "assets" / "prior-mnist32")
-    ap.add_argument("--b", type=Path, required=True)
+    ap.add_argument("--b", type=Path)
     ap.add_argument("--n-samples", type=int, default=256)
     ap.add_argument("--n-heldout", type=int, default=500,
                     help="held-out digits audited at mu 2, 5, 10 (0: sample quality and speed only)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
+                    help="audit seeds (each audits every held-out digit again with fresh draws)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--calibration", choices=["svc", "platt-cv"], default="svc")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "prior-comparison.json")
+    ap.add_argument("--doc", type=Path, default=None,
+                    help="also write the table into this doc (between its comparison markers)")
+    ap.add_argument("--render", type=Path, default=None,
+                    help="only write --doc from this JSON of an earlier run")
     args = ap.parse_args()
+    if args.render:
+        if args.doc is None:
+            ap.error("--render needs --doc")
+        fill_doc(args.doc, json.loads(args.render.read_text()))
+        return
+    if args.b is None:
+        ap.error("--b is required")
     if args.threads:
         torch.set_num_threads(args.threads)
     train = training_digits(args.a)
@@ -181,14 +339,22 @@ def main() -> None:
         "svc_heldout_accuracy": float((proba.argmax(1) == held[1]).mean()),
         "svc_confident_heldout": float((proba.max(1) > 0.9).mean()),
         "n_samples": args.n_samples, "n_heldout": args.n_heldout, "mus": list(MUS),
+        "seeds": args.seeds,
         "threads": torch.get_num_threads(),
     }
     for key, folder in (("a", args.a), ("b", args.b)):
         print(f"evaluating {folder}", flush=True)
-        report[key] = evaluate(folder, args.n_samples, args.n_heldout, model, train, held)
-        print(json.dumps(report[key], indent=1), flush=True)
+        report[key] = evaluate(folder, args.n_samples, args.n_heldout, model, train, held,
+                               tuple(args.seeds))
+        print(json.dumps({k: v for k, v in report[key].items() if k != "per_image"}, indent=1),
+              flush=True)
+    if args.n_heldout:
+        report["paired"] = paired(report["a"], report["b"])
+    report["not_replaced_because"] = decision(report)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
+    if args.doc:
+        fill_doc(args.doc, report)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,13 @@
 """Numbers in docs come from the run's files: the committed tables match the committed data."""
 import json
+import math
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_domain_table_matches_its_json():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("evaluate_domain",
-                                                  ROOT / "scripts" / "evaluate_domain.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("evaluate_domain")
     data = json.loads((ROOT / "docs" / "domain-check.json").read_text())
     text = (ROOT / "docs" / "DOMAIN.md").read_text()
     table = text.split("<!-- domain-table:start -->")[1].split("<!-- domain-table:end -->")[0]
@@ -36,3 +32,53 @@ def test_reproduction_doc_matches_its_run():
     for row in summary:
         assert row["eps"] == accounting.eps_from_mu(row["mu"], info["config"]["delta"])
     assert info["set_sizes"]["in-domain (held-out)"] >= 200
+
+
+def test_model_card_training_section_matches_training_json():
+    """The embedded prior's training stages, times and commands are written from its
+    training.json (scripts/model_card.py), never typed."""
+    card = _script("model_card")
+    folder = ROOT / "assets" / "prior-mnist32"
+    info = json.loads((folder / "training.json").read_text())
+    text = (folder / "README.md").read_text()
+    assert card.fill(text, info) == text, "regenerate: python scripts/model_card.py"
+    stages = card.stages(info)
+    assert info["total_epochs_all_stages"] == sum(s["epochs"] for s in stages)
+    assert math.isclose(info["total_training_minutes_all_stages"],
+                        sum(s["training_minutes"] for s in stages))
+
+
+def _script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_prior_comparison_doc_matches_its_run_and_its_rule():
+    """docs/PRIOR-COMPARISON.md's table and decision are what its JSON gives; the decision is
+    the rule applied to the JSON's numbers; the candidate's training section is written from
+    its training.json."""
+    script = _script("compare_priors")
+    report = json.loads((ROOT / "docs" / "prior-comparison.json").read_text())
+    doc = (ROOT / "docs" / "PRIOR-COMPARISON.md").read_text()
+    block = doc.split(script.START)[1].split(script.END)[0]
+    assert block.strip() == script.render(report).strip()
+    assert script.decision(report) == report["not_replaced_because"]
+    assert report["n_heldout"] == 500 and len(report["seeds"]) >= 2
+    for mu in report["mus"]:
+        for key in ("id_successes", "attr_successes"):
+            assert report["paired"][str(mu)][key]["n"] == 500 * len(report["seeds"])
+    card = _script("model_card")
+    info = json.loads((ROOT / "docs" / "prior-candidate-training.json").read_text())
+    assert card.fill(doc, info) == doc, "regenerate: python scripts/model_card.py --training ..."
+
+
+def test_domain_doc_claim_about_the_candidate_holds():
+    """DOMAIN.md: the candidate prior's denoising profile alone let a flat image through;
+    with the image statistics every flat image is flagged."""
+    data = json.loads((ROOT / "docs" / "domain-check-candidate.json").read_text())
+    flat = next(r for r in data["rows"] if r["set"].startswith("flat"))
+    assert flat["flagged_profile_only"] < flat["n"] == flat["flagged"]

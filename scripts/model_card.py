@@ -1,0 +1,88 @@
+"""Write the training section of the embedded prior's model card
+(assets/prior-mnist32/README.md) from its training.json: every stage's settings, times and
+loss, and the commands that retrain it. tests/test_docs.py checks the card against the file.
+
+    python scripts/model_card.py [--prior assets/prior-mnist32]
+    python scripts/model_card.py --training docs/prior-candidate-training.json \
+        --card docs/PRIOR-COMPARISON.md          # a candidate's stages, in another doc
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+START, END = "<!-- training:start -->", "<!-- training:end -->"
+
+
+def stages(info: dict) -> list[dict]:
+    """The training stages in order, the shipped one last."""
+    return info.get("previous_stages", []) + [{k: v for k, v in info.items()
+                                               if k != "previous_stages"}]
+
+
+def command(k: int, stage: dict) -> str:
+    args = [f"--out work/prior-stage{k}"]
+    if k > 1:
+        args.insert(0, f"--init work/prior-stage{k - 1}")
+    args += [f"--epochs {stage['epochs']}", f"--lr {stage['lr']:g}", f"--warmup {stage['warmup']}",
+             f"--ema-decay {stage['ema_decay']:g}", f"--seed {stage['seed']}",
+             f"--threads {stage['threads']}", f"--checkpoint work/stage{k}.ckpt"]
+    return ".venv/bin/python scripts/train_prior.py " + " ".join(args)
+
+
+def render(info: dict) -> str:
+    st = stages(info)
+    lines = ["## Training", "",
+             "| stage | epochs | steps | peak lr | warm-up steps | EMA decay | seed | CPU threads "
+             "| minutes | final loss |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for k, s in enumerate(st, 1):
+        lines.append(f"| {k} | {s['epochs']} | {s['steps']:,} | {s['lr']:g} | {s['warmup']} | "
+                     f"{s['ema_decay']:g} | {s['seed']} | {s['threads']} | "
+                     f"{s['training_minutes']:.1f} | {s['final_loss_avg_last_200']:.4f} |")
+    minutes = sum(s["training_minutes"] for s in st)
+    lines += ["", f"{len(st)} stages, {sum(s['epochs'] for s in st)} epochs, "
+              f"{minutes:.0f} minutes ({minutes / 60:.1f} h) of training in all on this kind of "
+              f"machine (torch {st[-1]['torch']}). Each stage starts from the previous one's EMA "
+              "weights. Common to all: batch "
+              f"{st[-1]['batch_size']}, AdamW (weight decay 1e-4), linear warm-up then cosine "
+              "decay to 0, gradient clipping 1.0, bfloat16 autocast, the EMA weights shipped. "
+              "Final loss: mean epsilon-MSE of the stage's last 200 steps; it is not a "
+              "measure of the samples (docs/PRIOR.md is).", "",
+              "## How to retrain", "",
+              "Each stage writes a checkpoint every 200 steps and resumes from it when run "
+              "again with the same command (a session that stops part-way loses nothing).", "",
+              "    python3 -m venv .venv && .venv/bin/pip install -r requirements-train.txt"]
+    lines += [f"    {command(k, s)}" for k, s in enumerate(st, 1)]
+    lines += [f"    cp -r work/prior-stage{len(st)}/unet work/prior-stage{len(st)}/training.json "
+              "assets/prior-mnist32/",
+              "    .venv/bin/python scripts/train_classifier.py --prior assets/prior-mnist32",
+              "    .venv/bin/python scripts/compute_baseline.py --prior assets/prior-mnist32",
+              "    .venv/bin/python scripts/build_reference.py",
+              "    .venv/bin/python scripts/model_card.py",
+              "    .venv/bin/python scripts/evaluate_prior.py",
+              "    .venv/bin/python scripts/evaluate_domain.py", "",
+              "Training is seeded; bit-identical weights need the same torch build and thread "
+              "count."]
+    return "\n".join(lines)
+
+
+def fill(card: str, info: dict) -> str:
+    return card[:card.index(START) + len(START)] + "\n" + render(info) + "\n" + card[card.index(END):]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--prior", type=Path, default=ROOT / "assets" / "prior-mnist32")
+    ap.add_argument("--training", type=Path, default=None, help="default: PRIOR/training.json")
+    ap.add_argument("--card", type=Path, default=None, help="default: PRIOR/README.md")
+    args = ap.parse_args()
+    card = args.card or args.prior / "README.md"
+    info = json.loads((args.training or args.prior / "training.json").read_text())
+    card.write_text(fill(card.read_text(), info))
+    print(f"wrote the training section of {card}")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,7 +4,7 @@ loss, and the commands that retrain it. tests/test_docs.py checks the card again
 
     python scripts/model_card.py [--prior assets/prior-mnist32]
     python scripts/model_card.py --training docs/prior-candidate-training.json \
-        --card docs/PRIOR-COMPARISON.md          # a candidate's stages, in another doc
+        --card docs/PRIOR-COMPARISON.md --candidate   # a candidate's stages, in another doc
 """
 from __future__ import annotations
 
@@ -32,8 +32,11 @@ def command(k: int, stage: dict) -> str:
     return ".venv/bin/python scripts/train_prior.py " + " ".join(args)
 
 
-def render(info: dict) -> str:
+def render(info: dict, *, candidate: bool = False) -> str:
+    """The training section; ``candidate``: the last commands build a candidate folder and
+    compare it with the shipped prior (README) instead of replacing the shipped weights."""
     st = stages(info)
+    last = f"work/prior-stage{len(st)}"
     lines = ["## Training", "",
              "| stage | epochs | steps | peak lr | warm-up steps | EMA decay | seed | CPU threads "
              "| minutes | final loss |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -55,21 +58,28 @@ def render(info: dict) -> str:
               "again with the same command (a session that stops part-way loses nothing).", "",
               "    python3 -m venv .venv && .venv/bin/pip install -r requirements-train.txt"]
     lines += [f"    {command(k, s)}" for k, s in enumerate(st, 1)]
-    lines += [f"    cp -r work/prior-stage{len(st)}/unet work/prior-stage{len(st)}/training.json "
-              "assets/prior-mnist32/",
-              "    .venv/bin/python scripts/train_classifier.py --prior assets/prior-mnist32",
-              "    .venv/bin/python scripts/compute_baseline.py --prior assets/prior-mnist32",
-              "    .venv/bin/python scripts/build_reference.py",
-              "    .venv/bin/python scripts/model_card.py",
-              "    .venv/bin/python scripts/evaluate_prior.py",
-              "    .venv/bin/python scripts/evaluate_domain.py", "",
-              "Training is seeded; bit-identical weights need the same torch build and thread "
+    if candidate:
+        lines += ["    cp -r assets/prior-mnist32 work/candidate",
+                  f"    cp -r {last}/unet {last}/training.json work/candidate/",
+                  "    .venv/bin/python scripts/build_reference.py work/candidate",
+                  "    .venv/bin/python scripts/compare_priors.py --b work/candidate --seeds 0 1 "
+                  "--out docs/prior-comparison.json --doc docs/PRIOR-COMPARISON.md"]
+    else:
+        lines += [f"    cp -r {last}/unet {last}/training.json assets/prior-mnist32/",
+                  "    .venv/bin/python scripts/train_classifier.py --prior assets/prior-mnist32",
+                  "    .venv/bin/python scripts/compute_baseline.py --prior assets/prior-mnist32",
+                  "    .venv/bin/python scripts/build_reference.py",
+                  "    .venv/bin/python scripts/model_card.py",
+                  "    .venv/bin/python scripts/evaluate_prior.py",
+                  "    .venv/bin/python scripts/evaluate_domain.py"]
+    lines += ["", "Training is seeded; bit-identical weights need the same torch build and thread "
               "count."]
     return "\n".join(lines)
 
 
-def fill(card: str, info: dict) -> str:
-    return card[:card.index(START) + len(START)] + "\n" + render(info) + "\n" + card[card.index(END):]
+def fill(card: str, info: dict, *, candidate: bool = False) -> str:
+    return (card[:card.index(START) + len(START)] + "\n" + render(info, candidate=candidate)
+            + "\n" + card[card.index(END):])
 
 
 def main() -> None:
@@ -77,10 +87,12 @@ def main() -> None:
     ap.add_argument("--prior", type=Path, default=ROOT / "assets" / "prior-mnist32")
     ap.add_argument("--training", type=Path, default=None, help="default: PRIOR/training.json")
     ap.add_argument("--card", type=Path, default=None, help="default: PRIOR/README.md")
+    ap.add_argument("--candidate", action="store_true",
+                    help="a candidate's stages: end with comparing it, not with shipping it")
     args = ap.parse_args()
     card = args.card or args.prior / "README.md"
     info = json.loads((args.training or args.prior / "training.json").read_text())
-    card.write_text(fill(card.read_text(), info))
+    card.write_text(fill(card.read_text(), info, candidate=args.candidate))
     print(f"wrote the training section of {card}")
 
 

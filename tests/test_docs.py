@@ -73,7 +73,8 @@ def test_prior_comparison_doc_matches_its_run_and_its_rule():
             assert report["paired"][str(mu)][key]["n"] == 500 * len(report["seeds"])
     card = _script("model_card")
     info = json.loads((ROOT / "docs" / "prior-candidate-training.json").read_text())
-    assert card.fill(doc, info) == doc, "regenerate: python scripts/model_card.py --training ..."
+    assert card.fill(doc, info, candidate=True) == doc, \
+        "regenerate: python scripts/model_card.py --training ... --candidate"
 
 
 def test_domain_doc_claim_about_the_candidate_holds():

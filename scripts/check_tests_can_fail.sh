@@ -39,3 +39,4 @@ run webui/handlers.py '    return (*_budget_outputs(session, mu, mode, plots=Fal
 run audit_engine/reference.py 'return np.concatenate([errors, image_statistics(images)], axis=1)' 'return np.concatenate([errors, 0 * image_statistics(images)], axis=1)' tests/test_embedded_prior.py -k simple_images
 run audit_engine/reference.py '(grey.std(1, correction=0) + 1 / 255).log()' '(grey.std(1, correction=1) + 1 / 255).log()' tests/test_audit.py -k image_statistics
 run scripts/model_card.py "f\"{s['training_minutes']:.1f}" "f\"{s['training_minutes']:.0f}" tests/test_docs.py -k model_card
+run scripts/model_card.py 'if stage.get("dropout", 0.0) != before:' 'if stage.get("dropout", 0.0):' tests/test_docs.py -k dropout

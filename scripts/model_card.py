@@ -22,13 +22,17 @@ def stages(info: dict) -> list[dict]:
                                                if k != "previous_stages"}]
 
 
-def command(k: int, stage: dict) -> str:
+def command(k: int, stage: dict, before: float = 0.0) -> str:
+    """Stage k's train_prior.py command; ``before``: the dropout of the weights it starts
+    from (train_prior.py keeps the --init prior's dropout unless --dropout is given)."""
     args = [f"--out work/prior-stage{k}"]
     if k > 1:
         args.insert(0, f"--init work/prior-stage{k - 1}")
     args += [f"--epochs {stage['epochs']}", f"--lr {stage['lr']:g}", f"--warmup {stage['warmup']}",
              f"--ema-decay {stage['ema_decay']:g}", f"--seed {stage['seed']}",
              f"--threads {stage['threads']}", f"--checkpoint work/stage{k}.ckpt"]
+    if stage.get("dropout", 0.0) != before:
+        args.append(f"--dropout {stage.get('dropout', 0.0):g}")
     return ".venv/bin/python scripts/train_prior.py " + " ".join(args)
 
 
@@ -39,10 +43,10 @@ def render(info: dict, *, candidate: bool = False) -> str:
     last = f"work/prior-stage{len(st)}"
     lines = ["## Training", "",
              "| stage | epochs | steps | peak lr | warm-up steps | EMA decay | seed | CPU threads "
-             "| minutes | final loss |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| dropout | minutes | final loss |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for k, s in enumerate(st, 1):
         lines.append(f"| {k} | {s['epochs']} | {s['steps']:,} | {s['lr']:g} | {s['warmup']} | "
-                     f"{s['ema_decay']:g} | {s['seed']} | {s['threads']} | "
+                     f"{s['ema_decay']:g} | {s['seed']} | {s['threads']} | {s.get('dropout', 0.0):g} | "
                      f"{s['training_minutes']:.1f} | {s['final_loss_avg_last_200']:.4f} |")
     minutes = sum(s["training_minutes"] for s in st)
     lines += ["", f"{len(st)} stages, {sum(s['epochs'] for s in st)} epochs, "
@@ -51,13 +55,16 @@ def render(info: dict, *, candidate: bool = False) -> str:
               "weights. Common to all: batch "
               f"{st[-1]['batch_size']}, AdamW (weight decay 1e-4), linear warm-up then cosine "
               "decay to 0, gradient clipping 1.0, bfloat16 autocast, the EMA weights shipped. "
-              "Final loss: mean epsilon-MSE of the stage's last 200 steps; it is not a "
+              "Dropout: in the UNet's residual blocks, while training only. "
+              "Final loss: mean epsilon-MSE of the stage's last 200 steps (with dropout on, "
+              "where the stage has it); it is not a "
               "measure of the samples (docs/PRIOR.md is).", "",
               "## How to retrain", "",
               "Each stage writes a checkpoint every 200 steps and resumes from it when run "
               "again with the same command (a session that stops part-way loses nothing).", "",
               "    python3 -m venv .venv && .venv/bin/pip install -r requirements-train.txt"]
-    lines += [f"    {command(k, s)}" for k, s in enumerate(st, 1)]
+    lines += [f"    {command(k, s, st[k - 2].get('dropout', 0.0) if k > 1 else 0.0)}"
+              for k, s in enumerate(st, 1)]
     if candidate:
         lines += ["    cp -r assets/prior-mnist32 work/candidate",
                   f"    cp -r {last}/unet {last}/training.json work/candidate/",

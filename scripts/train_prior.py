@@ -51,10 +51,11 @@ def split_indices(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return train, test
 
 
-def build_unet():
+def build_unet(dropout: float = 0.0):
     from diffusers import UNet2DModel
 
     return UNet2DModel(
+        dropout=dropout,
         sample_size=SIZE,
         in_channels=1,
         out_channels=1,
@@ -98,6 +99,10 @@ def main() -> None:
                     help="resumable state (model, EMA, optimiser, data order, step), written "
                          "atomically every --checkpoint-every steps; resumed from when it exists")
     ap.add_argument("--checkpoint-every", type=int, default=200)
+    ap.add_argument("--dropout", type=float, default=None,
+                    help="dropout in the UNet's residual blocks while training (a regulariser "
+                         "against fitting the few thousand training digits; default: the "
+                         "--init prior's, or 0)")
     args = ap.parse_args()
 
     if args.threads:
@@ -112,13 +117,14 @@ def main() -> None:
     if args.init is not None:
         from diffusers import UNet2DModel
 
-        unet = UNet2DModel.from_pretrained(args.init / "unet")
+        extra = {} if args.dropout is None else {"dropout": args.dropout}
+        unet = UNet2DModel.from_pretrained(args.init / "unet", **extra)
         info = args.init / "training.json"
         if info.is_file():
             old = json.loads(info.read_text())
             previous = old.pop("previous_stages", []) + [old]
     else:
-        unet = build_unet()
+        unet = build_unet(args.dropout or 0.0)
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
     sched = build_scheduler()
     abar = sched.alphas_cumprod
@@ -211,6 +217,7 @@ def main() -> None:
          "total_epochs_all_stages": args.epochs + sum(p["epochs"] for p in previous),
          "params": n_params, "steps": step, "epochs": args.epochs, "batch_size": args.batch_size,
          "lr": args.lr, "warmup": args.warmup, "ema_decay": args.ema_decay, "seed": args.seed,
+         "dropout": float(unet.config.dropout),
          "bf16_autocast": args.bf16,
          "final_loss_avg_last_200": float(np.mean(losses[-200:])),
          "training_minutes": elapsed / 60, "torch": torch.__version__,

@@ -83,3 +83,20 @@ def test_domain_doc_claim_about_the_candidate_holds():
     data = json.loads((ROOT / "docs" / "domain-check-candidate.json").read_text())
     flat = next(r for r in data["rows"] if r["set"].startswith("flat"))
     assert flat["flagged_profile_only"] < flat["n"] == flat["flagged"]
+
+
+def test_retraining_commands_carry_each_stages_dropout():
+    """train_prior.py keeps the --init prior's dropout unless told otherwise, so a stage's
+    command names --dropout exactly where its dropout differs from the weights it starts
+    from; a stage written before dropout existed had none."""
+    card = _script("model_card")
+    base = {"epochs": 1, "steps": 71, "lr": 2e-4, "warmup": 100, "ema_decay": 0.999, "seed": 0,
+            "threads": 1, "training_minutes": 1.0, "final_loss_avg_last_200": 0.02,
+            "batch_size": 64, "torch": "x"}
+    info = {**base, "dropout": 0.0, "previous_stages": [
+        dict(base), {**base, "dropout": 0.1}, {**base, "dropout": 0.1}]}
+    commands = [line for line in card.render(info).splitlines() if "train_prior.py" in line]
+    flags = [c.split("--dropout ")[1] if "--dropout" in c else None for c in commands]
+    assert flags == [None, "0.1", None, "0"]
+    table = [line for line in card.render(info).splitlines() if line.startswith("| 2 ")][0]
+    assert "| 0.1 |" in table

@@ -234,6 +234,13 @@ def _first_audit(prior_dir: Path, held_x: torch.Tensor) -> float:
 START, END = "<!-- comparison:start -->", "<!-- comparison:end -->"
 
 
+def markers(block: str = "") -> tuple[str, str]:
+    """The doc markers of a comparison's table: the main candidate's (``block`` empty) or a
+    named experiment's (``<!-- comparison-NAME:start -->``), each written from its own JSON."""
+    return (START, END) if not block else (f"<!-- comparison-{block}:start -->",
+                                           f"<!-- comparison-{block}:end -->")
+
+
 def render(report: dict) -> str:
     """The comparison as a markdown table (docs/PRIOR-COMPARISON.md; tests/test_docs.py
     checks the doc against the JSON it was written from)."""
@@ -296,10 +303,15 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
-def fill_doc(doc: Path, report: dict) -> None:
+def write_between(doc: Path, start: str, end: str, body: str) -> None:
+    """Replace what lies between a doc's two markers with ``body``."""
     text = doc.read_text()
-    doc.write_text(text[:text.index(START) + len(START)] + "\n" + render(report) + "\n"
-                   + text[text.index(END):])
+    doc.write_text(text[:text.index(start) + len(start)] + "\n" + body + "\n"
+                   + text[text.index(end):])
+
+
+def fill_doc(doc: Path, report: dict, block: str = "") -> None:
+    write_between(doc, *markers(block), render(report))
 
 
 def main() -> None:
@@ -316,13 +328,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "prior-comparison.json")
     ap.add_argument("--doc", type=Path, default=None,
                     help="also write the table into this doc (between its comparison markers)")
+    ap.add_argument("--block", default="",
+                    help="write between <!-- comparison-BLOCK:start/end --> instead (an "
+                         "experiment kept beside the main candidate's table)")
     ap.add_argument("--render", type=Path, default=None,
                     help="only write --doc from this JSON of an earlier run")
     args = ap.parse_args()
     if args.render:
         if args.doc is None:
             ap.error("--render needs --doc")
-        fill_doc(args.doc, json.loads(args.render.read_text()))
+        fill_doc(args.doc, json.loads(args.render.read_text()), args.block)
         return
     if args.b is None:
         ap.error("--b is required")
@@ -354,7 +369,7 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     if args.doc:
-        fill_doc(args.doc, report)
+        fill_doc(args.doc, report, args.block)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def command(k: int, stage: dict, before: float = 0.0) -> str:
     return ".venv/bin/python scripts/train_prior.py " + " ".join(args)
 
 
-def render(info: dict, *, candidate: bool = False) -> str:
+def render(info: dict, *, candidate: bool = False, block: str = "") -> str:
     """The training section; ``candidate``: the last commands build a candidate folder and
     compare it with the shipped prior (README) instead of replacing the shipped weights."""
     st = stages(info)
@@ -66,11 +66,13 @@ def render(info: dict, *, candidate: bool = False) -> str:
     lines += [f"    {command(k, s, st[k - 2].get('dropout', 0.0) if k > 1 else 0.0)}"
               for k, s in enumerate(st, 1)]
     if candidate:
-        lines += ["    cp -r assets/prior-mnist32 work/candidate",
-                  f"    cp -r {last}/unet {last}/training.json work/candidate/",
-                  "    .venv/bin/python scripts/build_reference.py work/candidate",
-                  "    .venv/bin/python scripts/compare_priors.py --b work/candidate --seeds 0 1 "
-                  "--out docs/prior-comparison.json --doc docs/PRIOR-COMPARISON.md"]
+        folder, out = ("work/candidate", "docs/prior-comparison.json") if not block else (
+            f"work/candidate-{block}", f"docs/prior-comparison-{block}.json")
+        lines += [f"    cp -r assets/prior-mnist32 {folder}",
+                  f"    cp -r {last}/unet {last}/training.json {folder}/",
+                  f"    .venv/bin/python scripts/build_reference.py {folder}",
+                  f"    .venv/bin/python scripts/compare_priors.py --b {folder} --seeds 0 1 "
+                  f"--out {out} --doc docs/PRIOR-COMPARISON.md" + (f" --block {block}" if block else "")]
     else:
         lines += [f"    cp -r {last}/unet {last}/training.json assets/prior-mnist32/",
                   "    .venv/bin/python scripts/train_classifier.py --prior assets/prior-mnist32",
@@ -84,9 +86,17 @@ def render(info: dict, *, candidate: bool = False) -> str:
     return "\n".join(lines)
 
 
-def fill(card: str, info: dict, *, candidate: bool = False) -> str:
-    return (card[:card.index(START) + len(START)] + "\n" + render(info, candidate=candidate)
-            + "\n" + card[card.index(END):])
+def markers(block: str = "") -> tuple[str, str]:
+    """The doc markers of a training section: the prior's (``block`` empty) or a named
+    candidate's (``<!-- training-NAME:start -->``)."""
+    return (START, END) if not block else (f"<!-- training-{block}:start -->",
+                                           f"<!-- training-{block}:end -->")
+
+
+def fill(card: str, info: dict, *, candidate: bool = False, block: str = "") -> str:
+    start, end = markers(block)
+    return (card[:card.index(start) + len(start)] + "\n" + render(info, candidate=candidate, block=block)
+            + "\n" + card[card.index(end):])
 
 
 def main() -> None:
@@ -96,10 +106,14 @@ def main() -> None:
     ap.add_argument("--card", type=Path, default=None, help="default: PRIOR/README.md")
     ap.add_argument("--candidate", action="store_true",
                     help="a candidate's stages: end with comparing it, not with shipping it")
+    ap.add_argument("--block", default="",
+                    help="write between <!-- training-BLOCK:start/end --> (a second candidate "
+                         "in the same doc)")
     args = ap.parse_args()
     card = args.card or args.prior / "README.md"
     info = json.loads((args.training or args.prior / "training.json").read_text())
-    card.write_text(fill(card.read_text(), info, candidate=args.candidate))
+    card.write_text(fill(card.read_text(), info, candidate=args.candidate,
+                               block=args.block))
     print(f"wrote the training section of {card}")
 
 

@@ -57,24 +57,31 @@ def _script(name: str):
     return module
 
 
-def test_prior_comparison_doc_matches_its_run_and_its_rule():
-    """docs/PRIOR-COMPARISON.md's table and decision are what its JSON gives; the decision is
-    the rule applied to the JSON's numbers; the candidate's training section is written from
-    its training.json."""
+def test_prior_comparison_doc_matches_its_runs_and_its_rule():
+    """Each comparison table of docs/PRIOR-COMPARISON.md (the latest candidate's, and each
+    named experiment's, ``comparison-NAME``) is what its JSON gives, and its decision is the
+    rule applied to the JSON's numbers; each candidate's training section is written from its
+    training.json."""
+    import re
+
     script = _script("compare_priors")
-    report = json.loads((ROOT / "docs" / "prior-comparison.json").read_text())
-    doc = (ROOT / "docs" / "PRIOR-COMPARISON.md").read_text()
-    block = doc.split(script.START)[1].split(script.END)[0]
-    assert block.strip() == script.render(report).strip()
-    assert script.decision(report) == report["not_replaced_because"]
-    assert report["n_heldout"] == 500 and len(report["seeds"]) >= 2
-    for mu in report["mus"]:
-        for key in ("id_successes", "attr_successes"):
-            assert report["paired"][str(mu)][key]["n"] == 500 * len(report["seeds"])
     card = _script("model_card")
-    info = json.loads((ROOT / "docs" / "prior-candidate-training.json").read_text())
-    assert card.fill(doc, info, candidate=True) == doc, \
-        "regenerate: python scripts/model_card.py --training ... --candidate"
+    doc = (ROOT / "docs" / "PRIOR-COMPARISON.md").read_text()
+    blocks = re.findall(r"<!-- comparison(?:-([a-z0-9]+))?:start -->", doc)
+    assert "" in blocks
+    for block in blocks:
+        suffix = f"-{block}" if block else ""
+        report = json.loads((ROOT / "docs" / f"prior-comparison{suffix}.json").read_text())
+        start, end = script.markers(block)
+        assert doc.split(start)[1].split(end)[0].strip() == script.render(report).strip(), block
+        assert script.decision(report) == report["not_replaced_because"]
+        assert report["n_heldout"] == 500 and len(report["seeds"]) >= 2
+        for mu in report["mus"]:
+            for key in ("id_successes", "attr_successes"):
+                assert report["paired"][str(mu)][key]["n"] == 500 * len(report["seeds"])
+        info = json.loads((ROOT / "docs" / f"prior-candidate-training{suffix}.json").read_text())
+        assert card.fill(doc, info, candidate=True, block=block) == doc, \
+            f"regenerate: python scripts/model_card.py --training ... --candidate --block {block}"
 
 
 def test_domain_doc_claim_about_the_candidate_holds():
@@ -100,3 +107,14 @@ def test_retraining_commands_carry_each_stages_dropout():
     assert flags == [None, "0.1", None, "0"]
     table = [line for line in card.render(info).splitlines() if line.startswith("| 2 ")][0]
     assert "| 0.1 |" in table
+
+
+def test_identification_estimators_table_matches_its_run():
+    script = _script("identification_estimators")
+    report = json.loads((ROOT / "docs" / "identification-estimators.json").read_text())
+    doc = (ROOT / "docs" / "PRIOR-COMPARISON.md").read_text()
+    assert doc.split(script.START)[1].split(script.END)[0].strip() == script.render(report).strip()
+    assert len(report["rows"]) == len(report["mus"]) * len(script.ESTIMATORS)
+    for row in report["rows"]:
+        assert math.isclose(row["diff"], row["b"] - row["a"], abs_tol=1e-9)
+        assert row["ci95"][0] <= row["diff"] <= row["ci95"][1]

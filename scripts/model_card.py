@@ -112,8 +112,7 @@ def main() -> None:
     args = ap.parse_args()
     card = args.card or args.prior / "README.md"
     info = json.loads((args.training or args.prior / "training.json").read_text())
-    card.write_text(fill(card.read_text(), info, candidate=args.candidate,
-                               block=args.block))
+    card.write_text(fill(card.read_text(), info, candidate=args.candidate, block=args.block))
     print(f"wrote the training section of {card}")
 
 

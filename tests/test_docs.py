@@ -58,7 +58,7 @@ def _script(name: str):
 
 
 def test_prior_comparison_doc_matches_its_runs_and_its_rule():
-    """Each comparison table of docs/PRIOR-COMPARISON.md (the latest candidate's, and each
+    """Each comparison table of docs/PRIOR-COMPARISON.md (the main candidate's, and each
     named experiment's, ``comparison-NAME``) is what its JSON gives, and its decision is the
     rule applied to the JSON's numbers; each candidate's training section is written from its
     training.json."""

@@ -47,12 +47,14 @@ from audit_engine.audit import run_audit  # noqa: E402
 from audit_engine.priors import load_prior  # noqa: E402
 from audit_engine.reconstruct import sample  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "scripts"))
+import model_card  # noqa: E402
+
 MUS = (2.0, 5.0, 10.0)
 
 
 def training_digits(prior_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """The prior's training split (uint8 (N, 32, 32), labels), rebuilt as train_prior.py splits."""
-    sys.path.insert(0, str(ROOT / "scripts"))
     from train_prior import load_digits
 
     digits, labels = load_digits()
@@ -147,14 +149,17 @@ def paired(a: dict, b: dict) -> dict:
                      for x, y in zip(a["per_image"][seed][str(m)][key],
                                      b["per_image"][seed][str(m)][key])
                      if x is not None and y is not None]
-            xa, xb = (np.array(v, dtype=float) for v in zip(*pairs))
-            d = xb - xa
-            half = 1.96 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
-            out[str(m)][key] = {"a": float(xa.mean()), "b": float(xb.mean()),
-                                "diff": float(d.mean()), "ci95": [float(d.mean() - half),
-                                                                  float(d.mean() + half)],
-                                "n": len(d)}
+            out[str(m)][key] = {**paired_difference(*zip(*pairs)), "n": len(pairs)}
     return out
+
+
+def paired_difference(a, b) -> dict:
+    """The means of paired counts a and b, and b - a with a 95% normal interval over the pairs."""
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    d = xb - xa
+    half = 1.96 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+    return {"a": float(xa.mean()), "b": float(xb.mean()), "diff": float(d.mean()),
+            "ci95": [float(d.mean() - half), float(d.mean() + half)]}
 
 
 def decision(report: dict) -> list[str]:
@@ -231,14 +236,10 @@ def _first_audit(prior_dir: Path, held_x: torch.Tensor) -> float:
     return float(np.median(times))
 
 
-START, END = "<!-- comparison:start -->", "<!-- comparison:end -->"
-
-
 def markers(block: str = "") -> tuple[str, str]:
     """The doc markers of a comparison's table: the main candidate's (``block`` empty) or a
     named experiment's (``<!-- comparison-NAME:start -->``), each written from its own JSON."""
-    return (START, END) if not block else (f"<!-- comparison-{block}:start -->",
-                                           f"<!-- comparison-{block}:end -->")
+    return model_card.markers(block, kind="comparison")
 
 
 def render(report: dict) -> str:
@@ -305,9 +306,7 @@ def render(report: dict) -> str:
 
 def write_between(doc: Path, start: str, end: str, body: str) -> None:
     """Replace what lies between a doc's two markers with ``body``."""
-    text = doc.read_text()
-    doc.write_text(text[:text.index(start) + len(start)] + "\n" + body + "\n"
-                   + text[text.index(end):])
+    doc.write_text(model_card.splice(doc.read_text(), start, end, body))
 
 
 def fill_doc(doc: Path, report: dict, block: str = "") -> None:

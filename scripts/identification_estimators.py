@@ -31,7 +31,7 @@ from audit_engine.attacks import identify  # noqa: E402
 from audit_engine.pipeline import attack, observe  # noqa: E402
 from audit_engine.priors import load_prior  # noqa: E402
 from audit_engine.reconstruct import DEFAULT_DDIM_STEPS  # noqa: E402
-from compare_priors import write_between  # noqa: E402
+from compare_priors import paired_difference, write_between  # noqa: E402
 
 TRIES, CANDIDATES = 8, 10
 # DDIM from the matched timestep to 0 in one step returns the model's predicted x0, which
@@ -64,12 +64,8 @@ def run(a: Path, b: Path, n: int, mus: list[float], seed: int) -> dict:
                 for e, steps in ESTIMATORS.items():
                     per[(p, e)].append(successes(prior, held[i], mu, xi, decoys, steps))
         for e in ESTIMATORS:
-            xa, xb = (np.array(per[(p, e)], dtype=float) for p in "ab")
-            d = xb - xa
-            half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
-            out["rows"].append({"mu": mu, "estimator": e, "a": float(xa.mean()),
-                                "b": float(xb.mean()), "diff": float(d.mean()),
-                                "ci95": [float(d.mean() - half), float(d.mean() + half)]})
+            out["rows"].append({"mu": mu, "estimator": e,
+                                **paired_difference(per[("a", e)], per[("b", e)])})
         print(json.dumps(out["rows"][-len(ESTIMATORS):]), flush=True)
     return out
 

@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-START, END = "<!-- training:start -->", "<!-- training:end -->"
 
 
 def stages(info: dict) -> list[dict]:
@@ -86,17 +85,20 @@ def render(info: dict, *, candidate: bool = False, block: str = "") -> str:
     return "\n".join(lines)
 
 
-def markers(block: str = "") -> tuple[str, str]:
-    """The doc markers of a training section: the prior's (``block`` empty) or a named
-    candidate's (``<!-- training-NAME:start -->``)."""
-    return (START, END) if not block else (f"<!-- training-{block}:start -->",
-                                           f"<!-- training-{block}:end -->")
+def markers(block: str = "", kind: str = "training") -> tuple[str, str]:
+    """The doc markers of a generated block: ``<!-- KIND:start -->`` (``block`` empty) or a
+    named one's, ``<!-- KIND-BLOCK:start -->`` (a second candidate in the same doc)."""
+    name = f"{kind}-{block}" if block else kind
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def splice(text: str, start: str, end: str, body: str) -> str:
+    """``text`` with what lies between its two markers replaced by ``body``."""
+    return text[:text.index(start) + len(start)] + "\n" + body + "\n" + text[text.index(end):]
 
 
 def fill(card: str, info: dict, *, candidate: bool = False, block: str = "") -> str:
-    start, end = markers(block)
-    return (card[:card.index(start) + len(start)] + "\n" + render(info, candidate=candidate, block=block)
-            + "\n" + card[card.index(end):])
+    return splice(card, *markers(block), render(info, candidate=candidate, block=block))
 
 
 def main() -> None:

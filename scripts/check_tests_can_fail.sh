@@ -40,3 +40,4 @@ run audit_engine/reference.py 'return np.concatenate([errors, image_statistics(i
 run audit_engine/reference.py '(grey.std(1, correction=0) + 1 / 255).log()' '(grey.std(1, correction=1) + 1 / 255).log()' tests/test_audit.py -k image_statistics
 run scripts/model_card.py "f\"{s['training_minutes']:.1f}" "f\"{s['training_minutes']:.0f}" tests/test_docs.py -k model_card
 run scripts/model_card.py 'if stage.get("dropout", 0.0) != before:' 'if stage.get("dropout", 0.0):' tests/test_docs.py -k dropout
+run scripts/identification_estimators.py '    same[i] = False' '    pass' tests/test_docs.py -k closeness

@@ -3,6 +3,9 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+import torch
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -115,6 +118,41 @@ def test_identification_estimators_table_matches_its_run():
     doc = (ROOT / "docs" / "PRIOR-COMPARISON.md").read_text()
     assert doc.split(script.START)[1].split(script.END)[0].strip() == script.render(report).strip()
     assert len(report["rows"]) == len(report["mus"]) * len(script.ESTIMATORS)
-    for row in report["rows"]:
+    assert len(report["closeness"]) == len(report["mus"]) * len(script.CLOSENESS)
+    for row in report["rows"] + report["closeness"]:
         assert math.isclose(row["diff"], row["b"] - row["a"], abs_tol=1e-9)
         assert row["ci95"][0] <= row["diff"] <= row["ci95"][1]
+
+
+def test_closeness_of_a_reconstruction_to_its_digit_and_its_look_alikes():
+    """closeness() on made-up digits: a perfect reconstruction correlates 1 with its digit and
+    is identified whatever the decoys; one that copies another digit of its class correlates
+    1 with that look-alike, not with the digit, and is identified at most when the look-alike
+    is not among the 9 decoys drawn from the 29 others (probability 20/29)."""
+    script = _script("identification_estimators")
+    g = torch.Generator().manual_seed(0)
+    held = torch.rand(30, 1, 8, 8, generator=g)
+    labels = np.arange(30) % 3
+    exact = script.closeness(held[[4, 4]], 4, held, labels)
+    assert math.isclose(exact["target"], 1.0, abs_tol=1e-9)
+    assert exact["identified_any_decoys"] == 1.0
+    assert max(exact["closest_same_class"], exact["closest_other_class"]) < 0.99
+    copy = script.closeness(held[[7]], 4, held, labels)  # 7 is of 4's class (7 % 3 == 4 % 3)
+    assert math.isclose(copy["closest_same_class"], 1.0, abs_tol=1e-9)
+    assert copy["target"] < 0.99 and copy["identified_any_decoys"] <= 20 / 29 + 1e-12
+
+
+def test_prior_comparison_reading_of_the_closeness_table_holds():
+    """The prose under the estimators table reads directions off the run: at mu 5 the
+    candidate's reconstruction is closer to the digit (interval above 0), closer still to the
+    closest same-class look-alike, which beats the digit itself for both priors, and the
+    exact identification falls (interval below 0); at mu 2 it is no closer to the digit
+    (interval across 0) and closer to digits of other classes."""
+    report = json.loads((ROOT / "docs" / "identification-estimators.json").read_text())
+    row = {(r["mu"], r["measure"]): r for r in report["closeness"]}
+    target, same = row[(5.0, "target")], row[(5.0, "closest_same_class")]
+    assert target["ci95"][0] > 0 and same["diff"] > target["diff"]
+    assert same["a"] > target["a"] and same["b"] > target["b"]
+    assert row[(5.0, "identified_any_decoys")]["ci95"][1] < 0
+    lo, hi = row[(2.0, "target")]["ci95"]
+    assert lo < 0 < hi and row[(2.0, "closest_other_class")]["ci95"][0] > 0

@@ -41,3 +41,4 @@ run audit_engine/reference.py '(grey.std(1, correction=0) + 1 / 255).log()' '(gr
 run scripts/model_card.py "f\"{s['training_minutes']:.1f}" "f\"{s['training_minutes']:.0f}" tests/test_docs.py -k model_card
 run scripts/model_card.py 'if stage.get("dropout", 0.0) != before:' 'if stage.get("dropout", 0.0):' tests/test_docs.py -k dropout
 run scripts/identification_estimators.py '    same[i] = False' '    pass' tests/test_docs.py -k closeness
+run scripts/sample_split.py 'use_high = t >= self.split' 'use_high = t > self.split' tests/test_docs.py -k split_unet

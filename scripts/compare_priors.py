@@ -309,39 +309,56 @@ def write_between(doc: Path, start: str, end: str, body: str) -> None:
     doc.write_text(model_card.splice(doc.read_text(), start, end, body))
 
 
-def fill_doc(doc: Path, report: dict, block: str = "") -> None:
-    write_between(doc, *markers(block), render(report))
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def diagnostic_main(description: str, out: Path, where, render, run, add_arguments) -> None:
+    """The command line of a script that compares two priors (--a, the shipped one by
+    default, and --b) and writes its JSON (--out) and, with --doc, its table between the
+    doc's markers, where(args) = (start, end); --render rewrites the table from an earlier
+    run's JSON. add_arguments(parser) adds the script's own options; run(args) returns the
+    report, to which the command that ran it is added first."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--a", type=Path, default=ROOT / "assets" / "prior-mnist32")
     ap.add_argument("--b", type=Path)
-    ap.add_argument("--n-samples", type=int, default=256)
-    ap.add_argument("--n-heldout", type=int, default=500,
-                    help="held-out digits audited at mu 2, 5, 10 (0: sample quality and speed only)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
-                    help="audit seeds (each audits every held-out digit again with fresh draws)")
+    add_arguments(ap)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--calibration", choices=["svc", "platt-cv"], default="svc")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "prior-comparison.json")
-    ap.add_argument("--doc", type=Path, default=None,
-                    help="also write the table into this doc (between its comparison markers)")
-    ap.add_argument("--block", default="",
-                    help="write between <!-- comparison-BLOCK:start/end --> instead (an "
-                         "experiment kept beside the main candidate's table)")
+    ap.add_argument("--out", type=Path, default=out)
+    ap.add_argument("--doc", type=Path, default=None)
     ap.add_argument("--render", type=Path, default=None,
                     help="only write --doc from this JSON of an earlier run")
     args = ap.parse_args()
     if args.render:
         if args.doc is None:
             ap.error("--render needs --doc")
-        fill_doc(args.doc, json.loads(args.render.read_text()), args.block)
+        write_between(args.doc, *where(args), render(json.loads(args.render.read_text())))
         return
     if args.b is None:
         ap.error("--b is required")
     if args.threads:
         torch.set_num_threads(args.threads)
+    report = {"command": " ".join(["python"] + sys.argv), **run(args)}
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    if args.doc:
+        write_between(args.doc, *where(args), render(report))
+
+
+def fill_doc(doc: Path, report: dict, block: str = "") -> None:
+    write_between(doc, *markers(block), render(report))
+
+
+def add_arguments(ap) -> None:
+    ap.add_argument("--n-samples", type=int, default=256)
+    ap.add_argument("--n-heldout", type=int, default=500,
+                    help="held-out digits audited at mu 2, 5, 10 (0: sample quality and speed only)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
+                    help="audit seeds (each audits every held-out digit again with fresh draws)")
+    ap.add_argument("--calibration", choices=["svc", "platt-cv"], default="svc")
+    ap.add_argument("--block", default="",
+                    help="with --doc, write between <!-- comparison-BLOCK:start/end --> instead "
+                         "of the main candidate's markers (an experiment kept beside it)")
+
+
+def compare(args) -> dict:
+    """The report of one side-by-side run (the module docstring says what it measures)."""
     train = training_digits(args.a)
     heldout = np.load(args.a / "heldout.npz")
     held = (heldout["images"], heldout["labels"])  # all of them for sample quality; the
@@ -349,7 +366,7 @@ def main() -> None:
     model = svc(*train, args.calibration)
     proba = model.predict_proba(held[0].reshape(len(held[0]), -1) / 255.0)
     report = {
-        "command": " ".join(["python"] + sys.argv), "calibration": args.calibration,
+        "calibration": args.calibration,
         "svc_heldout_accuracy": float((proba.argmax(1) == held[1]).mean()),
         "svc_confident_heldout": float((proba.max(1) > 0.9).mean()),
         "n_samples": args.n_samples, "n_heldout": args.n_heldout, "mus": list(MUS),
@@ -365,10 +382,12 @@ def main() -> None:
     if args.n_heldout:
         report["paired"] = paired(report["a"], report["b"])
     report["not_replaced_because"] = decision(report)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    if args.doc:
-        fill_doc(args.doc, report, args.block)
+    return report
+
+
+def main() -> None:
+    diagnostic_main(__doc__.splitlines()[0], ROOT / "docs" / "prior-comparison.json",
+                    lambda args: markers(args.block), render, compare, add_arguments)
 
 
 if __name__ == "__main__":

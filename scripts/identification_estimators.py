@@ -20,7 +20,6 @@ of another), and the identification's success probability exact over every decoy
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -36,7 +35,7 @@ from audit_engine.attacks import correlation, guess_rate, identify  # noqa: E402
 from audit_engine.pipeline import attack, observe  # noqa: E402
 from audit_engine.priors import load_prior  # noqa: E402
 from audit_engine.reconstruct import DEFAULT_DDIM_STEPS  # noqa: E402
-from compare_priors import paired_difference, write_between  # noqa: E402
+from compare_priors import diagnostic_main, paired_difference  # noqa: E402
 
 TRIES, CANDIDATES = 8, 10
 # DDIM from the matched timestep to 0 in one step returns the model's predicted x0, which
@@ -74,20 +73,43 @@ def closeness(recons: torch.Tensor, i: int, held: torch.Tensor, labels: np.ndarr
             "identified_any_decoys": guess_rate(held[i], recons, held, candidates=CANDIDATES)}
 
 
+def heldout_digits(folder: Path, n: int, seed: int):
+    """The prior folder's held-out digits (N, 1, H, W) in [0, 1], their labels, and the n
+    of them drawn at random with this seed."""
+    heldout = np.load(folder / "heldout.npz")
+    held = torch.from_numpy(heldout["images"]).float().div(255)[:, None]
+    return held, heldout["labels"], np.random.default_rng(seed).choice(len(held), n,
+                                                                       replace=False)
+
+
+def releases(seed: int, j: int, shape) -> tuple[torch.Tensor, torch.Generator]:
+    """The noise of the j-th drawn digit's TRIES releases, and the generator that goes on
+    to draw its decoys: the same for every prior and estimator."""
+    g = torch.Generator().manual_seed(seed * 100_003 + j)
+    return torch.randn((TRIES,) + tuple(shape), generator=g), g
+
+
+def exact_identification(prior, held: torch.Tensor, idx, mu: float, seed: int) -> list[float]:
+    """Per drawn digit, the identification's success probability of the audit's
+    reconstructions at mu, exact over every decoy draw (as in closeness)."""
+    out = []
+    for j, i in enumerate(idx):
+        xi, _ = releases(seed, j, held[i].shape)
+        r = reconstructions(prior, held[i], mu, xi, DEFAULT_DDIM_STEPS)
+        out.append(guess_rate(held[i], r, held, candidates=CANDIDATES))
+    return out
+
+
 def run(a: Path, b: Path, n: int, mus: list[float], seed: int) -> dict:
     priors = {"a": load_prior(str(a), device="cpu"), "b": load_prior(str(b), device="cpu")}
-    heldout = np.load(a / "heldout.npz")
-    held = torch.from_numpy(heldout["images"]).float().div(255)[:, None]
-    labels = heldout["labels"]
-    idx = np.random.default_rng(seed).choice(len(held), n, replace=False)
+    held, labels, idx = heldout_digits(a, n, seed)
     out = {"a": str(a), "b": str(b), "n": n, "mus": mus, "seed": seed, "tries": TRIES,
            "rows": [], "closeness": []}
     for mu in mus:
         per = {(p, e): [] for p in priors for e in ESTIMATORS}
         near = {(p, k): [] for p in priors for k in CLOSENESS}
         for j, i in enumerate(idx):
-            g = torch.Generator().manual_seed(seed * 100_003 + j)
-            xi = torch.randn((TRIES,) + held[i].shape, generator=g)
+            xi, g = releases(seed, j, held[i].shape)
             others = torch.tensor([k for k in range(len(held)) if k != i])
             decoys = torch.stack([held[others[torch.randperm(len(others), generator=g)
                                               [: CANDIDATES - 1]]] for _ in range(TRIES)])
@@ -129,34 +151,16 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--a", type=Path, default=ROOT / "assets" / "prior-mnist32")
-    ap.add_argument("--b", type=Path)
+def add_arguments(ap) -> None:
     ap.add_argument("--n", type=int, default=200, help="held-out digits (drawn at random)")
     ap.add_argument("--mus", type=float, nargs="+", default=[2.0, 5.0])
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "identification-estimators.json")
-    ap.add_argument("--doc", type=Path, default=None)
-    ap.add_argument("--render", type=Path, default=None,
-                    help="only write --doc from this JSON of an earlier run")
-    args = ap.parse_args()
-    if args.render:
-        if args.doc is None:
-            ap.error("--render needs --doc")
-        write_between(args.doc, START, END, render(json.loads(args.render.read_text())))
-        return
-    if args.b is None:
-        ap.error("--b is required")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    report = {"command": " ".join(["python"] + sys.argv),
-              **run(args.a, args.b, args.n, args.mus, args.seed)}
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    if args.doc:
-        write_between(args.doc, START, END, render(report))
+
+
+def main() -> None:
+    diagnostic_main(__doc__.splitlines()[0], ROOT / "docs" / "identification-estimators.json",
+                    lambda args: (START, END), render,
+                    lambda args: run(args.a, args.b, args.n, args.mus, args.seed), add_arguments)
 
 
 if __name__ == "__main__":

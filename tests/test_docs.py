@@ -156,3 +156,57 @@ def test_prior_comparison_reading_of_the_closeness_table_holds():
     assert row[(5.0, "identified_any_decoys")]["ci95"][1] < 0
     lo, hi = row[(2.0, "target")]["ci95"]
     assert lo < 0 < hi and row[(2.0, "closest_other_class")]["ci95"][0] > 0
+
+
+def test_sample_split_table_matches_its_run_and_the_comparison():
+    """The split table is the run's; its two ends (a's network everywhere, b's everywhere)
+    are the same samples and classifier as the dropout comparison, so they must give its
+    confident rates, and the same digits and releases as the estimators' run, so they must
+    give its exact identification; and the doc's reading holds: b's network above t = 600
+    gives less than a quarter of b's gain and leaves the identification as it is, above 400
+    between a quarter and three quarters with no significant loss, above 200 more than
+    three quarters with a loss."""
+    script = _script("sample_split")
+    report = json.loads((ROOT / "docs" / "sample-split.json").read_text())
+    doc = (ROOT / "docs" / "PRIOR-COMPARISON.md").read_text()
+    assert doc.split(script.START)[1].split(script.END)[0].strip() == script.render(report).strip()
+    compared = json.loads((ROOT / "docs" / "prior-comparison-dropout.json").read_text())
+    assert (report["a"], report["b"]) == (compared["a"]["prior"], compared["b"]["prior"])
+    rate = {r["split"]: r["confident"] for r in report["rows"]}
+    assert math.isclose(rate[report["num_train_timesteps"]],
+                        compared["a"]["svc_confident_samples"], abs_tol=1e-12)
+    assert math.isclose(rate[0], compared["b"]["svc_confident_samples"], abs_tol=1e-12)
+    # and the same digits and releases as the estimators' run: its exact identification
+    estimated = json.loads((ROOT / "docs" / "identification-estimators.json").read_text())
+    exact = {r["mu"]: r for r in estimated["closeness"] if r["measure"] == "identified_any_decoys"}
+    ends = report["rows"][0]["identified"], report["rows"][-1]["identified"]
+    assert (report["n_digits"], report["seed"]) == (estimated["n"], estimated["seed"])
+    assert math.isclose(ends[0]["b"], exact[report["mu"]]["a"], abs_tol=1e-12)
+    assert math.isclose(ends[1]["b"], exact[report["mu"]]["b"], abs_tol=1e-12)
+    gain = rate[0] - rate[report["num_train_timesteps"]]
+    T, real = report["num_train_timesteps"], report["svc_confident_heldout"]
+    assert gain > 0 and rate[600] - rate[T] < gain / 4 and rate[200] - rate[T] > 3 * gain / 4
+    assert gain / 4 < rate[400] - rate[T] < 3 * gain / 4 and rate[400] < 0.9 * real
+    ident = {r["split"]: r["identified"] for r in report["rows"]}
+    assert ident[800]["diff"] == ident[600]["diff"] == 0.0
+    assert ident[400]["ci95"][0] < 0 < ident[400]["ci95"][1] and ident[200]["ci95"][1] < 0
+
+
+def test_split_unet_takes_each_timestep_from_its_network():
+    script = _script("sample_split")
+
+    class Const(torch.nn.Module):
+        def __init__(self, value):
+            super().__init__()
+            self.value, self.config = value, {"value": value}
+
+        def forward(self, x, t):
+            assert (t >= 600).all() if self.value == 1 else (t < 600).all()
+            return type("Out", (), {"sample": torch.full_like(x, self.value)})()
+
+    net = script.SplitUNet(Const(1.0), Const(2.0), 600)
+    x = torch.zeros(4, 1, 2, 2)
+    out = net(x, torch.tensor([0, 599, 600, 999])).sample
+    assert out[:, 0, 0, 0].tolist() == [2.0, 2.0, 1.0, 1.0]
+    assert net(x, 600).sample.eq(1.0).all() and net(x, 5).sample.eq(2.0).all()
+    assert net.config == {"value": 2.0}  # the shape and channels are the low network's

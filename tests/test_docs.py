@@ -183,8 +183,8 @@ def test_sample_split_table_matches_its_run_and_the_comparison():
     assert (report["n_digits"], report["seed"]) == (estimated["n"], estimated["seed"])
     assert math.isclose(ends[0]["b"], exact[report["mu"]]["a"], abs_tol=1e-12)
     assert math.isclose(ends[1]["b"], exact[report["mu"]]["b"], abs_tol=1e-12)
-    gain = rate[0] - rate[report["num_train_timesteps"]]
     T, real = report["num_train_timesteps"], report["svc_confident_heldout"]
+    gain = rate[0] - rate[T]
     assert gain > 0 and rate[600] - rate[T] < gain / 4 and rate[200] - rate[T] > 3 * gain / 4
     assert gain / 4 < rate[400] - rate[T] < 3 * gain / 4 and rate[400] < 0.9 * real
     ident = {r["split"]: r["identified"] for r in report["rows"]}

@@ -81,6 +81,23 @@ def svc(train_x: np.ndarray, train_y: np.ndarray, calibration: str):
         return SVC(probability=True, random_state=0).fit(x, train_y)
 
 
+def ddpm_samples(prior, n: int) -> tuple[torch.Tensor, np.ndarray]:
+    """n unconditional samples (DDPM, every step, seed 0): in [0, 1] (n, 1, H, W), and as
+    the 8-bit digits (n, H, W) the classifier reads."""
+    s = sample(prior, n, sampler="ddpm", seed=0)
+    return s, s.clamp(0, 1).mul(255).round().to(torch.uint8)[:, 0].numpy()
+
+
+def svc_proba(model, digits_u8: np.ndarray) -> np.ndarray:
+    """The independent classifier's class probabilities for 8-bit digits (N, H, W)."""
+    return model.predict_proba(digits_u8.reshape(len(digits_u8), -1) / 255.0)
+
+
+def confident(proba: np.ndarray) -> float:
+    """The fraction classified with probability above 0.9: the sample-quality measure."""
+    return float((proba.max(1) > 0.9).mean())
+
+
 def features(clf, x: torch.Tensor) -> np.ndarray:
     """The digit classifier's penultimate (128-unit) activations."""
     with torch.inference_mode():
@@ -196,12 +213,11 @@ def evaluate(prior_dir: Path, n_samples: int, n_heldout: int, model, train, held
     out = {"prior": str(prior_dir), "parameters": prior.num_parameters,
            "weights_mb": sum(p.stat().st_size for p in (prior_dir / "unet").glob("*")) / 2**20}
     t = time.perf_counter()
-    s = sample(prior, n_samples, sampler="ddpm", seed=0)
+    s, s_u8 = ddpm_samples(prior, n_samples)
     out["sampling_s"] = time.perf_counter() - t
-    s_u8 = s.clamp(0, 1).mul(255).round().to(torch.uint8)[:, 0].numpy()
-    proba = model.predict_proba(s_u8.reshape(n_samples, -1) / 255.0)
+    proba = svc_proba(model, s_u8)
     labels = proba.argmax(1)
-    out["svc_confident_samples"] = float((proba.max(1) > 0.9).mean())
+    out["svc_confident_samples"] = confident(proba)
     out["class_proportions"] = np.bincount(labels, minlength=10).tolist()
     out["class_proportion_max_deviation"] = float(np.abs(np.bincount(labels, minlength=10)
                                                          / n_samples - 0.1).max())
@@ -341,10 +357,6 @@ def diagnostic_main(description: str, out: Path, where, render, run, add_argumen
         write_between(args.doc, *where(args), render(report))
 
 
-def fill_doc(doc: Path, report: dict, block: str = "") -> None:
-    write_between(doc, *markers(block), render(report))
-
-
 def add_arguments(ap) -> None:
     ap.add_argument("--n-samples", type=int, default=256)
     ap.add_argument("--n-heldout", type=int, default=500,
@@ -364,11 +376,11 @@ def compare(args) -> dict:
     held = (heldout["images"], heldout["labels"])  # all of them for sample quality; the
     # first n_heldout for the audits
     model = svc(*train, args.calibration)
-    proba = model.predict_proba(held[0].reshape(len(held[0]), -1) / 255.0)
+    proba = svc_proba(model, held[0])
     report = {
         "calibration": args.calibration,
         "svc_heldout_accuracy": float((proba.argmax(1) == held[1]).mean()),
-        "svc_confident_heldout": float((proba.max(1) > 0.9).mean()),
+        "svc_confident_heldout": confident(proba),
         "n_samples": args.n_samples, "n_heldout": args.n_heldout, "mus": list(MUS),
         "seeds": args.seeds,
         "threads": torch.get_num_threads(),

@@ -11,8 +11,8 @@ The question behind it (docs/PRIOR-COMPARISON.md): the candidates' better sample
 less identification at mu 5, whose reconstructions run the reverse process from the matched
 timestep down. If the samples' gain came from the high-noise steps alone, a prior could take
 it there and keep the shipped network below, where the audit's reconstructions run. Every
-configuration draws the same samples' noise (reconstruct.sample, DDPM with all 1000 steps,
-seed 0), and every configuration reconstructs the same digits from the same releases
+configuration draws the same samples' noise (compare_priors.ddpm_samples: DDPM with all
+1000 steps, seed 0), and every configuration reconstructs the same digits from the same releases
 (identification_estimators', exact over every decoy draw), so the rows differ only by
 which network denoises where.
 """
@@ -32,9 +32,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from audit_engine.priors import load_prior  # noqa: E402
-from audit_engine.reconstruct import sample  # noqa: E402
-from compare_priors import (diagnostic_main, paired_difference, svc,  # noqa: E402
-                            training_digits)
+from compare_priors import (confident, ddpm_samples, diagnostic_main,  # noqa: E402
+                            paired_difference, svc, svc_proba, training_digits)
 from identification_estimators import exact_identification, heldout_digits  # noqa: E402
 
 START, END = "<!-- sample-split:start -->", "<!-- sample-split:end -->"
@@ -59,14 +58,6 @@ class SplitUNet(torch.nn.Module):
         return types.SimpleNamespace(sample=out)
 
 
-def confident_rate(prior, model, n: int) -> float:
-    """The fraction of n samples the classifier labels with probability above 0.9, as
-    compare_priors.evaluate measures it (samples rounded to 8-bit grey levels)."""
-    s = sample(prior, n, sampler="ddpm", seed=0)
-    u8 = s.clamp(0, 1).mul(255).round().to(torch.uint8)[:, 0].numpy()
-    return float((model.predict_proba(u8.reshape(n, -1) / 255.0).max(1) > 0.9).mean())
-
-
 def run(a: Path, b: Path, splits: list[int], n: int, mu: float, n_digits: int,
         seed: int) -> dict:
     pa, pb = load_prior(str(a), device="cpu"), load_prior(str(b), device="cpu")
@@ -74,15 +65,15 @@ def run(a: Path, b: Path, splits: list[int], n: int, mu: float, n_digits: int,
     if any(not 0 < s < T for s in splits):
         raise SystemExit(f"each split must be a timestep between 1 and {T - 1}: {splits}")
     model = svc(*training_digits(a), "svc")
-    held = np.load(a / "heldout.npz")["images"]
-    real = float((model.predict_proba(held.reshape(len(held), -1) / 255.0).max(1) > 0.9).mean())
+    real = confident(svc_proba(model, np.load(a / "heldout.npz")["images"]))
     digits, _, idx = heldout_digits(a, n_digits, seed)
     rows, shipped = [], None
     for split in [T, *splits, 0]:  # a everywhere, the splits, b everywhere
         prior = replace(pa, unet=SplitUNet(pb.unet, pa.unet, split))
         ident = exact_identification(prior, digits, idx, mu, seed)
         shipped = ident if shipped is None else shipped
-        rows.append({"split": split, "confident": confident_rate(prior, model, n),
+        _, samples_u8 = ddpm_samples(prior, n)
+        rows.append({"split": split, "confident": confident(svc_proba(model, samples_u8)),
                      "identified": paired_difference(shipped, ident)})
         print(json.dumps(rows[-1]), flush=True)
     return {"a": str(a), "b": str(b), "n_samples": n, "svc_confident_heldout": real,

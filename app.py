@@ -62,6 +62,9 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
                     trials = Slider(1, MAX_TRIALS, value=8, step=1,
                                     label="tries per budget (noise draws / posterior samples)")
                     seed = Number(value=0, precision=0, label="seed (noise streams are keyed by seed and image)")
+                    clip = Number(value=0, minimum=0, label="clipping bound C of your training run, "
+                                  "in image units (L2 norm of an image in [0, 1] pixels); 0: "
+                                  "the median norm of the prior's reference images")
                 with gr.Accordion("Priors available here", open=False):
                     gr.Markdown(h.priors_table)
             with gr.Column(scale=2):
@@ -131,7 +134,8 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     alt = dict(fn=h.alt_texts, inputs=[slider, mode, delta, session],
                outputs=[out_orig, out_priv, out_recon, out_spread, ladder, results], queue=False,
                api_visibility="private", show_progress="hidden")
-    run_btn.click(h.run, [image, prior, mode, delta, slider, sampler, steps, trials, seed, session],
+    run_btn.click(h.run, [image, prior, mode, delta, slider, sampler, steps, trials, seed, session,
+                          clip],
                   view_outputs + [ladder, session], api_name="audit", **model).then(**alt)
     # a slider move only reads the ladder: it skips the queue (answered at once, in parallel
     # for all users); computing an exact budget goes through the queue
@@ -154,7 +158,7 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     ds_upload.upload(h.choose_files, [ds_upload], [ds_files, ds_chosen], api_visibility="private")
     # the tab's files live in session state, which the API cannot send: for scripts, the
     # command line's batch audit does the same
-    ds_btn.click(h.dataset, [ds_files, prior, delta, steps, trials, seed],
+    ds_btn.click(h.dataset, [ds_files, prior, delta, steps, trials, seed, clip],
                  [ds_summary, ds_plot, ds_report], api_visibility="private", **model)
     # the priors' states (a Hub prior becomes available when the network returns)
     demo.load(lambda: gr.Dropdown(choices=db.prior_choices()), None, [prior], queue=False,

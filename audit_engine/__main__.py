@@ -24,6 +24,20 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _release_args(p: argparse.ArgumentParser) -> None:
+    """The release's clipping bound and the evidence rule's settings (audit, solve, batch)."""
+    p.add_argument("--clip-norm", type=float, default=None,
+                   help="the clipping bound C of the release clip_C(x) + (C/mu) xi, in the image's "
+                        "units (an image's L2 norm in [0, 1] pixels at the prior's resolution): "
+                        "your training run's clipping bound (default: the median norm of the "
+                        "prior's reference images)")
+    p.add_argument("--tolerance", type=float, default=0.10,
+                   help="a protection claim needs the success rate's 95%% upper bound within "
+                        "chance + this (default 0.10)")
+    p.add_argument("--max-trials", type=_positive_int, default=None,
+                   help="cap of the sequential rule's tries per budget (default 8 x --trials)")
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m audit_engine",
                                  description="Visual privacy auditing with diffusion models.")
@@ -46,7 +60,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="folder of images of the prior's kind for look-alikes, baseline and "
                         "domain check (default: shipped held-out images, or samples of the prior)")
     a.add_argument("--save-samples", action="store_true",
-                   help="also write samples.npz (original, observations, reconstructions, mu)")
+                   help="also write samples.npz: every release exactly as the attacker receives "
+                        "it (pixel scale, unclipped), the clipping bound, the look-alikes of each "
+                        "try and the reconstructions, so anyone can run their own attack")
+    _release_args(a)
     a.add_argument("--steps", type=_positive_int, default=None,
                    help="reverse steps from t* (default: 10 for DDIM, all for DDPM)")
     a.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
@@ -80,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="DDIM steps from t* (default 10)")
     b.add_argument("--lpips", choices=["alex", "vgg", "none"], default="none",
                    help="LPIPS in the per-image metrics (default none: it dominates CPU time)")
+    _release_args(b)
     b.add_argument("--engine", choices=["local", "ray"], default="local")
     b.add_argument("--threads", type=_positive_int, default=1,
                    help="CPU threads per audit, in both engines (default 1: the same count "
@@ -120,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--n-ood", type=int, default=100,
                    help="images per out-of-domain set for Figure B, 0 to skip (default 100)")
     r.add_argument("--steps", type=_positive_int, default=10, help="DDIM steps from t* (default 10)")
+    r.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32",
+                   help="the UNet's precision (default float32: the committed tables reproduce "
+                        "on any x86 CPU)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--lpips", choices=["alex", "vgg", "none"], default="alex")
     r.add_argument("--out", type=Path, required=True, help="output folder")
@@ -135,6 +156,11 @@ def _parser() -> argparse.ArgumentParser:
                    default="not recognisable")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--steps", type=_positive_int, default=None, help="DDIM steps from t* (default 10)")
+    v.add_argument("--attack", choices=["both", "gallery", "prior"], default="both",
+                   help="hold the level against both attackers (default), or only the one who "
+                        "holds the image among 10 candidates (gallery), or only the one who "
+                        "reconstructs it (prior)")
+    _release_args(v)
     v.add_argument("--out", type=Path, required=True, help="output folder (solve.json, grid.csv)")
 
     sub.add_parser("priors", help="list the registered priors and whether they can be used here")
@@ -165,7 +191,8 @@ def _reproduce(args) -> int:
                       mus=tuple(args.mu) if args.mu else DEFAULT_MUS,
                       n_candidates=args.n_candidates, n_draws=args.n_draws, n_ood=args.n_ood,
                       steps=args.steps, seed=args.seed, clip_norm=args.clip_norm,
-                      mechanism=args.mechanism, lpips=None if args.lpips == "none" else args.lpips)
+                      mechanism=args.mechanism, dtype=args.dtype,
+                      lpips=None if args.lpips == "none" else args.lpips)
     try:
         rep = run_reproduction(cfg, progress=_progress)
         print(file=sys.stderr)
@@ -207,7 +234,9 @@ def _batch(args) -> int:
     cfg = BatchConfig(mus=args.mu, epsilons=args.eps, delta=args.delta, prior=args.prior,
                       trials=args.trials, seed=args.seed, steps=args.steps,
                       lpips=None if args.lpips == "none" else args.lpips, threads=args.threads,
-                      solve=args.solve, level=args.level, max_fraction=args.max_fraction)
+                      solve=args.solve, level=args.level, max_fraction=args.max_fraction,
+                      clip_norm=args.clip_norm, tolerance=args.tolerance,
+                      max_trials=args.max_trials)
     try:
         r = run_batch(args.folder, args.out, cfg, engine=args.engine, workers=args.workers,
                       address=args.address, progress=_bar)
@@ -245,7 +274,9 @@ def _solve(args) -> int:
     try:
         prior = load_prior(args.prior)
         result = solve_budget(args.image, prior=prior, level=args.level, delta=args.delta,
-                              trials=args.trials, seed=args.seed,
+                              trials=args.trials, seed=args.seed, attack=args.attack,
+                              max_trials=args.max_trials, clip_norm=args.clip_norm,
+                              tolerance=args.tolerance,
                               steps=args.steps or DEFAULT_DDIM_STEPS, progress=_progress)
     except NotSolvable as exc:
         print(f"\nrefused: {exc}", file=sys.stderr)
@@ -258,8 +289,9 @@ def _solve(args) -> int:
     print(file=sys.stderr)
     paths = write_solve(args.out, result)
     print(result.sentence())
+    most = max(g["trials"] for g in result.grid)
     print(f"bracket: mu {result.bracket}; {result.evaluations} budgets audited, {result.trials} "
-          f"tries each, {result.elapsed_s:.1f} s")
+          f"to {most} tries each (the sequential rule), {result.elapsed_s:.1f} s")
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -294,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run_audit(
             args.image, mus=args.mu, epsilons=args.eps, delta=args.delta, prior=args.prior,
             trials=args.trials, seed=args.seed, sampler=args.sampler, steps=steps,
-            reference=args.reference,
+            reference=args.reference, clip_norm=args.clip_norm, tolerance=args.tolerance,
+            max_trials=args.max_trials,
             mechanism=args.mechanism, lpips=None if args.lpips == "none" else args.lpips,
             progress=_progress,
         )
@@ -307,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
           f"steps {result.steps or 'all'}; mechanism {result.mechanism}; {result.trials} trials "
           f"per budget; {result.lpips_note}")
     print(f"reference: {result.reference}")
+    print(f"release: clip_C(x) + (C / mu) xi with C = {result.clip_norm:.4g} "
+          f"({result.clip_source}); mu-GDP for adding or removing the image")
     if result.domain is not None and not result.domain["in_domain"]:
         print("WARNING: the image is outside the prior's domain (typicality distance "
               f"{result.domain['score']:.2f} > {result.domain['threshold']:.2f}): the "

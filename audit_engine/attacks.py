@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ import torch
 from .metrics import LPIPSMetric, mean_metrics, similarity
 
 __all__ = ["noisy_observation_attack", "candidate_attack", "unrelated_baseline",
-           "load_baseline", "noise_aware_labels"]
+           "load_baseline", "noise_aware_labels", "correlation", "identify", "eligible_decoys",
+           "guess_rate", "gallery_attack", "GalleryResult"]
 
 
 def noisy_observation_attack(observation: torch.Tensor) -> torch.Tensor:
@@ -125,6 +127,60 @@ def guess_rate(target: torch.Tensor, samples: torch.Tensor, reference: torch.Ten
     log_p = np.where(m_np >= k, gammaln(m_np + 1) - gammaln(m_np - k + 1)
                      - (gammaln(n_np + 1) - gammaln(n_np - k + 1)), -np.inf)
     return float(np.mean(np.exp(log_p)))
+
+
+@dataclass(frozen=True)
+class GalleryResult:
+    """The gallery attack at several budgets, from one set of tries shared by all of them."""
+
+    mus: tuple[float, ...]
+    tries: int
+    successes: tuple[int, ...]  # per budget: tries in which the target was the nearest candidate
+    no_info: tuple[int, ...]  # per budget: the same attack on a release without the image
+    candidates: int
+
+
+@torch.inference_mode()
+def gallery_attack(target: torch.Tensor, reference: torch.Tensor, *, clip_norm: float,
+                   mus, tries: int, generator: torch.Generator, candidates: int = 10,
+                   chunk: int = 512) -> GalleryResult:
+    """The likelihood test of an attacker who holds the target among ``candidates`` images
+    (the target and look-alikes drawn from the reference images), on the release
+    clip_C(x) + (C / mu) xi: the candidate nearest to the release in L2 (the Bayes test for
+    Gaussian noise of the known, public scale C / mu, each candidate clipped as released).
+
+    With D_j = clip_C(x) - clip_C(c_j), the target is nearer than candidate j exactly when
+    ||D_j||^2 + 2 (C / mu) <D_j, xi> > 0 (a tie counts as a miss), so one draw of xi and of
+    the look-alikes per try serves every budget (common random numbers). ``no_info`` counts
+    the same test on the release (C / mu) xi that holds no image (add/remove adjacency):
+    target nearer than c_j when ||c_j||^2 - ||x||^2 + 2 (C / mu) <D_j, xi> > 0; it is this
+    attack's chance on this image at that budget."""
+    from .pipeline import clip_to
+
+    keep = eligible_decoys(target, reference)
+    k = candidates - 1
+    if len(keep) < k:
+        raise ValueError(f"the reference set has {len(keep)} images besides the target; "
+                         f"{k} look-alikes are needed")
+    x = clip_to(target[None].double(), clip_norm).flatten(1)  # (1, d)
+    c = clip_to(reference[keep].double(), clip_norm).flatten(1)  # (N, d)
+    diff = x - c  # D_j
+    d2 = diff.pow(2).sum(1)  # ||D_j||^2
+    offset = c.pow(2).sum(1) - x.pow(2).sum()  # ||c_j||^2 - ||x||^2
+    sigmas = torch.tensor([clip_norm / float(m) for m in mus], dtype=torch.float64)
+    hits = torch.zeros(len(mus), dtype=torch.long)
+    blind = torch.zeros(len(mus), dtype=torch.long)
+    d = x.shape[1]
+    for start in range(0, tries, chunk):
+        m = min(chunk, tries - start)
+        pick = torch.rand((m, len(keep)), generator=generator).argsort(dim=1)[:, :k]  # (m, k)
+        xi = torch.randn((m, d), generator=generator, dtype=torch.float64)
+        inner = torch.gather(xi @ diff.T, 1, pick)  # <D_j, xi> of each try's look-alikes
+        margin = 2 * sigmas[:, None, None] * inner[None]  # (B, m, k)
+        hits += ((d2[pick][None] + margin) > 0).all(dim=2).sum(dim=1)
+        blind += ((offset[pick][None] + margin) > 0).all(dim=2).sum(dim=1)
+    return GalleryResult(tuple(float(v) for v in mus), int(tries), tuple(hits.tolist()),
+                         tuple(blind.tolist()), candidates)
 
 
 def noise_aware_labels(obs: torch.Tensor, s: float, pool: torch.Tensor, pool_labels: np.ndarray,

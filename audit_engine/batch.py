@@ -35,7 +35,7 @@ import numpy as np
 
 from . import accounting
 from .report import _atomic_write, package_versions, write_outputs
-from .verdict import wilson_interval
+from .verdict import LABELS, wilson_interval
 
 __all__ = ["BatchConfig", "list_images", "run_batch", "summarize_batch", "write_report"]
 
@@ -61,18 +61,24 @@ class BatchConfig:
     solve: bool = False
     level: str = "not recognisable"
     max_fraction: float = 0.05
+    # the release's clipping bound (None: the prior's default) and the evidence rule
+    clip_norm: float | None = None
+    tolerance: float = 0.10
+    max_trials: int | None = None
 
     def audit_kwargs(self) -> dict:
         """run_audit's arguments besides the image and the prior (loaded once per worker)."""
         kw = dict(mus=self.mus, epsilons=self.epsilons, delta=self.delta,
-                  trials=self.trials, seed=self.seed, lpips=self.lpips)
+                  trials=self.trials, seed=self.seed, lpips=self.lpips,
+                  clip_norm=self.clip_norm, tolerance=self.tolerance, max_trials=self.max_trials)
         if self.steps is not None:
             kw["steps"] = self.steps
         return kw
 
     def solve_kwargs(self) -> dict:
         """solve_budget's arguments besides the image and the prior."""
-        kw = dict(level=self.level, delta=self.delta, trials=self.trials, seed=self.seed)
+        kw = dict(level=self.level, delta=self.delta, trials=self.trials, seed=self.seed,
+                  clip_norm=self.clip_norm, tolerance=self.tolerance, max_trials=self.max_trials)
         if self.steps is not None:
             kw["steps"] = self.steps
         return kw
@@ -231,9 +237,10 @@ def _load(out: Path) -> list[dict]:
 
 
 def summarize_batch(out: Path, cfg: BatchConfig | None = None) -> list[dict]:
-    """One row per budget over the complete images: how many were audited, the fraction
-    recognisable with a Wilson 95% interval over images, the fractions with the attribute
-    revealed and outside the prior's domain, and mean similarities."""
+    """One row per budget over the complete images: how many were audited, how many judged
+    images reach each level (recognisable, partly, undetermined, protected), the fraction
+    exposed (recognisable or partly) with a Wilson 95% interval over images, the fractions
+    with the attribute revealed and outside the prior's domain, and mean similarities."""
     images = _load(out)
     by_mu: dict[float, list] = {}
     for img in images:
@@ -244,10 +251,13 @@ def summarize_batch(out: Path, cfg: BatchConfig | None = None) -> list[dict]:
     for mu in sorted(by_mu):
         entries = by_mu[mu]
         n = len(entries)
-        judged = [(img, b) for img, b, ok in entries if ok]
-        rec = sum(b["verdict"] == "recognisable" for _, b in judged)
-        attr = sum(bool(b["attribute"] and b["attribute"]["revealed"]) for _, b in judged)
-        lo, hi = wilson_interval(rec, len(judged)) if judged else (math.nan, math.nan)
+        judged = [(img, b) for img, b, ok in entries if ok and b.get("verdict") is not None]
+        counts = {lab: sum(b["verdict"] == lab for _, b in judged) for lab in LABELS}
+        rec = counts["recognisable"]
+        exposed = rec + counts["partly recognisable"]
+        attr = sum(bool(b["attribute"] and b["attribute"]["level"] == "revealed")
+                   for _, b in judged)
+        lo, hi = wilson_interval(exposed, len(judged)) if judged else (math.nan, math.nan)
         sims = [m for img, _, _ in entries for m in img["metrics"]
                 if math.isclose(m["mu"], entries[0][1]["mu"])]
 
@@ -260,8 +270,10 @@ def summarize_batch(out: Path, cfg: BatchConfig | None = None) -> list[dict]:
             "mu": entries[0][1]["mu"], "eps": entries[0][1]["eps"], "delta": entries[0][1]["delta"],
             "images": n, "judged": len(judged), "out_of_domain": n - len(judged),
             "out_of_domain_fraction": (n - len(judged)) / n,
-            "recognisable": rec, "recognisable_fraction": rec / len(judged) if judged else None,
-            "recognisable_lo": lo, "recognisable_hi": hi,
+            "recognisable": rec, "partly_recognisable": counts["partly recognisable"],
+            "undetermined": counts["undetermined"], "not_recognisable": counts["not recognisable"],
+            "exposed": exposed, "exposed_fraction": exposed / len(judged) if judged else None,
+            "exposed_lo": lo, "exposed_hi": hi,
             "attribute_revealed_fraction": attr / len(judged) if judged else None,
             "recon_ssim": mean("recon", "ssim"), "noisy_ssim": mean("noisy", "ssim"),
             "recon_mse": mean("recon", "mse"), "noisy_mse": mean("noisy", "mse"),
@@ -286,8 +298,16 @@ def _exposure(img: dict) -> tuple[float, float]:
     """How exposed an image is: the smallest mu at which it is recognisable (inf if never),
     then the identification rate at the largest budget (higher first)."""
     budgets = img["verdicts"]["budgets"]
-    first = min((b["mu"] for b in budgets if b["verdict"] == "recognisable"), default=math.inf)
-    return first, -max((b["identification"]["rate"] for b in budgets), default=0.0)
+    first = min((b["mu"] for b in budgets if b.get("verdict") in ("recognisable", "partly recognisable")),
+                default=math.inf)
+    return first, -max((b["gallery"]["rate"] for b in budgets if b.get("verdict") is not None),
+                       default=0.0)
+
+
+def _levels(row: dict) -> str:
+    """A summary row's count of judged images at each level, in words."""
+    return (f"{row['recognisable']} / {row['partly_recognisable']} / {row['undetermined']} / "
+            f"{row['not_recognisable']} of {row['judged']}")
 
 
 def parameter_tables(params: dict) -> str:
@@ -322,9 +342,9 @@ def write_report(out: Path, summary: list[dict], cfg: BatchConfig, *, engine: st
 
     rows = "".join(
         f"<tr><td>{r['eps']:.4g}</td><td>{r['mu']:.4g}</td><td>{r['images']}</td>"
-        f"<td>{r['out_of_domain']}</td><td>{r['recognisable']} of {r['judged']}"
-        + (f" ({r['recognisable_fraction']:.0%}; 95% CI {r['recognisable_lo']:.0%} to "
-           f"{r['recognisable_hi']:.0%})" if r["judged"] else "") + "</td><td>"
+        f"<td>{r['out_of_domain']}</td><td>{_levels(r)}"
+        + (f" (exposed {r['exposed_fraction']:.0%}; 95% CI {r['exposed_lo']:.0%} to "
+           f"{r['exposed_hi']:.0%})" if r["judged"] else "") + "</td><td>"
         + ("n/a" if r["attribute_revealed_fraction"] is None else
            f"{r['attribute_revealed_fraction']:.0%}") + "</td></tr>" for r in summary)
     params = {**asdict(cfg), "engine": engine,
@@ -339,10 +359,11 @@ def write_report(out: Path, summary: list[dict], cfg: BatchConfig, *, engine: st
         fig.to_html(full_html=False, include_plotlyjs="inline"),
         "<table><caption>Per budget</caption><tr><th scope='col'>eps</th>"
         "<th scope='col'>mu</th><th scope='col'>images</th><th scope='col'>outside the domain</th>"
-        "<th scope='col'>recognisable</th><th scope='col'>attribute revealed</th></tr>"
+        "<th scope='col'>recognisable / partly / undetermined / not recognisable</th>"
+        "<th scope='col'>attribute revealed</th></tr>"
         f"{rows}</table>",
         f"<h2>The {len(exposed)} most exposed images</h2>",
-        "<p>Recognisable at the smallest budget first.</p>",
+        "<p>Recognisable or partly recognisable at the smallest budget first.</p>",
         "".join(f"<h3>{esc(i['name'])}</h3>{grid(i['name'])}" for i in exposed),
         "<h2>Outside the prior's domain (no verdict)</h2>",
         "<ul>" + "".join(f"<li>{esc(i['name'])}</li>" for i in outside) + "</ul>",

@@ -15,7 +15,8 @@ import torch
 from . import accounting
 from .attacks import load_baseline
 from .caches import LRU
-from .audit import AuditResult, check_settings, run_audit
+from .audit import AuditResult, check_settings, clip_norm_for, continue_audit, run_audit
+from .mechanism import attacker_scale
 from .images import ImageLike
 from .priors import EMBEDDED, REGISTRY, load_prior, prior_status
 from .reconstruct import DEFAULT_DDIM_STEPS
@@ -63,11 +64,13 @@ def budget_label(mu: float, eps: float, delta: float) -> str:
     return f"eps = {eps:.4g} at delta = {delta:g}  (mu = {mu:.4g})"
 
 
-def ladder_mus(image_norm: float, n: int = LADDER_SIZE) -> list[float]:
-    """n budgets from 'useless' (noise std 0.05 in the model's scale) to 'strong' protection
-    (std 200, beyond the linear schedule's range): mu = 2 ||x|| / sigma_dm."""
+def ladder_mus(norm: float, n: int = LADDER_SIZE) -> list[float]:
+    """n budgets from 'useless' (noise std 0.05 in the model's scale, as the attacker
+    reconstructs) to 'strong' protection (std 200, beyond the linear schedule's range):
+    mu = 2 a C / sigma_dm, ``norm`` = a C (the clipping bound times the attacker's public
+    rescaling: public, so the ladder says nothing about the image)."""
     sig = np.geomspace(*LADDER_SIGMAS, n)
-    return sorted(float(2 * max(image_norm, 1e-6) / s) for s in sig)
+    return sorted(float(2 * max(norm, 1e-6) / s) for s in sig)
 
 
 @dataclass(frozen=True)
@@ -80,10 +83,13 @@ class Settings:
     delta: float = 1e-5
     mechanism: str = "analytic"
     lpips: str = "alex"
+    clip_norm: float | None = None  # the release's clipping bound; None: the prior's default
 
     def __post_init__(self):
         check_settings(sampler=self.sampler, mechanism=self.mechanism, trials=self.trials,
                        seed=self.seed, steps=self.steps, delta=self.delta)
+        if self.clip_norm is not None and not (math.isfinite(self.clip_norm) and self.clip_norm > 0):
+            raise ValueError(f"the clipping bound must be a number > 0, got {self.clip_norm!r}")
 
     @classmethod
     def from_inputs(cls, *, prior, delta, sampler, steps, trials, seed, **rest) -> "Settings":
@@ -118,6 +124,7 @@ class LadderCache:
     baseline: dict | None
     exact: LRU[float, AuditResult] = field(default_factory=lambda: LRU(EXACT_CACHE_SIZE))
     pending: int = 0  # ladder budgets still being computed (ladder_steps)
+    adding: int = 0  # budgets still undetermined, whose further tries are being computed
 
     def result_for(self, mu: float) -> tuple[AuditResult, float, bool]:
         """(result holding mu or its nearest ladder point, that mu, exact?)."""
@@ -192,18 +199,27 @@ def ladder_steps(
     prior = load_prior(settings.prior)
     x = image if isinstance(image, torch.Tensor) else prior.load_image(image)
     key = _key(x, settings)
-    if previous is not None and previous.key == key and not previous.pending:
+    if (previous is not None and previous.key == key and not previous.pending
+            and not previous.adding):
         yield previous  # a complete ladder of the same image and settings (a stopped stream
         return          # is computed again)
-    ladder = ladder_mus(float(x.norm()))
+    ladder = ladder_mus(_attacker_norm(prior, settings))
     baseline = _baseline_for(prior)
     current = [float(current_mu)] if current_mu is not None else []
     if prior.sample_size <= STREAM_ABOVE:
-        res = _run(x, ladder + current, settings, prior=prior, progress=progress)
-        session = LadderCache(key=key, image=x, settings=settings, ladder=res.subset(ladder),
-                              baseline=baseline)
-        yield session.with_exact(current[0], res.subset(current)) if current else session
-        return
+        # the first look of every budget (the first page, its verdicts included), then the
+        # sequential rule's further tries where a verdict is still undetermined
+        res = _run(x, ladder + current, settings, prior=prior, progress=progress,
+                   first_look_only=True)
+        adding = len(res.undetermined())
+        while True:
+            session = LadderCache(key=key, image=x, settings=settings, ladder=res.subset(ladder),
+                                  baseline=baseline, adding=adding)
+            yield session.with_exact(current[0], res.subset(current)) if current else session
+            if not adding:
+                return
+            continue_audit(res, progress=progress)
+            adding = 0
     say = progress or (lambda f, m: None)
     chunks = ([current] if current else []) + [[m] for m in ladder]
     t0, parts, first = time.perf_counter(), [], None
@@ -227,18 +243,32 @@ def ladder_steps(
 
 def merge(results: list[AuditResult]) -> AuditResult:
     """One result holding the budgets of several runs of the same image and settings."""
-    return AuditResult(**{**results[0].__dict__,
+    return AuditResult(**{**results[0].__dict__, "_more": None,
                           "samples": [s for r in results for s in r.samples],
                           "verdicts": [v for r in results for v in r.verdicts]})
 
 
+def _attacker_norm(prior, settings: Settings) -> float:
+    """a C: the release's clipping bound times the attacker's rescaling (both public)."""
+    try:
+        ref = reference_for(prior)
+    except (ReferenceUnavailable, OSError):
+        ref = None
+    c, typical, _ = clip_norm_for(prior, ref)
+    c = settings.clip_norm or c
+    return c * attacker_scale(c, typical)
+
+
 def _run(x: torch.Tensor, mus: list[float], settings: Settings, *, prior=None,
-         progress: Callable[[float, str], None] | None = None) -> AuditResult:
+         progress: Callable[[float, str], None] | None = None,
+         first_look_only: bool = False) -> AuditResult:
     """run_audit with a session's settings (DDPM always walks every step from t*)."""
     return run_audit(x, mus=mus, delta=settings.delta, prior=prior or settings.prior,
                      trials=settings.trials, seed=settings.seed, sampler=settings.sampler,
                      steps=settings.steps if settings.sampler == "ddim" else None,
-                     mechanism=settings.mechanism, lpips=settings.lpips, progress=progress)
+                     mechanism=settings.mechanism, lpips=settings.lpips,
+                     clip_norm=settings.clip_norm, progress=progress,
+                     first_look_only=first_look_only)
 
 
 def compute_exact(session: LadderCache, mu: float, *,

@@ -2,9 +2,10 @@
 benchmarks, the prior's evaluation) goes through these two steps.
 
 1. ``observe``: image(s) + budget(s) + noise -> the releases an attacker inverts from DP-SGD
-   (mechanism.py), each release's own per-pixel noise std, and the diffusion timestep whose
-   noise level matches it (schedule.match_release, which converts the std to the model's
-   scale).
+   (mechanism.py: clip_C(x) + (C / mu) xi with a public clipping bound C), the release's
+   public per-pixel noise std C / mu, and the diffusion timestep whose noise level matches
+   it after the attacker's public rescaling (schedule.match_release, which converts the std
+   to the model's scale).
 2. ``attack``: the observations -> reconstructions by the prior's reverse process started
    at the matched timesteps (reconstruct.py).
 
@@ -18,7 +19,7 @@ from typing import Sequence
 
 import torch
 
-from .mechanism import noise_std, privatize, privatize_dpsgd
+from .mechanism import clip_to, noise_std, privatize_dpsgd
 from .priors import Prior
 from .reconstruct import DEFAULT_DDIM_STEPS, Progress, reconstruct
 from .schedule import TimestepMatch, match_release
@@ -32,18 +33,14 @@ MECHANISMS = ("analytic", "dpsgd")
 class Observations:
     """N releases and where the reverse process starts for each."""
 
-    images: torch.Tensor  # (N, C, H, W) x_tilde in [0, 1] pixel scale, unclipped
-    noise_std: list[float]  # each release's per-pixel noise std, [0, 1] pixel scale
-    matches: list[TimestepMatch]
+    images: torch.Tensor  # (N, C, H, W) x_tilde in [0, 1] pixel scale, unclipped, as released
+    noise_std: list[float]  # each release's per-pixel noise std C / mu, [0, 1] pixel scale
+    matches: list[TimestepMatch]  # matched on the rescaled release (scale * noise_std)
+    clip_norm: float = 0.0  # the public clipping bound C
+    scale: float = 1.0  # the attacker's public rescaling (mechanism.attacker_scale)
 
     def __len__(self) -> int:
         return len(self.noise_std)
-
-
-def clip_to(x: torch.Tensor, c: float) -> torch.Tensor:
-    """clip_C(x) = x min(1, C / ||x||) for each image of (N, C, H, W)."""
-    norms = x.flatten(1).norm(dim=1).clamp_min(1e-12)
-    return x * torch.clamp(c / norms, max=1.0).view(-1, 1, 1, 1)
 
 
 def observe(
@@ -51,52 +48,43 @@ def observe(
     x: torch.Tensor,
     mus: float | Sequence[float],
     *,
+    clip_norm: float,
     xi: torch.Tensor | None = None,
     generators: Sequence[torch.Generator] | None = None,
     mechanism: str = "analytic",
-    clip_norm: float | None = None,
+    scale: float = 1.0,
 ) -> Observations:
     """Privatize each image of x (N, C, H, W) at its budget and match its timestep.
 
     mus: one mu-GDP budget for all images, or one per image.
-    mechanism "analytic": x + ||x|| / mu * xi with xi (N, C, H, W) standard normal;
-        "dpsgd": one real Opacus step per image, noised from ``generators[i]``, inverted.
-    clip_norm: None for the paper's release (the attacker knows ||x|| and undoes the
-        clipping); a public clip norm C releases clip_C(x) + C / mu * xi instead (the
-        reproduction's candidate setting; a DP-SGD step on 4 rows clips at 2 C, the
-        per-sample gradient norm being 2 ||x||).
+    clip_norm: the public clipping bound C; the release is clip_C(x) + (C / mu) xi.
+    mechanism "analytic": that law with xi (N, C, H, W) standard normal; "dpsgd": one real
+        Opacus step per image, noised from ``generators[i]``, inverted (the same law).
+    scale: the attacker's public rescaling before it reconstructs (>= 1; the timestep is
+        matched to scale * C / mu).
     """
     if mechanism not in MECHANISMS:
         raise ValueError(f"mechanism must be one of {MECHANISMS}, got mechanism={mechanism!r}")
     if x.ndim != 4:
         raise ValueError(f"x must be (N, C, H, W), got {tuple(x.shape)}")
+    if not scale >= 1:
+        raise ValueError(f"the attacker's rescaling must be >= 1, got {scale!r}")
     n = len(x)
     mu = [float(mus)] * n if isinstance(mus, (int, float)) else [float(m) for m in mus]
     if len(mu) != n:
         raise ValueError(f"{len(mu)} budgets for {n} images")
+    stds = [noise_std(m, clip_norm) for m in mu]
     if mechanism == "analytic":
         if xi is None or xi.shape != x.shape:
             raise ValueError("the analytic release needs a standard-normal draw xi shaped like x")
-        if clip_norm is None:
-            images = torch.stack([privatize(x[i], mu[i], xi=xi[i]) for i in range(n)])
-            stds = [float(noise_std(x[i], mu[i])) for i in range(n)]
-        else:
-            stds = [clip_norm / m for m in mu]
-            images = clip_to(x, clip_norm) + torch.tensor(stds, dtype=x.dtype).view(-1, 1, 1, 1) * xi
+        images = clip_to(x, clip_norm) + torch.tensor(stds, dtype=x.dtype).view(-1, 1, 1, 1) * xi
     else:
         if generators is None or len(generators) != n:
             raise ValueError("a DP-SGD release needs one generator per image")
-        if clip_norm is None:  # each release's own noise: ||x|| / mu when the step clips,
-            # z C when the gradient is below the clip norm (a faint image)
-            releases = [privatize_dpsgd(x[i], mu[i], generator=generators[i]) for i in range(n)]
-            stds = [r.noise_std for r in releases]
-        else:
-            releases = [privatize_dpsgd(x[i], mu[i], clip_norm=2 * clip_norm, rows=4,
-                                        undo_clipping=False, generator=generators[i])
-                        for i in range(n)]
-            stds = [clip_norm / m for m in mu]
-        images = torch.stack([r.x_tilde for r in releases])
-    return Observations(images, stds, match_release(stds, prior.alphas_cumprod))
+        images = torch.stack([privatize_dpsgd(x[i], mu[i], clip_norm=clip_norm,
+                                              generator=generators[i]).x_tilde for i in range(n)])
+    matches = match_release([scale * s for s in stds], prior.alphas_cumprod)
+    return Observations(images, stds, matches, float(clip_norm), float(scale))
 
 
 def attack(
@@ -111,5 +99,5 @@ def attack(
 ) -> torch.Tensor:
     """Reconstructions (N, C, H, W) in [0, 1]: the prior's reverse process from each
     observation's matched timestep (see reconstruct.reconstruct for the arguments)."""
-    return reconstruct(prior, obs.images, obs.matches, sampler=sampler, steps=steps,
+    return reconstruct(prior, obs.images * obs.scale, obs.matches, sampler=sampler, steps=steps,
                        seeds=seeds, batch_size=batch_size, progress=progress)

@@ -82,25 +82,26 @@ def bound_figure(
     current_mu: float | None = None,
     mu_range: tuple[float, float] = (0.05, 500.0),
     kappas: tuple[float, ...] = (0.5, 0.1, 0.01, 0.001),
-    image_norm: float | None = None,
+    clip_norm: float | None = None,
     pixels: int | None = None,
     psnr_db: float = 20.0,
 ) -> go.Figure:
     """ReRo bound on reconstruction success against the budget, for several baselines kappa;
-    with the image's norm, also P[noisy observation reaches psnr_db] (Ziller et al.).
+    with the release's public clipping bound C, also P[noisy observation reaches psnr_db]
+    (Ziller et al.) for its noise std C / mu.
 
-    The release is this image clipped at its own norm (C = ||x||, noise std ||x|| / mu):
-    the tightest clipping for this image, the most favourable to the attacker; the title
-    says so. The Ziller curve is the law of the unclipped observation; the picture shown is
-    clipped to [0, 1] and does better than the law at high budgets."""
+    The release is clip_C(x) + (C / mu) xi, mu-GDP for adding or removing the image, which
+    is what the ReRo bound assumes. The Ziller curve is the law of the unclipped observation
+    against clip_C(x); the picture shown is clipped to [0, 1] and does better than the law at
+    high budgets."""
     mus = np.geomspace(*mu_range, 200)
     xs = [_x(m, mode, delta) for m in mus]
     fig = go.Figure()
     for k in kappas:
         fig.add_trace(go.Scatter(x=xs, y=bounds.rero_bound_gdp(mus, k), mode="lines",
                                  name=f"ReRo bound, prior success kappa = {k:g}"))
-    if image_norm and pixels:
-        p = bounds.psnr_sf(psnr_db, s=image_norm / mus, d=pixels)
+    if clip_norm and pixels:
+        p = bounds.psnr_sf(psnr_db, s=clip_norm / mus, d=pixels)
         fig.add_trace(go.Scatter(
             x=xs, y=p, mode="lines", line=dict(dash="dot", color="black"),
             name=f"Ziller et al.: P[PSNR >= {psnr_db:g} dB] of the unclipped observation "
@@ -111,24 +112,29 @@ def bound_figure(
     fig.update_yaxes(range=[0, 1.02], title_text="probability")
     fig.update_layout(height=360, margin=dict(l=40, r=20, t=50, b=40), template="plotly_white",
                       legend=dict(orientation="h", y=-0.3),
-                      title=dict(text="Bounds for this image, clipped at its own norm (C = ||x||: "
-                                      "the most favourable clipping for the attacker)",
+                      title=dict(text="Bounds for any attacker on this release (clip_C(x) + "
+                                      "(C / mu) xi, mu-GDP for adding or removing the image)",
                                  font=dict(size=12)))
     return fig
 
 
 def dataset_figure(rows: list[dict], delta: float) -> go.Figure:
-    """A data set's fraction recognisable (with its 95% interval over images) and fraction
-    with the attribute revealed, against eps (batch.summarize_batch's rows)."""
+    """A data set's fraction exposed (recognisable or partly; with its 95% interval over
+    images), fraction undetermined and fraction with the attribute revealed, against eps
+    (batch.summarize_batch's rows)."""
     xs = [r["eps"] for r in rows]
-    ys = [r["recognisable_fraction"] for r in rows]
+    ys = [r["exposed_fraction"] for r in rows]
     fig = go.Figure(go.Scatter(
-        x=xs, y=ys, mode="lines+markers", name="recognisable (95% interval over images)",
+        x=xs, y=ys, mode="lines+markers",
+        name="recognisable or partly (95% interval over images)",
         error_y=dict(type="data", symmetric=False,
-                     array=[0.0 if y is None else max(0.0, r["recognisable_hi"] - y)
+                     array=[0.0 if y is None else max(0.0, r["exposed_hi"] - y)
                             for r, y in zip(rows, ys)],
-                     arrayminus=[0.0 if y is None else max(0.0, y - r["recognisable_lo"])
+                     arrayminus=[0.0 if y is None else max(0.0, y - r["exposed_lo"])
                                  for r, y in zip(rows, ys)])))
+    fig.add_trace(go.Scatter(x=xs, y=[None if not r["judged"] else r["undetermined"] / r["judged"]
+                                      for r in rows],
+                             mode="lines+markers", name="undetermined", line=dict(dash="dot")))
     fig.add_trace(go.Scatter(x=xs, y=[r["attribute_revealed_fraction"] for r in rows],
                              mode="lines+markers", name="attribute revealed"))
     fig.update_xaxes(type="log", title_text=f"privacy budget eps at delta = {delta:g} (log scale)")

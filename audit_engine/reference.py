@@ -134,8 +134,6 @@ class Reference:
     source: str  # in words, for the page and the report
     samples_are_images: bool = False  # sampled reference: samples and images are one set
     baseline: dict | None = None  # the unrelated-image baseline over the reference images
-    sample_classes: torch.Tensor | None = field(default=None, repr=False)  # set by the audit
-    image_classes: torch.Tensor | None = field(default=None, repr=False)  # set by the audit
 
     def __post_init__(self) -> None:
         p = np.asarray(self.profiles, dtype=np.float64)
@@ -144,6 +142,22 @@ class Reference:
         self._icov = np.linalg.inv(cov)
         self.distances = self.distance(p)
         self.threshold = domain_threshold(self.distances)
+        self._classes = None
+
+    @property
+    def typical_norm(self) -> float:
+        """The median L2 norm of the reference images: a public statistic of the domain
+        (the default clipping bound, and what the attacker rescales a release to)."""
+        return float(self.images.flatten(1).double().norm(dim=1).median())
+
+    def classes(self, clf) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the classes of the prior's samples, of the reference images) by the prior's
+        classifier, computed once."""
+        if self._classes is None:
+            from .attributes import classify
+
+            self._classes = (classify(clf, self.samples)[0], classify(clf, self.images)[0])
+        return self._classes
 
     def distance(self, profiles: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of typicality profiles (N, T + 2) from the reference's."""

@@ -69,7 +69,7 @@ def grid_image(result: AuditResult, *, cell: int = 64,
     orig = _cell(result.original, cell)
     for i, mu in enumerate(budgets):
         y = head_h + i * (side + pad)
-        runs = result.at(mu)
+        runs = result.at(mu)[:trials]  # the first look's tries (the sequential rule may add)
         first = runs[0]
         lines = [f"mu = {mu:.4g}", f"eps = {first.eps:.4g}", f"t* = {first.t_star}"]
         if first.beyond_range:
@@ -106,26 +106,32 @@ def write_csv(result: AuditResult, fh: io.TextIOBase) -> None:
 
 
 def format_table(result: AuditResult) -> str:
-    """A short plain-text table of the audit for the terminal."""
-    head = (f"{'mu':>9} {'eps':>10} {'t*':>4}  {'SSIM noisy':>10} {'SSIM recon':>10}  "
-            f"{'identified':>10} {'chance':>6}  {'attribute':>9}  verdict")
+    """A short plain-text table of the audit for the terminal: per budget, the gallery
+    attacker (holds the image among 10: rate, upper bound, chance), the prior attacker
+    (reconstructs: tries, upper bound, chance), the attribute and the headline."""
+    head = (f"{'mu':>8} {'eps':>9} {'t*':>4} {'SSIM rec':>8}  {'gallery':>6} {'<=':>5} "
+            f"{'chance':>6}  {'prior':>6} {'<=':>5} {'chance':>6}  {'attr':>6}  verdict")
     lines = [head, "-" * len(head)]
-    for mu in dict.fromkeys(s.mu for s in result.samples):
+    why = result.no_verdict_reason()
+    for mu in result.budgets():
         runs = result.at(mu)
-        v = result.verdict_at(mu)
-        ident = f"{v.identification.successes}/{v.trials}" if v else "n/a"
-        chance = f"{v.identification.chance:.2f}" if v else "n/a"
-        attr = (f"{v.attribute.successes}/{v.trials}{'*' if v.attribute.revealed else ''}"
-                if v and v.attribute else "n/a")
-        label = v.verdict if v else "no verdict"
-        if result.domain is not None and not result.domain["in_domain"]:
-            label = "not assessed (outside the prior's domain)"
+        v = result.verdict_at(mu) if why is None else None
+        if v is None:
+            cells = f"{'':>6} {'':>5} {'':>6}  {'':>6} {'':>5} {'':>6}  {'':>6}"
+            label = f"no verdict: {why}"
+        else:
+            g, i, a = v.gallery, v.identification, v.attribute
+            attr = "n/a" if a is None else f"{a.successes}/{a.trials}{'*' if a.revealed else ''}"
+            cells = (f"{g.rate:6.3f} {g.upper:5.2f} {g.chance:6.2f}  "
+                     f"{f'{i.successes}/{i.trials}':>6} {i.upper:5.2f} {i.chance:6.2f}  {attr:>6}")
+            label = v.headline()
         flag = " (beyond prior range)" if runs[0].beyond_range else ""
-        lines.append(
-            f"{mu:9.4g} {runs[0].eps:10.4g} {runs[0].t_star:4d}  "
-            f"{np.mean([r.noisy['ssim'] for r in runs]):10.3f} "
-            f"{np.mean([r.recon['ssim'] for r in runs]):10.3f}  {ident:>10} {chance:>6}  "
-            f"{attr:>9}  {label}{flag}")
+        lines.append(f"{mu:8.4g} {runs[0].eps:9.4g} {runs[0].t_star:4d} "
+                     f"{np.mean([r.recon['ssim'] for r in runs]):8.3f}  {cells}  {label}{flag}")
+    lines.append(f"release: clip_C(x) + (C / mu) xi, C = {result.clip_norm:.4g} "
+                 f"({result.clip_source}); protection: upper bound <= chance + "
+                 f"{result.tolerance:.0%}; tries {' -> '.join(map(str, result.looks))} "
+                 "(sequential)")
     return "\n".join(lines)
 
 
@@ -147,7 +153,7 @@ def write_outputs(result: AuditResult, out: Path, *, save_samples: bool = False
     out.mkdir(parents=True, exist_ok=True)
     paths = {"grid": out / "grid.png", "json": out / "metrics.json", "csv": out / "metrics.csv",
              "verdicts": out / "verdicts.json"}
-    notes = {v.mu: v.verdict for v in result.verdicts}
+    notes = {v.mu: v.verdict for v in result.verdicts} if result.no_verdict_reason() is None else {}
     _atomic_write(paths["grid"], lambda p: grid_image(result, notes=notes).save(p, format="PNG"))
     _atomic_write(paths["json"], lambda p: p.write_text(result.to_json() + "\n"))
 
@@ -159,21 +165,32 @@ def write_outputs(result: AuditResult, out: Path, *, save_samples: bool = False
     _atomic_write(paths["verdicts"], lambda p: p.write_text(
         json.dumps(result.verdicts_json(), indent=2) + "\n"))
     if save_samples:
-        mus = list(dict.fromkeys(s.mu for s in result.samples))
-        obs = torch.stack([torch.stack([s.observation for s in result.at(m)]) for m in mus])
-        rec = torch.stack([torch.stack([s.reconstruction for s in result.at(m)]) for m in mus])
         paths["samples"] = out / "samples.npz"
-
-        def npz_to(p):
-            with p.open("wb") as fh:
-                np.savez_compressed(
-                    fh, original=result.original.float().numpy(),
-                    observations=obs.clamp(0, 1).float().numpy(),
-                    reconstructions=rec.clamp(0, 1).float().numpy(),
-                    mu=np.asarray(mus, dtype=np.float64))
-
-        _atomic_write(paths["samples"], npz_to)
+        _atomic_write(paths["samples"], lambda p: _write_samples(result, p))
     return paths
+
+
+def _write_samples(result: AuditResult, path: Path) -> None:
+    """samples.npz: every try exactly as the attacker receives it, so anyone can run their
+    own attack. float32 arrays, one row per (budget, try): ``releases`` (N, C, H, W) in pixel
+    scale, unclipped; ``reconstructions`` (N, C, H, W) in [0, 1]; ``mu``, ``sigma`` (the
+    release's noise std C / mu), ``trial``; ``lookalikes`` (N, n - 1, C, H, W), the other
+    candidates of each try (absent when no verdict was made); and scalars ``original``
+    (C, H, W), ``clip_norm`` (C: the release is clip_C(x) + sigma xi), ``attacker_scale``."""
+    rows = [smp for m in result.budgets() for smp in result.at(m)]
+    arrays = dict(
+        original=result.original.float().numpy(),
+        releases=torch.stack([s.observation for s in rows]).float().numpy(),
+        reconstructions=torch.stack([s.reconstruction for s in rows]).float().numpy(),
+        mu=np.asarray([s.mu for s in rows], dtype=np.float64),
+        sigma=np.asarray([s.sigma for s in rows], dtype=np.float64),
+        trial=np.asarray([s.trial for s in rows], dtype=np.int64),
+        clip_norm=np.float64(result.clip_norm), attacker_scale=np.float64(result.attacker_scale))
+    if result.reference_images is not None and all(s.decoys is not None for s in rows):
+        arrays["lookalikes"] = torch.stack(
+            [result.reference_images[s.decoys] for s in rows]).float().numpy()
+    with path.open("wb") as fh:
+        np.savez_compressed(fh, **arrays)
 
 
 # --------------------------------------------------------------------------- HTML report
@@ -247,22 +264,22 @@ def html_report(
         for mu in dict.fromkeys(s.mu for s in result.samples):
             runs = result.at(mu)
             first = runs[0]
-            v = result.verdict_at(mu)
+            v = result.verdict_at(mu) if result.no_verdict_reason() is None else None
             mean = lambda who, key: _mean([getattr(r, who)[key] for r in runs])
             if v is None:
                 ident, attr_cell = "n/a", "n/a"
             else:
-                i = v.identification
-                ident = (f"{i.successes} of {i.trials} (95% CI {i.ci95[0]:.2f} to {i.ci95[1]:.2f}; "
-                         f"chance {i.chance:.2f})")
+                ident = " ".join(av.sentence().replace("**", "")
+                                 for av in (v.gallery, v.identification))
                 a = v.attribute
                 attr_cell = ("not claimed" if a is None else
-                             f"{a.successes} of {a.trials} ({'revealed' if a.revealed else 'not revealed'}; "
+                             f"{a.successes} of {a.trials} ({a.level}; "
                              f"chance {a.chance:.2f}"
                              + ("" if a.without_prior is None else
                                 f"; from the privatized image alone, noise-aware: "
                                 f"{a.without_prior} of {a.trials}") + ")")
-            label = verdicts.get(mu, v.verdict if v else "no verdict")
+            label = verdicts.get(mu, v.headline() if v else "no verdict")
+            runs = runs[:result.trials]  # the pictures: the first look's tries
             alt = (f"{len(runs)} reconstructions at eps {first.eps:.4g}: {label}")
             rows.append(
                 f"<tr><td>{first.eps:.4g}</td><td>{mu:.4g}</td><td>{first.t_star}"
@@ -279,8 +296,8 @@ def html_report(
                 "<th scope='col'>original</th><th scope='col'>privatized</th>"
                 "<th scope='col'>reconstructions (one per trial)</th><th scope='col'>spread</th>"
                 "<th scope='col'>SSIM noisy / recon</th><th scope='col'>PSNR noisy / recon</th>"
-                "<th scope='col'>LPIPS noisy / recon</th><th scope='col'>identified among "
-                f"{CANDIDATES}</th><th scope='col'>attribute</th><th scope='col'>verdict</th></tr>")
+                "<th scope='col'>LPIPS noisy / recon</th><th scope='col'>both attackers, among "
+                f"{CANDIDATES} candidates</th><th scope='col'>attribute</th><th scope='col'>verdict</th></tr>")
         warn = ("<p class='warn'><b>This image is outside what the prior knows</b>: the "
                 "reconstructions show what the prior would guess, not a leak of this image; no "
                 "verdict or attribute claim is made.</p>" if outside else "")
@@ -290,7 +307,13 @@ def html_report(
         "date (UTC)": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "engine": f"audit_engine {__version__}",
         "prior": f"{ladder.prior_name} ({ladder.prior_source})",
-        "privatization": ladder.mechanism + " (x + ||x|| / mu * xi, one DP-SGD step on one image)",
+        "privatization": (f"{ladder.mechanism}: clip_C(x) + (C / mu) xi, one DP-SGD step on one "
+                          f"image; public clipping bound C = {ladder.clip_norm:.4g} "
+                          f"({ladder.clip_source}); mu-GDP for adding or removing the image"),
+        "verdict rule": (f"protected when the success rate's 95% upper bound is within chance + "
+                         f"{ladder.tolerance:.0%}; disclosure when its lower bound exceeds "
+                         f"chance; else undetermined; prior attacker's tries "
+                         f"{' -> '.join(map(str, ladder.looks))} (sequential)"),
         "reverse process": f"{ladder.sampler.upper()}, {ladder.steps or 'all'} steps from t*",
         "trials per budget": f"{ladder.trials} (noise streams keyed by seed {ladder.seed} and the image)",
         "reference set": ladder.reference or "none",

@@ -105,7 +105,7 @@ def match_release(
     pixel_stds, alphas_cumprod: torch.Tensor | np.ndarray
 ) -> list[TimestepMatch]:
     """Where the reverse process starts for releases whose noise std is given in [0, 1]
-    pixel scale (s = ||x|| / mu for the analytic release): the std is converted to the
+    pixel scale (s = C / mu for the release, times the attacker's public rescaling): the std is converted to the
     model's scale here, the one place the pipeline does so, then matched."""
     return match_timesteps([model_std(float(s)) for s in np.asarray(pixel_stds, dtype=np.float64).reshape(-1)],
                            alphas_cumprod)

@@ -1,31 +1,28 @@
-"""Solve for the budget: the largest mu (and eps at delta) at which an image still meets a
-protection level against an attacker with this prior.
+"""Solve for the budget: the largest mu (and eps at delta) at which an image is shown to be
+protected, at a level, against both attackers (or the one the user chose).
 
-Levels (verdict.py's rules, over K trials against chance):
-- "not recognisable": the attacker does not pick the image out of 10 of its kind more
-  often than chance (the identification verdict is "not recognisable");
-- "no attribute": the reconstructions do not show the image's class more often than the
-  prior draws it on its own (needs a prior with an attribute classifier).
+Levels (verdict.py's evidence rule at every budget):
+- "not recognisable": neither attacker (the gallery attacker who holds the image among 10
+  candidates; the prior attacker who reconstructs it) picks the image out more often than
+  chance + tolerance, with 95% confidence (or by the DP bound itself);
+- "no attribute": the reconstructions show the image's class no more often than chance +
+  tolerance (needs a prior with an attribute classifier and a confidently read original).
 
-The search. Protection falls as mu grows, in expectation; one audit's verdict is a rate over
-K trials and can waver between neighbouring budgets. Every budget is audited with the same
-noise streams (keyed by seed, image and trial: common random numbers), which keeps the
-verdicts of neighbouring budgets consistent, and the answer is defined conservatively:
+The search. Protection falls as mu grows, in expectation; every budget is audited with the
+same noise streams (common random numbers) and with the same evidence rule, the sequential
+one included: a budget that passes is measured exactly as one that fails, so the search has
+no one-way error. The answer is defined conservatively:
 
-    mu_max = the largest evaluated budget at which the level holds *and holds at every
-             evaluated budget below it*; the bracket's upper end is the smallest evaluated
-             budget above mu_max, where the level fails.
+    mu_max = the largest evaluated budget at which protection is shown *and is shown at
+             every evaluated budget below it*; the bracket's upper end is the smallest
+             evaluated budget above it, where protection is not shown (undetermined, or
+             disclosure shown).
 
-Rounds: (1) a geometric grid over SEARCH_RANGE (factor about 2.2) finds the first failure;
-(2) three budgets inside the bracket shrink it to a ratio of at most ``tolerance`` (1.25);
-(3) the level is checked at ``below`` x mu_max (0.8) and ``confirm`` x mu_max (2): a failure
-below moves the answer down (it is the first failure from below), and the result reports
-what the audit at 2 x mu_max found; (4) the failure that bounds the answer is measured
-again with ``recheck_trials`` tries (default 4 x, at most 32; the same noise streams
-extended, so its first K tries are the ones already seen): a single unlucky set of K tries
-(with exact intervals, guessing passes for disclosure at most 2.5% of the time per budget,
-and the search looks at many budgets) must not decide the answer. If it holds with more
-tries, the search goes on above it. Each round is one batched audit.
+Rounds: (1) a geometric grid over SEARCH_RANGE (factor about 2.15) finds the first budget
+without protection; (2) three budgets inside the bracket shrink it until its ends are within
+a ratio of ``tolerance`` (1.25). Each round is one batched audit. The answer's sentence
+states the upper bounds measured at mu_max and the first budget above it where disclosure
+is shown.
 """
 from __future__ import annotations
 
@@ -38,15 +35,17 @@ import numpy as np
 import torch
 
 from . import accounting
-from .audit import MAX_TRIALS, AuditResult, default_trials, run_audit
+from .audit import AuditResult, default_trials, run_audit
 from .images import ImageLike
 from .priors import Prior, load_prior
 from .reconstruct import DEFAULT_DDIM_STEPS
+from .verdict import PROTECTED, TOLERANCE
 
-__all__ = ["LEVELS", "SEARCH_RANGE", "SolveResult", "NotSolvable", "level_holds", "solve_budget",
-           "dataset_budget"]
+__all__ = ["LEVELS", "ATTACK_CHOICES", "SEARCH_RANGE", "SolveResult", "NotSolvable",
+           "level_holds", "disclosed", "solve_budget", "dataset_budget", "write_solve", "refusal"]
 
 LEVELS = ("not recognisable", "no attribute")
+ATTACK_CHOICES = {"both": ("gallery", "prior"), "gallery": ("gallery",), "prior": ("prior",)}
 SEARCH_RANGE = (0.05, 500.0)  # mu: the slider's range
 GRID = 13  # budgets of the first round (factor 2.15 between neighbours)
 Progress = Callable[[float, str], None]
@@ -66,16 +65,18 @@ class NotSolvable(ValueError):
 class SolveResult:
     prior: str
     level: str
+    attackers: list  # the attackers the level is held against
     delta: float
-    mu_max: float | None  # None: the level fails at every searched budget
+    tolerance: float
+    clip_norm: float  # the release's public clipping bound
+    mu_max: float | None  # None: protection is not shown at any searched budget
     eps_max: float | None
-    bracket: list  # [mu_lo, mu_hi]: holds at mu_lo, fails at mu_hi (None: beyond the range)
-    evaluations: int  # budgets audited (a re-measured one counted again)
-    trials: int  # tries per budget to begin with; a budget measured again has more (see grid)
+    bracket: list  # [mu_lo, mu_hi]: shown at mu_lo, not shown at mu_hi (None: beyond the range)
+    evaluations: int  # budgets audited
+    trials: int  # tries per budget at the first look; the sequential rule adds (see grid)
     in_domain: bool
     grid: list[dict] = field(default_factory=list)  # every evaluated budget, by mu
-    confirm: dict | None = None  # the audit at confirm_factor x mu_max
-    confirm_factor: float = 2.0
+    disclosure: dict | None = None  # the first evaluated budget above mu_max with disclosure
     seed: int = 0
     elapsed_s: float = 0.0
     note: str = ""
@@ -86,58 +87,98 @@ class SolveResult:
     def to_json(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "results"}
 
+    def at(self, mu: float | None) -> dict | None:
+        return next((g for g in self.grid if mu is not None and math.isclose(g["mu"], mu)), None)
+
     def sentence(self) -> str:
         """The answer in one sentence a privacy officer can act on."""
+        who = " nor ".join(_WHO[a] for a in self.attackers)
+        who = ("neither " if len(self.attackers) > 1 else "") + who
+        tol = f"chance + {self.tolerance:.0%}"
         if self.mu_max is None:
-            return (f"Even at the smallest budget searched (mu = {self.bracket[1]:.3g}), an "
-                    f"attacker with this prior {self._fails_words()}: no budget in the "
-                    "searched range protects this image at this level.")
-        at = next((g for g in self.grid if math.isclose(g["mu"], self.mu_max)), {"trials": self.trials})
-        head = (f"Up to eps = {self.eps_max:.3g} (delta = {self.delta:g}; mu = {self.mu_max:.3g}), "
-                f"an attacker with this prior {self._holds_words()} in {at['trials']} tries")
+            first = self.at(self.bracket[1])
+            return (f"Protection is not shown even at the smallest budget searched (mu = "
+                    f"{self.bracket[1]:.3g}: {first['verdict']}): no budget in the searched "
+                    f"range is shown to keep the attacker from {self._what()} more often than "
+                    f"{tol}.")
+        at = self.at(self.mu_max)
+        bounds = "; ".join(_bound_words(a, at) for a in self.attackers)
+        verb = "picks your image out of 10 of its kind" if self.level == "not recognisable" \
+            else "reads your image's class"
+        verb = verb if len(self.attackers) > 1 else verb.replace("picks", "pick").replace("reads", "read")
+        head = (f"Up to eps = {self.eps_max:.3g} (delta = {self.delta:g}; mu = {self.mu_max:.3g}; "
+                f"clipping bound {self.clip_norm:.3g}), it is shown with 95% confidence that "
+                f"{who} {verb if len(self.attackers) > 1 else 'does not ' + verb} more often "
+                f"than {tol} ({bounds})")
         if self.bracket[1] is None:
-            return head + (f"; the level still holds at the largest budget searched "
-                           f"(mu = {self.mu_max:.3g}).")
-        above = self.confirm if self.confirm and not self.confirm["holds"] else \
-            next(g for g in self.grid if math.isclose(g["mu"], self.bracket[1]))
-        k = above["successes"]
-        return head + (f"; at eps = {above['eps']:.3g} (mu = {above['mu']:.3g}) it "
-                       f"{self._does_words()} in {k} of {above['trials']}.")
+            return head + "; protection is shown at every budget searched."
+        d = self.disclosure
+        if d is None:
+            return head + (f"; above mu = {self.bracket[1]:.3g} protection is not shown "
+                           "(undetermined), and no searched budget shows disclosure.")
+        return head + (f"; disclosure is first shown at eps = {d['eps']:.3g} (mu = {d['mu']:.3g}): "
+                       f"{d['by_words']} succeeds in {d['successes']} of {d['trials_disclosed']} "
+                       f"tries (at least {d['lower']:.0%} with 95% confidence).")
 
-    def _holds_words(self) -> str:
-        if self.level == "not recognisable":
-            return "does not pick your image out of 10 of its kind more often than chance"
-        return "does not read your image's class from its reconstructions more often than chance"
-
-    def _fails_words(self) -> str:
-        if self.level == "not recognisable":
-            return "picks your image out of 10 of its kind more often than chance"
-        return "reads your image's class more often than chance"
-
-    def _does_words(self) -> str:
-        return "does" if self.level == "not recognisable" else "reads it"
+    def _what(self) -> str:
+        return "picking your image out of 10 of its kind" if self.level == "not recognisable" \
+            else "reading your image's class"
 
 
-def level_holds(verdict, level: str) -> bool:
-    """Whether a budget's verdict (verdict.BudgetVerdict) meets the level."""
+def _bound_words(attacker: str, row: dict) -> str:
+    name = "holding it among 10" if attacker == "gallery" else "reconstructing"
+    if row[attacker + "_proven"]:
+        return f"{name}: chance {row[attacker + '_chance']:.0%}, proven by the DP guarantee"
+    return (f"{name}: at most {row[attacker + '_upper']:.0%} with 95% confidence, chance "
+            f"{row[attacker + '_chance']:.0%}")
+
+
+_WHO = {"gallery": "an attacker who already holds your image among 10 candidates",
+        "prior": "an attacker who only knows what such images look like"}
+
+
+def level_holds(verdict, level: str, attackers=("gallery", "prior")) -> bool:
+    """Whether a budget's verdict (verdict.BudgetVerdict) shows the level's protection."""
     if level == "not recognisable":
-        return verdict.verdict == "not recognisable"
-    return verdict.attribute is None or not verdict.attribute.revealed
+        by = {"gallery": verdict.gallery, "prior": verdict.identification}
+        return all(by[a].level == PROTECTED for a in attackers)
+    return verdict.attribute is not None and verdict.attribute.level == "not revealed"
 
 
-def _row(result: AuditResult, mu: float, level: str) -> dict:
+def disclosed(verdict, level: str, attackers=("gallery", "prior")):
+    """The attacker verdict that shows disclosure at this budget, or None."""
+    if level == "not recognisable":
+        by = {"gallery": verdict.gallery, "prior": verdict.identification}
+        hits = [by[a] for a in attackers if by[a].level in ("recognisable", "partly recognisable")]
+        return max(hits, key=lambda v: v.lower) if hits else None
+    a = verdict.attribute
+    return a if a is not None and a.revealed else None
+
+
+def _row(result: AuditResult, mu: float, level: str, attackers) -> dict:
     v = result.verdict_at(mu)
-    successes = (v.identification.successes if level == "not recognisable"
-                 else v.attribute.successes)
-    chance = v.identification.chance if level == "not recognisable" else v.attribute.chance
-    return {"mu": float(mu), "eps": float(v.eps), "holds": level_holds(v, level),
-            "verdict": v.verdict, "successes": int(successes), "trials": int(v.trials),
-            "chance": float(chance),
-            "attribute_revealed": None if v.attribute is None else bool(v.attribute.revealed)}
+    row = {"mu": float(mu), "eps": float(v.eps), "holds": level_holds(v, level, attackers),
+           "verdict": v.verdict, "trials": int(v.trials)}
+    for a, av in (("gallery", v.gallery), ("prior", v.identification)):
+        row.update({f"{a}_successes": av.successes, f"{a}_trials": av.trials,
+                    f"{a}_rate": av.rate, f"{a}_upper": av.upper, f"{a}_lower": av.lower,
+                    f"{a}_chance": av.chance, f"{a}_level": av.level, f"{a}_proven": av.proven})
+    a = v.attribute
+    row.update({"attribute_level": None if a is None else a.level,
+                "attribute_successes": None if a is None else a.successes,
+                "attribute_upper": None if a is None else a.upper})
+    d = disclosed(v, level, attackers)
+    row["disclosed"] = d is not None
+    row.update(successes=None if d is None else d.successes,
+               trials_disclosed=None if d is None else d.trials,
+               lower=None if d is None else d.lower,
+               by_words=None if d is None else _WHO.get(getattr(d, "attacker", "prior"),
+                                                         "the prior attacker"))
+    return row
 
 
 def _answer(rows: dict[float, dict]) -> tuple[float | None, float | None]:
-    """(mu_max, first failing mu above it) by the first-failure-from-below rule."""
+    """(mu_max, first mu above it without protection) by the first-failure-from-below rule."""
     lo = None
     for mu in sorted(rows):
         if not rows[mu]["holds"]:
@@ -151,19 +192,22 @@ def solve_budget(
     *,
     prior: Prior | str | None = None,
     level: str = "not recognisable",
+    attack: str = "both",
     delta: float = 1e-5,
     trials: int | None = None,
+    max_trials: int | None = None,
     seed: int = 0,
     steps: int | None = DEFAULT_DDIM_STEPS,
-    tolerance: float = 1.25,
-    below: float = 0.8,
-    confirm: float = 2.0,
+    clip_norm: float | None = None,
+    tolerance: float = TOLERANCE,
+    ratio: float = 1.25,
     search_range: tuple[float, float] = SEARCH_RANGE,
-    recheck_trials: int | None = None,
     progress: Progress | None = None,
 ) -> SolveResult:
-    """The largest budget at which ``image`` meets ``level`` (see the module docstring).
+    """The largest budget at which ``image`` is shown to meet ``level`` (module docstring).
 
+    attack: "both" (default), "gallery" or "prior": which attackers the level is held
+    against. ratio: the bracket's ends are refined until within this ratio.
     Raises NotSolvable when no answer can be trusted: the image is outside the prior's
     domain, the prior has no reference set, or the level needs a classifier it lacks.
     """
@@ -171,8 +215,11 @@ def solve_budget(
     say = progress or (lambda f, m: None)
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got level={level!r}")
-    if not tolerance > 1 or not 0 < below < 1 or not confirm > 1:
-        raise ValueError("need tolerance > 1, 0 < below < 1 and confirm > 1")
+    if attack not in ATTACK_CHOICES:
+        raise ValueError(f"attack must be one of {tuple(ATTACK_CHOICES)}, got attack={attack!r}")
+    attackers = ATTACK_CHOICES[attack]
+    if not ratio > 1:
+        raise ValueError(f"need ratio > 1, got {ratio!r}")
     lo_mu, hi_mu = (float(v) for v in search_range)
     if not 0 < lo_mu < hi_mu:
         raise ValueError(f"the search range must satisfy 0 < low < high, got {search_range}")
@@ -181,66 +228,45 @@ def solve_budget(
         prior = load_prior(prior)
     x = image.detach().float().cpu() if isinstance(image, torch.Tensor) else prior.load_image(image)
     trials = default_trials(prior) if trials is None else trials
-    recheck = min(MAX_TRIALS, 4 * trials) if recheck_trials is None else max(trials, recheck_trials)
     rows: dict[float, dict] = {}  # every evaluated budget's verdict, by mu
     audits: dict[float, AuditResult] = {}  # the batched audit that holds each of them
-    evaluated = 0  # budgets audited, a re-measured one counted again
-    tries = trials  # tries per new budget: raised to `recheck` once K tries were unlucky
+    clip = [clip_norm]
 
     def known(m: float) -> float | None:
         return next((r for r in rows if math.isclose(r, m, rel_tol=1e-6)), None)
 
-    def audit(mus: list[float], frac: float, what: str, k: int | None = None) -> None:
-        nonlocal evaluated
-        if k is None:  # new budgets only; an explicit k measures a budget again
-            k = tries
-            mus = [m for m in mus if known(m) is None]
+    def audit(mus: list[float], frac: float, what: str) -> None:
+        mus = [m for m in mus if known(m) is None]
         if not mus:
             return
         say(frac, f"{what}: {len(mus)} budgets")
-        evaluated += len(mus)
-        result = run_audit(x, mus=mus, delta=delta, prior=prior, trials=k, seed=seed,
-                           steps=steps, lpips=None,
+        result = run_audit(x, mus=mus, delta=delta, prior=prior, trials=trials,
+                           max_trials=max_trials, seed=seed, steps=steps, lpips=None,
+                           clip_norm=clip_norm, tolerance=tolerance,
                            progress=lambda f, m: say(frac + 0.1 * f, f"{what}: {m}"))
         _check(result, level)
+        clip[0] = result.clip_norm
         for m in result.budgets():
-            old = known(m)
-            rows.pop(old, None)
-            audits.pop(old, None)
-            rows[m], audits[m] = _row(result, m, level), result
+            rows[m], audits[m] = _row(result, m, level, attackers), result
 
     audit(np.geomspace(lo_mu, hi_mu, GRID).tolist(), 0.0, "first round")
     for round_ in range(24):  # converges in 3 or 4 rounds in practice
         lo, hi = _answer(rows)
-        wanted = []
-        if lo is not None and hi is not None and hi / lo > tolerance:
-            wanted += np.geomspace(lo, hi, 5)[1:-1].tolist()
-        if lo is not None:
-            wanted += [lo * below, lo * confirm]
-        wanted = [m for m in wanted if known(m) is None]
-        frac = min(0.9, 0.3 + 0.1 * round_)
-        if wanted:
-            audit(wanted, frac, "refining")
-        elif hi is not None and rows[hi]["trials"] < recheck:
-            # the failure that bounds the answer, measured again with more tries (the same
-            # streams extended): one unlucky set of tries must not decide the answer
-            audit([hi], frac, f"confirming with {recheck} tries", k=recheck)
-            if rows[hi]["holds"]:
-                # the first K tries of this image's streams were unlucky, and common random
-                # numbers carry them to every budget: measure every further budget with more
-                tries = recheck
-        else:
+        if lo is None or hi is None or hi / lo <= ratio:
             break
+        audit(np.geomspace(lo, hi, 5)[1:-1].tolist(), min(0.9, 0.3 + 0.15 * round_), "refining")
     lo, hi = _answer(rows)
-    check = rows.get(known(lo * confirm)) if lo is not None else None
+    first_disclosure = next((rows[m] for m in sorted(rows)
+                             if (lo is None or m > lo) and rows[m]["disclosed"]), None)
     say(1.0, "done")
     return SolveResult(
-        prior=prior.name, level=level, delta=delta, mu_max=lo,
+        prior=prior.name, level=level, attackers=list(attackers), delta=delta,
+        tolerance=float(tolerance), clip_norm=float(clip[0]), mu_max=lo,
         eps_max=None if lo is None else accounting.eps_from_mu(lo, delta),
-        bracket=[lo, hi] if lo is not None else [None, min(rows)], evaluations=evaluated,
-        trials=trials, in_domain=True, grid=[rows[m] for m in sorted(rows)], confirm=check,
-        confirm_factor=confirm, seed=seed, elapsed_s=time.perf_counter() - t0,
-        note=("the level holds at every searched budget" if lo is not None and hi is None else ""),
+        bracket=[lo, hi] if lo is not None else [None, min(rows)], evaluations=len(rows),
+        trials=trials, in_domain=True, grid=[rows[m] for m in sorted(rows)],
+        disclosure=first_disclosure, seed=seed, elapsed_s=time.perf_counter() - t0,
+        note=("protection is shown at every searched budget" if lo is not None and hi is None else ""),
         results={m: audits[m].subset([m]) for m in (lo, hi) if m is not None})
 
 
@@ -256,6 +282,10 @@ def _check(result: AuditResult, level: str) -> None:
     if level == "no attribute" and result.attribute is None:
         raise NotSolvable("the level 'no attribute' needs a prior that ships an attribute "
                           "classifier; this one does not (use 'not recognisable')")
+    if level == "no attribute" and result.verdicts and result.verdicts[0].attribute is None:
+        raise NotSolvable("the prior's classifier does not read this image's class confidently "
+                          f"(confidence {result.attribute['confidence']:.2f}), so no attribute "
+                          "claim is made for it (use 'not recognisable')")
 
 
 def dataset_budget(per_image: list[float | None], *, max_fraction: float = 0.05,

@@ -13,10 +13,11 @@ import hashlib
 import numpy as np
 import torch
 
-__all__ = ["PRIVATIZE", "REVERSE", "DECOYS", "SAMPLE", "image_digest", "keyed_seed", "keyed",
+__all__ = ["PRIVATIZE", "REVERSE", "DECOYS", "GALLERY", "SAMPLE", "image_digest", "keyed_seed", "keyed",
            "stream_seed", "generator"]
 
 PRIVATIZE, REVERSE, DECOYS = 0xD1, 0x5EED, 0xDEC0
+GALLERY = 0x6A11  # the gallery attack's look-alikes and noise (all its tries, one stream)
 SAMPLE = 0x7  # the starting noise x_T of an unconditional sample
 
 

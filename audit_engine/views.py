@@ -16,7 +16,7 @@ from .dashboard import LadderCache, budget_label, compute_exact, merge
 from .images import to_uint8
 from .plots import bound_figure, similarity_figure
 from .report import grid_image, html_report, tile
-from .verdict import BudgetVerdict
+from .verdict import SEVERITY, BudgetVerdict
 
 __all__ = ["BudgetView", "view_budget", "ladder_verdicts", "verdicts_payload", "display",
            "tries_image", "ladder_image", "figures", "report_html", "compare_budgets",
@@ -44,12 +44,12 @@ class BudgetView:
 
     @property
     def label(self) -> str:
-        """The headline: the identification verdict, or why there is none."""
-        if self.verdict is None:
-            return "no verdict"
+        """The headline: the worse of the two attackers' verdicts, or why there is none."""
         if self.domain is not None and not self.domain["in_domain"]:
             return "not assessed: outside the prior's domain"
-        return self.verdict.verdict
+        if self.verdict is None:
+            return "no verdict"
+        return self.verdict.headline()
 
     def verdict_markdown(self) -> str:
         """The verdict in plain words: domain first, then identification, then attribute."""
@@ -66,21 +66,24 @@ class BudgetView:
             lines.append(f"No verdict: {self.reference}")
             return "\n\n".join(lines)
         v = self.verdict
-        if self.domain is None or self.domain["in_domain"]:
-            lines.append(v.sentence())
-            if v.attribute is not None:
-                a = v.attribute
-                direct = ("" if a.without_prior is None else
-                          f" Without a diffusion model, a classifier that knows the noise level "
-                          f"reads the {a.name} from the privatized image itself in "
-                          f"{a.without_prior} of {a.trials} tries.")
-                lines.append(
-                    f"**{a.name.capitalize()} {'revealed' if a.revealed else 'not revealed'}**: the "
-                    f"reconstruction shows the original's {a.name} in {a.successes} of {a.trials} "
-                    f"tries (95% interval {a.ci95[0]:.0%} to {a.ci95[1]:.0%}); the prior draws this "
-                    f"class {a.chance:.0%} of the time on its own.{direct}")
-        else:
-            lines.append(f"_For the record, not a verdict: {v.sentence()}_")
+        if self.domain is not None and not self.domain["in_domain"]:
+            return "\n\n".join(lines)
+        lines.append(f"**Verdict: {v.headline()}.**")
+        lines.extend(f"- {av.sentence()}" for av in sorted(
+            (v.gallery, v.identification), key=lambda av: -SEVERITY[av.level]))
+        if v.attribute is not None:
+            a = v.attribute
+            direct = ("" if a.without_prior is None else
+                      f" Without a diffusion model, a classifier that knows the noise level "
+                      f"reads the {a.name} from the privatized image itself in "
+                      f"{a.without_prior} of {a.trials} tries.")
+            lines.append(
+                f"**{a.name.capitalize()} {a.level}**: the reconstruction shows the original's "
+                f"{a.name} in {a.successes} of {a.trials} tries (at most {a.upper:.0%} with 95% "
+                f"confidence); the prior draws this class {a.chance:.0%} of the time on its "
+                f"own.{direct}")
+        lines.append(f"_Bounds at 95% confidence; protected: within chance + "
+                     f"{v.gallery.tolerance:.0%} (docs/VERDICTS.md)._")
         return "\n\n".join(lines)
 
     def metrics_markdown(self, lpips_note: str) -> str:
@@ -128,7 +131,9 @@ def ladder_verdicts(session: LadderCache) -> dict[float, str]:
 def verdicts_payload(session: LadderCache, view: BudgetView) -> dict:
     """The verdicts.json of the ladder and the budget on view (what the API returns)."""
     out = session.ladder.verdicts_json()
-    if view.verdict is not None and not any(math.isclose(b["mu"], view.mu) for b in out["budgets"]):
+    in_domain = view.domain is None or view.domain["in_domain"]
+    if view.verdict is not None and in_domain and not any(
+            math.isclose(b["mu"], view.mu) for b in out["budgets"]):
         out["budgets"] = sorted(out["budgets"] + [view.verdict.to_dict()], key=lambda b: b["mu"])
     return out
 
@@ -172,21 +177,25 @@ def compare_budgets(session: LadderCache, mus: list[float], *,
     views = [_view(r, r.budgets()[0], True) for r in results]  # the session's cache may have
     # dropped an early one when more budgets than it holds are compared
     notes = {v.mu: v.label for v in views}
-    rows = ["| budget | identified among 10 | chance | attribute | verdict |", "|---|---|---|---|---|"]
+    rows = ["| budget | holds it among 10: picks it (at most; chance) | reconstructs: picks it "
+            "(at most; chance) | attribute | verdict |", "|---|---|---|---|---|"]
     for v in views:
-        i = v.verdict.identification if v.verdict else None
-        a = v.verdict.attribute if v.verdict else None
-        ident = f"{i.successes} of {i.trials}" if i else "n/a"
-        chance = f"{i.chance:.0%}" if i else "n/a"
-        attr = "n/a" if a is None else (
-            f"{a.successes} of {a.trials} ({'revealed' if a.revealed else 'not revealed'})")
-        rows.append(f"| {budget_label(v.mu, v.eps, session.settings.delta)} | {ident} | {chance} "
+        ok = v.verdict is not None and (v.domain is None or v.domain["in_domain"])
+        g = v.verdict.gallery if ok else None
+        i = v.verdict.identification if ok else None
+        a = v.verdict.attribute if ok else None
+        gal = f"{g.rate:.0%} of {g.trials} ({g.upper:.0%}; {g.chance:.0%})" if g else "n/a"
+        ident = f"{i.successes} of {i.trials} ({i.upper:.0%}; {i.chance:.0%})" if i else "n/a"
+        attr = "n/a" if a is None else f"{a.successes} of {a.trials} ({a.level})"
+        rows.append(f"| {budget_label(v.mu, v.eps, session.settings.delta)} | {gal} | {ident} "
                     f"| {attr} | **{v.label}** |")
     return grid_image(merged, notes=notes), "\n".join(rows), session
 
 
-def tries_image(samples: list[AuditSample], size: int = 96):
-    """The reconstructions of one budget side by side, one tile per try (at most 8 a row)."""
+def tries_image(samples: list[AuditSample], size: int = 96, most: int = 16):
+    """The reconstructions of one budget side by side, one tile per try (at most 8 a row,
+    the first ``most`` tries)."""
+    samples = samples[:most]
     side = samples[0].reconstruction.shape[-1]
     return tile(torch.stack([s.reconstruction for s in samples]), cols=min(8, len(samples)),
                 scale=max(1, size // side))
@@ -202,7 +211,7 @@ def figures(session: LadderCache, mode: str, current_mu: float):
     sim = similarity_figure(session.ladder, mode=mode, current_mu=current_mu,
                             baseline=session.baseline)
     bnd = bound_figure(mode=mode, delta=session.settings.delta, current_mu=current_mu,
-                       image_norm=float(x.norm()), pixels=x.numel())
+                       clip_norm=session.ladder.clip_norm, pixels=x.numel())
     return sim, bnd
 
 

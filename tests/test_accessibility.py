@@ -55,6 +55,8 @@ def _audit_with_mouse(page):
     page.wait_for_timeout(800)
     page.click("#run-audit")
     page.wait_for_function(VERDICT_SHOWN, timeout=120_000)
+    # Gradio loads result images lazily: a reader scrolls down to them, and so does the test
+    page.locator("#reconstructions").scroll_into_view_if_needed()
     page.wait_for_selector("#reconstructions img", timeout=60_000)
     page.wait_for_timeout(1500)  # the alt texts and plots follow the verdict
 

@@ -39,14 +39,19 @@ def test_run_then_move_then_exact(tiny_registered, pil_digit):
     prior = tiny_registered
     steps = list(h.run(pil_digit, prior, "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None,
                          progress=_no_progress))
-    assert len(steps) == 1  # a 16-pixel prior: one batched pass, one answer
-    out = steps[0]
+    # a 16-pixel prior: one batched pass (the first look, with its verdicts), then one more
+    # answer if the sequential rule adds tries where a verdict is undetermined
+    assert len(steps) in (1, 2)
+    if len(steps) == 2:
+        assert "adding tries" in steps[0][4] and "adding tries" not in steps[1][4]
+    out = steps[-1]
     orig, priv, recons, spread, verdict, metrics, sim, bnd, verdicts, ladder, session = out
     # result images carry their finding as text (alt text) for screen readers
     *updates, shown = h.alt_texts(2.0, "eps", 1e-5, out[-1])
     alts = [u["alt_text"] for u in updates]
     assert shown["visible"] is True  # the results appear with the first audit
-    assert "eps 100" in alts[2] and "try 1 of 2" in alts[1] and alts[4].count("recognisable") == 8
+    assert "eps 100" in alts[2] and "try 1 of" in alts[1]
+    assert alts[4].count("recognisable") + alts[4].count("undetermined") >= 8
     orig, priv, recons, spread, ladder = (Image.open(u) for u in (orig, priv, recons, spread, ladder))
     assert orig.size[0] >= 128 and priv.size == orig.size and recons.size[0] > recons.size[1]
     assert spread.size == orig.size and verdicts["budgets"] and "domain" in verdicts
@@ -227,7 +232,7 @@ def test_find_the_largest_safe_budget(tiny_registered, pil_digit):
     assert direct.sentence() in text and "tries each" in text
     for g in direct.grid:  # the table shows the search's own audits of the two budgets
         if g["mu"] in direct.results:
-            assert f"{g['successes']} of {g['trials']}" in text
+            assert f"{g['prior_successes']} of {g['prior_trials']}" in text
     exact = db.mu_to_slider(direct.mu_max, "eps", 1e-5)
     assert exact - 0.01 < slider <= exact  # the slider's step at or below the answer
     shown = [direct.mu_max] + ([direct.bracket[1]] if direct.bracket[1] else [])

@@ -12,13 +12,14 @@ from audit_engine.images import array_to_pil
 
 
 def test_run_audit_records(tiny_prior, digit_image):
-    res = run_audit(digit_image, mus=[0.5, 5, 50], prior=tiny_prior, trials=2, steps=5,
-                    lpips=None)
+    res = run_audit(digit_image, mus=[0.5, 5, 50], prior=tiny_prior, trials=2, max_trials=2,
+                    steps=5, lpips=None)
     recs = res.records()
     assert len(recs) == 6 and res.trials == 2 and len(res.verdicts) == 3
+    assert res.clip_norm > 0 and "median norm" in res.clip_source and res.looks == [2]
     for r, s in zip(recs, res.samples):
         assert r["eps"] == pytest.approx(accounting.eps_from_mu(r["mu"], 1e-5))
-        assert r["sigma"] == pytest.approx(float(digit_image.norm()) / r["mu"], rel=1e-6)
+        assert r["sigma"] == pytest.approx(res.clip_norm / r["mu"], rel=1e-6)  # public
         assert set(r["noisy"]) == set(r["recon"]) == {"mse", "psnr", "ssim", "lpips"}
         assert s.reconstruction.shape == digit_image.shape
         assert 0 <= float(s.privatized.min()) and float(s.privatized.max()) <= 1
@@ -30,7 +31,7 @@ def test_run_audit_records(tiny_prior, digit_image):
 
 def test_common_random_numbers_across_budgets(tiny_prior, digit_image):
     res = run_audit(digit_image, mus=[1, 10, 100], prior=tiny_prior, steps=2, lpips=None,
-                    trials=2, verdicts=False)
+                    trials=2, verdicts=False, clip_norm=2 * float(digit_image.norm()))
     xis = [(s.observation - digit_image) / s.sigma for s in res.at(1) + res.at(10) + res.at(100)
            if s.trial == 0]
     for xi in xis[1:]:
@@ -52,26 +53,28 @@ def test_eps_budgets_and_dpsgd_mechanism(tiny_prior, digit_image):
     assert float(resid.pow(2).mean().sqrt()) == pytest.approx(res.samples[1].sigma, rel=0.25)
 
 
-def test_dpsgd_timestep_follows_the_release_when_clipping_is_inactive(tiny_prior):
-    """A faint image's gradient is below the clip norm: the step adds z C of noise, not
-    ||x|| / mu, and t* must match the noise the release carries."""
-    from audit_engine.mechanism import privatize_dpsgd
+def test_sequential_rule_adds_tries_only_where_undetermined(tiny_prior, digit_image):
+    """First look: 2 tries everywhere; more only at budgets whose headline is undetermined
+    by the prior attacker, never beyond the cap; first_look_only stops after the first look
+    and continue_audit finishes it to the same result."""
+    from audit_engine.audit import continue_audit
 
-    faint = torch.zeros(1, 16, 16)
-    faint[0, 6:10, 6:10] = 5e-4  # ||x|| = 2e-3: sqrt(4 rows) ||x|| < the clip norm 1e-2
-    res = run_audit(faint, mus=[2.0], prior=tiny_prior, steps=2, trials=2, mechanism="dpsgd",
-                    lpips=None, verdicts=False)
-    release = privatize_dpsgd(faint, 2.0)
-    assert not release.clipping_active
-    analytic = float(faint.norm()) / 2.0
-    for s in res.samples:
-        assert s.sigma == pytest.approx(release.noise_std, rel=1e-9)
-        assert s.sigma > 2 * analytic  # the analytic std would under-state the noise
-        # an independent oracle: the step whose noise-to-signal ratio is nearest (2 s)^2
-        abar = tiny_prior.alphas_cumprod.double().numpy()
-        assert s.t_star == int(np.argmin(np.abs((1 - abar) / abar - (2 * s.sigma) ** 2)))
-        resid = (s.observation - faint).flatten()
-        assert float(resid.std()) == pytest.approx(s.sigma, rel=0.2)
+    kw = dict(mus=[0.05, 3.0, 300.0], prior=tiny_prior, steps=2, lpips=None, trials=2,
+              max_trials=8)
+    full = run_audit(digit_image, **kw)
+    assert full.looks == [2, 4, 8]
+    for v in full.verdicts:
+        n = len(full.at(v.mu))
+        assert n in (2, 4, 8) and v.trials == n
+        if n > 2:  # tries were added: the first look left it undetermined by the prior attacker
+            assert v.gallery.level != "recognisable"
+        if n < 8:
+            assert v.verdict != "undetermined" or v.identification.level != "undetermined"
+    assert full.verdict_at(0.05).identification.proven  # the DP bound decides at once
+    part = run_audit(digit_image, **kw, first_look_only=True)
+    assert all(len(part.at(m)) == 2 for m in part.budgets())
+    continue_audit(part)
+    assert part.verdicts_json()["budgets"] == full.verdicts_json()["budgets"]
 
 
 def test_lpips_random_backbone_in_audit(tiny_prior, digit_image):
@@ -104,7 +107,7 @@ def test_cli_writes_grid_and_metrics(tiny_prior_dir, digit_image, tmp_path, caps
     array_to_pil(digit_image).resize((40, 40)).convert("RGB").save(img)
     out = tmp_path / "out"
     rc = main(["audit", str(img), "--eps", "10", "100", "1000", "--prior", str(tiny_prior_dir),
-               "--steps", "3", "--trials", "2", "--out", str(out)])
+               "--steps", "3", "--trials", "2", "--max-trials", "2", "--out", str(out)])
     assert rc == 0
     recs = json.loads((out / "metrics.json").read_text())
     assert len(recs) == 6
@@ -118,7 +121,7 @@ def test_cli_writes_grid_and_metrics(tiny_prior_dir, digit_image, tmp_path, caps
 
     assert Image.open(out / "grid.png").size[0] > 5 * 16
     printed = capsys.readouterr().out
-    assert "SSIM recon" in printed and "wrote" in printed
+    assert "SSIM rec" in printed and "wrote" in printed and "clip_C(x) + (C / mu) xi" in printed
 
 
 def test_cli_reports_errors(tmp_path, tiny_prior_dir, capsys):
@@ -146,20 +149,36 @@ def test_cli_writes_verdicts_and_samples(tiny_prior_dir, digit_image, tmp_path):
     assert set(v["domain"]) >= {"in_domain", "score", "percentile", "method"}
     assert isinstance(v["domain"]["in_domain"], bool)
     assert [b["mu"] for b in v["budgets"]] == [0.5, 50]
+    assert v["release"]["clip_norm"] > 0 and "add or remove" in v["release"]["adjacency"]
+    assert v["looks"] == [3, 6, 12, 24] and v["tolerance"] == 0.1
     for b in v["budgets"]:
-        assert set(b) >= {"mu", "eps", "delta", "trials", "identification", "attribute", "verdict"}
-        i = b["identification"]
-        assert i["trials"] == b["trials"] == 3 and i["candidates"] == 10 and i["chance"] >= 0.1
-        assert 0 <= i["ci95"][0] <= i["rate"] <= i["ci95"][1] <= 1
+        assert set(b) >= {"mu", "eps", "delta", "trials", "identification", "gallery",
+                          "attribute", "verdict", "by"}
+        i, g = b["identification"], b["gallery"]
+        assert i["trials"] == b["trials"] and b["trials"] in (3, 6, 12, 24)
+        assert i["candidates"] == 10 and i["chance"] >= 0.1 and g["trials"] == 4096
+        for a in (i, g):
+            assert 0 <= a["ci95"][0] <= a["rate"] <= a["ci95"][1] <= 1
+            assert a["lower"] <= a["rate"] <= a["upper"]
         assert b["attribute"] is None  # the tiny prior ships no classifier
-        assert b["verdict"] in ("recognisable", "partly recognisable", "not recognisable")
+        assert b["verdict"] in ("recognisable", "partly recognisable", "undetermined",
+                                "not recognisable") and b["by"]
     import numpy as np
 
     z = np.load(out / "samples.npz")
-    assert z["original"].shape == (1, 16, 16) and z["mu"].tolist() == [0.5, 50]
-    for key in ("observations", "reconstructions"):
-        assert z[key].shape == (2, 3, 1, 16, 16) and z[key].dtype == np.float32
-        assert z[key].min() >= 0 and z[key].max() <= 1
+    n = sum(b["trials"] for b in v["budgets"])
+    assert z["original"].shape == (1, 16, 16) and sorted(set(z["mu"].tolist())) == [0.5, 50]
+    assert z["releases"].shape == z["reconstructions"].shape == (n, 1, 16, 16)
+    assert z["lookalikes"].shape == (n, 9, 1, 16, 16) and z["releases"].dtype == np.float32
+    assert z["releases"].min() < 0 or z["releases"].max() > 1  # unclipped, as received
+    c = float(z["clip_norm"])
+    assert c == pytest.approx(v["release"]["clip_norm"])
+    np.testing.assert_allclose(z["sigma"], c / z["mu"], rtol=1e-9)
+    # anyone can run their own attack: the release minus the clipped image is N(0, sigma^2)
+    x = z["original"]
+    xc = x * min(1.0, c / float(np.linalg.norm(x)))
+    resid = (z["releases"] - xc) / z["sigma"][:, None, None, None]
+    assert abs(float(resid.std()) - 1) < 0.05 and z["reconstructions"].max() <= 1
     assert not list(out.glob(".*.tmp"))  # written atomically, no leftovers
 
 

@@ -45,15 +45,20 @@ def test_batch_writes_every_image_the_errors_the_summary_and_the_report(folder, 
         d = out / "images" / f"img-{k}.png"
         verdicts = json.loads((d / "verdicts.json").read_text())
         assert [b["mu"] for b in verdicts["budgets"]] == [0.5, 50.0]  # the audit's schema
-        assert len(json.loads((d / "metrics.json").read_text())) == 2 * 2
+        tries = sum(b["trials"] for b in verdicts["budgets"])  # the sequential rule's tries
+        assert len(json.loads((d / "metrics.json").read_text())) == tries >= 2 * 2
     errors = list(csv.DictReader((out / "errors.csv").open()))
     assert [e["file"] for e in errors] == ["broken.png"] and "image" in errors[0]["reason"]
     summary = list(csv.DictReader((out / "summary.csv").open()))
     assert [float(s["mu"]) for s in summary] == [0.5, 50.0]
     assert all(int(s["images"]) == 3 for s in summary)
-    for s in summary:
-        if s["recognisable_fraction"]:
-            assert float(s["recognisable_lo"]) <= float(s["recognisable_fraction"]) <= float(s["recognisable_hi"])
+    for s in summary:  # every level counted, over the images judged
+        levels = [int(s[k]) for k in ("recognisable", "partly_recognisable", "undetermined",
+                                      "not_recognisable")]
+        assert sum(levels) == int(s["judged"])
+        assert int(s["exposed"]) == levels[0] + levels[1]
+        if s["exposed_fraction"]:
+            assert float(s["exposed_lo"]) <= float(s["exposed_fraction"]) <= float(s["exposed_hi"])
     page = (out / "report.html").read_text()
     assert "<html lang='en'>" in page and "most exposed" in page and "plotly" in page.lower()
     assert not list(out.rglob(".*.tmp"))  # no temporary file left behind

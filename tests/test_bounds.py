@@ -35,8 +35,9 @@ def test_mse_law_matches_the_real_mechanism_by_monte_carlo():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(1, 8, 8, generator=g)
     d, mu = x.numel(), 3.0
-    s = float(x.norm()) / mu
-    draws = privatize(x.expand(4000, *x.shape), mu, generator=g)  # 4000 releases in one call
+    c = 2 * float(x.norm())  # clipping inactive: the release is x + (C / mu) xi
+    s = c / mu
+    draws = privatize(x.expand(4000, *x.shape), mu, clip_norm=c, generator=g)  # 4000 in one call
     mses = (draws - x).flatten(1).pow(2).mean(1).double().numpy()
     law = stats.gamma(a=d / 2, scale=2 * s**2 / d)
     assert stats.kstest(mses, law.cdf).pvalue > 1e-3

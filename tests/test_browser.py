@@ -81,7 +81,7 @@ def test_find_the_largest_safe_budget_in_a_real_browser(browser, app_server, tmp
     page.wait_for_function(
         "document.querySelector('#safe-budget').innerText.includes('Up to eps')", timeout=120_000)
     answer = page.inner_text("#safe-budget")
-    assert "an attacker with this prior does not pick your image out of 10" in answer
+    assert "it is shown with 95% confidence that neither" in answer and "picks your image" in answer
     eps = float(answer.split("Up to eps = ")[1].split(" ")[0])
     page.wait_for_selector("#safe-budget-image img", timeout=60_000)
     # the slider moved to the answer (to its 0.01 step at or below it: within 2.3%), and the

@@ -32,9 +32,14 @@ def test_slider_spans_orders_of_magnitude():
 
 
 def test_ladder_spans_useless_to_strong(tiny_prior, digit_image):
-    mus = db.ladder_mus(float(digit_image.norm()))
-    assert len(mus) == 8 and mus == sorted(mus)
     s = db.compute_ladder(digit_image, db.Settings(prior=tiny_prior.source, steps=3, lpips="alex"))
+    # the ladder comes from the public clipping bound, never from the image's own norm
+    mus = db.ladder_mus(s.ladder.clip_norm * s.ladder.attacker_scale)
+    assert len(mus) == 8 and mus == sorted(mus)
+    assert s.ladder.budgets() == pytest.approx(mus)
+    other = db.compute_ladder(digit_image * 0.5, db.Settings(prior=tiny_prior.source, steps=3,
+                                                             lpips=None))
+    assert other.ladder.budgets() == pytest.approx(mus)
     shown = [views.view_budget(s, m) for m in mus]
     assert shown[0].beyond_range  # the strongest protection: beyond the prior's range
     assert shown[-1].samples[0].t_star < 20  # the weakest: hardly any noise
@@ -80,7 +85,8 @@ def test_report_is_self_contained(tiny_prior, digit_image):
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
     assert "plotly" in html and "package torch" in html and "date (UTC)" in html
     assert "trials per budget" in html and tiny_prior.source in html
-    assert "identified among 10" in html and "spread map across trials" in html
+    assert "both attackers, among 10" in html and "spread map across trials" in html
+    assert "clip_C(x) + (C / mu) xi" in html and "verdict rule" in html
     assert "src=\"http" not in html and "src='http" not in html  # nothing fetched online
 
 

@@ -188,7 +188,7 @@ def test_half_precision_path_matches_float32(tiny_prior_dir, digit_image):
     mus = [1.0, 10.0, 100.0]
     xi = torch.randn(digit_image.shape, generator=torch.Generator().manual_seed(0))
     obs = pipeline.observe(p32, digit_image.expand(3, *digit_image.shape), mus,
-                           xi=xi.expand(3, *xi.shape))
+                           clip_norm=float(digit_image.norm()), xi=xi.expand(3, *xi.shape))
     a = pipeline.attack(p32, obs, steps=10)
     for half, tol in ((torch.float16, 0.01), (torch.bfloat16, 0.05)):  # bfloat16: 8-bit mantissa
         b = pipeline.attack(load_prior(str(tiny_prior_dir), device="cpu", dtype=half), obs,

@@ -14,20 +14,24 @@ def _oracle_t_star(abar: np.ndarray, pixel_std: float) -> int:
     return int(np.argmin(np.abs((1 - abar) / abar - (2 * pixel_std) ** 2)))
 
 
-def test_analytic_release_and_its_timestep(tiny_prior, digit_image):
+@pytest.mark.parametrize("scale", [1.0, 1.7])
+def test_analytic_release_and_its_timestep(tiny_prior, digit_image, scale):
+    """Released with noise C / mu; the timestep matched to what the attacker reconstructs,
+    the release rescaled by its public factor (noise scale C / mu)."""
     n, mus = 3, [0.5, 4.0, 60.0]
     x = digit_image.expand(n, *digit_image.shape)
     xi = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
-    obs = pipeline.observe(tiny_prior, x, mus, xi=xi)
-    abar = tiny_prior.alphas_cumprod.double().numpy()
     norm = float(np.sqrt((digit_image.double().numpy() ** 2).sum()))
+    c = 2 * norm  # clipping inactive
+    obs = pipeline.observe(tiny_prior, x, mus, xi=xi, clip_norm=c, scale=scale)
+    abar = tiny_prior.alphas_cumprod.double().numpy()
     for i, mu in enumerate(mus):
-        assert obs.noise_std[i] == pytest.approx(norm / mu, rel=1e-6)
-        np.testing.assert_allclose(obs.images[i].numpy(), (x[i] + norm / mu * xi[i]).numpy(),
+        assert obs.noise_std[i] == pytest.approx(c / mu, rel=1e-6)
+        np.testing.assert_allclose(obs.images[i].numpy(), (x[i] + c / mu * xi[i]).numpy(),
                                    atol=1e-5)
-        assert obs.matches[i].t_star == _oracle_t_star(abar, norm / mu)
-        assert obs.matches[i].sigma_dm == pytest.approx(2 * norm / mu, rel=1e-6)
-    assert len(obs) == n
+        assert obs.matches[i].t_star == _oracle_t_star(abar, scale * c / mu)
+        assert obs.matches[i].sigma_dm == pytest.approx(2 * scale * c / mu, rel=1e-6)
+    assert len(obs) == n and obs.clip_norm == c and obs.scale == scale
 
 
 def test_public_clip_norm_release(tiny_prior, digit_image):
@@ -45,30 +49,34 @@ def test_public_clip_norm_release(tiny_prior, digit_image):
 
 def test_dpsgd_release_matches_the_mechanism(tiny_prior, digit_image):
     mu = 3.0
-    obs = pipeline.observe(tiny_prior, digit_image[None], mu, mechanism="dpsgd",
+    obs = pipeline.observe(tiny_prior, digit_image[None], mu, mechanism="dpsgd", clip_norm=1.5,
                            generators=[streams.keyed(7, 1)])
-    ref = privatize_dpsgd(digit_image, mu, generator=streams.keyed(7, 1))
+    ref = privatize_dpsgd(digit_image, mu, clip_norm=1.5, generator=streams.keyed(7, 1))
     torch.testing.assert_close(obs.images[0], ref.x_tilde)
-    assert obs.noise_std == [ref.noise_std]
+    assert obs.noise_std == [pytest.approx(ref.noise_std)]
 
 
 def test_observe_refuses_what_it_cannot_release(tiny_prior, digit_image):
     x = digit_image[None]
     with pytest.raises(ValueError, match="standard-normal draw"):
-        pipeline.observe(tiny_prior, x, 1.0)
+        pipeline.observe(tiny_prior, x, 1.0, clip_norm=1.0)
     with pytest.raises(ValueError, match="one generator per image"):
-        pipeline.observe(tiny_prior, x, 1.0, mechanism="dpsgd")
+        pipeline.observe(tiny_prior, x, 1.0, clip_norm=1.0, mechanism="dpsgd")
     with pytest.raises(ValueError, match="2 budgets for 1 images"):
-        pipeline.observe(tiny_prior, x, [1.0, 2.0], xi=torch.zeros_like(x))
+        pipeline.observe(tiny_prior, x, [1.0, 2.0], clip_norm=1.0, xi=torch.zeros_like(x))
     with pytest.raises(ValueError, match="mechanism"):
-        pipeline.observe(tiny_prior, x, 1.0, xi=torch.zeros_like(x), mechanism="laplace")
+        pipeline.observe(tiny_prior, x, 1.0, clip_norm=1.0, xi=torch.zeros_like(x),
+                         mechanism="laplace")
+    with pytest.raises(ValueError, match="clipping bound"):
+        pipeline.observe(tiny_prior, x, 1.0, clip_norm=0.0, xi=torch.zeros_like(x))
 
 
 def test_attack_starts_where_observe_matched(tiny_prior, digit_image):
     """attack is the reverse process from the matched timestep: with almost no noise the
     reconstruction is the image itself."""
     x = digit_image[None]
-    obs = pipeline.observe(tiny_prior, x, 1e5, xi=torch.randn(x.shape, generator=torch.Generator().manual_seed(3)))
+    obs = pipeline.observe(tiny_prior, x, 1e5, clip_norm=float(x.norm()),
+                           xi=torch.randn(x.shape, generator=torch.Generator().manual_seed(3)))
     assert obs.matches[0].t_star == 0
     rec = pipeline.attack(tiny_prior, obs, steps=1)
     assert float((rec - x).abs().max()) < 0.05

@@ -88,9 +88,10 @@ def test_two_candidate_success_matches_its_closed_form_and_the_rero_bound():
     g = torch.Generator().manual_seed(2)
     x, x2 = torch.rand(2, 1, 8, 8, generator=g)
     mu = 1.5
-    s = float(x.norm()) / mu
+    c = 2 * max(float(x.norm()), float(x2.norm()))  # nothing clipped
+    s = c / mu
     trials = 20000
-    obs = privatize(x.expand(trials, *x.shape), mu, generator=g)  # every release in one call
+    obs = privatize(x.expand(trials, *x.shape), mu, clip_norm=c, generator=g)  # one call
     hit = ((obs - x).flatten(1).norm(dim=1) < (obs - x2).flatten(1).norm(dim=1)).double().mean()
     expected = stats.norm.cdf(float((x - x2).norm()) / (2 * s))
     assert float(hit) == pytest.approx(expected, abs=0.01)

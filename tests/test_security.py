@@ -144,7 +144,7 @@ def _raw_audit(base: str, path: str) -> tuple[str, str]:
     """/audit called as raw HTTP with a file payload naming ``path`` on the server (no upload):
     returns (the final event's name, its data)."""
     payload = {"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": "x.png"}
-    data = [payload, "embedded", "eps", 1e-5, 2.0, "ddim", 2, 1, 0]
+    data = [payload, "embedded", "eps", 1e-5, 2.0, "ddim", 2, 1, 0, 0]  # clipping bound 0: default
     r = httpx.post(f"{base}/gradio_api/call/audit", json={"data": data}, timeout=30)
     if r.status_code >= 400:
         return "refused", r.text

@@ -59,12 +59,17 @@ def engine_errors(fn):
     return call
 
 
-def settings(prior, delta, sampler, steps, trials, seed) -> db.Settings:
-    """The form's settings (the prior from this deployment's list)."""
+def settings(prior, delta, sampler, steps, trials, seed, clip=None) -> db.Settings:
+    """The form's settings (the prior from this deployment's list; an empty clipping bound
+    is the prior's default)."""
     if prior not in (None, "") and prior not in REGISTRY:
         raise ValueError(f"unknown prior {str(prior)[:80]!r}: choose one from the list")
+    try:
+        clip = None if clip in (None, "", 0) else float(clip)
+    except (TypeError, ValueError):
+        raise ValueError("the clipping bound must be a number > 0, or empty") from None
     return db.Settings.from_inputs(prior=prior or DEFAULT_PRIOR, delta=delta, sampler=sampler,
-                                   steps=steps, trials=trials, seed=seed)
+                                   steps=steps, trials=trials, seed=seed, clip_norm=clip)
 
 
 def _mu(slider, mode, delta) -> tuple[float, float]:
@@ -119,10 +124,18 @@ def _budget_outputs(session: db.LadderCache, mu: float, mode: str, *, plots: boo
               "essentially a random image of this kind." if v.beyond_range else "")
     pending = (f"\n\n_The budget ladder is still being computed: {session.pending} of "
                f"{db.LADDER_SIZE} budgets to come; the plots fill in as they finish._"
-               if session.pending else "")
+               if session.pending else
+               f"\n\n_Undetermined at {session.settings.trials} tries at {session.adding} "
+               "budget(s): the sequential rule is adding tries there before it says anything._"
+               if session.adding else "")
+    lad = session.ladder
+    release = (f"\n\nRelease: clip_C(x) + (C / mu) xi with clipping bound C = {lad.clip_norm:.3g} "
+               f"({lad.clip_source}), mu-GDP for adding or removing your image; the attackers "
+               "know only public quantities.")
     verdict = (f"### {v.label.capitalize()}\n{v.verdict_markdown()}\n\n"
                f"{db.budget_label(v.mu, v.eps, session.settings.delta)}{status}; "
-               f"{len(v.samples)} tries; reverse process from t* = {first.t_star}.{beyond}{pending}")
+               f"{len(v.samples)} tries; reverse process from t* = {first.t_star}.{release}"
+               f"{beyond}{pending}")
     original, sim, bnd = gr.skip(), gr.skip(), gr.skip()
     if plots:
         original = png(views.display(session.image))
@@ -157,13 +170,13 @@ def alt_texts(slider, mode, delta, session):
 
 @on_gpu(_gpu_seconds)
 @engine_errors
-def run(image, prior, mode, delta, slider, sampler, steps, trials, seed, session,
+def run(image, prior, mode, delta, slider, sampler, steps, trials, seed, session, clip=None,
         request: gr.Request = None, progress=gr.Progress()):
     """Compute the budget ladder (once per image, prior and settings) and show the budget."""
     if image is None:
         raise gr.Error("Upload an image or pick an example first.")
     remember_upload(image, request)
-    chosen = settings(prior, delta, sampler, steps, trials, seed)
+    chosen = settings(prior, delta, sampler, steps, trials, seed, clip)
     mu, _ = _mu(slider, mode, delta)
     # a large prior shows the chosen budget first, then the ladder as it is computed
     for session in db.ladder_steps(image, chosen, current_mu=mu, previous=session,
@@ -297,7 +310,7 @@ def find_budget(level, mode, delta, session, progress=gr.Progress()):
     s = session.settings
     try:
         found = solve_budget(session.image, prior=s.prior, level=level, delta=float(delta),
-                             trials=s.trials, seed=s.seed, steps=s.steps,
+                             trials=s.trials, seed=s.seed, steps=s.steps, clip_norm=s.clip_norm,
                              progress=Deadline(progress))
     except NotSolvable as exc:
         return f"**No budget can be given.** {exc}", gr.skip(), gr.skip(), gr.skip()
@@ -310,10 +323,11 @@ def find_budget(level, mode, delta, session, progress=gr.Progress()):
     image, table, session = views.compare_budgets(session, list(found.results),
                                                   progress=Deadline())
     most = max(g["trials"] for g in found.grid)
-    more = f" ({most} for the budgets measured again)" if most > found.trials else ""
+    more = f" (up to {most} where the first were undetermined)" if most > found.trials else ""
     text = (f"**{found.sentence()}**\n\nSearched {found.evaluations} budgets, {found.trials} "
-            f"tries each{more}; the level holds at every budget searched below the answer. "
-            "Left: the answer; right: the first budget searched above it.\n\n" + table)
+            f"tries each{more}, every one with the same rule; protection is shown at every "
+            "budget searched below the answer. Left: the answer; right: the first budget "
+            "searched above it.\n\n" + table)
     alt = (f"reconstructions at eps {found.eps_max:.3g} (the answer) and at the first budget "
            "searched above it, with their verdicts")
     # the slider moves in steps of 0.01 (log10): to the step at or below the answer, so that
@@ -342,7 +356,7 @@ def _dataset_seconds(files, *rest, **kw) -> int:
 
 @on_gpu(_dataset_seconds)
 @engine_errors
-def dataset(files, prior, delta, steps, trials, seed, request: gr.Request = None,
+def dataset(files, prior, delta, steps, trials, seed, clip=None, request: gr.Request = None,
             progress=gr.Progress()):
     """Audit several uploaded images with the batch engine: the fraction recognisable at
     each budget, and the data set's report."""
@@ -354,7 +368,7 @@ def dataset(files, prior, delta, steps, trials, seed, request: gr.Request = None
     if len(files) > MAX_DATASET:
         raise gr.Error(f"At most {MAX_DATASET} images at once here (got {len(files)}); the "
                        "command line has no limit: python -m audit_engine batch DIR ...")
-    chosen = settings(prior, delta, "ddim", steps, trials, seed)
+    chosen = settings(prior, delta, "ddim", steps, trials, seed, clip)
     paths = _file_paths(files)
     for p in paths:
         remember_upload(p, request)
@@ -366,21 +380,23 @@ def dataset(files, prior, delta, steps, trials, seed, request: gr.Request = None
     for k, p in enumerate(paths):  # links, not copies: uploads stay in Gradio's cache only
         (folder / f"{k:03d}-{Path(p).name}").symlink_to(Path(p).resolve())
     cfg = BatchConfig(epsilons=list(DATASET_EPS), delta=chosen.delta, prior=chosen.prior,
-                      trials=chosen.trials, seed=chosen.seed, steps=chosen.steps)
+                      trials=chosen.trials, seed=chosen.seed, steps=chosen.steps,
+                      clip_norm=chosen.clip_norm)
     deadline = Deadline(progress)
     r = run_batch(folder, run_dir / "out", cfg,
                   progress=lambda d, n, m: deadline(d / max(n, 1), f"image {d} of {n}: {m}"))
     rows = summarize_batch(run_dir / "out")
     lines = [f"**{r['audited']} images audited**, {r['errors']} unreadable"
              + (" (listed in the report's folder)" if r["errors"] else "") + ".", "",
-             "| budget | images judged | recognisable | outside the prior's domain |",
-             "|---|---|---|---|"]
+             "| budget | images judged | recognisable | partly | undetermined | not recognisable "
+             "| exposed (95% interval) | outside the prior's domain |",
+             "|---|---|---|---|---|---|---|---|"]
     for s in rows:
-        rec = ("n/a" if not s["judged"] else
-               f"{s['recognisable']} of {s['judged']} ({s['recognisable_fraction']:.0%}; 95% "
-               f"interval {s['recognisable_lo']:.0%} to {s['recognisable_hi']:.0%})")
+        exposed = ("n/a" if not s["judged"] else
+                   f"{s['exposed_fraction']:.0%} ({s['exposed_lo']:.0%} to {s['exposed_hi']:.0%})")
         lines.append(f"| {db.budget_label(s['mu'], s['eps'], s['delta'])} | {s['judged']} | "
-                     f"{rec} | {s['out_of_domain']} |")
+                     f"{s['recognisable']} | {s['partly_recognisable']} | {s['undetermined']} | "
+                     f"{s['not_recognisable']} | {exposed} | {s['out_of_domain']} |")
     fig = gr.Plot(dataset_figure(rows, chosen.delta), visible=True)
     return "\n".join(lines), fig, gr.DownloadButton(value=str(run_dir / "out" / "report.html"),
                                                     visible=True)

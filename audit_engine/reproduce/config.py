@@ -30,6 +30,9 @@ class ReproConfig:
     # over every candidate. Default: the largest norm of each image set (nothing is clipped)
     clip_norm: float | None = None
     mechanism: str = "analytic"  # or "dpsgd": draw 0 of every image is a real Opacus step
+    # the UNet's precision: float32 by default, so that the committed tables reproduce on any
+    # x86 CPU (the audit's default, bfloat16 on CPUs that compute it natively, differs by CPU)
+    dtype: str = "float32"
     # success thresholds: more than half-way from an unrelated image (the baseline b) to a
     # copy, r = (SSIM - b) / (1 - b) >= 0.5, and MSE <= (1 - r) b_MSE; and PSNR >= 20 dB
     recognisable_r: float = 0.5
@@ -51,6 +54,8 @@ class ReproConfig:
             raise ValueError(f"mus must be finite and > 0, got {list(self.mus)}")
         if self.clip_norm is not None and not (math.isfinite(self.clip_norm) and self.clip_norm > 0):
             raise ValueError(f"clip_norm must be a finite number > 0, got {self.clip_norm}")
+        if self.dtype not in ("float32", "float16", "bfloat16"):
+            raise ValueError(f"dtype must be float32, float16 or bfloat16, got {self.dtype!r}")
         if self.mechanism not in MECHANISMS:
             raise ValueError(f"mechanism must be one of {MECHANISMS}, got {self.mechanism!r}")
         if not 0 < self.recognisable_r < 1:

@@ -73,6 +73,8 @@ class Reproduction:
     has_attribute: bool
     elapsed_s: float
     skipped: list[str] = field(default_factory=list)  # unreadable files in the folders
+    dtype: str = ""  # the UNet's precision in this run
+    device: str = ""
     examples: dict[str, dict] = field(default_factory=dict, repr=False)  # set -> tensors
 
 
@@ -230,7 +232,7 @@ def run_reproduction(cfg: ReproConfig, *, prior: Prior | None = None,
     t0 = time.perf_counter()
     cfg.validate()
     say = progress or (lambda f, m: None)
-    prior = prior or load_prior(cfg.prior)
+    prior = prior or load_prior(cfg.prior, dtype=getattr(torch, cfg.dtype))
     x, pool, skipped = _targets(prior, cfg)
     n_cand = cfg.candidates(len(x))
     rng = np.random.default_rng(cfg.seed)
@@ -280,4 +282,5 @@ def run_reproduction(cfg: ReproConfig, *, prior: Prior | None = None,
         pixels=x[0].numel(), pool_size=len(pool), n_candidates=n_cand, tau=tau, eta=eta,
         kappa_candidate=1.0 / n_cand, kappa_threshold=kappa_thr, kappa_threshold_guess=guess,
         lpips_note=lp_label, lpips_available=lp_ok, has_attribute=clf is not None,
-        elapsed_s=time.perf_counter() - t0, skipped=skipped, examples=examples)
+        elapsed_s=time.perf_counter() - t0, skipped=skipped, examples=examples,
+        dtype=str(prior.dtype).removeprefix("torch."), device=str(prior.device))

@@ -36,6 +36,7 @@ def run_info(rep: Reproduction) -> dict:
         "kappa_threshold_best_guess": rep.kappa_threshold_guess,
         "baselines": rep.baselines, "lpips": rep.lpips_note, "lpips_available": rep.lpips_available,
         "has_attribute": rep.has_attribute, "skipped": rep.skipped,
+        "dtype": rep.dtype, "device": rep.device,
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
                     "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "versions": package_versions(),

@@ -1,0 +1,82 @@
+"""Both error rates of the verdict rule (verdict.decide, the sequential looks), computed
+exactly for the schedules the product uses and the chance levels it meets, written to
+docs/verdict-error-rates.json and the generated block of docs/VERDICTS.md.
+
+    python scripts/verdict_error_rates.py            # rewrites both
+    python scripts/verdict_error_rates.py --check    # exit 1 if either is out of date
+
+The rates are exact (dynamic programming over the binomial counts, verdict.error_rates);
+tests/test_verdict.py checks that function against a simulation of the rule, and
+tests/test_docs.py that these files match it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from audit_engine.reproduce.tables import fill_doc  # noqa: E402
+from audit_engine.verdict import (ALPHA_DISCLOSURE, ALPHA_PROTECTION, GALLERY_TRIES,  # noqa: E402
+                                  TOLERANCE, error_rates, looks)
+
+SCHEDULES = {"prior attacker, priors up to 64 px": (8, 64),
+             "prior attacker, larger priors": (4, 32),
+             "gallery attacker": (GALLERY_TRIES, GALLERY_TRIES)}
+CHANCES = (0.1, 0.15, 0.2, 0.3, 0.5)
+JSON = ROOT / "docs" / "verdict-error-rates.json"
+DOC = ROOT / "docs" / "VERDICTS.md"
+
+
+def compute() -> dict:
+    rows = []
+    for name, (first, cap) in SCHEDULES.items():
+        for c in CHANCES:
+            at_chance = error_rates(first, cap, c, c)
+            at_tol = error_rates(first, cap, c, c + TOLERANCE)
+            at_high = error_rates(first, cap, c, min(1.0, c + 0.3))
+            rows.append({"attacker": name, "looks": looks(first, cap), "chance": c,
+                         "false_disclosure": at_chance["disclosure"],
+                         "false_protection": at_tol["protection"],
+                         "protected_at_chance": at_chance["protection"],
+                         "tries_at_chance": at_chance["expected_tries"],
+                         "disclosure_at_chance_plus_0.3": at_high["disclosure"]})
+    return {"tolerance": TOLERANCE, "alpha_disclosure": ALPHA_DISCLOSURE,
+            "alpha_protection": ALPHA_PROTECTION, "rows": rows}
+
+
+def table(data: dict) -> str:
+    lines = ["| attacker | tries after each look | chance | disclosure called at chance "
+             f"(at most {data['alpha_disclosure']:.1%}) | protection called at chance + "
+             f"{data['tolerance']:.2f} (at most {data['alpha_protection']:.0%}) | protection "
+             "called at chance | mean tries at chance | disclosure called at chance + 0.30 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        lines.append(f"| {r['attacker']} | {' -> '.join(map(str, r['looks']))} | {r['chance']:.2f} "
+                     f"| {r['false_disclosure']:.2%} | {r['false_protection']:.2%} "
+                     f"| {r['protected_at_chance']:.1%} | {r['tries_at_chance']:.1f} "
+                     f"| {r['disclosure_at_chance_plus_0.3']:.1%} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="only check the files are up to date")
+    args = ap.parse_args(argv)
+    data = compute()
+    text = json.dumps(data, indent=2) + "\n"
+    doc = fill_doc(DOC.read_text(), {"error-rates": table(data)})
+    if args.check:
+        stale = [p.name for p, t in ((JSON, text), (DOC, doc)) if p.read_text() != t]
+        print("out of date: " + ", ".join(stale) if stale else "up to date")
+        return 1 if stale else 0
+    JSON.write_text(text)
+    DOC.write_text(doc)
+    print(table(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -266,8 +266,10 @@ def summarize_batch(out: Path, cfg: BatchConfig | None = None) -> list[dict]:
             vals = [v for v in vals if math.isfinite(v)]
             return float(np.mean(vals)) if vals else None
 
+        release = entries[0][0]["verdicts"].get("release") or {}
         rows.append({
             "mu": entries[0][1]["mu"], "eps": entries[0][1]["eps"], "delta": entries[0][1]["delta"],
+            "clip_norm": release.get("clip_norm"),
             "images": n, "judged": len(judged), "out_of_domain": n - len(judged),
             "out_of_domain_fraction": (n - len(judged)) / n,
             "recognisable": rec, "partly_recognisable": counts["partly recognisable"],

@@ -15,7 +15,8 @@ import torch
 from . import accounting
 from .attacks import load_baseline
 from .caches import LRU
-from .audit import AuditResult, check_settings, clip_norm_for, continue_audit, run_audit
+from .audit import (AuditResult, check_settings, clip_norm_for, continue_audit, default_max_trials,
+                    run_audit)
 from .mechanism import attacker_scale
 from .images import ImageLike
 from .priors import EMBEDDED, REGISTRY, load_prior, prior_status
@@ -289,11 +290,14 @@ def gpu_seconds(prior: str, sampler: str, steps: int, trials: int) -> int:
     4 ms per sample and step at 256x256, about twice what a float16 forward of the
     113.7 M-parameter CelebA-HQ UNet is expected to take on an A100 (not yet measured here:
     no GPU has been lent to this project; tests/test_gpu.py times it where one is), plus
-    15 s for loading and metrics."""
+    15 s for loading and metrics. The batch is the first look at every budget plus the
+    sequential rule's further tries (up to 8 x the first look) at two budgets, the most the
+    ladder leaves undetermined in the runs measured (docs/VERDICTS.md)."""
     spec = REGISTRY.get(prior)
     side = spec.resolution if spec and spec.resolution else 256
     rounds = 1000 if sampler == "ddpm" else max(1, int(steps))
-    batch = (LADDER_SIZE + 1) * max(1, int(trials))
+    first = max(1, int(trials))
+    batch = (LADDER_SIZE + 1) * first + 2 * (default_max_trials(first) - first)
     per_sample = 0.004 * (side / 256) ** 2 + 1e-4
     return int(min(600, max(20, 15 + rounds * batch * per_sample)))
 

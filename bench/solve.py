@@ -1,13 +1,14 @@
 """Solving for the budget against one dashboard ladder, side by side in one run, on the
-embedded prior with the dashboard's defaults (8 tries, 10 DDIM steps, no LPIPS): the
-single-image search (solve.py) must finish in under 10 s on this machine; here it is given
-as a ratio to one 8-budget ladder (plus the chosen budget) on the same image.
+embedded prior with the dashboard's defaults (8 tries at the first look, 10 DDIM steps, no
+LPIPS): the single-image search (solve.py) must finish in under 15 s on this machine; here
+it is given as a ratio to one 8-budget ladder (plus the chosen budget) on the same image.
 
     python bench/solve.py [--images N] [--check M]
 
 ``--check M`` also does what a reviewer would on M held-out digits (never used in training):
-solve, then a fresh audit (the audit command's defaults) at 0.8 x and at 2 x the budget
-found, and counts how often the level holds at 0.8 x and fails at 2 x.
+solve, then re-measure both attackers at the answer with fresh tries, computed in NumPy from
+``--save-samples``'s files and the public mechanism (``check``), and count the answers whose
+measured rates stay within chance + the tolerance.
 
 Each timing is the median over the example digits (both warmed up first: the prior, its
 reference set and the classifier are loaded once per process).
@@ -56,10 +57,10 @@ def main() -> None:
               f"({r.evaluations} budgets; eps_max {r.eps_max:.3g})")
     lad, sol = statistics.median(ladder), statistics.median(search)
     print(machine())
-    print(f"median over {len(digits)} digits: one ladder (9 budgets x 8 tries) {lad:.2f} s; "
-          f"the search ({statistics.median(evals):.0f} budgets x 8 tries) {sol:.2f} s")
-    print(f"search / one ladder: {sol / lad:.2f}x; search under 10 s: "
-          f"{'yes' if max(search) < 10 else 'no'} (slowest {max(search):.2f} s)")
+    print(f"median over {len(digits)} digits: one ladder (9 budgets, 8 tries and the sequential "
+          f"rule's) {lad:.2f} s; the search ({statistics.median(evals):.0f} budgets) {sol:.2f} s")
+    print(f"search / one ladder: {sol / lad:.2f}x; search under 15 s: "
+          f"{'yes' if max(search) < 15 else 'no'} (slowest {max(search):.2f} s)")
 
 
 def check(n: int, *, gallery_tries: int = 20000, prior_seeds: int = 4) -> None:
@@ -100,10 +101,14 @@ def check(n: int, *, gallery_tries: int = 20000, prior_seeds: int = 4) -> None:
         others = clip(np.delete(pool, i, axis=0))
         pick = np.argsort(rng.random((gallery_tries, len(others))), axis=1)[:, :9]
         noise = rng.standard_normal((gallery_tries, pool.shape[1])) * (c / mu)
-        def nearest_is_target(y):
-            d_t = ((y - target) ** 2).sum(1)
-            d_o = ((y[:, None, :] - others[pick]) ** 2).sum(2)
-            return (d_t[:, None] < d_o).all(1)
+        def nearest_is_target(y, chunk=1000):
+            out = []
+            for a in range(0, len(y), chunk):
+                yy, pp = y[a:a + chunk], pick[a:a + chunk]
+                d_t = ((yy - target) ** 2).sum(1)
+                d_o = ((yy[:, None, :] - others[pp]) ** 2).sum(2)
+                out.append((d_t[:, None] < d_o).all(1))
+            return np.concatenate(out)
         g_rate = float(nearest_is_target(target + noise).mean())
         g_chance = max(0.1, float(nearest_is_target(noise).mean()))
         hits = tries = 0

@@ -11,7 +11,6 @@ import gradio as gr
 from audit_engine import dashboard as db
 from audit_engine import views
 from audit_engine.audit import MAX_TRIALS
-from audit_engine.priors import EMBEDDED, load_prior
 from audit_engine.reconstruct import DEFAULT_DDIM_STEPS
 from audit_engine.report import CAVEATS
 from webui import handlers as h
@@ -34,7 +33,7 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
                                       elem_id="input-image", placeholder=UPLOAD_TEXT)
                 gr.Examples(examples=[[p] for p in EXAMPLES], inputs=[image], label="Examples",
                             examples_per_page=20, example_labels=[example_label(p) for p in EXAMPLES])
-                prior = gr.Dropdown(choices=db.prior_choices(), value=DEFAULT_PRIOR, label="Prior (the attacker's knowledge)")
+                prior = gr.Dropdown(choices=h.prior_choices(), value=DEFAULT_PRIOR, label="Prior (the attacker's knowledge)")
                 with gr.Row():
                     mode = gr.Radio([("eps (with delta)", "eps"), ("mu (Gaussian DP)", "mu")],
                                     value="eps", label="Budget as")
@@ -161,8 +160,14 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     ds_btn.click(h.dataset, [ds_files, prior, delta, steps, trials, seed, clip],
                  [ds_summary, ds_plot, ds_report], api_visibility="private", **model)
     # the priors' states (a Hub prior becomes available when the network returns)
-    demo.load(lambda: gr.Dropdown(choices=db.prior_choices()), None, [prior], queue=False,
+    demo.load(lambda: gr.Dropdown(choices=h.prior_choices()), None, [prior], queue=False,
               api_visibility="private")
+    # the selector shows each prior's preparation ("preparing (n%)") until all are settled
+    timer = gr.Timer(5)
+    timer.tick(h.refresh_priors, None, [prior, timer], queue=False, api_visibility="private",
+               show_progress="hidden")
+    # the tries follow the prior (8 up to 64 pixels, 4 above)
+    prior.change(h.default_trials_for, [prior], [trials], queue=False, api_visibility="private")
     demo.unload(h.cleanup)
 
 
@@ -174,8 +179,10 @@ def launch(**overrides):
     kwargs = dict(max_file_size=MAX_UPLOAD, run_history=False, footer_links=["api"],
                   allowed_paths=[], theme=THEME, css=CSS)
     kwargs.update(overrides)
-    if not ZERO_GPU:  # on ZeroGPU, CUDA may only be touched inside spaces.GPU functions
-        load_prior(EMBEDDED)  # warm: the first audit should not wait for the model
+    # no request builds a reference set: the embedded prior is prepared now (seconds), the
+    # other offered priors in a background thread (on ZeroGPU, CUDA may only be touched
+    # inside spaces.GPU functions: preparation then runs on the CPU)
+    h.start_preparing()
     return demo.queue(max_size=QUEUE_SIZE).launch(**kwargs)
 
 

@@ -5,6 +5,7 @@
     python -m audit_engine solve IMAGE [--level "not recognisable"|"no attribute"] --out DIR
     python -m audit_engine batch DIR --solve [--max-fraction 0.05] --out OUT
     python -m audit_engine reproduce --prior embedded --n-images 200 --out DIR
+    python -m audit_engine prepare [PRIOR ...]
     python -m audit_engine priors
 """
 from __future__ import annotations
@@ -163,6 +164,13 @@ def _parser() -> argparse.ArgumentParser:
     _release_args(v)
     v.add_argument("--out", type=Path, required=True, help="output folder (solve.json, grid.csv)")
 
+    pp = sub.add_parser("prepare", help="prepare priors ahead of time: weights, reference set, "
+                                        "domain calibration, baseline, cost per evaluation")
+    pp.add_argument("priors", nargs="*", default=["embedded"],
+                    help="registry keys, local folders or Hub ids (default: embedded)")
+    pp.add_argument("--reference", type=Path, default=None,
+                    help="folder of images of the prior's kind to use as its reference set")
+
     sub.add_parser("priors", help="list the registered priors and whether they can be used here")
     return ap
 
@@ -179,6 +187,27 @@ def _progress(frac: float, msg: str) -> None:
     if stage != _last_stage[0]:
         _last_stage[0] = stage
         print(f"[{frac * 100:5.1f}%] {stage}", file=sys.stderr, flush=True)
+
+
+def _prepare(args) -> int:
+    from .prepare import prepare
+    from .priors import PriorUnavailable
+    from .reference import ReferenceUnavailable
+
+    failed = 0
+    for name in args.priors:
+        print(f"{name}:", file=sys.stderr)
+        try:
+            p = prepare(name, reference=args.reference, progress=_progress)
+        except (PriorUnavailable, ReferenceUnavailable, ValueError, OSError) as exc:
+            print(f"\nerror: {name}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(file=sys.stderr)
+        phases = ", ".join(f"{k} {v:.1f} s" for k, v in p.seconds.items())
+        print(f"{p.prior}: ready on {p.device} ({p.dtype}); reference: {p.reference}; "
+              f"{p.per_eval_s * 1000:.1f} ms per UNet evaluation; {phases}")
+    return 2 if failed else 0
 
 
 def _reproduce(args) -> int:
@@ -305,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
             state, why = prior_status(key)
             print(f"{key:30s} {state:15s} {spec.title}: {why}")
         return 0
+    if args.command == "prepare":
+        return _prepare(args)
     if args.command == "reproduce":
         return _reproduce(args)
     if args.command == "batch":

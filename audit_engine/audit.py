@@ -30,14 +30,14 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from . import accounting, pipeline, streams
+from . import accounting, costs, pipeline, streams
 from .attacks import eligible_decoys, gallery_attack, guess_rate, identify, noise_aware_labels
 from .attributes import ATTRIBUTE_NAME, classifier_for, classify
 from .images import ImageLike
 from .mechanism import attacker_scale, clip_to
 from .metrics import LPIPSMetric, get_lpips, similarity
 from .priors import Prior, load_prior
-from .reconstruct import DEFAULT_DDIM_STEPS, SAMPLERS
+from .reconstruct import DEFAULT_DDIM_STEPS, SAMPLERS, count_unet_calls, timestep_grid
 from .reference import Reference, ReferenceUnavailable, reference_for, typicality
 from .verdict import (ATTRIBUTE_CONFIDENCE, CANDIDATES, DOMAIN_FACTOR, DOMAIN_PERCENTILE,
                       GALLERY_TRIES, TOLERANCE, UNDETERMINED, AttackVerdict, Attribute,
@@ -330,7 +330,8 @@ def run_audit(
     if verdicts:
         try:
             ref = reference if isinstance(reference, Reference) else reference_for(
-                prior, folder=reference, progress=lambda f, m: say(0.01, m))
+                prior, folder=reference,
+                progress=lambda f, m: say(0.3 * f, f"preparing the prior (once): {m}"))
         except (ReferenceUnavailable, OSError) as exc:
             why = f"no reference set, so no verdict: {exc}"
     c_default, typical, c_words = clip_norm_for(prior, ref)
@@ -361,11 +362,16 @@ def run_audit(
         obs = pipeline.observe(prior, x.expand(len(rows), *x.shape), [mu for mu, _, _ in rows],
                                clip_norm=c, xi=xi, generators=gens, mechanism=mechanism,
                                scale=scale)
+        started = time.perf_counter()
         recons = pipeline.attack(
             prior, obs, sampler=sampler, steps=steps,
             seeds=[streams.stream_seed(seed, digest, k, streams.REVERSE) for _, _, k in rows],
             batch_size=batch_size,
             progress=lambda d, n: say(lo + (hi - lo) * 0.9 * d / n, f"reverse diffusion step {d}/{n}"))
+        # what an evaluation costs here, for the estimates made before long work (costs.py)
+        costs.record(prior, count_unet_calls([timestep_grid(m.t_star, steps)
+                                              for m in obs.matches])[1],
+                     time.perf_counter() - started)
         say(lo + (hi - lo) * 0.9, "measuring similarity")
         noisy_m = similarity(x, obs.images.clamp(0, 1), lpips_metric=metric)
         recon_m = similarity(x, recons, lpips_metric=metric)

@@ -266,7 +266,7 @@ def _resolve_folder(name: str) -> tuple[str, Path]:
     cached = _hub_cached_folder(source)
     if cached is not None:
         return source, cached
-    advice = (f"download it where the network allows (`huggingface-cli download {source}`, "
+    advice = (f"download it where the network allows (`hf download {source}`, "
               "then copy the Hugging Face cache, or pass the downloaded folder as the prior), "
               f"or use the embedded prior ({EMBEDDED!r})")
     if _offline():

@@ -54,7 +54,8 @@ from .priors import Prior
 from .reconstruct import DEFAULT_DDIM_STEPS, default_batch, sample
 from .verdict import domain_threshold, in_domain
 
-__all__ = ["Reference", "ReferenceUnavailable", "reference_for", "typicality", "cache_dir",
+__all__ = ["Reference", "ReferenceUnavailable", "NotPrepared", "reference_for", "typicality",
+           "cache_dir", "is_prepared",
            "reference_size", "image_statistics", "DOMAIN_TIMESTEPS", "DOMAIN_DRAWS",
            "IMAGE_STATISTICS", "REFERENCE_VERSION"]
 
@@ -67,6 +68,11 @@ Progress = Callable[[float, str], None]
 
 class ReferenceUnavailable(RuntimeError):
     """No reference set can be made for this prior; the message says why."""
+
+
+class NotPrepared(RuntimeError):
+    """The prior's reference set has not been built and may not be built now (the
+    dashboard: ``prepare`` builds it ahead, outside any request)."""
 
 
 def cache_dir() -> Path:
@@ -240,15 +246,23 @@ def _from_arrays(arrays, source: str) -> Reference:
 
 
 def reference_for(prior: Prior, *, folder: str | Path | None = None,
-                  progress: Progress | None = None) -> Reference:
+                  progress: Progress | None = None, build: bool = True) -> Reference:
     """The reference set of a prior (see the module docstring), from memory, from disk, or
     computed once (with progress). ``folder``: images of the prior's kind to use instead of
-    the shipped or sampled ones (at least 10)."""
+    the shipped or sampled ones (at least 10). ``build=False``: NotPrepared rather than
+    computing a missing set."""
     key = (prior.name, str(prior.folder), str(folder) if folder else None)
-    return _MEMORY.get(key, lambda: _make(prior, folder, progress))
+    return _MEMORY.get(key, lambda: _make(prior, folder, progress, allowed=build))
 
 
-def _make(prior: Prior, folder, progress, *, write_to: Path | None = None) -> Reference:
+def is_prepared(prior: Prior, folder: str | Path | None = None) -> bool:
+    """Whether the prior's reference set is in this process's memory, ready to use without
+    computing or reading anything (never waits for a build under way)."""
+    return (prior.name, str(prior.folder), str(folder) if folder else None) in _MEMORY
+
+
+def _make(prior: Prior, folder, progress, *, write_to: Path | None = None,
+          allowed: bool = True) -> Reference:
     shipped = prior.folder / "heldout.npz" if prior.folder is not None else None
     if folder is not None:
         images = _load_folder(Path(folder), prior)
@@ -275,6 +289,9 @@ def _make(prior: Prior, folder, progress, *, write_to: Path | None = None) -> Re
                     arrays = {k: z[k] for k in z.files}
                     break
     if arrays is None:
+        if not allowed:
+            raise NotPrepared(f"the reference set of {prior.name} has not been prepared "
+                              f"(python -m audit_engine prepare {prior.name})")
         arrays = build_reference(prior, images=images, n_samples=n_samples, progress=progress)
         arrays["tag"] = np.array(tag)
         target = write_to or cached

@@ -62,14 +62,16 @@ def summarize_solve(out: Path, cfg: BatchConfig) -> dict:
 
 
 def dataset_sentence(a: dict) -> str:
-    what = ("pick them out of 10 of their kind more often than chance"
-            if a["level"] == "not recognisable" else "read their class more often than chance")
+    what = ("picks them out of 10 of their kind" if a["level"] == "not recognisable"
+            else "reads their class")
     if a["mu_max"] is None:
         return f"No budget can be given: {a['reason']}."
-    return (f"Up to eps = {a['eps_max']:.3g} (delta = {a['delta']:g}; mu = {a['mu_max']:.3g}), an "
-            f"attacker with this prior can {what} for at most {a['max_fraction']:.0%} of images "
-            f"like these (95% upper bound, over {a['judged']} images judged, "
-            f"{a['failing_at_mu_max']} of which fail at this budget).")
+    return (f"Up to eps = {a['eps_max']:.3g} (delta = {a['delta']:g}; mu = {a['mu_max']:.3g}), "
+            f"at most {a['max_fraction']:.0%} of images like these (95% upper bound, over "
+            f"{a['judged']} images judged, {a['failing_at_mu_max']} of which are not shown "
+            "protected at this budget) lack evidence that neither an attacker who holds them "
+            f"among 10 candidates nor one who knows what such images look like {what} more "
+            "often than chance + the tolerance.")
 
 
 def write_solve_outputs(out: Path, summary: dict, cfg: BatchConfig, *, engine: str,

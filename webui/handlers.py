@@ -14,22 +14,100 @@ from pathlib import Path
 
 import gradio as gr
 
+from audit_engine import costs
 from audit_engine import dashboard as db
+from audit_engine import reference as reference_mod
 from audit_engine import views
+from audit_engine.audit import default_max_trials
 from audit_engine.images import ImageError
-from audit_engine.priors import REGISTRY, PriorUnavailable
+from audit_engine.prepare import Preparer, prepare
+from audit_engine.priors import EMBEDDED, REGISTRY, PriorUnavailable, load_prior
+from audit_engine.reference import NotPrepared
 
 from .components import slider_label
 from .config import (DATASET_DIR, DATASET_EPS, DEFAULT_PRIOR, MAX_DATASET, REPORT_DIR,
-                     TIME_LIMIT, spaces)
+                     TIME_LIMIT, ZERO_GPU, spaces)
 from .files import forget_uploads, png, remember_upload
 
 N_VIEW = 9  # outputs of one budget's view (see _budget_outputs)
+# prepares the offered priors in a background thread once the app launches (start_preparing)
+PREPARER = Preparer(list(REGISTRY), run=functools.partial(
+    prepare, device="cpu" if ZERO_GPU else None))  # ZeroGPU: no CUDA outside spaces.GPU
+
+
+def start_preparing(*, embedded_now: bool = True) -> None:
+    """At launch: the embedded prior is prepared before the server answers (seconds: its
+    reference set ships with it), every other offered prior in the background, outside the
+    model group. A request then runs only on a prepared prior (``require_prepared``), so no
+    request ever builds a reference set."""
+    PREPARER.start(first=(EMBEDDED,) if embedded_now and EMBEDDED in REGISTRY else ())
+
+
+def require_prepared(key: str) -> None:
+    """At once: NotPrepared (with the preparation's progress) unless the prior is ready; a
+    prior the preparer manages is ready only when its reference set is in memory."""
+    PREPARER.require(key)
+    if PREPARER.active and PREPARER.status(key).get("state") == "ready":
+        if not reference_mod.is_prepared(load_prior(key)):
+            raise NotPrepared("This prior's reference set is not in memory; the server "
+                              "prepares it at launch (python -m audit_engine prepare).")
+
+
+def prior_choices() -> list[tuple[str, str]]:
+    """The prior selector's (label, key): the registry's state, and the preparation's."""
+    out = []
+    for key, title, state, _ in db.prior_table():
+        prep = PREPARER.label(key)
+        out.append((f"{title} [{prep or state}]", key))
+    return out
+
+
+def refresh_priors():
+    """The selector's labels, and whether to look again (while a prior is being prepared)."""
+    busy = any(PREPARER.status(k).get("state") in ("waiting", "preparing") for k in REGISTRY)
+    return gr.Dropdown(choices=prior_choices()), gr.Timer(active=PREPARER.active and busy)
+
+
+def default_trials_for(prior) -> gr.Slider:
+    """The tries slider follows the prior: 8 up to 64 pixels, 4 above."""
+    spec = REGISTRY.get(prior)
+    side = spec.resolution if spec and spec.resolution else 256
+    return gr.Slider(value=8 if side <= 64 else 4)
+
+
+def check_feasible(prior: str, evaluations: int, what: str, *, fewer: str) -> None:
+    """Refuse at once, with the estimate, work that cannot finish within TIME_LIMIT on this
+    server: UNet evaluations x the seconds per evaluation measured here (costs.py)."""
+    try:
+        loaded = load_prior(prior)
+    except PriorUnavailable:
+        return  # the engine says why when it tries
+    per = costs.per_eval(loaded)
+    if per is None:
+        return
+    seconds = per * evaluations
+    if seconds <= TIME_LIMIT:
+        return
+    raise gr.Error(
+        f"{what} needs about {evaluations:,} UNet evaluations of this prior: about "
+        f"{seconds:,.0f} s on this server ({per * 1000:.0f} ms each, measured here on "
+        f"{loaded.device}), beyond its limit of {TIME_LIMIT:g} s per request. It would fit "
+        f"{fewer}, on a GPU, or with a smaller prior.")
+
+
+def _ladder_evaluations(trials: int, steps: int, sampler: str) -> int:
+    """UNet evaluations of the dashboard's first audit at most: the ladder and the chosen
+    budget at the first look, the sequential rule's further tries at two budgets, and the
+    domain check's 20 evaluations."""
+    rounds = 1000 if sampler == "ddpm" else max(1, int(steps))
+    first = max(1, int(trials))
+    return rounds * ((db.LADDER_SIZE + 1) * first + 2 * (default_max_trials(first) - first)) + 20
 
 
 def too_long() -> gr.Error:
     return gr.Error(f"The audit ran past this server's limit of {TIME_LIMIT:g} s per request and "
-                    "was stopped: use fewer steps or tries, DDIM instead of DDPM, or a smaller prior.")
+                    "was stopped (this server was busier than the estimate made before it "
+                    "started): use fewer steps or tries, DDIM instead of DDPM, or a smaller prior.")
 
 
 def engine_errors(fn):
@@ -46,7 +124,7 @@ def engine_errors(fn):
         def stream(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
-            except (TimeoutError, ImageError, PriorUnavailable, ValueError) as exc:
+            except (TimeoutError, ImageError, PriorUnavailable, ValueError, NotPrepared) as exc:
                 raise translate(exc) from None
         return stream
 
@@ -54,7 +132,7 @@ def engine_errors(fn):
     def call(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (TimeoutError, ImageError, PriorUnavailable, ValueError) as exc:
+        except (TimeoutError, ImageError, PriorUnavailable, ValueError, NotPrepared) as exc:
             raise translate(exc) from None
     return call
 
@@ -178,6 +256,12 @@ def run(image, prior, mode, delta, slider, sampler, steps, trials, seed, session
     remember_upload(image, request)
     chosen = settings(prior, delta, sampler, steps, trials, seed, clip)
     mu, _ = _mu(slider, mode, delta)
+    require_prepared(chosen.prior)  # at once: a prior still being prepared is not waited for
+    if session is None or session.settings != chosen:
+        check_feasible(chosen.prior, _ladder_evaluations(chosen.trials, chosen.steps,
+                                                         chosen.sampler),
+                       "This audit", fewer=f"with fewer tries or steps (now {chosen.trials} "
+                       f"tries, {chosen.steps if chosen.sampler == 'ddim' else 1000} steps)")
     # a large prior shows the chosen budget first, then the ladder as it is computed
     for session in db.ladder_steps(image, chosen, current_mu=mu, previous=session,
                                    progress=Deadline(progress)):
@@ -308,6 +392,10 @@ def find_budget(level, mode, delta, session, progress=gr.Progress()):
     if session is None:
         raise gr.Error("Run an audit first: the search uses its image and settings.")
     s = session.settings
+    require_prepared(s.prior)
+    # the search audits about 20 budgets at the first look, and the sequential rule's tries
+    check_feasible(s.prior, 20 * _ladder_evaluations(s.trials, s.steps, "ddim") // 9,
+                   "The search", fewer=f"with fewer tries or steps (now {s.trials} tries)")
     try:
         found = solve_budget(session.image, prior=s.prior, level=level, delta=float(delta),
                              trials=s.trials, seed=s.seed, steps=s.steps, clip_norm=s.clip_norm,
@@ -369,6 +457,11 @@ def dataset(files, prior, delta, steps, trials, seed, clip=None, request: gr.Req
         raise gr.Error(f"At most {MAX_DATASET} images at once here (got {len(files)}); the "
                        "command line has no limit: python -m audit_engine batch DIR ...")
     chosen = settings(prior, delta, "ddim", steps, trials, seed, clip)
+    require_prepared(chosen.prior)
+    per_image = (len(DATASET_EPS) * chosen.trials + 2 * (default_max_trials(chosen.trials)
+                                                         - chosen.trials)) * chosen.steps + 20
+    check_feasible(chosen.prior, len(files) * per_image, f"Auditing {len(files)} images",
+                   fewer="with fewer images (the command line's batch audit has no limit)")
     paths = _file_paths(files)
     for p in paths:
         remember_upload(p, request)

@@ -1,0 +1,128 @@
+"""Prepared priors (issue 28): ``prepare`` builds what an audit needs ahead of time with
+progress on every phase; once the dashboard has launched no request builds a reference set;
+a prior being prepared is refused at once while another prior's audit runs; work that cannot
+finish within the server's limit is refused at once with its estimate."""
+import threading
+
+import gradio as gr
+import pytest
+
+from audit_engine import costs, reference
+from audit_engine.__main__ import main
+from audit_engine.audit import run_audit
+from audit_engine.prepare import PHASES, Preparer, prepare
+from audit_engine.priors import load_prior
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUDIT_CACHE_DIR", str(tmp_path / "cache"))
+    reference._MEMORY.clear()
+    yield tmp_path / "cache"
+    reference._MEMORY.clear()
+
+
+def test_prepare_builds_everything_with_progress_on_every_phase(cache, tiny_prior_dir):
+    seen = []
+    p = prepare(str(tiny_prior_dir), progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    # every phase reported, the reference set's own steps inside its share of the bar
+    for lo, hi in PHASES.values():
+        assert any(lo <= f <= hi for f in fractions)
+    assert any("sampling the reference set" in m for _, m in seen)
+    assert p.reference_images > 0 and p.per_eval_s > 0 and set(p.seconds) == set(PHASES)
+    assert list((cache / "reference").glob("*.npz"))  # on disk for the next process
+    assert costs.per_eval(load_prior(str(tiny_prior_dir))) is not None
+
+
+def test_an_unprepared_reference_set_is_refused_not_built(cache, tiny_prior_dir, digit_image):
+    prior = load_prior(str(tiny_prior_dir))
+    with pytest.raises(reference.NotPrepared, match="prepare"):
+        reference.reference_for(prior, build=False)
+    assert not reference.is_prepared(prior) and not (cache / "reference").exists()
+    prepare(prior)  # what the preparer does, outside any request
+    res = run_audit(digit_image, mus=[1.0], prior=prior, steps=2, lpips=None, trials=2,
+                    max_trials=2)
+    assert res.verdicts and reference.is_prepared(prior)
+
+
+def test_prepare_command(cache, tiny_prior_dir, capsys):
+    assert main(["prepare", str(tiny_prior_dir)]) == 0
+    err, out = capsys.readouterr()[1], capsys.readouterr()[0]
+    assert "ready" in err or "ready" in out
+    assert main(["prepare", "nobody/nothing-here"]) == 2
+
+
+def test_an_audit_completes_while_another_prior_is_being_prepared(cache, tiny_prior_dir,
+                                                                   monkeypatch, digit_image):
+    """One prior's preparation is held; an embedded-prior audit through the page's handler
+    completes meanwhile, and a request for the held prior is refused at once with its
+    progress; when the preparation ends, that prior is ready."""
+    from audit_engine.images import array_to_pil
+    from audit_engine.priors import REGISTRY, PriorSpec
+    from webui import handlers as h
+
+    key = str(tiny_prior_dir)
+    monkeypatch.setitem(REGISTRY, key, PriorSpec(key, "tiny test prior", key, "rings", 16))
+    release, started = threading.Event(), threading.Event()
+
+    def held(name, progress=None, **kw):
+        if name != key:
+            return prepare(name, progress=progress)
+        progress(0.4, "sampling the reference set 20/50")
+        started.set()
+        release.wait(30)
+        return prepare(name, progress=progress)
+
+    prep = Preparer([ "embedded", key], run=held)
+    monkeypatch.setattr(h, "PREPARER", prep)
+    prep.start(first=("embedded",))
+    assert started.wait(30)
+    assert prep.label(key) == "preparing (40%)"
+    assert any("preparing (40%)" in label for label, k in h.prior_choices() if k == key)
+    _, timer = h.refresh_priors()
+    assert timer.active  # the selector keeps looking while a prior is prepared
+    img = array_to_pil(load_prior().load_image("assets/examples/digit-3-1543.png"))
+    out = list(h.run(img, "embedded", "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None,
+                     progress=lambda *a, **k: None))
+    assert out and "eps =" in out[-1][4]  # the embedded audit answered meanwhile
+    with pytest.raises(gr.Error, match=r"being prepared \(40%"):
+        list(h.run(array_to_pil(digit_image), key, "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None,
+                   progress=lambda *a, **k: None))
+    release.set()
+    prep._thread.join(60)
+    assert prep.status(key)["state"] == "ready" and prep.label(key) == ""
+    prep.require(key)
+    for k in list(REGISTRY):
+        if k not in ("embedded", key):
+            monkeypatch.delitem(REGISTRY, k)
+    assert not h.refresh_priors()[1].active  # all settled: the selector stops looking
+
+
+def test_work_past_the_limit_is_refused_at_once_with_its_estimate(monkeypatch, tiny_prior_dir):
+    from webui import handlers as h
+
+    monkeypatch.setattr(costs, "per_eval", lambda prior: 2.0)  # a slow machine: 2 s each
+    with pytest.raises(gr.Error) as info:
+        h.check_feasible(str(tiny_prior_dir), 4000, "This audit", fewer="with fewer tries")
+    msg = str(info.value)
+    assert "8,000 s" in msg and "2000 ms each" in msg and "GPU" in msg and "fewer tries" in msg
+    h.check_feasible(str(tiny_prior_dir), 10, "This audit", fewer="")  # 20 s: fine
+    monkeypatch.setattr(costs, "per_eval", lambda prior: None)  # never measured: no refusal
+    h.check_feasible(str(tiny_prior_dir), 10**9, "This audit", fewer="")
+
+
+def test_tries_follow_the_prior():
+    from webui import handlers as h
+
+    assert h.default_trials_for("embedded").value == 8
+    assert h.default_trials_for("google/ddpm-celebahq-256").value == 4
+
+
+def test_offline_advice_names_the_current_cli(monkeypatch):
+    from audit_engine.priors import PriorUnavailable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(PriorUnavailable, match="hf download someone/not-cached"):
+        load_prior("someone/not-cached")

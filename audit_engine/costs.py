@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["key_of", "per_eval", "record", "measure", "estimate", "store_path"]
+__all__ = ["key_of", "key_for", "per_eval", "record", "measure", "estimate", "store_path"]
 
 _LOCK = threading.Lock()
 WEIGHT = 0.5  # the newest run's weight in the running average
@@ -29,7 +29,12 @@ def store_path() -> Path:
 
 
 def key_of(prior) -> str:
-    return f"{prior.name}|{prior.device}|{str(prior.dtype).removeprefix('torch.')}"
+    return key_for(prior.name, prior.device, prior.dtype)
+
+
+def key_for(name: str, device, dtype) -> str:
+    """The store's key for a prior by name, device and precision (no need to load it)."""
+    return f"{name}|{torch.device(device)}|{str(dtype).removeprefix('torch.')}"
 
 
 def _read() -> dict:
@@ -40,8 +45,9 @@ def _read() -> dict:
 
 
 def per_eval(prior) -> float | None:
-    """Seconds per sample evaluation of this prior here, or None when never measured."""
-    entry = _read().get(key_of(prior))
+    """Seconds per sample evaluation of this prior here (a loaded Prior, or a key from
+    ``key_for``), or None when never measured."""
+    entry = _read().get(prior if isinstance(prior, str) else key_of(prior))
     return None if entry is None else float(entry["per_eval_s"])
 
 

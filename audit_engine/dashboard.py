@@ -285,21 +285,36 @@ def compute_exact(session: LadderCache, mu: float, *,
 
 
 def gpu_seconds(prior: str, sampler: str, steps: int, trials: int) -> int:
-    """A generous estimate of the GPU time one ladder needs (ZeroGPU asks for it up front):
-    UNet rounds x batch x a per-sample cost that grows with the prior's pixel count:
-    4 ms per sample and step at 256x256, about twice what a float16 forward of the
-    113.7 M-parameter CelebA-HQ UNet is expected to take on an A100 (not yet measured here:
-    no GPU has been lent to this project; tests/test_gpu.py times it where one is), plus
-    15 s for loading and metrics. The batch is the first look at every budget plus the
-    sequential rule's further tries (up to 8 x the first look) at two budgets, the most the
-    ladder leaves undetermined in the runs measured (docs/VERDICTS.md)."""
+    """GPU time one ladder needs (ZeroGPU asks for it up front): the UNet evaluations (the
+    ladder and the chosen budget at the first look, the sequential rule's further tries at
+    two budgets, the domain check's 20) x the seconds per evaluation measured on the GPU
+    (costs.py, kept from the last runs), or, before any measurement, 4 ms per evaluation at
+    256x256 scaled by the pixel count (about twice what a float16 forward of the 113.7 M-
+    parameter CelebA-HQ UNet is expected to take); plus 15 s for the metrics and the page.
+    The priors sit on the device from start-up (ZeroGPU's documented placement), so no load
+    is counted."""
     spec = REGISTRY.get(prior)
     side = spec.resolution if spec and spec.resolution else 256
     rounds = 1000 if sampler == "ddpm" else max(1, int(steps))
     first = max(1, int(trials))
-    batch = (LADDER_SIZE + 1) * first + 2 * (default_max_trials(first) - first)
-    per_sample = 0.004 * (side / 256) ** 2 + 1e-4
-    return int(min(600, max(20, 15 + rounds * batch * per_sample)))
+    evaluations = rounds * ((LADDER_SIZE + 1) * first + 2 * (default_max_trials(first) - first)) + 20
+    per = _measured_on_gpu(prior)
+    if per is None:
+        per = 0.004 * (side / 256) ** 2 + 1e-4
+    return int(min(600, max(20, 15 + evaluations * per)))
+
+
+def _measured_on_gpu(prior: str) -> float | None:
+    """Seconds per evaluation of this prior measured on a GPU here, if it was."""
+    from . import costs
+    from .priors import PriorUnavailable
+
+    if not torch.cuda.is_available():
+        return None
+    try:
+        return costs.per_eval(load_prior(prior, device="cuda"))
+    except (PriorUnavailable, RuntimeError, OSError):
+        return None
 
 
 def prior_table() -> list[tuple[str, str, str, str]]:

@@ -3,13 +3,14 @@ uploaded image, so that no request ever computes it.
 
 Phases (each reported through ``progress(fraction, message)``):
 1. the weights: loaded (downloaded from the Hub first where the network allows);
-2. the reference set (reference.py): the prior's own samples (DDIM, DEFAULT_DDIM_STEPS
+2. the cost of one UNet evaluation on this device (costs.py), from which long work is
+   estimated before it starts (first, so that work that cannot finish here is refused with
+   its estimate even while the rest is prepared);
+3. the reference set (reference.py): the prior's own samples (DDIM, DEFAULT_DDIM_STEPS
    steps from x_T: they stand for what the attack outputs when the release carries
    nothing), and, for a prior that ships no images of its kind, its sampled reference
    images; their typicality profiles (the domain check's calibration); cached on disk;
-3. the unrelated-image baseline over the reference images;
-4. the cost of one UNet evaluation on this device (costs.py), from which long work is
-   estimated before it starts.
+4. the unrelated-image baseline over the reference images.
 
 ``python -m audit_engine prepare PRIOR [PRIOR ...]`` runs it from the command line (the
 Dockerfile does, for the priors it bakes in); the dashboard runs it in a background thread
@@ -29,8 +30,10 @@ __all__ = ["Prepared", "Preparer", "prepare", "PHASES"]
 
 Progress = Callable[[float, str], None]
 # each phase's share of the progress bar (the reference set is most of the work)
-PHASES = {"weights": (0.0, 0.05), "reference": (0.05, 0.9), "baseline": (0.9, 0.95),
-          "cost": (0.95, 1.0)}
+# (the cost first: from then on the app can refuse, with an estimate, work that cannot
+# finish on this hardware, even while the reference set is still being built)
+PHASES = {"weights": (0.0, 0.05), "cost": (0.05, 0.1), "reference": (0.1, 0.95),
+          "baseline": (0.95, 1.0)}
 
 
 @dataclass
@@ -66,6 +69,11 @@ def prepare(prior: Prior | str | None = None, *, reference=None, device: str | N
     times["weights"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    phase("cost", 0.0, "timing the UNet on this device")
+    per = costs.measure(prior)
+    times["cost"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     phase("reference", 0.0, "the reference set (look-alikes, chance levels, domain check)")
     ref = reference_for(prior, folder=reference, build=True,
                         progress=lambda f, m: phase("reference", f, m))
@@ -75,11 +83,6 @@ def prepare(prior: Prior | str | None = None, *, reference=None, device: str | N
     phase("baseline", 0.0, "the unrelated-image baseline")
     _ = ref.baseline  # computed with the reference set; here for the record of its time
     times["baseline"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    phase("cost", 0.0, "timing the UNet on this device")
-    per = costs.measure(prior)
-    times["cost"] = time.perf_counter() - t
     say(1.0, "ready")
     return Prepared(prior=prior.name, device=str(prior.device),
                     dtype=str(prior.dtype).removeprefix("torch."), reference=ref.source,

@@ -36,12 +36,32 @@ def test_space_front_matter_matches_the_pins_and_the_registry():
     meta = yaml.safe_load(text.split("---\n")[1])
     assert meta["sdk"] == "gradio" and meta["sdk_version"] == _pins()["gradio"]
     assert meta["app_file"] == "app.py" and (ROOT / meta["app_file"]).is_file()
-    assert str(meta["python_version"]) == "3.11"
+    from webui.zerogpu import PYTHON, TORCH
+
+    # ZeroGPU's documented versions (webui/zerogpu.py, with its source and date)
+    assert str(meta["python_version"]) in PYTHON
+    assert _pins()["torch"] in TORCH
+    assert _pins()["torchvision"] == TORCHVISION_FOR[_pins()["torch"]]
+    assert meta["suggested_hardware"] == "zero-a10g"
     assert meta["suggested_hardware"] in {"cpu-basic", "cpu-upgrade", "t4-small", "t4-medium",
                                           "zero-a10g", "a10g-small", "a10g-large", "a100-large"}
     for repo in meta["models"] + meta["preload_from_hub"]:
         assert repo in REGISTRY, repo
     assert len(meta["short_description"]) <= 60
+
+
+# torchvision's release for each torch release (pytorch/vision's compatibility table)
+TORCHVISION_FOR = {"2.8.0": "0.23.0", "2.9.1": "0.24.1", "2.10.0": "0.25.0", "2.11.0": "0.26.0",
+                   "2.14.1": "0.29.1"}
+
+
+def test_zero_gpu_quota_is_said_up_front():
+    from webui.zerogpu import DAILY_QUOTA_S, quota_note
+
+    assert quota_note(100) == ""
+    assert "signed-in visitor" in quota_note(200) and "200 s" in quota_note(200)
+    assert "PRO visitor" in quota_note(1000)
+    assert "command line" in quota_note(10 * max(DAILY_QUOTA_S.values()))
 
 
 def test_dockerfile_passes_hadolint():

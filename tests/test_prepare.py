@@ -103,13 +103,13 @@ def test_an_audit_completes_while_another_prior_is_being_prepared(cache, tiny_pr
 def test_work_past_the_limit_is_refused_at_once_with_its_estimate(monkeypatch, tiny_prior_dir):
     from webui import handlers as h
 
-    monkeypatch.setattr(costs, "per_eval", lambda prior: 2.0)  # a slow machine: 2 s each
+    monkeypatch.setattr(costs, "per_eval", lambda key: 2.0)  # a slow machine: 2 s each
     with pytest.raises(gr.Error) as info:
         h.check_feasible(str(tiny_prior_dir), 4000, "This audit", fewer="with fewer tries")
     msg = str(info.value)
     assert "8,000 s" in msg and "2000 ms each" in msg and "GPU" in msg and "fewer tries" in msg
     h.check_feasible(str(tiny_prior_dir), 10, "This audit", fewer="")  # 20 s: fine
-    monkeypatch.setattr(costs, "per_eval", lambda prior: None)  # never measured: no refusal
+    monkeypatch.setattr(costs, "per_eval", lambda key: None)  # never measured: no refusal
     h.check_feasible(str(tiny_prior_dir), 10**9, "This audit", fewer="")
 
 
@@ -126,3 +126,24 @@ def test_offline_advice_names_the_current_cli(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(PriorUnavailable, match="hf download someone/not-cached"):
         load_prior("someone/not-cached")
+
+
+def test_an_infeasible_prior_is_refused_with_its_estimate_even_while_prepared(
+        cache, tiny_prior_dir, monkeypatch, digit_image):
+    """The cost is measured first in a preparation: from then on an audit that cannot finish
+    is refused with its estimate, before the reference set is ready, without waiting."""
+    from audit_engine.images import array_to_pil
+    from audit_engine.priors import REGISTRY, PriorSpec, default_device, default_dtype
+    from webui import handlers as h
+
+    key = str(tiny_prior_dir)
+    monkeypatch.setitem(REGISTRY, key, PriorSpec(key, "tiny test prior", key, "rings", 16))
+    device = default_device()
+    store = {costs.key_for(key, device, default_dtype(device)): 5.0}  # 5 s per evaluation
+    monkeypatch.setattr(costs, "per_eval", lambda k: store.get(k))
+    prep = Preparer([key], run=lambda *a, **k: threading.Event().wait(30))  # never finishes
+    monkeypatch.setattr(h, "PREPARER", prep)
+    prep.start()
+    with pytest.raises(gr.Error, match=r"UNet evaluations of this prior: about [\d,]+ s"):
+        list(h.run(array_to_pil(digit_image), key, "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None,
+                   progress=lambda *a, **k: None))

@@ -21,13 +21,15 @@ from audit_engine import views
 from audit_engine.audit import default_max_trials
 from audit_engine.images import ImageError
 from audit_engine.prepare import Preparer, prepare
-from audit_engine.priors import EMBEDDED, REGISTRY, PriorUnavailable, load_prior
+from audit_engine.priors import (EMBEDDED, REGISTRY, PriorUnavailable, default_device,
+                                 default_dtype, load_prior)
 from audit_engine.reference import NotPrepared
 
 from .components import slider_label
 from .config import (DATASET_DIR, DATASET_EPS, DEFAULT_PRIOR, MAX_DATASET, REPORT_DIR,
                      TIME_LIMIT, ZERO_GPU, spaces)
 from .files import forget_uploads, png, remember_upload
+from .zerogpu import quota_note
 
 N_VIEW = 9  # outputs of one budget's view (see _budget_outputs)
 # prepares the offered priors in a background thread once the app launches (start_preparing)
@@ -39,7 +41,14 @@ def start_preparing(*, embedded_now: bool = True) -> None:
     """At launch: the embedded prior is prepared before the server answers (seconds: its
     reference set ships with it), every other offered prior in the background, outside the
     model group. A request then runs only on a prepared prior (``require_prepared``), so no
-    request ever builds a reference set."""
+    request ever builds a reference set. On ZeroGPU every offered prior is first placed on
+    the GPU, as ZeroGPU documents (at start-up, not inside a GPU call)."""
+    if ZERO_GPU:
+        for key in REGISTRY:
+            try:
+                load_prior(key, device="cuda")
+            except (PriorUnavailable, RuntimeError, OSError):
+                pass  # the selector says why; the others are still offered
     PREPARER.start(first=(EMBEDDED,) if embedded_now and EMBEDDED in REGISTRY else ())
 
 
@@ -77,12 +86,10 @@ def default_trials_for(prior) -> gr.Slider:
 
 def check_feasible(prior: str, evaluations: int, what: str, *, fewer: str) -> None:
     """Refuse at once, with the estimate, work that cannot finish within TIME_LIMIT on this
-    server: UNet evaluations x the seconds per evaluation measured here (costs.py)."""
-    try:
-        loaded = load_prior(prior)
-    except PriorUnavailable:
-        return  # the engine says why when it tries
-    per = costs.per_eval(loaded)
+    server: UNet evaluations x the seconds per evaluation measured here (costs.py; known
+    from early in a prior's preparation). Never loads the prior nor waits for it."""
+    device = default_device()
+    per = costs.per_eval(costs.key_for(prior, device, default_dtype(device)))
     if per is None:
         return
     seconds = per * evaluations
@@ -91,7 +98,7 @@ def check_feasible(prior: str, evaluations: int, what: str, *, fewer: str) -> No
     raise gr.Error(
         f"{what} needs about {evaluations:,} UNet evaluations of this prior: about "
         f"{seconds:,.0f} s on this server ({per * 1000:.0f} ms each, measured here on "
-        f"{loaded.device}), beyond its limit of {TIME_LIMIT:g} s per request. It would fit "
+        f"{device}), beyond its limit of {TIME_LIMIT:g} s per request. It would fit "
         f"{fewer}, on a GPU, or with a smaller prior.")
 
 
@@ -256,12 +263,12 @@ def run(image, prior, mode, delta, slider, sampler, steps, trials, seed, session
     remember_upload(image, request)
     chosen = settings(prior, delta, sampler, steps, trials, seed, clip)
     mu, _ = _mu(slider, mode, delta)
-    require_prepared(chosen.prior)  # at once: a prior still being prepared is not waited for
     if session is None or session.settings != chosen:
         check_feasible(chosen.prior, _ladder_evaluations(chosen.trials, chosen.steps,
                                                          chosen.sampler),
                        "This audit", fewer=f"with fewer tries or steps (now {chosen.trials} "
                        f"tries, {chosen.steps if chosen.sampler == 'ddim' else 1000} steps)")
+    require_prepared(chosen.prior)  # at once: a prior still being prepared is not waited for
     # a large prior shows the chosen budget first, then the ladder as it is computed
     for session in db.ladder_steps(image, chosen, current_mu=mu, previous=session,
                                    progress=Deadline(progress)):
@@ -378,7 +385,11 @@ def pin(pinned, slider, mode, delta):
 
 
 def _solve_seconds(level, mode, delta, session, *rest, **kw) -> int:
-    return min(600, 3 * _exact_seconds(None, None, None, session) * (db.LADDER_SIZE + 1) // 4)
+    """The search audits about 20 budgets (the ladder: 9), each with the sequential rule."""
+    if session is None:
+        return 20
+    s = session.settings
+    return min(600, db.gpu_seconds(s.prior, s.sampler, s.steps, s.trials) * 20 // 9)
 
 
 @on_gpu(_solve_seconds)
@@ -392,10 +403,11 @@ def find_budget(level, mode, delta, session, progress=gr.Progress()):
     if session is None:
         raise gr.Error("Run an audit first: the search uses its image and settings.")
     s = session.settings
-    require_prepared(s.prior)
     # the search audits about 20 budgets at the first look, and the sequential rule's tries
     check_feasible(s.prior, 20 * _ladder_evaluations(s.trials, s.steps, "ddim") // 9,
                    "The search", fewer=f"with fewer tries or steps (now {s.trials} tries)")
+    require_prepared(s.prior)
+    _warn_quota(_solve_seconds(level, mode, delta, session))
     try:
         found = solve_budget(session.image, prior=s.prior, level=level, delta=float(delta),
                              trials=s.trials, seed=s.seed, steps=s.steps, clip_norm=s.clip_norm,
@@ -438,8 +450,21 @@ def choose_files(files, request: gr.Request = None):
     return paths, f"{len(paths)} images chosen: {names}" if paths else "No images chosen yet."
 
 
-def _dataset_seconds(files, *rest, **kw) -> int:
-    return min(600, 20 + 10 * len(files or []))
+def _dataset_seconds(files, prior=None, delta=None, steps=10, trials=8, *rest, **kw) -> int:
+    """Each image: the data set's budgets with the sequential rule, as one ladder scaled to
+    their number."""
+    try:
+        one = db.gpu_seconds(prior or DEFAULT_PRIOR, "ddim", int(steps), int(trials))
+    except (TypeError, ValueError, OverflowError):
+        one = 60
+    return min(600, 20 + len(files or []) * one * len(DATASET_EPS) // (db.LADDER_SIZE + 1))
+
+
+def _warn_quota(seconds: float) -> None:
+    """On ZeroGPU, say before the work what kind of visitor's daily quota covers it."""
+    note = quota_note(seconds) if ZERO_GPU else ""
+    if note:
+        gr.Warning(note)
 
 
 @on_gpu(_dataset_seconds)
@@ -457,11 +482,12 @@ def dataset(files, prior, delta, steps, trials, seed, clip=None, request: gr.Req
         raise gr.Error(f"At most {MAX_DATASET} images at once here (got {len(files)}); the "
                        "command line has no limit: python -m audit_engine batch DIR ...")
     chosen = settings(prior, delta, "ddim", steps, trials, seed, clip)
-    require_prepared(chosen.prior)
     per_image = (len(DATASET_EPS) * chosen.trials + 2 * (default_max_trials(chosen.trials)
                                                          - chosen.trials)) * chosen.steps + 20
     check_feasible(chosen.prior, len(files) * per_image, f"Auditing {len(files)} images",
                    fewer="with fewer images (the command line's batch audit has no limit)")
+    require_prepared(chosen.prior)
+    _warn_quota(_dataset_seconds(files, prior, delta, steps, trials))
     paths = _file_paths(files)
     for p in paths:
         remember_upload(p, request)

@@ -143,7 +143,7 @@ class GalleryResult:
 @torch.inference_mode()
 def gallery_attack(target: torch.Tensor, reference: torch.Tensor, *, clip_norm: float,
                    mus, tries: int, generator: torch.Generator, candidates: int = 10,
-                   chunk: int = 512) -> GalleryResult:
+                   chunk: int | None = None) -> GalleryResult:
     """The likelihood test of an attacker who holds the target among ``candidates`` images
     (the target and look-alikes drawn from the reference images), on the release
     clip_C(x) + (C / mu) xi: the candidate nearest to the release in L2 (the Bayes test for
@@ -162,19 +162,21 @@ def gallery_attack(target: torch.Tensor, reference: torch.Tensor, *, clip_norm: 
     if len(keep) < k:
         raise ValueError(f"the reference set has {len(keep)} images besides the target; "
                          f"{k} look-alikes are needed")
-    x = clip_to(target[None].double(), clip_norm).flatten(1)  # (1, d)
-    c = clip_to(reference[keep].double(), clip_norm).flatten(1)  # (N, d)
+    dtype = torch.float64 if target.numel() <= 4096 else torch.float32
+    chunk = chunk or max(16, min(512, 2**24 // target.numel()))
+    x = clip_to(target[None].to(dtype), clip_norm).flatten(1)  # (1, d)
+    c = clip_to(reference[keep].to(dtype), clip_norm).flatten(1)  # (N, d)
     diff = x - c  # D_j
     d2 = diff.pow(2).sum(1)  # ||D_j||^2
     offset = c.pow(2).sum(1) - x.pow(2).sum()  # ||c_j||^2 - ||x||^2
-    sigmas = torch.tensor([clip_norm / float(m) for m in mus], dtype=torch.float64)
+    sigmas = torch.tensor([clip_norm / float(m) for m in mus], dtype=dtype)
     hits = torch.zeros(len(mus), dtype=torch.long)
     blind = torch.zeros(len(mus), dtype=torch.long)
     d = x.shape[1]
     for start in range(0, tries, chunk):
         m = min(chunk, tries - start)
         pick = torch.rand((m, len(keep)), generator=generator).argsort(dim=1)[:, :k]  # (m, k)
-        xi = torch.randn((m, d), generator=generator, dtype=torch.float64)
+        xi = torch.randn((m, d), generator=generator, dtype=dtype)
         inner = torch.gather(xi @ diff.T, 1, pick)  # <D_j, xi> of each try's look-alikes
         margin = 2 * sigmas[:, None, None] * inner[None]  # (B, m, k)
         hits += ((d2[pick][None] + margin) > 0).all(dim=2).sum(dim=1)

@@ -216,13 +216,16 @@ def package_versions() -> dict[str, str]:
 
 
 CAVEATS = [
-    "This is one attacker with one prior. A stronger attacker, or a prior closer to your "
-    "data, may recover more: the pictures show what leaks at least, not at most.",
+    "Two attackers are measured: one who already holds your image among 10 candidates "
+    "(the optimal test on the release) and one who reconstructs it with this prior. A prior "
+    "closer to your data may recover more; 'not recognisable' means shown within chance + "
+    "the tolerance for these two, at 95% confidence.",
     "A prior that does not match the image (for example a face audited with a digit "
     "prior) understates the risk: the reconstruction then pulls the image towards the "
     "wrong kind of picture.",
-    "The threat model is the worst case of one DP-SGD step: the attacker sees the "
-    "gradient of this single image, clipped and noised, and knows its norm.",
+    "The threat model is one DP-SGD step: the attacker sees the gradient of this single "
+    "image, clipped to the public bound C and noised, and knows C and mu but not the "
+    "image's norm.",
     "Budgets are for one release. Training for many steps composes them (use the DP-SGD "
     "calculator).",
 ]

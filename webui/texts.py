@@ -18,15 +18,17 @@ diffusion model that knows this kind of image (the attacker's "prior") makes of 
 privatized picture. If the reconstruction looks like your image, the budget does not
 protect it against this attacker. Smaller budgets (left on the slider) add more noise.
 
-**Verdicts** are rates over repeated tries, never one picture: at each budget the attack
-runs several times (fresh noise each time). In each try the attacker picks, among 10
-images of this kind (yours and 9 others), the one its reconstruction resembles most
-(correlation of pixels). *Recognisable*: it picks yours in more than half the tries and
-clearly more often than guessing would (the lower end of the 95% interval above chance);
-*partly recognisable*: clearly more often than guessing, but not in most tries; *not
-recognisable*: not distinguishable from guessing. Chance is 1 in 10, or what the prior's
-own samples achieve on your image if that is more. The digit class is *revealed* only when
-the reconstructions show it clearly more often than the prior draws that class on its own.
+**Verdicts** are rates over repeated tries, never one picture, for two attackers: one who
+already holds your image among 10 candidates and picks the one nearest to what it receives
+(thousands of tries), and one who only knows what such images look like and picks, among 10
+images of this kind, the one its reconstruction resembles most. *Recognisable*: an attacker
+picks yours in more than half the tries and clearly more often than chance (the lower end
+of the 95% interval above it); *partly recognisable*: clearly more often than chance, not in
+most tries; *not recognisable*: shown to stay within chance + 10 points (the upper end of
+the interval), or guaranteed by the budget itself; *undetermined*: neither is shown yet,
+and more tries are added. The headline is the worse attacker. The digit class is
+*revealed* only when the reconstructions show it clearly more often than the prior draws
+that class on its own, and is claimed only when the classifier reads your image clearly.
 The *spread* map shows where the tries disagree: where the attacker is guessing.
 Before any verdict the prior scores how typical your image is of what it knows; outside
 its domain no verdict is made (see `audit_engine/verdict.py`, docs/DOMAIN.md)."""

@@ -24,7 +24,7 @@ from .priors import Prior
 from .reconstruct import DEFAULT_DDIM_STEPS, Progress, reconstruct
 from .schedule import TimestepMatch, match_release
 
-__all__ = ["MECHANISMS", "Observations", "clip_to", "observe", "attack"]
+__all__ = ["MECHANISMS", "Observations", "clip_to", "observe", "observe_at_own_norm", "attack"]
 
 MECHANISMS = ("analytic", "dpsgd")
 
@@ -85,6 +85,21 @@ def observe(
                                               generator=generators[i]).x_tilde for i in range(n)])
     matches = match_release([scale * s for s in stds], prior.alphas_cumprod)
     return Observations(images, stds, matches, float(clip_norm), float(scale))
+
+
+def observe_at_own_norm(prior: Prior, x: torch.Tensor, mus: float | Sequence[float], *,
+                        xi: torch.Tensor) -> Observations:
+    """Each image released with its own norm as the clipping bound (x + ||x|| / mu xi, the
+    noise scale of the source paper's single-image figures): for measuring reconstruction
+    quality against a noise level (docs/PRIOR.md, bench/steps.py), never for a verdict, as
+    the noise scale tells the attacker the image's norm (verdict.py uses ``observe``)."""
+    n = len(x)
+    mu = [float(mus)] * n if isinstance(mus, (int, float)) else [float(m) for m in mus]
+    parts = [observe(prior, x[i:i + 1], mu[i], clip_norm=max(float(x[i].norm()), 1e-12),
+                     xi=xi[i:i + 1]) for i in range(n)]
+    return Observations(torch.cat([p.images for p in parts]),
+                        [s for p in parts for s in p.noise_std],
+                        [m for p in parts for m in p.matches])
 
 
 def attack(

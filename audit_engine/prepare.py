@@ -26,7 +26,7 @@ from . import costs
 from .priors import Prior, load_prior
 from .reference import reference_for
 
-__all__ = ["Prepared", "Preparer", "prepare", "PHASES"]
+__all__ = ["Prepared", "Preparer", "prepare", "measure_cost", "PHASES"]
 
 Progress = Callable[[float, str], None]
 # each phase's share of the progress bar (the reference set is most of the work)
@@ -48,6 +48,16 @@ class Prepared:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def measure_cost(prior: Prior | str, *, device: str | None = None) -> float:
+    """Load the prior and time its UNet here, quickly (one sample per call above 64 pixels):
+    the first thing the app does for every prior it offers, so that work that cannot finish
+    on this hardware is refused with its estimate from the start."""
+    if not isinstance(prior, Prior):
+        prior = load_prior(prior, device=device)
+    small = prior.sample_size <= 64
+    return costs.measure(prior, batch=None if small else 1, repeats=2 if small else 1)
 
 
 def prepare(prior: Prior | str | None = None, *, reference=None, device: str | None = None,
@@ -95,10 +105,11 @@ class Preparer:
     ``require`` answer at once, from any thread, while a preparation runs."""
 
     def __init__(self, keys, *, run: Callable[..., Prepared] = prepare,
+                 measure: Callable[..., float] | None = measure_cost,
                  clock: Callable[[], float] = time.monotonic):
         import threading
 
-        self._run, self._clock = run, clock
+        self._run, self._measure, self._clock = run, measure, clock
         self._lock = threading.Lock()
         self._state = {k: {"state": "waiting", "fraction": 0.0, "message": "", "started": None,
                            "error": ""} for k in keys}
@@ -110,15 +121,35 @@ class Preparer:
         return self._thread is not None
 
     def start(self, *, first: tuple = ()) -> None:
-        """Prepare ``first`` now (in this thread), then the others in a background thread."""
+        """Prepare ``first`` now (in this thread), then, in a background thread, time every
+        other prior's UNet (seconds each) and prepare them one after another."""
         import threading
 
         for key in first:
             self._prepare(key)
         rest = [k for k in self._state if self._state[k]["state"] == "waiting"]
-        self._thread = threading.Thread(target=lambda: [self._prepare(k) for k in rest],
-                                        name="prepare-priors", daemon=True)
+
+        def work() -> None:
+            for key in rest if self._measure is not None else ():
+                self._time(key)
+            for key in rest:
+                if self._state[key]["state"] == "waiting":
+                    self._prepare(key)
+
+        self._thread = threading.Thread(target=work, name="prepare-priors", daemon=True)
         self._thread.start()
+
+    def _time(self, key) -> None:
+        from .priors import PriorUnavailable, prior_status
+
+        state, why = prior_status(key)
+        if state == "unavailable":
+            self._set(key, state="unavailable", error=why)
+            return
+        try:
+            self._measure(key)
+        except (PriorUnavailable, ValueError, OSError, RuntimeError) as exc:
+            self._set(key, state="failed", error=str(exc))
 
     def _set(self, key, **kw) -> None:
         with self._lock:

@@ -69,7 +69,8 @@ def ladder_inputs(prior: Prior, x: torch.Tensor, xi: torch.Tensor):
     from audit_engine.dashboard import ladder_mus
 
     mus = ladder_mus(float(x.norm()))
-    obs = pipeline.observe(prior, x.expand(len(mus), *x.shape), mus, xi=xi.expand(len(mus), *x.shape))
+    obs = pipeline.observe(prior, x.expand(len(mus), *x.shape), mus, clip_norm=float(x.norm()),
+                           xi=xi.expand(len(mus), *x.shape))  # C = ||x||: nothing clipped
     return mus, obs.images, obs.matches
 
 

@@ -25,7 +25,8 @@ def sweep_time(prior: Prior, n_budgets: int, n_seeds: int) -> float:
     xi = torch.stack([torch.randn(x.shape, generator=torch.Generator().manual_seed(k))
                       for k in range(n_seeds) for _ in mus])
     seeds = [k for k in range(n_seeds) for _ in mus]
-    obs = pipeline.observe(prior, x.expand(len(seeds), *x.shape), mus * n_seeds, xi=xi)
+    obs = pipeline.observe(prior, x.expand(len(seeds), *x.shape), mus * n_seeds,
+                           clip_norm=float(x.norm()), xi=xi)
     return median_of(lambda: pipeline.attack(prior, obs, steps=STEPS, seeds=seeds), 2)
 
 

@@ -35,7 +35,8 @@ def main() -> None:
     x, _ = heldout(args.images)
     xi = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
     ref = x.repeat(len(MUS), 1, 1, 1)
-    released = pipeline.observe(prior, ref, [mu for mu in MUS for _ in x], xi=xi.repeat(len(MUS), 1, 1, 1))
+    released = pipeline.observe_at_own_norm(prior, ref, [mu for mu in MUS for _ in x],
+                                            xi=xi.repeat(len(MUS), 1, 1, 1))
     obs = released.images
 
     settings = [(f"DDIM {k} steps", "ddim", k, prior) for k in (5, 10, 20, 50)]

@@ -95,7 +95,7 @@ def main() -> None:
     rows, examples = [], {}
     t0 = time.perf_counter()
     for mu in MUS:
-        released = pipeline.observe(prior, x, mu, xi=xi)
+        released = pipeline.observe_at_own_norm(prior, x, mu, xi=xi)
         obs, matches = released.images, released.matches
         rec = pipeline.attack(prior, released, sampler="ddim", steps=args.steps,
                               seeds=list(range(n)), batch_size=500)

@@ -53,7 +53,8 @@ START, END = "<!-- estimators:start -->", "<!-- estimators:end -->"
 def reconstructions(prior, x: torch.Tensor, mu: float, xi: torch.Tensor, steps: int
                     ) -> torch.Tensor:
     """x released len(xi) times at mu (the analytic path) and reconstructed from each."""
-    obs = observe(prior, x[None].expand(len(xi), -1, -1, -1), mu, xi=xi)
+    obs = observe(prior, x[None].expand(len(xi), -1, -1, -1), mu, clip_norm=float(x.norm()),
+                  xi=xi)  # C = ||x||: the release these estimators were measured on
     return attack(prior, obs, sampler="ddim", steps=steps)
 
 

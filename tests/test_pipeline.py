@@ -91,3 +91,14 @@ def test_keyed_streams_are_reproducible_and_distinct():
         streams.keyed(-1, 2)
     with pytest.raises(ValueError, match="purpose"):  # (1, 2, 0) would be the stream (1, 2)
         streams.keyed(1, 2, 0)
+
+
+def test_observe_at_own_norm_is_the_old_per_image_law(tiny_prior, digit_image):
+    """The evaluation scripts' release: each image with noise ||x|| / mu, unclipped."""
+    x = torch.stack([digit_image, 0.5 * digit_image])
+    xi = torch.randn(x.shape, generator=torch.Generator().manual_seed(4))
+    obs = pipeline.observe_at_own_norm(tiny_prior, x, [2.0, 8.0], xi=xi)
+    for i, mu in enumerate([2.0, 8.0]):
+        s = float(x[i].norm()) / mu
+        assert obs.noise_std[i] == pytest.approx(s, rel=1e-6)
+        torch.testing.assert_close(obs.images[i], x[i] + s * xi[i], rtol=1e-5, atol=1e-5)

@@ -100,6 +100,23 @@ def test_an_audit_completes_while_another_prior_is_being_prepared(cache, tiny_pr
     assert not h.refresh_priors()[1].active  # all settled: the selector stops looking
 
 
+def test_every_prior_is_timed_before_any_is_prepared(cache, tiny_prior_dir, monkeypatch):
+    """The background thread first times every offered prior's UNet (seconds), then prepares
+    them one after another: the estimates exist before the long preparations."""
+    order = []
+    prep = Preparer(["embedded", str(tiny_prior_dir)],
+                    run=lambda key, **k: order.append(("prepare", key)),
+                    measure=lambda key: order.append(("time", key)))
+    prep.start()
+    prep._thread.join(30)
+    assert order == [("time", "embedded"), ("time", str(tiny_prior_dir)),
+                     ("prepare", "embedded"), ("prepare", str(tiny_prior_dir))]
+    from audit_engine.prepare import measure_cost
+
+    assert measure_cost(str(tiny_prior_dir)) > 0
+    assert costs.per_eval(load_prior(str(tiny_prior_dir))) is not None
+
+
 def test_work_past_the_limit_is_refused_at_once_with_its_estimate(monkeypatch, tiny_prior_dir):
     from webui import handlers as h
 
@@ -141,7 +158,8 @@ def test_an_infeasible_prior_is_refused_with_its_estimate_even_while_prepared(
     device = default_device()
     store = {costs.key_for(key, device, default_dtype(device)): 5.0}  # 5 s per evaluation
     monkeypatch.setattr(costs, "per_eval", lambda k: store.get(k))
-    prep = Preparer([key], run=lambda *a, **k: threading.Event().wait(30))  # never finishes
+    prep = Preparer([key], run=lambda *a, **k: threading.Event().wait(30),  # never finishes
+                    measure=None)
     monkeypatch.setattr(h, "PREPARER", prep)
     prep.start()
     with pytest.raises(gr.Error, match=r"UNet evaluations of this prior: about [\d,]+ s"):

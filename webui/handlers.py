@@ -20,7 +20,7 @@ from audit_engine import reference as reference_mod
 from audit_engine import views
 from audit_engine.audit import default_max_trials
 from audit_engine.images import ImageError
-from audit_engine.prepare import Preparer, prepare
+from audit_engine.prepare import Preparer, measure_cost, prepare
 from audit_engine.priors import (EMBEDDED, REGISTRY, PriorUnavailable, default_device,
                                  default_dtype, load_prior)
 from audit_engine.reference import NotPrepared
@@ -33,8 +33,9 @@ from .zerogpu import quota_note
 
 N_VIEW = 9  # outputs of one budget's view (see _budget_outputs)
 # prepares the offered priors in a background thread once the app launches (start_preparing)
-PREPARER = Preparer(list(REGISTRY), run=functools.partial(
-    prepare, device="cpu" if ZERO_GPU else None))  # ZeroGPU: no CUDA outside spaces.GPU
+PREPARER = Preparer(  # on ZeroGPU the preparation runs on a CPU copy (no GPU outside calls)
+    list(REGISTRY), run=functools.partial(prepare, device="cpu" if ZERO_GPU else None),
+    measure=None if ZERO_GPU else measure_cost)
 
 
 def start_preparing(*, embedded_now: bool = True) -> None:

@@ -152,13 +152,18 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     pin_btn.click(h.pin, [pinned, slider, mode, delta], [pinned], api_visibility="private")
     compare_btn.click(h.compare, [pinned, delta, session], [compare_img, compare_table, session],
                       api_name="compare", **model)
-    solve_btn.click(h.find_budget, [level, mode, delta, session],
-                    [solve_md, solve_img, slider, session], api_name="find_budget", **model)
+    # on ZeroGPU, whose quota the long actions need is said before they ask for the GPU
+    solve_btn.click(h.announce_solve, [level, mode, delta, session], None, queue=False,
+                    api_visibility="private").success(
+        h.find_budget, [level, mode, delta, session], [solve_md, solve_img, slider, session],
+        api_name="find_budget", **model)
     ds_upload.upload(h.choose_files, [ds_upload], [ds_files, ds_chosen], api_visibility="private")
     # the tab's files live in session state, which the API cannot send: for scripts, the
     # command line's batch audit does the same
-    ds_btn.click(h.dataset, [ds_files, prior, delta, steps, trials, seed, clip],
-                 [ds_summary, ds_plot, ds_report], api_visibility="private", **model)
+    ds_btn.click(h.announce_dataset, [ds_files, prior, delta, steps, trials, seed, clip], None,
+                 queue=False, api_visibility="private").success(
+        h.dataset, [ds_files, prior, delta, steps, trials, seed, clip],
+        [ds_summary, ds_plot, ds_report], api_visibility="private", **model)
     # the priors' states (a Hub prior becomes available when the network returns)
     demo.load(lambda: gr.Dropdown(choices=h.prior_choices()), None, [prior], queue=False,
               api_visibility="private")

@@ -210,6 +210,7 @@ class Preparer:
                               f"{s['message']}). Its first audit can start when it is ready; "
                               "the embedded prior is ready now.")
         if s["state"] == "waiting":
-            raise NotPrepared("This prior waits for another prior's preparation to finish; "
-                              "the embedded prior is ready now.")
+            raise NotPrepared("This prior waits to be prepared: the server times each prior it "
+                              "offers, then prepares them one at a time. The embedded prior is "
+                              "ready now.")
         raise NotPrepared(f"This prior cannot be used here: {s['error']}")

@@ -87,12 +87,13 @@ def reference_size(prior: Prior) -> int:
 
 
 @torch.inference_mode()
-def typicality(prior: Prior, images: torch.Tensor, *, batch: int | None = None) -> np.ndarray:
+def typicality(prior: Prior, images: torch.Tensor, *, batch: int | None = None,
+               progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """The typicality profile of each image (N, C, H, W) in [0, 1] (module docstring): (N, T + 2),
     the prior's log denoising errors at DOMAIN_TIMESTEPS, then image_statistics. Fixed noise:
     the same for every image.
     ``batch``: UNet evaluations per call (default: 256, fewer for large images, as
-    reconstruct.default_batch bounds them)."""
+    reconstruct.default_batch bounds them). ``progress(done, total)`` after each chunk of images."""
     shape = tuple(images.shape[1:])
     g = torch.Generator().manual_seed(0x7E57)
     noise = torch.randn((DOMAIN_DRAWS, *shape), generator=g)
@@ -119,6 +120,8 @@ def typicality(prior: Prior, images: torch.Tensor, *, batch: int | None = None) 
             for k in range(0, len(x_t), batch)])
         err = (e_hat - torch.cat(ee)).pow(2).flatten(1).mean(1).clamp(min=1e-12).log()
         out.append(err.view(len(ts), DOMAIN_DRAWS, n).mean(1).T)
+        if progress is not None:
+            progress(min(i + chunk, len(images)), len(images))
     errors = torch.cat(out).double().numpy()
     return np.concatenate([errors, image_statistics(images)], axis=1)
 
@@ -228,8 +231,9 @@ def build_reference(prior: Prior, *, images: torch.Tensor | None, n_samples: int
     samples = sample(prior, n_samples, sampler="ddim", steps=DEFAULT_DDIM_STEPS, seed=0,
                      progress=lambda d, n: say(0.8 * d / n, f"sampling the reference set {d}/{n}"))
     ref = samples if images is None else images
-    say(0.85, "scoring the reference images' typicality")
-    profiles = typicality(prior, ref)
+    say(0.8, "scoring the reference images' typicality")
+    profiles = typicality(prior, ref, progress=lambda d, n: say(
+        0.8 + 0.2 * d / n, f"scoring the reference images' typicality {d}/{n}"))
     return {"images": _u8(ref), "samples": _u8(samples), "profiles": profiles,
             "samples_are_images": images is None}
 

@@ -228,3 +228,19 @@ def test_time_limit_stops_an_audit(monkeypatch, tiny_prior_dir):
     img = sorted((ROOT / "assets" / "examples").glob("digit-*.png"))[0]
     with pytest.raises(gr.Error, match=re.escape("limit of -1 s")):
         list(handlers.run(str(img), key, "eps", 1e-5, 2.0, "ddim", 3, 1, 0, None, progress=None))
+
+
+def test_zero_gpu_long_actions_announce_the_quota_before_asking_for_the_gpu(monkeypatch):
+    """The search and the data set: a step outside the GPU call warns when an anonymous
+    visitor's daily quota does not cover the estimate (ZeroGPU refuses the call itself)."""
+    from webui import handlers
+
+    warned = []
+    monkeypatch.setattr(handlers, "ZERO_GPU", True)
+    monkeypatch.setattr(handlers.gr, "Warning", lambda msg: warned.append(msg))
+    files = ["a.png"] * 40
+    handlers.announce_dataset(files, "google/ddpm-celebahq-256", 1e-5, 10, 4, 0)
+    assert warned and "ZeroGPU time" in warned[-1]
+    warned.clear()
+    handlers.announce_dataset(["a.png"], "embedded", 1e-5, 10, 8, 0)
+    assert not warned

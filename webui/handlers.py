@@ -408,7 +408,6 @@ def find_budget(level, mode, delta, session, progress=gr.Progress()):
     check_feasible(s.prior, 20 * _ladder_evaluations(s.trials, s.steps, "ddim") // 9,
                    "The search", fewer=f"with fewer tries or steps (now {s.trials} tries)")
     require_prepared(s.prior)
-    _warn_quota(_solve_seconds(level, mode, delta, session))
     try:
         found = solve_budget(session.image, prior=s.prior, level=level, delta=float(delta),
                              trials=s.trials, seed=s.seed, steps=s.steps, clip_norm=s.clip_norm,
@@ -462,10 +461,21 @@ def _dataset_seconds(files, prior=None, delta=None, steps=10, trials=8, *rest, *
 
 
 def _warn_quota(seconds: float) -> None:
-    """On ZeroGPU, say before the work what kind of visitor's daily quota covers it."""
+    """On ZeroGPU, say what kind of visitor's daily quota covers the work."""
     note = quota_note(seconds) if ZERO_GPU else ""
     if note:
         gr.Warning(note)
+
+
+def announce_solve(level, mode, delta, session) -> None:
+    """Before the search asks ZeroGPU for its GPU time (a step of its own, outside the GPU
+    call, which ZeroGPU refuses outright beyond the visitor's quota): say whose quota it needs."""
+    _warn_quota(_solve_seconds(level, mode, delta, session))
+
+
+def announce_dataset(files, prior, delta, steps, trials, seed, clip=None) -> None:
+    """The same before the Data set tab's audit."""
+    _warn_quota(_dataset_seconds(files, prior, delta, steps, trials))
 
 
 @on_gpu(_dataset_seconds)
@@ -488,7 +498,6 @@ def dataset(files, prior, delta, steps, trials, seed, clip=None, request: gr.Req
     check_feasible(chosen.prior, len(files) * per_image, f"Auditing {len(files)} images",
                    fewer="with fewer images (the command line's batch audit has no limit)")
     require_prepared(chosen.prior)
-    _warn_quota(_dataset_seconds(files, prior, delta, steps, trials))
     paths = _file_paths(files)
     for p in paths:
         remember_upload(p, request)

@@ -16,12 +16,13 @@ The attack:
     reconstruct  the reverse process (DDIM, DDPM) from the matched timestep, batched
     pipeline     the paper's algorithm once: observe (privatize, match) and attack
     metrics      LPIPS, SSIM, PSNR, MSE
-    attacks      comparison attacks, identification among decoys, the unrelated-image baseline
+    attacks      comparison attacks, the gallery (likelihood) attack, identification among
+                 decoys, the unrelated-image baseline
     attributes   the attribute classifier (digit class for the embedded prior)
 
 Verdicts and audits:
     reference    each prior's reference set (images of its kind, its own samples), domain check
-    verdict      identification and attribute rates against chance, with intervals
+    verdict      both attackers' rates against chance: evidence both ways, sequential looks
     audit        run_audit: one image at several budgets, every trial, with verdicts
     batch        a folder of images, resumable; distributed runs it on Ray
     solve        the largest budget keeping a level, per image and per data set (solve_report)
@@ -32,5 +33,7 @@ What the dashboard and the reports show:
     views        one budget's view in words and pictures, pinned budgets, the report
     plots        plotly figures; report: grids, CSV/JSON/HTML exports
     caches       build-once caches safe under the dashboard's threads
+    prepare      a prior prepared ahead of time (and the app's background Preparer)
+    costs        seconds per UNet evaluation here, for estimates before long work
 """
 __version__ = "0.1.0"

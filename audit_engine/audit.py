@@ -34,7 +34,7 @@ from . import accounting, costs, pipeline, streams
 from .attacks import eligible_decoys, gallery_attack, guess_rate, identify, noise_aware_labels
 from .attributes import ATTRIBUTE_NAME, classifier_for, classify
 from .images import ImageLike
-from .mechanism import attacker_scale, clip_to
+from .mechanism import attacker_scale, check_clip_norm, clip_to
 from .metrics import LPIPSMetric, get_lpips, similarity
 from .priors import Prior, load_prior
 from .reconstruct import DEFAULT_DDIM_STEPS, SAMPLERS, count_unet_calls, timestep_grid
@@ -338,9 +338,7 @@ def run_audit(
     if clip_norm is None:
         c, c_source = c_default, c_words
     else:
-        c = float(clip_norm)
-        if not (math.isfinite(c) and c > 0):
-            raise ValueError(f"the clipping bound must be a finite number > 0, got {clip_norm!r}")
+        c = check_clip_norm(clip_norm)
         c_source = f"set by the user ({c:.3g})"
     scale = attacker_scale(c, typical)
     metric = get_lpips(lpips) if isinstance(lpips, str) else lpips
@@ -430,7 +428,7 @@ def continue_audit(result: AuditResult, *, progress: Progress | None = None) -> 
     t0 = time.perf_counter()
     cap = result.max_trials
     for lo_k, hi_k in zip(result.looks, result.looks[1:]):
-        open_ = [m for m in judge.undetermined() if len(result.at(m)) == lo_k]
+        open_ = [m for m in result.undetermined() if len(result.at(m)) == lo_k]
         if not open_:
             continue
         frac = 0.62 + 0.3 * lo_k / cap
@@ -486,13 +484,6 @@ class _Judge:
     def _decoys(self, k: int) -> torch.Tensor:
         g = streams.generator(self.result.seed, self.digest, k, streams.DECOYS)
         return self.keep[torch.randperm(len(self.keep), generator=g)[: self.n - 1]]
-
-    def undetermined(self) -> list[float]:
-        """Budgets whose headline is still undetermined because of the prior attacker."""
-        if not self.in_domain:
-            return []
-        return [v.mu for v in self.result.verdicts
-                if v.verdict == UNDETERMINED and v.identification.level == UNDETERMINED]
 
     def update(self, mus: list[float]) -> None:
         res, x = self.result, self.result.original

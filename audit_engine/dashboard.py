@@ -17,7 +17,7 @@ from .attacks import load_baseline
 from .caches import LRU
 from .audit import (AuditResult, check_settings, clip_norm_for, continue_audit, default_max_trials,
                     run_audit)
-from .mechanism import attacker_scale
+from .mechanism import attacker_scale, check_clip_norm
 from .images import ImageLike
 from .priors import EMBEDDED, REGISTRY, load_prior, prior_status
 from .reconstruct import DEFAULT_DDIM_STEPS
@@ -25,7 +25,7 @@ from .reference import ReferenceUnavailable, reference_for
 
 __all__ = ["SLIDER_RANGE", "LADDER_SIZE", "Settings", "LadderCache", "slider_to_mu", "mu_to_slider",
            "budget_label", "ladder_mus", "compute_ladder", "ladder_steps", "merge",
-           "compute_exact", "prior_choices", "prior_table", "gpu_seconds"]
+           "compute_exact", "prior_choices", "prior_table", "gpu_seconds", "ladder_evaluations"]
 
 # slider positions are log10 of the budget in the chosen unit
 SLIDER_RANGE = {"eps": (-1.0, 5.0), "mu": (math.log10(0.05), math.log10(500.0))}
@@ -89,8 +89,8 @@ class Settings:
     def __post_init__(self):
         check_settings(sampler=self.sampler, mechanism=self.mechanism, trials=self.trials,
                        seed=self.seed, steps=self.steps, delta=self.delta)
-        if self.clip_norm is not None and not (math.isfinite(self.clip_norm) and self.clip_norm > 0):
-            raise ValueError(f"the clipping bound must be a number > 0, got {self.clip_norm!r}")
+        if self.clip_norm is not None:
+            check_clip_norm(self.clip_norm)
 
     @classmethod
     def from_inputs(cls, *, prior, delta, sampler, steps, trials, seed, **rest) -> "Settings":
@@ -295,13 +295,21 @@ def gpu_seconds(prior: str, sampler: str, steps: int, trials: int) -> int:
     is counted."""
     spec = REGISTRY.get(prior)
     side = spec.resolution if spec and spec.resolution else 256
-    rounds = 1000 if sampler == "ddpm" else max(1, int(steps))
-    first = max(1, int(trials))
-    evaluations = rounds * ((LADDER_SIZE + 1) * first + 2 * (default_max_trials(first) - first)) + 20
+    evaluations = ladder_evaluations(trials, steps, sampler)
     per = _measured_on_gpu(prior)
     if per is None:
         per = 0.004 * (side / 256) ** 2 + 1e-4
     return int(min(600, max(20, 15 + evaluations * per)))
+
+
+def ladder_evaluations(trials: int, steps: int, sampler: str, budgets: int = LADDER_SIZE + 1
+                       ) -> int:
+    """UNet evaluations of one image's audit at ``budgets`` budgets at most: every budget at
+    the first look, the sequential rule's further tries at two budgets, and the domain
+    check's 20 (the estimate behind gpu_seconds and the page's refusals)."""
+    rounds = 1000 if sampler == "ddpm" else max(1, int(steps))
+    first = max(1, int(trials))
+    return rounds * (budgets * first + 2 * (default_max_trials(first) - first)) + 20
 
 
 def _measured_on_gpu(prior: str) -> float | None:

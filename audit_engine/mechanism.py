@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["noise_std", "clip_to", "privatize", "privatize_dpsgd", "DPSGDRelease",
+__all__ = ["noise_std", "check_clip_norm", "clip_to", "privatize", "privatize_dpsgd", "DPSGDRelease",
            "attacker_scale"]
 
 
@@ -37,7 +37,7 @@ def _check_mu(mu: float) -> float:
     return mu
 
 
-def _check_clip(clip_norm: float) -> float:
+def check_clip_norm(clip_norm: float) -> float:
     c = float(clip_norm)
     if not (math.isfinite(c) and c > 0):
         raise ValueError(f"the clipping bound must be a finite number > 0, got {clip_norm!r}")
@@ -46,7 +46,7 @@ def _check_clip(clip_norm: float) -> float:
 
 def noise_std(mu: float, clip_norm: float) -> float:
     """Per-pixel noise std of the release, C / mu ([0, 1] pixel scale): public."""
-    return _check_clip(clip_norm) / _check_mu(mu)
+    return check_clip_norm(clip_norm) / _check_mu(mu)
 
 
 def clip_to(x: torch.Tensor, c: float) -> torch.Tensor:
@@ -59,7 +59,7 @@ def attacker_scale(clip_norm: float, typical_norm: float) -> float:
     """The attacker's public rescaling of a release before reconstructing it: a clipped
     image reaches it with norm C, so it multiplies by typical / C when the typical image of
     the domain (a public statistic) is larger than C, else leaves it (1)."""
-    return max(1.0, float(typical_norm) / _check_clip(clip_norm))
+    return max(1.0, float(typical_norm) / check_clip_norm(clip_norm))
 
 
 def privatize(
@@ -123,7 +123,7 @@ def privatize_dpsgd(
     from opacus.optimizers import DPOptimizer
 
     mu = _check_mu(mu)
-    c = _check_clip(clip_norm)
+    c = check_clip_norm(clip_norm)
     if x.ndim != 3:
         raise ValueError(f"expected one image (C, H, W), got shape {tuple(x.shape)}")
     z = 1.0 / mu

@@ -139,12 +139,19 @@ class Preparer:
         self._thread = threading.Thread(target=work, name="prepare-priors", daemon=True)
         self._thread.start()
 
-    def _time(self, key) -> None:
-        from .priors import PriorUnavailable, prior_status
+    def _available(self, key) -> bool:
+        """Whether the prior can be loaded here; marks it "unavailable" with the reason if not."""
+        from .priors import prior_status
 
         state, why = prior_status(key)
         if state == "unavailable":
             self._set(key, state="unavailable", error=why)
+        return state != "unavailable"
+
+    def _time(self, key) -> None:
+        from .priors import PriorUnavailable
+
+        if not self._available(key):
             return
         try:
             self._measure(key)
@@ -156,12 +163,10 @@ class Preparer:
             self._state[key].update(kw)
 
     def _prepare(self, key) -> None:
-        from .priors import PriorUnavailable, prior_status
+        from .priors import PriorUnavailable
         from .reference import ReferenceUnavailable
 
-        state, why = prior_status(key)
-        if state == "unavailable":
-            self._set(key, state="unavailable", error=why)
+        if not self._available(key):
             return
         self._set(key, state="preparing", started=self._clock(), fraction=0.0)
         try:

@@ -140,16 +140,15 @@ _WHO = {"gallery": "an attacker who already holds your image among 10 candidates
 def level_holds(verdict, level: str, attackers=("gallery", "prior")) -> bool:
     """Whether a budget's verdict (verdict.BudgetVerdict) shows the level's protection."""
     if level == "not recognisable":
-        by = {"gallery": verdict.gallery, "prior": verdict.identification}
-        return all(by[a].level == PROTECTED for a in attackers)
+        return all(verdict.attack(a).level == PROTECTED for a in attackers)
     return verdict.attribute is not None and verdict.attribute.level == "not revealed"
 
 
 def disclosed(verdict, level: str, attackers=("gallery", "prior")):
     """The attacker verdict that shows disclosure at this budget, or None."""
     if level == "not recognisable":
-        by = {"gallery": verdict.gallery, "prior": verdict.identification}
-        hits = [by[a] for a in attackers if by[a].level in ("recognisable", "partly recognisable")]
+        hits = [verdict.attack(a) for a in attackers
+                if verdict.attack(a).level in ("recognisable", "partly recognisable")]
         return max(hits, key=lambda v: v.lower) if hits else None
     a = verdict.attribute
     return a if a is not None and a.revealed else None
@@ -159,7 +158,8 @@ def _row(result: AuditResult, mu: float, level: str, attackers) -> dict:
     v = result.verdict_at(mu)
     row = {"mu": float(mu), "eps": float(v.eps), "holds": level_holds(v, level, attackers),
            "verdict": v.verdict, "trials": int(v.trials)}
-    for a, av in (("gallery", v.gallery), ("prior", v.identification)):
+    for a in ("gallery", "prior"):
+        av = v.attack(a)
         row.update({f"{a}_successes": av.successes, f"{a}_trials": av.trials,
                     f"{a}_rate": av.rate, f"{a}_upper": av.upper, f"{a}_lower": av.lower,
                     f"{a}_chance": av.chance, f"{a}_level": av.level, f"{a}_proven": av.proven})

@@ -253,6 +253,10 @@ class BudgetVerdict:
         label, by = worst(prior, gallery)
         return cls(mu, eps, delta, prior.trials, prior, gallery, attribute, label, tuple(by))
 
+    def attack(self, attacker: str) -> AttackVerdict:
+        """One attacker's verdict by its name in ATTACKERS ("gallery" or "prior")."""
+        return self.gallery if attacker == "gallery" else self.identification
+
     def to_dict(self) -> dict:
         d = asdict(self)
         for k in ("identification", "gallery"):

@@ -18,7 +18,6 @@ from audit_engine import costs
 from audit_engine import dashboard as db
 from audit_engine import reference as reference_mod
 from audit_engine import views
-from audit_engine.audit import default_max_trials
 from audit_engine.images import ImageError
 from audit_engine.prepare import Preparer, measure_cost, prepare
 from audit_engine.priors import (EMBEDDED, REGISTRY, PriorUnavailable, default_device,
@@ -101,15 +100,6 @@ def check_feasible(prior: str, evaluations: int, what: str, *, fewer: str) -> No
         f"{seconds:,.0f} s on this server ({per * 1000:.0f} ms each, measured here on "
         f"{device}), beyond its limit of {TIME_LIMIT:g} s per request. It would fit "
         f"{fewer}, on a GPU, or with a smaller prior.")
-
-
-def _ladder_evaluations(trials: int, steps: int, sampler: str) -> int:
-    """UNet evaluations of the dashboard's first audit at most: the ladder and the chosen
-    budget at the first look, the sequential rule's further tries at two budgets, and the
-    domain check's 20 evaluations."""
-    rounds = 1000 if sampler == "ddpm" else max(1, int(steps))
-    first = max(1, int(trials))
-    return rounds * ((db.LADDER_SIZE + 1) * first + 2 * (default_max_trials(first) - first)) + 20
 
 
 def too_long() -> gr.Error:
@@ -265,8 +255,8 @@ def run(image, prior, mode, delta, slider, sampler, steps, trials, seed, session
     chosen = settings(prior, delta, sampler, steps, trials, seed, clip)
     mu, _ = _mu(slider, mode, delta)
     if session is None or session.settings != chosen:
-        check_feasible(chosen.prior, _ladder_evaluations(chosen.trials, chosen.steps,
-                                                         chosen.sampler),
+        check_feasible(chosen.prior, db.ladder_evaluations(chosen.trials, chosen.steps,
+                                                           chosen.sampler),
                        "This audit", fewer=f"with fewer tries or steps (now {chosen.trials} "
                        f"tries, {chosen.steps if chosen.sampler == 'ddim' else 1000} steps)")
     require_prepared(chosen.prior)  # at once: a prior still being prepared is not waited for
@@ -405,7 +395,7 @@ def find_budget(level, mode, delta, session, progress=gr.Progress()):
         raise gr.Error("Run an audit first: the search uses its image and settings.")
     s = session.settings
     # the search audits about 20 budgets at the first look, and the sequential rule's tries
-    check_feasible(s.prior, 20 * _ladder_evaluations(s.trials, s.steps, "ddim") // 9,
+    check_feasible(s.prior, 20 * db.ladder_evaluations(s.trials, s.steps, "ddim") // 9,
                    "The search", fewer=f"with fewer tries or steps (now {s.trials} tries)")
     require_prepared(s.prior)
     try:
@@ -493,8 +483,8 @@ def dataset(files, prior, delta, steps, trials, seed, clip=None, request: gr.Req
         raise gr.Error(f"At most {MAX_DATASET} images at once here (got {len(files)}); the "
                        "command line has no limit: python -m audit_engine batch DIR ...")
     chosen = settings(prior, delta, "ddim", steps, trials, seed, clip)
-    per_image = (len(DATASET_EPS) * chosen.trials + 2 * (default_max_trials(chosen.trials)
-                                                         - chosen.trials)) * chosen.steps + 20
+    per_image = db.ladder_evaluations(chosen.trials, chosen.steps, "ddim",
+                                      budgets=len(DATASET_EPS))
     check_feasible(chosen.prior, len(files) * per_image, f"Auditing {len(files)} images",
                    fewer="with fewer images (the command line's batch audit has no limit)")
     require_prepared(chosen.prior)

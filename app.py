@@ -8,11 +8,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a privacy tool doe
 
 import gradio as gr
 
-from audit_engine import dashboard as db
-from audit_engine import views
-from audit_engine.audit import MAX_TRIALS
-from audit_engine.reconstruct import DEFAULT_DDIM_STEPS
-from audit_engine.report import CAVEATS
+from audit_engine.session import ladder as db
+from audit_engine.session import views
+from audit_engine.audit.run import MAX_TRIALS
+from audit_engine.attacker.reconstruct import DEFAULT_DDIM_STEPS
+from audit_engine.outputs.report import CAVEATS
 from webui import handlers as h
 from webui.components import (CLICK_REPORT, CSS, THEME, UPLOAD_TEXT, Number, Slider,
                               UploadedImage, example_label, slider_label)

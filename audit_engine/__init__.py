@@ -3,37 +3,64 @@
 Images are float tensors in [0, 1] throughout the public API. The engine never imports
 gradio (the web app is webui/ and app.py). docs/ARCHITECTURE.md draws how data flows.
 
-The mathematics (pure functions, no model):
-    accounting   exact mu-GDP <-> (eps, delta) conversions, DP-SGD budgets
-    mechanism    privatization: the analytic Gaussian release and a real Opacus step
-    schedule     timestep matching: the diffusion step whose noise equals the release's
-    bounds       theoretical reconstruction bounds against the budget
-    streams      seeded random streams keyed by (seed, image, trial, purpose)
-    images       decoding and the one place pixel ranges are converted
+    maths/      the mathematics, pure functions: accounting, mechanism, schedule, bounds,
+                streams
+    attacker/   the attacker: priors (the registry; add a prior here), reconstruct,
+                pipeline, metrics, attacks, attributes
+    audit/      the audit and its verdicts: run (run_audit), verdict (the rule, top to
+                bottom), reference (reference sets, domain check), solve, prepare, costs
+    outputs/    what an audit writes: page (the HTML skeleton of every report), report,
+                plots
+    session/    the dashboard's state without gradio: ladder (LadderCache), views
+    batch/      many images, resumable, locally or on Ray; the data set's summaries
+    reproduce/  the source paper's experiment on any prior
+    training/   priors trained by the project (the embedded digit prior's data)
+    images, caches, files, progress, docblocks: decoding images, thread-safe caches,
+                atomic writes, the one progress protocol, the docs' generated blocks
+    cli         the command line (``privacy-audit`` or ``python -m audit_engine``)
 
-The attack:
-    priors       the registry of diffusion priors and their loading (offline-first)
-    reconstruct  the reverse process (DDIM, DDPM) from the matched timestep, batched
-    pipeline     the paper's algorithm once: observe (privatize, match) and attack
-    metrics      LPIPS, SSIM, PSNR, MSE
-    attacks      comparison attacks, the gallery (likelihood) attack, identification among
-                 decoys, the unrelated-image baseline
-    attributes   the attribute classifier (digit class for the embedded prior)
+The names below are the public API, importable from ``audit_engine`` directly (each is
+loaded on first use, so ``import audit_engine`` stays cheap):
 
-Verdicts and audits:
-    reference    each prior's reference set (images of its kind, its own samples), domain check
-    verdict      both attackers' rates against chance: evidence both ways, sequential looks
-    audit        run_audit: one image at several budgets, every trial, with verdicts
-    batch        a folder of images, resumable; distributed runs it on Ray
-    solve        the largest budget keeping a level, per image and per data set (solve_report)
-    reproduce    the paper's experiment (package): data, experiment, statistics, figures, tables
-
-What the dashboard and the reports show:
-    dashboard    settings, the slider's mapping and one image's budget ladder (LadderCache)
-    views        one budget's view in words and pictures, pinned budgets, the report
-    plots        plotly figures; report: grids, CSV/JSON/HTML exports
-    caches       build-once caches safe under the dashboard's threads
-    prepare      a prior prepared ahead of time (and the app's background Preparer)
-    costs        seconds per UNet evaluation here, for estimates before long work
+    from audit_engine import run_audit, solve_budget, load_prior, eps_from_mu
 """
 __version__ = "0.1.0"
+
+# public name -> the module defining it (loaded lazily, PEP 562)
+_PUBLIC = {
+    "audit_engine.maths.accounting": ["eps_from_mu", "mu_from_eps", "delta_from_eps_mu",
+                                      "noise_multiplier_from_mu", "mu_from_noise_multiplier",
+                                      "dpsgd_budget", "DPSGDBudget"],
+    "audit_engine.maths.mechanism": ["privatize", "privatize_dpsgd", "noise_std"],
+    "audit_engine.maths.schedule": ["match_timestep", "TimestepMatch"],
+    "audit_engine.maths.bounds": ["rero_bound_gdp", "rero_bound_dp"],
+    "audit_engine.attacker.priors": ["load_prior", "Prior", "PriorSpec", "PriorUnavailable",
+                                     "REGISTRY", "EMBEDDED"],
+    "audit_engine.attacker.reconstruct": ["reconstruct", "sample"],
+    "audit_engine.audit.run": ["run_audit", "continue_audit", "AuditResult", "AuditSample"],
+    "audit_engine.audit.verdict": ["BudgetVerdict", "AttackVerdict", "LABELS", "TOLERANCE"],
+    "audit_engine.audit.solve": ["solve_budget", "dataset_budget", "SolveResult",
+                                 "NotSolvable"],
+    "audit_engine.audit.reference": ["reference_for", "Reference"],
+    "audit_engine.audit.prepare": ["prepare"],
+    "audit_engine.outputs.report": ["write_outputs"],
+    "audit_engine.batch.config": ["BatchConfig"],
+    "audit_engine.batch.run": ["run_batch"],
+    "audit_engine.images": ["open_image", "ImageError"],
+}
+_WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
+__all__ = ["__version__", *_WHERE]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'audit_engine' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

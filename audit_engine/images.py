@@ -26,6 +26,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+__all__ = ["ImageLike", "MAX_INPUT_PIXELS", "IMAGE_SUFFIXES", "MODEL_SCALE", "to_model", "model_std",
+           "to_unit", "ImageError", "open_image", "array_to_pil", "to_prior_tensor", "to_uint8"]
+
 ImageLike = Union[str, Path, bytes, Image.Image, np.ndarray, torch.Tensor]
 
 MAX_INPUT_PIXELS = 40_000_000  # larger inputs are refused before decoding (bomb guard)

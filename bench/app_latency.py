@@ -2,7 +2,7 @@
 the first full ladder (/audit), slider moves served from the ladder (/budget), the exact
 budget (/exact_budget); then the server's resident memory (current and peak).
 
-    python bench/app_latency.py [--moves 20]
+    python -m bench.app_latency [--moves 20]
 
 Starts `python app.py` on a free loopback port with the embedded prior.
 """
@@ -12,7 +12,7 @@ import argparse
 import statistics
 import time
 
-from common import ROOT, free_port, machine, memory_mb, start_app
+from bench.common import ROOT, free_port, machine, memory_mb, start_app
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 workers, side by side in one run, on the same folder of held-out digits and the same
 settings (one CPU thread per audit in both, so the numbers are identical too).
 
-    python bench/batch_engines.py [--images 16] [--trials 8]
+    python -m bench.batch_engines [--images 16] [--trials 8]
 """
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import heldout, machine
+from bench.common import heldout, machine
 
-from audit_engine.batch import BatchConfig, run_batch
+from audit_engine.batch.config import BatchConfig
+from audit_engine.batch.run import run_batch
 from audit_engine.images import array_to_pil
 
 

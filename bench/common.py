@@ -17,11 +17,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
-from audit_engine.priors import Prior  # noqa: E402
+from audit_engine.attacker.priors import Prior
 
 # UNet2DModel configurations of the public priors (from their config.json on the Hub).
 _GOOGLE_COMMON = dict(act_fn="silu", center_input_sample=False, downsample_padding=0,
@@ -65,8 +64,8 @@ def random_prior(arch: str, *, device: str = "cpu", dtype: torch.dtype = torch.f
 def ladder_inputs(prior: Prior, x: torch.Tensor, xi: torch.Tensor):
     """(mus, observations, timestep matches) of the dashboard's 8-budget ladder for image x
     (C, H, W), privatized with the standard-normal draw xi at every budget."""
-    from audit_engine import pipeline
-    from audit_engine.dashboard import ladder_mus
+    from audit_engine.attacker import pipeline
+    from audit_engine.session.ladder import ladder_mus
 
     mus = ladder_mus(float(x.norm()))
     obs = pipeline.observe(prior, x.expand(len(mus), *x.shape), mus, clip_norm=float(x.norm()),
@@ -77,7 +76,7 @@ def ladder_inputs(prior: Prior, x: torch.Tensor, xi: torch.Tensor):
 def heldout(n: int):
     """n held-out digits of the embedded prior (N, 1, 32, 32) in [0, 1] and their labels,
     the classes taken in turn (as the reproduction does)."""
-    from audit_engine.priors import load_prior
+    from audit_engine.attacker.priors import load_prior
     from audit_engine.reproduce import heldout_images
 
     return heldout_images(load_prior(device="cpu"), n)

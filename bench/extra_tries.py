@@ -1,7 +1,7 @@
 """What the sequential rule's extra tries cost, side by side with the first look, on the
 embedded prior and on the google/ddpm-celebahq-256 architecture (random weights) on this CPU.
 
-    python bench/extra_tries.py
+    python -m bench.extra_tries
 
 For each prior: the time of one UNet evaluation (a batch of the first look's tries, float32
 and the audit's default precision), the first look of one budget (K tries x 10 DDIM steps)
@@ -15,12 +15,12 @@ import time
 
 import torch
 
-from common import machine, random_prior
+from bench.common import machine, random_prior
 
-from audit_engine.audit import default_max_trials
-from audit_engine.priors import default_dtype, load_prior
-from audit_engine.reconstruct import DEFAULT_DDIM_STEPS
-from audit_engine.verdict import error_rates
+from audit_engine.audit.run import default_max_trials
+from audit_engine.attacker.priors import default_dtype, load_prior
+from audit_engine.attacker.reconstruct import DEFAULT_DDIM_STEPS
+from audit_engine.audit.verdict import error_rates
 
 
 def per_eval(prior, batch: int, repeats: int = 3) -> float:

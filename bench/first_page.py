@@ -1,7 +1,7 @@
 """The dashboard's first page on the embedded prior (the 8-budget ladder and the chosen budget,
 with their verdicts) against a baseline commit, side by side in one run, and the solver.
 
-    python bench/first_page.py [--baseline REF] [--rounds 3]
+    python -m bench.first_page [--baseline REF] [--rounds 3]
 
 The baseline is checked out in a temporary git worktree; each round runs both trees in fresh
 processes, one after the other (the order alternates), on the same example digits, after a
@@ -25,8 +25,8 @@ DIGITS = ["digit-0-0", "digit-1-510", "digit-3-1543", "digit-7-3517"]
 
 PROBE = r"""
 import json, sys, time
-from audit_engine import dashboard as db
-from audit_engine.priors import load_prior
+from audit_engine.session import ladder as db
+from audit_engine.attacker.priors import load_prior
 names, solve = sys.argv[1].split(","), sys.argv[2] == "1"
 prior = load_prior()
 settings = db.Settings(lpips=None)
@@ -42,7 +42,7 @@ for n in names:
         pass
     full.append(time.perf_counter() - t)
     if solve:
-        from audit_engine.solve import solve_budget
+        from audit_engine.audit.solve import solve_budget
         t = time.perf_counter()
         solve_budget(path(n), prior=prior)
         solved.append(time.perf_counter() - t)
@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--baseline", default="HEAD", help="git ref to compare with (default HEAD)")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    from common import machine
+    from bench.common import machine
 
     print(machine())
     with tempfile.TemporaryDirectory() as tmp:

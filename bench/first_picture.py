@@ -2,7 +2,7 @@
 alone, side by side in one run, on the google/ddpm-celebahq-256 architecture with random
 weights on this CPU (default tries: 4 above 64 pixels; 10 DDIM steps).
 
-    python bench/first_picture.py
+    python -m bench.first_picture
 
 The prior's reference set (look-alikes, typicality) is built once per prior and cached on
 disk for every later audit; here it is made from N_REFERENCE random images (not the 50
@@ -16,12 +16,12 @@ import time
 
 import torch
 
-from common import machine, random_prior
+from bench.common import machine, random_prior
 
-from audit_engine import dashboard as db
-from audit_engine import views
-from audit_engine import reference as ref_mod
-from audit_engine.audit import run_audit
+from audit_engine.session import ladder as db
+from audit_engine.session import views
+from audit_engine.audit import reference as ref_mod
+from audit_engine.audit.run import run_audit
 
 N_REFERENCE = 2  # images in the bench's stand-in reference set (the warm-up dominates)
 

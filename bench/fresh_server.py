@@ -1,7 +1,7 @@
 """A fresh server with a public prior's architecture (random weights) in a fresh cache, as a
 visitor meets it after a restart (issue 28's check), on this machine:
 
-    python bench/fresh_server.py [--arch google/ddpm-cifar10-32] [--wait 1500]
+    python -m bench.fresh_server [--arch google/ddpm-cifar10-32] [--wait 1500]
 
 Writes the stand-in prior (a diffusers folder) to a temporary directory, starts the app
 offering it (AUDIT_PRIORS) with an empty AUDIT_CACHE_DIR, and then, through gradio_client:
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from common import ARCHITECTURES, free_port, machine, start_app
+from bench.common import ARCHITECTURES, free_port, machine, start_app
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGIT = ROOT / "assets" / "examples" / "digit-3-1543.png"

@@ -2,8 +2,8 @@
 image; every answer is checked by content (the returned original must be that client's own
 image), and the server's memory is compared before and after.
 
-    python bench/load_test.py [--clients 20] [--requests 5] [--steps 5]
-    python bench/load_test.py --queue-check          # a full queue answers "busy"
+    python -m bench.load_test [--clients 20] [--requests 5] [--steps 5]
+    python -m bench.load_test --queue-check          # a full queue answers "busy"
 
 The slow test tests/test_load.py runs the same with 20 clients x 5 requests.
 """
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from common import ROOT, free_port, machine, memory_mb, start_app
+from bench.common import ROOT, free_port, machine, memory_mb, start_app
 
-from audit_engine.views import display
+from audit_engine.session.views import display
 from audit_engine.images import to_prior_tensor
 
 

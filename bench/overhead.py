@@ -2,7 +2,7 @@
 makes, each timed alone at the same batch shape, in the same run), on a UNet with the
 architecture of google/ddpm-cifar10-32 (random weights: timing only).
 
-    python bench/overhead.py [--arch google/ddpm-cifar10-32] [--steps 20] [--device cpu]
+    python -m bench.overhead [--arch google/ddpm-cifar10-32] [--steps 20] [--device cpu]
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from collections import Counter
 
 import torch
 
-from common import median_of, ladder_inputs, machine, random_prior
+from bench.common import median_of, ladder_inputs, machine, random_prior
 
-from audit_engine.reconstruct import reconstruct, timestep_grid
+from audit_engine.attacker.reconstruct import reconstruct, timestep_grid
 
 
 def sync(device: str) -> None:

@@ -4,7 +4,7 @@ used for one number per image, the prior attacker's chance level (attacks.guess_
 held-out digits, the chance level from 500 samples drawn with 10 steps (the default,
 reconstruct.DEFAULT_DDIM_STEPS) against 25 and 100 steps, and what each costs.
 
-    python bench/reference_steps.py [--images 50] [--samples 500]
+    python -m bench.reference_steps [--images 50] [--samples 500]
 """
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import time
 
 import numpy as np
 
-from common import heldout, machine
+from bench.common import heldout, machine
 
-from audit_engine.attacks import guess_rate
-from audit_engine.priors import load_prior
-from audit_engine.reconstruct import sample
-from audit_engine.reference import reference_for
+from audit_engine.attacker.attacks import guess_rate
+from audit_engine.attacker.priors import load_prior
+from audit_engine.attacker.reconstruct import sample
+from audit_engine.audit.reference import reference_for
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 seeds, and the image size (the embedded prior's architecture at 32, 64 and 128 pixels,
 random weights), each relative to the smallest case, measured side by side in one run.
 
-    python bench/scaling.py
+    python -m bench.scaling
 """
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import json
 
 import torch
 
-from common import median_of, machine
+from bench.common import median_of, machine
 
-from audit_engine import pipeline
-from audit_engine.priors import ASSETS, Prior, load_prior
+from audit_engine.attacker import pipeline
+from audit_engine.attacker.priors import ASSETS, Prior, load_prior
 
 STEPS = 20
 

@@ -3,7 +3,7 @@ embedded prior with the dashboard's defaults (8 tries at the first look, 10 DDIM
 LPIPS): the single-image search (solve.py) must finish in under 15 s on this machine; here
 it is given as a ratio to one 8-budget ladder (plus the chosen budget) on the same image.
 
-    python bench/solve.py [--images N] [--check M]
+    python -m bench.solve [--images N] [--check M]
 
 ``--check M`` also does what a reviewer would on M held-out digits (never used in training):
 solve, then re-measure both attackers at the answer with fresh tries, computed in NumPy from
@@ -20,11 +20,11 @@ import statistics
 import time
 from pathlib import Path
 
-from common import machine
+from bench.common import machine
 
-from audit_engine import dashboard as db
-from audit_engine.priors import load_prior
-from audit_engine.solve import solve_budget
+from audit_engine.session import ladder as db
+from audit_engine.attacker.priors import load_prior
+from audit_engine.audit.solve import solve_budget
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,10 +79,10 @@ def check(n: int, *, gallery_tries: int = 20000, prior_seeds: int = 4) -> None:
     import numpy as np
     from scipy.stats import beta
 
-    from common import heldout
+    from bench.common import heldout
 
-    from audit_engine.audit import run_audit
-    from audit_engine.report import write_outputs
+    from audit_engine.audit.run import run_audit
+    from audit_engine.outputs.report import write_outputs
 
     x, _ = heldout(n)
     pool = x.flatten(1).double().numpy()

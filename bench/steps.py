@@ -2,7 +2,7 @@
 held-out digits at several budgets (embedded prior); also the default DDIM setting in
 bfloat16 and channels-last, to see whether they are faster and whether quality holds.
 
-    python bench/steps.py [--images 100]
+    python -m bench.steps [--images 100]
 
 Prints per setting: mean SSIM and MSE against the originals, wall time, and time and SSIM
 relative to DDPM with every step.
@@ -15,12 +15,12 @@ import time
 import numpy as np
 import torch
 
-from common import heldout, machine
+from bench.common import heldout, machine
 
-from audit_engine import pipeline
-from audit_engine.metrics import similarity
-from audit_engine.priors import load_prior
-from audit_engine.reconstruct import DEFAULT_DDIM_STEPS
+from audit_engine.attacker import pipeline
+from audit_engine.attacker.metrics import similarity
+from audit_engine.attacker.priors import load_prior
+from audit_engine.attacker.reconstruct import DEFAULT_DDIM_STEPS
 
 MUS = (2.0, 5.0, 10.0, 20.0, 50.0)
 

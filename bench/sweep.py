@@ -1,7 +1,7 @@
 """Sweep: the engine's batched reconstruction of one image at 8 budgets vs a hand-written
 per-budget diffusers loop (DDPMScheduler, every step from t*), on the embedded prior.
 
-    python bench/sweep.py [--images 4]
+    python -m bench.sweep [--images 4]
 
 Prints, side by side in one run: wall time per image and the speed-up over the hand-written
 loop, mean SSIM against the originals (overall and per budget) for the engine's default
@@ -16,14 +16,14 @@ import time
 import numpy as np
 import torch
 
-from common import heldout, ladder_inputs, machine
+from bench.common import heldout, ladder_inputs, machine
 
-from audit_engine.audit import run_audit
-from audit_engine.metrics import similarity
-from audit_engine.priors import load_prior
-from audit_engine.reconstruct import reconstruct
+from audit_engine.audit.run import run_audit
+from audit_engine.attacker.metrics import similarity
+from audit_engine.attacker.priors import load_prior
+from audit_engine.attacker.reconstruct import reconstruct
 
-from audit_engine.dashboard import Settings
+from audit_engine.session.ladder import Settings
 
 DEFAULT_STEPS = Settings().steps
 

@@ -1,6 +1,6 @@
-"""Build the reference set shipped with a prior folder (assets/prior-mnist32/reference.npz):
+"""Build the reference set shipped with a prior folder (audit_engine/assets/prior-mnist32/reference.npz):
 the prior's own samples and the typicality profiles of its held-out images, computed in
-float32 (audit_engine/reference.py). Rerun after retraining the prior.
+float32 (audit_engine/audit/reference.py). Rerun after retraining the prior.
 
     python scripts/build_reference.py
 """
@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 os.environ["AUDIT_DTYPE"] = "float32"
 os.environ.setdefault("AUDIT_DEVICE", "cpu")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from audit_engine.priors import load_prior  # noqa: E402
-from audit_engine.reference import write_shipped_reference  # noqa: E402
+from audit_engine.attacker.priors import load_prior
+from audit_engine.audit.reference import write_shipped_reference
 
 if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else "embedded"

@@ -3,28 +3,26 @@
 Mean MSE / PSNR / SSIM (and LPIPS where its backbone is available) over random pairs of
 distinct images of the prior's held-out data: the similarity at which a reconstruction
 says nothing about its target. The dashboard draws it as the dashed line and anchors its
-verdicts on it (audit_engine/verdict.py).
+verdicts on it (audit_engine/audit/verdict.py).
 
-    python scripts/compute_baseline.py --prior assets/prior-mnist32
+    python scripts/compute_baseline.py --prior audit_engine/assets/prior-mnist32
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from audit_engine.attacks import unrelated_baseline  # noqa: E402
-from audit_engine.metrics import get_lpips  # noqa: E402
+from audit_engine.attacker.attacks import unrelated_baseline
+from audit_engine.attacker.metrics import get_lpips
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prior", type=Path, default=Path("assets/prior-mnist32"))
+    ap.add_argument("--prior", type=Path, default=Path("audit_engine/assets/prior-mnist32"))
     ap.add_argument("--pairs", type=int, default=2000)
     args = ap.parse_args()
     held = np.load(args.prior / "heldout.npz")

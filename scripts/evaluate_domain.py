@@ -1,4 +1,4 @@
-"""Measure the domain check (audit_engine/reference.py, verdict.DOMAIN_PERCENTILE) on
+"""Measure the domain check (audit_engine/audit/reference.py, verdict.DOMAIN_PERCENTILE) on
 in-domain digits and on images outside the embedded prior's domain; write
 docs/domain-check.json and the table of docs/DOMAIN.md from the same run.
 
@@ -16,7 +16,6 @@ black, like a 0 or a 1) are reported but could be either.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +23,11 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from audit_engine.priors import load_prior  # noqa: E402
-from audit_engine.reference import (IMAGE_STATISTICS, Reference, reference_for,  # noqa: E402
+from audit_engine.attacker.priors import load_prior
+from audit_engine.docblocks import fill_file
+from audit_engine.audit.reference import (IMAGE_STATISTICS, Reference, reference_for,
                                     typicality)
-from audit_engine.verdict import DOMAIN_FACTOR, DOMAIN_PERCENTILE, in_domain  # noqa: E402
+from audit_engine.audit.verdict import DOMAIN_FACTOR, DOMAIN_PERCENTILE, in_domain
 
 PHOTOS = ["astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "brick", "grass",
           "hubble_deep_field", "clock", "horse", "immunohistochemistry", "gravel", "retina",
@@ -205,10 +204,7 @@ def main() -> None:
     if args.no_doc:
         return
     doc = ROOT / "docs" / "DOMAIN.md"
-    text = doc.read_text()
-    start, end = "<!-- domain-table:start -->", "<!-- domain-table:end -->"
-    doc.write_text(text[:text.index(start) + len(start)] + "\n" + "\n".join(table) + "\n"
-                   + text[text.index(end):])
+    fill_file(doc, {"domain-table": "\n".join(table)}, every=False)
 
 
 if __name__ == "__main__":

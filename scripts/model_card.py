@@ -1,16 +1,19 @@
 """Write the training section of the embedded prior's model card
-(assets/prior-mnist32/README.md) from its training.json: every stage's settings, times and
+(audit_engine/assets/prior-mnist32/README.md) from its training.json: every stage's settings, times and
 loss, and the commands that retrain it. tests/test_docs.py checks the card against the file.
 
-    python scripts/model_card.py [--prior assets/prior-mnist32]
-    python scripts/model_card.py --training docs/prior-candidate-training.json \
-        --card docs/PRIOR-COMPARISON.md --candidate   # a candidate's stages, in another doc
+    python scripts/model_card.py [--prior audit_engine/assets/prior-mnist32]
+    python scripts/model_card.py --training research/data/prior-candidate-training.json \
+        --card research/PRIOR-COMPARISON.md --candidate   # a candidate's stages, in another doc
 """
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+
+from audit_engine import docblocks
+from audit_engine.docblocks import names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,17 +68,17 @@ def render(info: dict, *, candidate: bool = False, block: str = "") -> str:
     lines += [f"    {command(k, s, st[k - 2].get('dropout', 0.0) if k > 1 else 0.0)}"
               for k, s in enumerate(st, 1)]
     if candidate:
-        folder, out = ("work/candidate", "docs/prior-comparison.json") if not block else (
-            f"work/candidate-{block}", f"docs/prior-comparison-{block}.json")
-        lines += [f"    cp -r assets/prior-mnist32 {folder}",
+        folder, out = ("work/candidate", "research/data/prior-comparison.json") if not block else (
+            f"work/candidate-{block}", f"research/data/prior-comparison-{block}.json")
+        lines += [f"    cp -r audit_engine/assets/prior-mnist32 {folder}",
                   f"    cp -r {last}/unet {last}/training.json {folder}/",
                   f"    .venv/bin/python scripts/build_reference.py {folder}",
-                  f"    .venv/bin/python scripts/compare_priors.py --b {folder} --seeds 0 1 "
-                  f"--out {out} --doc docs/PRIOR-COMPARISON.md" + (f" --block {block}" if block else "")]
+                  f"    .venv/bin/python -m research.compare_priors --b {folder} --seeds 0 1 "
+                  f"--out {out} --doc research/PRIOR-COMPARISON.md" + (f" --block {block}" if block else "")]
     else:
-        lines += [f"    cp -r {last}/unet {last}/training.json assets/prior-mnist32/",
-                  "    .venv/bin/python scripts/train_classifier.py --prior assets/prior-mnist32",
-                  "    .venv/bin/python scripts/compute_baseline.py --prior assets/prior-mnist32",
+        lines += [f"    cp -r {last}/unet {last}/training.json audit_engine/assets/prior-mnist32/",
+                  "    .venv/bin/python scripts/train_classifier.py --prior audit_engine/assets/prior-mnist32",
+                  "    .venv/bin/python scripts/compute_baseline.py --prior audit_engine/assets/prior-mnist32",
                   "    .venv/bin/python scripts/build_reference.py",
                   "    .venv/bin/python scripts/model_card.py",
                   "    .venv/bin/python scripts/evaluate_prior.py",
@@ -85,31 +88,29 @@ def render(info: dict, *, candidate: bool = False, block: str = "") -> str:
     return "\n".join(lines)
 
 
-def markers(block: str = "", kind: str = "training") -> tuple[str, str]:
-    """The doc markers of a generated block: ``<!-- KIND:start -->`` (``block`` empty) or a
-    named one's, ``<!-- KIND-BLOCK:start -->`` (a second candidate in the same doc)."""
-    name = f"{kind}-{block}" if block else kind
-    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-
-
-def splice(text: str, start: str, end: str, body: str) -> str:
-    """``text`` with what lies between its two markers replaced by ``body``."""
-    return text[:text.index(start) + len(start)] + "\n" + body + "\n" + text[text.index(end):]
+def block_name(block: str = "") -> str:
+    """The generated block of a training section: ``training``, or ``training-BLOCK`` (a
+    second candidate in the same doc)."""
+    return f"training-{block}" if block else "training"
 
 
 def fill(card: str, info: dict, *, candidate: bool = False, block: str = "") -> str:
-    return splice(card, *markers(block), render(info, candidate=candidate, block=block))
+    name = block_name(block)
+    if name not in names(card):
+        raise ValueError(f"the doc has no generated block {name!r}")
+    return docblocks.fill(card, {name: render(info, candidate=candidate, block=block)},
+                          every=False)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prior", type=Path, default=ROOT / "assets" / "prior-mnist32")
+    ap.add_argument("--prior", type=Path, default=ROOT / "audit_engine" / "assets" / "prior-mnist32")
     ap.add_argument("--training", type=Path, default=None, help="default: PRIOR/training.json")
     ap.add_argument("--card", type=Path, default=None, help="default: PRIOR/README.md")
     ap.add_argument("--candidate", action="store_true",
                     help="a candidate's stages: end with comparing it, not with shipping it")
     ap.add_argument("--block", default="",
-                    help="write between <!-- training-BLOCK:start/end --> (a second candidate "
+                    help="write the generated block training-BLOCK (a second candidate "
                          "in the same doc)")
     args = ap.parse_args()
     card = args.card or args.prior / "README.md"

@@ -3,23 +3,20 @@
 Trained on the prior's training split only (the held-out split is never seen), with
 small random shifts as augmentation. Seeded.
 
-    python scripts/train_classifier.py --prior assets/prior-mnist32
+    python scripts/train_classifier.py --prior audit_engine/assets/prior-mnist32
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from audit_engine.attributes import DigitCNN, classify  # noqa: E402
-from train_prior import load_digits, split_indices  # noqa: E402
+from audit_engine.attacker.attributes import DigitCNN, classify
+from audit_engine.training.digits import load_digits, split_indices
 
 
 def shift(x: torch.Tensor, gen: torch.Generator, max_px: int = 2) -> torch.Tensor:
@@ -29,7 +26,7 @@ def shift(x: torch.Tensor, gen: torch.Generator, max_px: int = 2) -> torch.Tenso
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prior", type=Path, default=Path("assets/prior-mnist32"))
+    ap.add_argument("--prior", type=Path, default=Path("audit_engine/assets/prior-mnist32"))
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -64,7 +61,7 @@ def main() -> None:
     save_file(model.state_dict(), args.prior / "classifier.safetensors")
     acc = float((classify(model, xte)[0] == yte).float().mean())
     (args.prior / "classifier.json").write_text(json.dumps({
-        "architecture": "audit_engine.attributes.DigitCNN", "trained_on": "training split only",
+        "architecture": "audit_engine.attacker.attributes.DigitCNN", "trained_on": "training split only",
         "epochs": args.epochs, "seed": args.seed, "heldout_accuracy": acc,
         "training_seconds": time.time() - t0}, indent=2))
     print(f"held-out accuracy {acc:.4f}; saved to {args.prior / 'classifier.safetensors'}")

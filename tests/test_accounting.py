@@ -5,7 +5,7 @@ import math
 import mpmath as mp
 import pytest
 
-from audit_engine import accounting as acc
+from audit_engine.maths import accounting as acc
 
 mp.mp.dps = 50
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from webui import files as webfiles
 from webui import handlers as h
-from audit_engine import dashboard as db
+from audit_engine.session import ladder as db
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGIT = next(iter(sorted((ROOT / "assets" / "examples").glob("digit-*.png"))), None)
@@ -28,7 +28,7 @@ def pil_digit(digit_image):
 @pytest.fixture()
 def tiny_registered(tiny_prior_dir, monkeypatch):
     """The tiny prior offered by the app (the app only loads priors it offers)."""
-    from audit_engine.priors import REGISTRY, PriorSpec
+    from audit_engine.attacker.priors import REGISTRY, PriorSpec
 
     key = str(tiny_prior_dir)
     monkeypatch.setitem(REGISTRY, key, PriorSpec(key, "tiny test prior", key, "rings", 16))
@@ -112,7 +112,7 @@ def test_end_to_end_through_gradio_client(app_server, monkeypatch):
     assert {b["verdict"] for b in verdicts["budgets"]} <= {"recognisable", "partly recognisable",
                                                            "not recognisable"}
     assert Image.open(orig).format == "PNG" and not Image.open(orig).info.get("exif")
-    from audit_engine.priors import Prior
+    from audit_engine.attacker.priors import Prior
 
     calls, real = [], Prior.predict_eps  # the server runs in this process: count its UNet calls
     monkeypatch.setattr(Prior, "predict_eps", lambda self, x, t: calls.append(len(x)) or real(self, x, t))
@@ -219,8 +219,8 @@ def test_dataset_tab_audits_several_uploads(tiny_registered, digit_image, tmp_pa
 def test_find_the_largest_safe_budget(tiny_registered, pil_digit):
     """The dashboard's search: the answer in one sentence, the found budget and the one
     above side by side, the slider moved to the answer, and the session holding both."""
-    from audit_engine import dashboard as db
-    from audit_engine.solve import solve_budget
+    from audit_engine.session import ladder as db
+    from audit_engine.audit.solve import solve_budget
 
     with pytest.raises(gr.Error, match="Run an audit first"):
         h.find_budget("not recognisable", "eps", 1e-5, None, progress=_no_progress)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from audit_engine import accounting
-from audit_engine.__main__ import main
-from audit_engine.audit import run_audit
+from audit_engine.maths import accounting
+from audit_engine.cli import main
+from audit_engine.audit.run import run_audit
 from audit_engine.images import array_to_pil
 
 
@@ -57,7 +57,7 @@ def test_sequential_rule_adds_tries_only_where_undetermined(tiny_prior, digit_im
     """First look: 2 tries everywhere; more only at budgets whose headline is undetermined
     by the prior attacker, never beyond the cap; first_look_only stops after the first look
     and continue_audit finishes it to the same result."""
-    from audit_engine.audit import continue_audit
+    from audit_engine.audit.run import continue_audit
 
     kw = dict(mus=[0.05, 3.0, 300.0], prior=tiny_prior, steps=2, lpips=None, trials=2,
               max_trials=8)
@@ -78,7 +78,7 @@ def test_sequential_rule_adds_tries_only_where_undetermined(tiny_prior, digit_im
 
 
 def test_lpips_random_backbone_in_audit(tiny_prior, digit_image):
-    from audit_engine.metrics import get_lpips
+    from audit_engine.attacker.metrics import get_lpips
 
     res = run_audit(digit_image, mus=[2], prior=tiny_prior, steps=2,
                     lpips=get_lpips("alex", random_backbone=True))
@@ -193,7 +193,7 @@ def test_results_depend_on_image_and_seed_only(tiny_prior, digit_image):
 
 def test_image_statistics_against_numpy():
     """The domain check's image statistics, computed again with numpy on the grey image."""
-    from audit_engine.reference import image_statistics
+    from audit_engine.audit.reference import image_statistics
 
     x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     x[2] = 0.25  # a flat image: contrast log(1/255)

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audit_engine import batch
-from audit_engine.batch import BatchConfig, run_batch
+from audit_engine.batch import run as batch_run
+from audit_engine.batch.config import BatchConfig
+from audit_engine.batch.run import run_batch
 from audit_engine.images import array_to_pil
 
 
@@ -69,7 +70,7 @@ def test_rerun_resumes_and_never_trusts_a_half_written_file(folder, tmp_path, ti
     out = tmp_path / "out"
     cfg = _cfg(tiny_prior_dir)
     calls = []
-    real = batch.audit_image
+    real = batch_run.audit_image
 
     def interrupted(path, out_, cfg_, prior=None):
         if len(calls) == 1:
@@ -77,11 +78,11 @@ def test_rerun_resumes_and_never_trusts_a_half_written_file(folder, tmp_path, ti
         calls.append(path.name)
         return real(path, out_, cfg_, prior)
 
-    monkeypatch.setattr(batch, "audit_image", interrupted)
+    monkeypatch.setattr(batch_run, "audit_image", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_batch(folder, out, cfg)
     assert calls == ["broken.png"] or calls == ["img-0.png"]
-    monkeypatch.setattr(batch, "audit_image", real)
+    monkeypatch.setattr(batch_run, "audit_image", real)
     # a process killed while writing leaves a temporary file and no verdicts.json
     half = out / "images" / "img-2.png"
     half.mkdir(parents=True, exist_ok=True)
@@ -107,7 +108,7 @@ def test_ray_gives_the_same_numbers_as_local(folder, tmp_path, tiny_prior_dir):
 
 
 def test_batch_command_line(folder, tmp_path, tiny_prior_dir, capsys):
-    from audit_engine.__main__ import main
+    from audit_engine.cli import main
 
     out = tmp_path / "cli"
     rc = main(["batch", str(folder), "--mu", "1", "--prior", str(tiny_prior_dir), "--trials",

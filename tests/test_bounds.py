@@ -6,8 +6,8 @@ import pytest
 import torch
 from scipy import stats
 
-from audit_engine import bounds
-from audit_engine.mechanism import privatize
+from audit_engine.maths import bounds
+from audit_engine.maths.mechanism import privatize
 
 
 def test_rero_gdp_closed_form_and_limits():

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from audit_engine.attacks import eligible_decoys, gallery_attack
-from audit_engine.bounds import rero_bound_gdp
-from audit_engine.mechanism import attacker_scale, clip_to, privatize
-from audit_engine.verdict import exact_interval
+from audit_engine.attacker.attacks import eligible_decoys, gallery_attack
+from audit_engine.maths.bounds import rero_bound_gdp
+from audit_engine.maths.mechanism import attacker_scale, clip_to, privatize
+from audit_engine.audit.verdict import exact_interval
 
 
 def test_release_is_clipped_image_plus_public_noise():
@@ -60,7 +60,7 @@ def test_gallery_attack_is_the_nearest_candidate():
 def _heldout() -> torch.Tensor:
     from pathlib import Path
 
-    z = np.load(Path(__file__).resolve().parent.parent / "assets" / "prior-mnist32" / "heldout.npz")
+    z = np.load(Path(__file__).resolve().parent.parent / "audit_engine" / "assets" / "prior-mnist32" / "heldout.npz")
     a = z["images"]
     return torch.from_numpy(a.reshape(len(a), 1, 32, 32)).float().div(255)
 
@@ -93,7 +93,7 @@ def test_outside_the_domain_no_verdict_value_anywhere(tmp_path):
     verdicts.json and the terminal table alike."""
     from pathlib import Path
 
-    from audit_engine.__main__ import main
+    from audit_engine.cli import main
 
     cat = Path(__file__).resolve().parent.parent / "assets" / "examples" / "ood-text.png"
     assert main(["audit", str(cat), "--mu", "1", "50", "--lpips", "none",
@@ -110,7 +110,7 @@ def test_no_class_claim_for_a_letter_the_classifier_does_not_read_confidently(tm
     low confidence: no attribute verdict at any budget."""
     from PIL import Image, ImageDraw
 
-    from audit_engine.audit import run_audit
+    from audit_engine.audit.run import run_audit
 
     im = Image.new("L", (32, 32), 0)
     d = ImageDraw.Draw(im)

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from audit_engine import caches, dashboard as db, metrics, priors, views
-from audit_engine.audit import run_audit
+from audit_engine import caches
+from audit_engine.session import ladder as db, views
+from audit_engine.attacker import metrics, priors
+from audit_engine.audit.run import run_audit
 from audit_engine.caches import LRU, Memo
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,9 +3,9 @@ import torch
 
 import pytest
 
-from audit_engine import accounting
-from audit_engine import dashboard as db
-from audit_engine import views
+from audit_engine.maths import accounting
+from audit_engine.session import ladder as db
+from audit_engine.session import views
 
 
 @pytest.mark.parametrize("mode", ["eps", "mu"])
@@ -48,7 +48,7 @@ def test_ladder_spans_useless_to_strong(tiny_prior, digit_image):
 
 def _count_unet_calls(monkeypatch) -> list:
     """A list that grows by one at every UNet evaluation of any prior."""
-    from audit_engine.priors import Prior
+    from audit_engine.attacker.priors import Prior
 
     calls, real = [], Prior.predict_eps
 

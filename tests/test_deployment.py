@@ -29,7 +29,7 @@ def _pins() -> dict[str, str]:
 
 
 def test_space_front_matter_matches_the_pins_and_the_registry():
-    from audit_engine.priors import REGISTRY
+    from audit_engine.attacker.priors import REGISTRY
 
     text = (ROOT / "README.md").read_text()
     assert text.startswith("---\n")
@@ -73,8 +73,7 @@ def test_dockerfile_passes_hadolint():
 
 
 def test_dockerfile_structure():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from replay_dockerfile import instructions, key_values
+    from scripts.replay_dockerfile import instructions, key_values
 
     steps = instructions((ROOT / "Dockerfile").read_text())
     words = [w for w, _ in steps]
@@ -104,7 +103,7 @@ def test_dockerfile_structure():
 
 
 def test_gpu_seconds_grow_with_the_work():
-    from audit_engine.dashboard import gpu_seconds
+    from audit_engine.session.ladder import gpu_seconds
 
     small = gpu_seconds("embedded", "ddim", 20, 1)
     assert small == 20  # the floor: loading and metrics
@@ -162,7 +161,7 @@ def test_zero_gpu_space_touches_no_cuda_at_start(tmp_path):
 
 
 def test_priors_offered_by_environment(monkeypatch):
-    from audit_engine import priors
+    from audit_engine.attacker import priors
 
     saved = dict(priors.REGISTRY)
     try:
@@ -178,8 +177,8 @@ def test_priors_offered_by_environment(monkeypatch):
 
 
 def test_device_and_precision_choice(monkeypatch):
-    from audit_engine import priors
-    from audit_engine.priors import default_device, default_dtype
+    from audit_engine.attacker import priors
+    from audit_engine.attacker.priors import default_device, default_dtype
 
     monkeypatch.delenv("AUDIT_DTYPE", raising=False)
     assert default_dtype(torch.device("cuda")) == torch.float16
@@ -201,8 +200,8 @@ def test_half_precision_path_matches_float32(tiny_prior_dir, digit_image):
     """The float16 and bfloat16 UNet paths (CUDA's and fast CPUs') against float32, with a random tiny
     UNet (rougher than a trained one): mean pixel difference under 0.01. The real GPU check
     is tests/test_gpu.py (marker gpu)."""
-    from audit_engine import pipeline
-    from audit_engine.priors import load_prior
+    from audit_engine.attacker import pipeline
+    from audit_engine.attacker.priors import load_prior
 
     p32 = load_prior(str(tiny_prior_dir), device="cpu", dtype=torch.float32)
     mus = [1.0, 10.0, 100.0]
@@ -219,7 +218,7 @@ def test_half_precision_path_matches_float32(tiny_prior_dir, digit_image):
 def test_time_limit_stops_an_audit(monkeypatch, tiny_prior_dir):
     import gradio as gr
 
-    from audit_engine.priors import REGISTRY, PriorSpec
+    from audit_engine.attacker.priors import REGISTRY, PriorSpec
     from webui import handlers
 
     key = str(tiny_prior_dir)

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from audit_engine.caches import Memo
-from audit_engine.priors import ASSETS, EMBEDDED, REGISTRY, load_prior, prior_status
+from audit_engine.attacker.priors import ASSETS, EMBEDDED, REGISTRY, load_prior, prior_status
 
 FOLDER = ASSETS / "prior-mnist32"
-ROOT = ASSETS.parent
+ROOT = ASSETS.parent.parent
 
 
 def test_weights_are_safetensors_and_small():
@@ -47,7 +47,7 @@ def test_loads_offline_in_a_fresh_process():
             "socket.socket.connect = refuse; socket.create_connection = refuse\n"
             "import torch, diffusers; from diffusers import UNet2DModel\n"
             "t = time.perf_counter()\n"
-            "from audit_engine.priors import load_prior; p = load_prior(device='cpu')\n"
+            "from audit_engine.attacker.priors import load_prior; p = load_prior(device='cpu')\n"
             "print(time.perf_counter() - t, p.sample_size, p.channels)")
     env = dict(os.environ, HF_HUB_OFFLINE="1", AUDIT_OFFLINE="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
@@ -58,7 +58,7 @@ def test_loads_offline_in_a_fresh_process():
 
 
 def test_reconstruction_beats_the_noisy_observation():
-    from audit_engine.audit import run_audit
+    from audit_engine.audit.run import run_audit
 
     held = np.load(FOLDER / "heldout.npz")
     prior = load_prior(device="cpu")
@@ -72,7 +72,7 @@ def test_reconstruction_beats_the_noisy_observation():
 
 
 def test_classifier_is_shipped():
-    from audit_engine.attributes import classify, load_classifier
+    from audit_engine.attacker.attributes import classify, load_classifier
 
     clf = load_classifier(FOLDER)
     held = np.load(FOLDER / "heldout.npz")
@@ -84,8 +84,8 @@ def test_classifier_is_shipped():
 def test_verdicts_on_held_out_digits_low_and_high_budget():
     """At mu 0.2 the attack does not beat guessing, at mu 60 it recognises the digit and its
     class; the verdicts, the HTML report and the records carry it."""
-    from audit_engine.audit import run_audit
-    from audit_engine.report import html_report
+    from audit_engine.audit.run import run_audit
+    from audit_engine.outputs.report import html_report
 
     held = np.load(FOLDER / "heldout.npz")
     prior = load_prior(device="cpu")
@@ -112,7 +112,7 @@ def test_verdicts_on_held_out_digits_low_and_high_budget():
 def test_different_digits_get_different_low_budget_reconstructions():
     """The noise stream is keyed by the image: two digits at the same seed do not share a
     draw, so at a budget that carries nothing they do not reconstruct to the same picture."""
-    from audit_engine.audit import run_audit
+    from audit_engine.audit.run import run_audit
 
     held = np.load(FOLDER / "heldout.npz")
     prior = load_prior(device="cpu")
@@ -127,7 +127,7 @@ def test_different_digits_get_different_low_budget_reconstructions():
 
 
 def test_out_of_domain_images_get_no_attribute_claim():
-    from audit_engine.audit import run_audit
+    from audit_engine.audit.run import run_audit
 
     prior = load_prior(device="cpu")
     for name in ("ood-cat.png", "ood-text.png"):
@@ -143,7 +143,7 @@ def test_simple_images_the_prior_denoises_well_are_still_outside_its_domain():
     one the denoising profile alone let through (docs/DOMAIN.md)."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from audit_engine.reference import reference_for, typicality
+    from audit_engine.audit.reference import reference_for, typicality
 
     prior = load_prior(device="cpu")
     ref = reference_for(prior)
@@ -162,7 +162,7 @@ def test_simple_images_the_prior_denoises_well_are_still_outside_its_domain():
 
 
 def _profile_only(ref):
-    from audit_engine.reference import Reference
+    from audit_engine.audit.reference import Reference
 
     return Reference(images=ref.images[:1], samples=ref.samples[:1], profiles=ref.profiles[:, :-2],
                      source="the denoising profile alone")
@@ -171,7 +171,7 @@ def _profile_only(ref):
 def test_shipped_reference_matches_the_shipped_prior(monkeypatch, tmp_path):
     """reference.npz was built from these weights (its tag says so): nothing is recomputed,
     whatever precision the prior is loaded in."""
-    import audit_engine.reference as ref_mod
+    import audit_engine.audit.reference as ref_mod
 
     monkeypatch.setenv("AUDIT_CACHE_DIR", str(tmp_path))  # no other cached copy to fall back on
     monkeypatch.setattr(ref_mod, "_MEMORY", Memo())
@@ -186,8 +186,8 @@ def test_shipped_reference_matches_the_shipped_prior(monkeypatch, tmp_path):
 def test_bfloat16_keeps_the_reconstruction_quality():
     """bfloat16 is the default on CPUs that compute it natively: on the trained prior it must
     score the same SSIM as float32 (docs/PERFORMANCE.md: -0.3% on 500 reconstructions)."""
-    from audit_engine import pipeline
-    from audit_engine.metrics import similarity
+    from audit_engine.attacker import pipeline
+    from audit_engine.attacker.metrics import similarity
 
     held = np.load(FOLDER / "heldout.npz")
     x = torch.from_numpy(held["images"][::50][:10]).float().div(255).unsqueeze(1)

@@ -1,15 +1,12 @@
 """GPU checks (marker gpu: `python -m pytest -m gpu` on a CUDA machine): the engine with the
 google/ddpm-celebahq-256 architecture (random weights) in float16 against float32, and the
 8-budget ladder's time (target under 5 s)."""
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 pytestmark = pytest.mark.gpu
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 
 @pytest.fixture(scope="module")
@@ -20,10 +17,10 @@ def cuda():
 
 
 def test_celebahq_half_matches_float32_and_ladder_is_fast(cuda):
-    from common import ladder_inputs, random_prior
+    from bench.common import ladder_inputs, random_prior
 
-    from audit_engine.metrics import similarity
-    from audit_engine.reconstruct import reconstruct
+    from audit_engine.attacker.metrics import similarity
+    from audit_engine.attacker.reconstruct import reconstruct
 
     p32 = random_prior("google/ddpm-celebahq-256", device=cuda, dtype=torch.float32)
     p16 = random_prior("google/ddpm-celebahq-256", device=cuda, dtype=torch.float16)

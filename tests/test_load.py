@@ -1,18 +1,14 @@
 """Load (marker slow: `python -m pytest -m slow tests/test_load.py`): 20 concurrent
 gradio_client clients x 5 requests, each with its own image, against the app on loopback;
 and a full queue answering "busy". The same code is bench/load_test.py."""
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 pytestmark = pytest.mark.slow
 
 
 def test_twenty_clients_get_their_own_results():
-    from load_test import run_load_test
+    from bench.load_test import run_load_test
 
     r = run_load_test(clients=20, requests=5, steps=5)
     assert r["errors"] == [] and r["lost"] == 0 and r["wrong_image"] == 0
@@ -21,7 +17,7 @@ def test_twenty_clients_get_their_own_results():
 
 
 def test_a_full_queue_answers_busy():
-    from load_test import queue_check
+    from bench.load_test import queue_check
 
     r = queue_check(waiting=2, clients=8)
     ok = r["outcomes"].count("ok")

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import stats
 
-from audit_engine.mechanism import clip_to, noise_std, privatize, privatize_dpsgd
+from audit_engine.maths.mechanism import clip_to, noise_std, privatize, privatize_dpsgd
 
 
 @pytest.fixture()

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from audit_engine import metrics
-from audit_engine.metrics import get_lpips, similarity
+from audit_engine.attacker import metrics
+from audit_engine.attacker.metrics import get_lpips, similarity
 
 
 @pytest.fixture()

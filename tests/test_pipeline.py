@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from audit_engine import pipeline, streams
-from audit_engine.mechanism import privatize_dpsgd
+from audit_engine.attacker import pipeline
+from audit_engine.maths import streams
+from audit_engine.maths.mechanism import privatize_dpsgd
 
 
 def _oracle_t_star(abar: np.ndarray, pixel_std: float) -> int:

@@ -7,11 +7,11 @@ import threading
 import gradio as gr
 import pytest
 
-from audit_engine import costs, reference
-from audit_engine.__main__ import main
-from audit_engine.audit import run_audit
-from audit_engine.prepare import PHASES, Preparer, prepare
-from audit_engine.priors import load_prior
+from audit_engine.audit import costs, reference
+from audit_engine.cli import main
+from audit_engine.audit.run import run_audit
+from audit_engine.audit.prepare import PHASES, Preparer, prepare
+from audit_engine.attacker.priors import load_prior
 
 
 @pytest.fixture()
@@ -60,7 +60,7 @@ def test_an_audit_completes_while_another_prior_is_being_prepared(cache, tiny_pr
     completes meanwhile, and a request for the held prior is refused at once with its
     progress; when the preparation ends, that prior is ready."""
     from audit_engine.images import array_to_pil
-    from audit_engine.priors import REGISTRY, PriorSpec
+    from audit_engine.attacker.priors import REGISTRY, PriorSpec
     from webui import handlers as h
 
     key = str(tiny_prior_dir)
@@ -111,7 +111,7 @@ def test_every_prior_is_timed_before_any_is_prepared(cache, tiny_prior_dir, monk
     prep._thread.join(30)
     assert order == [("time", "embedded"), ("time", str(tiny_prior_dir)),
                      ("prepare", "embedded"), ("prepare", str(tiny_prior_dir))]
-    from audit_engine.prepare import measure_cost
+    from audit_engine.audit.prepare import measure_cost
 
     assert measure_cost(str(tiny_prior_dir)) > 0
     assert costs.per_eval(load_prior(str(tiny_prior_dir))) is not None
@@ -138,7 +138,7 @@ def test_tries_follow_the_prior():
 
 
 def test_offline_advice_names_the_current_cli(monkeypatch):
-    from audit_engine.priors import PriorUnavailable
+    from audit_engine.attacker.priors import PriorUnavailable
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(PriorUnavailable, match="hf download someone/not-cached"):
@@ -150,7 +150,7 @@ def test_an_infeasible_prior_is_refused_with_its_estimate_even_while_prepared(
     """The cost is measured first in a preparation: from then on an audit that cannot finish
     is refused with its estimate, before the reference set is ready, without waiting."""
     from audit_engine.images import array_to_pil
-    from audit_engine.priors import REGISTRY, PriorSpec, default_device, default_dtype
+    from audit_engine.attacker.priors import REGISTRY, PriorSpec, default_device, default_dtype
     from webui import handlers as h
 
     key = str(tiny_prior_dir)

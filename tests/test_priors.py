@@ -5,8 +5,8 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from audit_engine import priors
-from audit_engine.priors import PriorUnavailable, load_prior, prior_status
+from audit_engine.attacker import priors
+from audit_engine.attacker.priors import PriorUnavailable, load_prior, prior_status
 from conftest import make_tiny_prior
 
 

@@ -4,9 +4,9 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
 from audit_engine.images import to_unit
-from audit_engine import streams
-from audit_engine.reconstruct import count_unet_calls, reconstruct, timestep_grid
-from audit_engine.schedule import TimestepMatch, match_timesteps
+from audit_engine.maths import streams
+from audit_engine.attacker.reconstruct import count_unet_calls, reconstruct, timestep_grid
+from audit_engine.maths.schedule import TimestepMatch, match_timesteps
 
 
 def test_timestep_grid():
@@ -106,9 +106,10 @@ def test_ddpm_seeds_give_different_posterior_samples(tiny_prior):
 def test_progress_callback_counts_unet_calls(tiny_prior):
     obs, matches = _inputs(tiny_prior)
     calls = []
-    reconstruct(tiny_prior, obs, matches, steps=6, progress=lambda d, n: calls.append((d, n)))
+    reconstruct(tiny_prior, obs, matches, steps=6, progress=lambda f, m: calls.append((f, m)))
     rounds, _ = count_unet_calls([timestep_grid(m.t_star, 6) for m in matches])
-    assert calls == [(k, rounds) for k in range(1, rounds + 1)]
+    assert calls == [(k / rounds, f"reverse diffusion step {k}/{rounds}")
+                     for k in range(1, rounds + 1)]
 
 
 def test_each_sample_starts_at_its_own_t_star(tiny_prior, monkeypatch):
@@ -132,7 +133,7 @@ def test_rejects_bad_arguments(tiny_prior):
 
 
 def test_unconditional_samples_are_seeded(tiny_prior):
-    from audit_engine.reconstruct import sample
+    from audit_engine.attacker.reconstruct import sample
 
     a = sample(tiny_prior, 3, steps=4, seed=5)
     b = sample(tiny_prior, 3, steps=4, seed=5)
@@ -150,7 +151,7 @@ def test_default_batch_is_bounded_in_pixels_and_chunks_change_nothing(tiny_prior
     tens of gigabytes at once on a CPU); chunked sampling gives the same samples."""
     from types import SimpleNamespace
 
-    from audit_engine import reconstruct as rec
+    from audit_engine.attacker import reconstruct as rec
 
     assert rec.default_batch(SimpleNamespace(sample_size=256)) == 16
     assert rec.default_batch(SimpleNamespace(sample_size=32)) == 1024

@@ -9,10 +9,10 @@ import pytest
 import torch
 from scipy import stats
 
-from audit_engine import bounds
-from audit_engine.mechanism import privatize
+from audit_engine.maths import bounds
+from audit_engine.maths.mechanism import privatize
 from audit_engine.reproduce import (IN_DOMAIN, ReproConfig, candidate_sets, clip_to,
-                                    cluster_interval, fill_doc, heldout_images,
+                                    cluster_interval, heldout_images,
                                     nearest_candidate_draws, nearest_norm_draws,
                                     noise_aware_labels, ood_sets, read_csv, run_info,
                                     run_reproduction, summarize, tables, write_reproduction)
@@ -46,7 +46,7 @@ def test_candidate_and_norm_attacks_match_a_brute_force_loop():
 def test_the_norm_attack_exploits_per_image_scaling_and_not_a_public_clip_norm():
     """The self-check can fail: with noise scaled by each image's own norm, ||x~|| reveals
     ||x|| and the norm attack beats the ReRo bound; with a public clip norm it cannot."""
-    from audit_engine.priors import load_prior
+    from audit_engine.attacker.priors import load_prior
 
     x = heldout_images(load_prior(device="cpu"), 200)[0].double()
     idx, pos = candidate_sets(len(x), 10, np.random.default_rng(0))
@@ -99,7 +99,7 @@ def test_two_candidate_success_matches_its_closed_form_and_the_rero_bound():
 
 
 def test_gdp_bound_is_never_looser_than_the_eps_delta_bound():
-    from audit_engine.accounting import eps_from_mu
+    from audit_engine.maths.accounting import eps_from_mu
 
     for mu in (0.1, 0.5, 1, 2, 5):
         for delta in (1e-8, 1e-5, 1e-2):
@@ -125,7 +125,7 @@ def test_ood_sets_are_offline_and_shaped():
 
 @pytest.fixture(scope="module")
 def prior_with_heldout(tiny_prior_dir, tmp_path_factory):
-    from audit_engine.priors import load_prior
+    from audit_engine.attacker.priors import load_prior
 
     folder = tmp_path_factory.mktemp("tiny-heldout")
     shutil.copytree(tiny_prior_dir, folder, dirs_exist_ok=True)
@@ -172,7 +172,7 @@ def test_reproduction_writes_every_number_and_figure(prior_with_heldout, tmp_pat
 
 
 def test_missing_heldout_is_a_clear_error(tmp_path):
-    from audit_engine.priors import load_prior
+    from audit_engine.attacker.priors import load_prior
     from conftest import make_tiny_prior
 
     bare = load_prior(str(make_tiny_prior(tmp_path / "bare")), device="cpu")  # no heldout.npz
@@ -189,7 +189,7 @@ def test_reproduce_on_a_folder_with_any_prior(tiny_prior_dir, digit_image, tmp_p
     with out-of-domain folders, the DP-SGD mechanism and a small n."""
     from PIL import Image
 
-    from audit_engine.__main__ import main
+    from audit_engine.cli import main
     from audit_engine.images import array_to_pil
 
     targets, ood = tmp_path / "targets", tmp_path / "ood"
@@ -215,15 +215,19 @@ def test_reproduce_on_a_folder_with_any_prior(tiny_prior_dir, digit_image, tmp_p
 
 
 def test_doc_blocks_are_filled_and_checked():
-    doc = "a\n<!-- generated:x -->\nold\n<!-- /generated -->\nb\n"
-    assert fill_doc(doc, {"x": "new", "y": "unused"}) == (
-        "a\n<!-- generated:x -->\nnew\n<!-- /generated -->\nb\n")
+    from audit_engine.docblocks import block, fill
+
+    doc = "a\n<!-- generated:x -->\nold\n<!-- /generated -->\nb\n<!-- generated:w -->\nw\n<!-- /generated -->\n"
+    new = fill(doc, {"x": "new", "w": "w2", "y": "unused"})
+    assert new == doc.replace("old", "new").replace("\nw\n", "\nw2\n")
+    assert block(new, "x") == "new" and block(new, "w") == "w2"
     with pytest.raises(ValueError, match="z"):
-        fill_doc(doc + "<!-- generated:z -->\n<!-- /generated -->", {"x": "new"})
+        fill(doc + "<!-- generated:z -->\n<!-- /generated -->", {"x": "new", "w": ""})
+    assert fill(doc, {"x": "new"}, every=False) == doc.replace("old", "new")
 
 
 def test_cli_reproduce_on_the_embedded_prior(tmp_path):
-    from audit_engine.__main__ import main
+    from audit_engine.cli import main
 
     rc = main(["reproduce", "--n-images", "6", "--n-ood", "2", "--mu", "5", "50",
                "--n-draws", "4", "--steps", "2", "--lpips", "none", "--out", str(tmp_path)])
@@ -240,7 +244,7 @@ def test_cli_reproduce_on_the_embedded_prior(tmp_path):
 
 
 def test_heldout_subsets_are_balanced_across_classes():
-    from audit_engine.priors import load_prior
+    from audit_engine.attacker.priors import load_prior
 
     x, labels = heldout_images(load_prior(device="cpu"), 30)
     assert x.shape == (30, 1, 32, 32) and np.bincount(labels).tolist() == [3] * 10

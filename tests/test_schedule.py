@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from audit_engine.schedule import match_timestep, match_timesteps
+from audit_engine.maths.schedule import match_timestep, match_timesteps
 
 
 def brute_force_t(sigma, abar):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -21,13 +20,12 @@ from PIL import Image
 from hostile import MARKER, _exif_jpeg, file_cases, parameter_cases
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
 DIGIT = sorted((ROOT / "assets" / "examples").glob("digit-*.png"))[0]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from common import free_port, start_app
+    from bench.common import free_port, start_app
 
     cache = tmp_path_factory.mktemp("gradio-cache")
     log_path = tmp_path_factory.mktemp("log") / "app.log"
@@ -126,7 +124,7 @@ def test_hostile_calculator(client, z, q, steps, delta, expect):
 # ------------------------------------------------------------------ file access
 def test_files_outside_the_cache_are_refused(server, client):
     base = server["url"].rstrip("/")
-    targets = ["/etc/passwd", str(ROOT / "app.py"), str(ROOT / "assets/prior-mnist32/split.json"),
+    targets = ["/etc/passwd", str(ROOT / "app.py"), str(ROOT / "audit_engine/assets/prior-mnist32/split.json"),
                str(ROOT / ".git/config"), "../../../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd",
                str(Path(os.environ.get("HOME", "/root")) / ".bash_history")]
     for route in ("/gradio_api/file=", "/file=", "/gradio_api/file/", "/gradio_api/static/",
@@ -164,7 +162,7 @@ def _raw_audit(base: str, path: str) -> tuple[str, str]:
 def test_a_request_cannot_name_a_server_file_as_its_input(server):
     """The browser's payload names an uploaded file; naming any other file is refused."""
     base = server["url"].rstrip("/")
-    for target in ("/etc/passwd", str(ROOT / "app.py"), str(ROOT / "assets/examples/../prior-mnist32/heldout.npz")):
+    for target in ("/etc/passwd", str(ROOT / "app.py"), str(ROOT / "assets/examples/../../audit_engine/assets/prior-mnist32/heldout.npz")):
         event, body = _raw_audit(base, target)
         assert event in ("error", "refused"), (target, event, body[:200])
         assert "root:x" not in body
@@ -208,7 +206,7 @@ def test_outputs_carry_no_metadata(client, tmp_path):
     # as EXIF says), not the stored one
     from PIL import ImageOps
 
-    from audit_engine.priors import load_prior
+    from audit_engine.attacker.priors import load_prior
 
     stored = Image.open(io.BytesIO(_exif_jpeg()))
     as_png = lambda im: (lambda b: (im.save(b, format="PNG"), b.getvalue())[1])(io.BytesIO())

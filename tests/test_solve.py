@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from audit_engine import solve
-from audit_engine.audit import run_audit
-from audit_engine.solve import NotSolvable, dataset_budget, level_holds, solve_budget
+from audit_engine.audit import solve
+from audit_engine.audit.run import run_audit
+from audit_engine.audit.solve import NotSolvable, dataset_budget, level_holds, solve_budget
 
 ROOT = Path(__file__).resolve().parent.parent
 Z = 1.959963984540054
@@ -77,7 +77,7 @@ def test_solve_on_the_tiny_prior_brackets_the_level(tiny_prior, digit_image):
 
 
 def test_out_of_domain_is_refused_not_answered(tmp_path):
-    from audit_engine.__main__ import main
+    from audit_engine.cli import main
 
     cat = ROOT / "assets" / "examples" / "ood-cat.png"
     with pytest.raises(NotSolvable, match="outside what the prior knows"):
@@ -88,7 +88,7 @@ def test_out_of_domain_is_refused_not_answered(tmp_path):
 
 
 def test_solve_command_writes_solve_json(tmp_path):
-    from audit_engine.__main__ import main
+    from audit_engine.cli import main
 
     digit = sorted((ROOT / "assets" / "examples").glob("digit-*.png"))[0]
     assert main(["solve", str(digit), "--trials", "4", "--out", str(tmp_path)]) == 0
@@ -103,7 +103,8 @@ def test_solve_command_writes_solve_json(tmp_path):
 
 
 def test_batch_solve_gives_the_data_set_budget(tiny_prior_dir, digit_image, tmp_path):
-    from audit_engine.batch import BatchConfig, run_batch
+    from audit_engine.batch.config import BatchConfig
+    from audit_engine.batch.run import run_batch
     from audit_engine.images import array_to_pil
 
     folder = tmp_path / "in"

@@ -10,7 +10,7 @@ try:  # Hugging Face ZeroGPU: GPU work runs inside functions decorated with spac
 except ImportError:
     spaces = None
 
-from audit_engine.priors import EMBEDDED, REGISTRY, configure_registry
+from audit_engine.attacker.priors import EMBEDDED, REGISTRY, configure_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "assets" / "examples").glob("*.png"))

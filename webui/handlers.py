@@ -1,5 +1,5 @@
 """The page's events. Each takes the components' values and returns their new values; the
-engine does the work (audit_engine.dashboard, audit_engine.views). Engine errors become
+engine does the work (audit_engine.session.ladder, audit_engine.session.views). Engine errors become
 messages on the page in one place (``engine_errors``): inputs are checked by the engine, once.
 """
 from __future__ import annotations
@@ -14,15 +14,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from audit_engine import costs
-from audit_engine import dashboard as db
-from audit_engine import reference as reference_mod
-from audit_engine import views
+from audit_engine.audit import costs
+from audit_engine.session import ladder as db
+from audit_engine.audit import reference as reference_mod
+from audit_engine.session import views
 from audit_engine.images import ImageError
-from audit_engine.prepare import Preparer, measure_cost, prepare
-from audit_engine.priors import (EMBEDDED, REGISTRY, PriorUnavailable, default_device,
+from audit_engine.audit.prepare import Preparer, measure_cost, prepare
+from audit_engine.attacker.priors import (EMBEDDED, REGISTRY, PriorUnavailable, default_device,
                                  default_dtype, load_prior)
-from audit_engine.reference import NotPrepared
+from audit_engine.audit.reference import NotPrepared
 
 from .components import slider_label
 from .config import (DATASET_DIR, DATASET_EPS, DEFAULT_PRIOR, MAX_DATASET, REPORT_DIR,
@@ -389,7 +389,7 @@ def find_budget(level, mode, delta, session, progress=gr.Progress()):
     """Search for the largest budget at which the image keeps ``level`` (solve.py) with the
     audit's settings; then the found budget and the first one above it side by side, the
     answer in one sentence, and the slider moved to the answer (its view follows)."""
-    from audit_engine.solve import NotSolvable, solve_budget
+    from audit_engine.audit.solve import NotSolvable, solve_budget
 
     if session is None:
         raise gr.Error("Run an audit first: the search uses its image and settings.")
@@ -474,8 +474,10 @@ def dataset(files, prior, delta, steps, trials, seed, clip=None, request: gr.Req
             progress=gr.Progress()):
     """Audit several uploaded images with the batch engine: the fraction recognisable at
     each budget, and the data set's report."""
-    from audit_engine.batch import BatchConfig, run_batch, summarize_batch
-    from audit_engine.plots import dataset_figure
+    from audit_engine.batch.config import BatchConfig
+    from audit_engine.batch.run import run_batch
+    from audit_engine.batch.summary import summarize_batch
+    from audit_engine.outputs.plots import dataset_figure
 
     if not files:
         raise gr.Error("Upload some images first.")
@@ -503,7 +505,7 @@ def dataset(files, prior, delta, steps, trials, seed, clip=None, request: gr.Req
                       clip_norm=chosen.clip_norm)
     deadline = Deadline(progress)
     r = run_batch(folder, run_dir / "out", cfg,
-                  progress=lambda d, n, m: deadline(d / max(n, 1), f"image {d} of {n}: {m}"))
+                  progress=deadline)
     rows = summarize_batch(run_dir / "out")
     lines = [f"**{r['audited']} images audited**, {r['errors']} unreadable"
              + (" (listed in the report's folder)" if r["errors"] else "") + ".", "",

@@ -31,4 +31,4 @@ and more tries are added. The headline is the worse attacker. The digit class is
 that class on its own, and is claimed only when the classifier reads your image clearly.
 The *spread* map shows where the tries disagree: where the attacker is guessing.
 Before any verdict the prior scores how typical your image is of what it knows; outside
-its domain no verdict is made (see `audit_engine/verdict.py`, docs/DOMAIN.md)."""
+its domain no verdict is made (see `audit_engine/audit/verdict.py`, docs/DOMAIN.md)."""

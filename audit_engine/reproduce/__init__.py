@@ -9,15 +9,15 @@ and matplotlib), tables.py (the doc's numbers, generated), write.py (the files).
 """
 from .config import DEFAULT_MUS, ReproConfig
 from .data import IN_DOMAIN, candidate_sets, folder_images, heldout_images, ood_sets
-from ..attacks import noise_aware_labels
+from ..attacker.attacks import noise_aware_labels
 from .experiment import (Reproduction, clip_to, nearest_candidate_draws, nearest_norm_draws,
                          run_reproduction)
 from .stats import cluster_interval, read_csv, summarize
-from .tables import fill_doc, tables
+from .tables import tables
 from .write import run_info, write_reproduction
 
 __all__ = ["DEFAULT_MUS", "IN_DOMAIN", "ReproConfig", "Reproduction", "candidate_sets",
-           "clip_to", "cluster_interval", "fill_doc", "folder_images", "heldout_images",
+           "clip_to", "cluster_interval", "folder_images", "heldout_images",
            "nearest_candidate_draws", "nearest_norm_draws", "noise_aware_labels", "ood_sets",
            "read_csv",
            "run_info", "run_reproduction", "summarize", "tables", "write_reproduction"]

@@ -5,9 +5,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .. import accounting
-from ..pipeline import MECHANISMS
-from ..reconstruct import DEFAULT_DDIM_STEPS
+from ..maths import accounting
+from ..attacker.pipeline import MECHANISMS
+from ..attacker.reconstruct import DEFAULT_DDIM_STEPS
+
+__all__ = ["DEFAULT_MUS", "DEFAULT_CANDIDATES", "ReproConfig"]
 
 DEFAULT_MUS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0)
 DEFAULT_CANDIDATES = 10

@@ -8,7 +8,10 @@ import numpy as np
 import torch
 
 from ..images import IMAGE_SUFFIXES
-from ..priors import Prior
+from ..attacker.priors import Prior
+
+__all__ = ["IN_DOMAIN", "FACES", "NATURAL", "heldout_images", "folder_images", "ood_sets",
+           "candidate_sets"]
 
 IN_DOMAIN = "in-domain (held-out)"
 FACES = "faces (LFW subset, scikit-image)"

@@ -33,21 +33,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
 
-from .. import accounting, pipeline, streams
-from ..attacks import noise_aware_labels, unrelated_baseline
-from ..attributes import classifier_for, classify
-from ..metrics import METRICS, get_lpips, mean_metrics, similarity
-from ..priors import Prior, load_prior
-from ..pipeline import clip_to
+from ..maths import accounting, streams
+from ..attacker import pipeline
+from ..attacker.attacks import noise_aware_labels, unrelated_baseline
+from ..attacker.attributes import classifier_for, classify
+from ..attacker.metrics import METRICS, get_lpips, mean_metrics, similarity
+from ..attacker.priors import Prior, load_prior
+from ..attacker.pipeline import clip_to
 from .config import ReproConfig
 from .data import IN_DOMAIN, candidate_sets, folder_images, heldout_images, ood_sets
+from ..progress import Progress, within
 
-Progress = Callable[[float, str], None]
+__all__ = ["ATTACKS", "POOL_MAX", "Reproduction", "clip_to", "nearest_candidate_draws",
+           "nearest_norm_draws", "run_reproduction"]
+
 ATTACKS = ("recon", "noisy", "candidate")
 POOL_MAX = 5000  # images of a folder read for the noise-aware classifier's picture of each class
 
@@ -150,8 +153,8 @@ def _evaluate_set(prior: Prior, name: str, x: torch.Tensor, c: float, cfg: Repro
         obs, matches = released.images, released.matches
         rec = pipeline.attack(prior, released, sampler="ddim", steps=cfg.steps,
                           seeds=list(range(n)), batch_size=256,
-                          progress=lambda d, t: say(lo + (j + 0.9 * d / t) * step,
-                                                    f"{name}: mu = {mu:g}, step {d}/{t}"))
+                          progress=within(say, lo + j * step, lo + (j + 0.9) * step,
+                                          f"{name}: mu = {mu:g}"))
         noisy = obs.clamp(0, 1)
         examples["noisy"].append(noisy[show])
         examples["recon"].append(rec[show])

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import bounds
+from ..maths import bounds
 from .data import IN_DOMAIN
+
+__all__ = ["COLORS", "LABELS", "METRIC_TITLES", "Series", "Panel", "Figure", "figures",
+           "to_plotly", "to_png"]
 
 COLORS = {"recon": "#1f77b4", "noisy": "#ff7f0e", "candidate": "#2ca02c", "norm": "#8c564b",
           "noise_aware": "#9467bd", "law": "#000000", "unclipped": "#7f7f7f"}

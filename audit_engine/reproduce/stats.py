@@ -8,9 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import bounds
-from ..metrics import METRICS
+from ..maths import bounds
+from ..attacker.metrics import METRICS
 from .experiment import ATTACKS, Reproduction
+
+__all__ = ["SUCCESS", "ATTRIBUTE", "cluster_interval", "psnr_of_mean_mse", "summarize",
+           "write_csv", "read_csv"]
 
 # success rates: each is a per-image value (one draw, or the mean over draws)
 SUCCESS = ("candidate_success", "norm_attack_success", "recon_identification_success",

@@ -1,16 +1,13 @@
 """The reproduction's Markdown: every number of docs/REPRODUCTION.md, generated from a run's
-summary.csv and run.json (``tables``), and written into the doc between markers
-``<!-- generated:NAME -->`` and ``<!-- /generated -->`` (``fill_doc``)."""
+summary.csv and run.json (``tables``), written into the doc's generated blocks by
+``audit_engine.docblocks``."""
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
 
 from .data import IN_DOMAIN
 
-BEGIN = "<!-- generated:{} -->"
-END = "<!-- /generated -->"
+__all__ = ["num", "tables", "checks"]
 
 
 def num(v, digits: int = 3) -> str:
@@ -165,22 +162,3 @@ def checks(summary: list[dict], info: dict) -> list[str]:
                  f"{ind[0]['candidate_ssim']:.3f}")
     return lines
 
-
-def fill_doc(doc: str, blocks: dict[str, str]) -> str:
-    """The doc with each marked block replaced by its generated text; a marker without a
-    block, or a block without a marker, is an error."""
-    found = set(re.findall(r"<!-- generated:([\w-]+) -->", doc))
-    missing = sorted(found - set(blocks))
-    if missing:
-        raise ValueError(f"the doc marks blocks that the run does not generate: {missing}")
-    for name, text in blocks.items():
-        if name not in found:
-            continue
-        pattern = re.compile(re.escape(BEGIN.format(name)) + r".*?" + re.escape(END), re.S)
-        doc = pattern.sub(lambda m: f"{BEGIN.format(name)}\n{text}\n{END}", doc)
-    return doc
-
-
-def fill_doc_file(path: Path, blocks: dict[str, str]) -> None:
-    path = Path(path)
-    path.write_text(fill_doc(path.read_text(), blocks))

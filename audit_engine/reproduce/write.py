@@ -15,12 +15,15 @@ from .data import IN_DOMAIN
 from .experiment import Reproduction
 from .figures import figures, to_plotly, to_png
 from .stats import summarize, write_csv
-from .tables import fill_doc_file, tables
+from ..docblocks import fill_file
+from .tables import tables
+
+__all__ = ["run_info", "examples_image", "write_reproduction"]
 
 
 def run_info(rep: Reproduction) -> dict:
     """run.json: what the figures and tables need besides summary.csv, and how it was run."""
-    from ..report import package_versions
+    from ..files import package_versions
 
     cfg = rep.config
     return {
@@ -45,7 +48,7 @@ def run_info(rep: Reproduction) -> dict:
 
 def examples_image(rep: Reproduction, out: Path) -> Path:
     """Per set: for 4 images, a row of noisy observations and a row of reconstructions."""
-    from ..report import tile
+    from ..outputs.report import tile
 
     rows = []
     for ex in rep.examples.values():
@@ -85,6 +88,6 @@ def write_reproduction(rep: Reproduction, out: Path, *, doc: Path | None = None
     paths["html"].write_text("\n".join(html))
     paths["examples"] = examples_image(rep, out)
     if doc is not None:
-        fill_doc_file(doc, blocks)
+        fill_file(doc, blocks)
         paths["doc"] = Path(doc)
     return paths

@@ -1,0 +1,315 @@
+"""Verdicts a privacy officer can act on: rates over repeated tries against chance, for two
+attackers, with evidence in both directions.
+
+One reconstruction is one guess by the attacker. A claim is therefore a rate over K tries
+(each a fresh privatization draw, fresh look-alikes and, for DDPM, fresh reverse-process
+noise) with an exact (Clopper-Pearson 1934) interval, compared with what the same attack
+achieves without information about the image (its *chance*).
+
+Two threat models, named on every claim:
+
+- **gallery** ("an attacker who already holds your image among n candidates"; Hayes,
+  Mahloujifar & Balle 2023): the optimal test on the privatized image itself, the candidate
+  nearest to it in L2 (attacks.gallery_attack). It needs no prior and is the setting of the
+  ReRo bound; it costs microseconds a try, so it is measured with GALLERY_TRIES tries.
+- **prior** ("an attacker who only knows what such images look like"; the source paper's
+  attack): the diffusion reconstruction, and whether it is recognisable among look-alikes
+  (attacks.identify). Each try costs a reverse process, so its tries are added
+  sequentially (below).
+
+The rule (``decide``), the same for both attackers and for the attribute:
+
+- *protected* ("not recognisable", "class not revealed"): the upper end of the success
+  rate's one-sided interval is within ``tolerance`` of chance (default TOLERANCE, chance +
+  0.10), or the DP bound itself keeps the attack there (``proven``: Phi(Phi^-1(chance) + mu),
+  Kaissis et al. 2023, for the release's mu);
+- *disclosure* ("recognisable" when the rate also exceeds 1/2, else "partly recognisable";
+  "class revealed"): the lower end of the one-sided interval exceeds chance;
+- *undetermined at K tries* otherwise: the product adds tries before it says anything.
+
+Sequential tries (the prior attack): K, 2K, 4K, ... up to a cap, stopping at the first look
+that decides. With L looks fixed in advance, every look tests at ALPHA_DISCLOSURE / L and
+ALPHA_PROTECTION / L (Bonferroni), so over all looks guessing is called disclosure with
+probability at most 2.5%, and a true rate of chance + tolerance is called protected with
+probability at most 5%, whatever the chance level. docs/VERDICTS.md gives both error rates
+computed exactly for the schedules the product uses (scripts/verdict_error_rates.py).
+
+Domain: an image whose typicality under the prior (reference.typicality) falls in either
+tail of the reference images' scores is outside the prior's domain: no verdict at all.
+Attributes are claimed only for originals the prior's classifier reads with confidence at
+least ATTRIBUTE_CONFIDENCE.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = ["Z95", "wilson_interval", "exact_interval", "one_sided_bounds", "decide", "looks",
+           "TOLERANCE", "ALPHA_DISCLOSURE", "ALPHA_PROTECTION", "GALLERY_TRIES",
+           "ATTRIBUTE_CONFIDENCE", "DOMAIN_PERCENTILE", "DOMAIN_FACTOR", "domain_threshold",
+           "in_domain", "CANDIDATES", "LABELS", "PROTECTED", "UNDETERMINED", "SEVERITY",
+           "ATTACKERS", "AttackVerdict", "Attribute", "BudgetVerdict", "worst", "error_rates"]
+
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+CANDIDATES = 10  # n: the target and 9 look-alikes; chance 1/n
+TOLERANCE = 0.10  # protection: the rate's upper bound within chance + this
+ALPHA_DISCLOSURE = 0.025  # P[disclosure called | the true rate is chance], all looks together
+ALPHA_PROTECTION = 0.05  # P[protection called | the true rate is chance + tolerance]
+GALLERY_TRIES = 4096  # tries of the gallery attack per budget (one look)
+ATTRIBUTE_CONFIDENCE = 0.9  # the classifier's confidence on the original for an attribute claim
+# an image whose typicality distance exceeds DOMAIN_FACTOR times this percentile of the
+# reference images' own distances is outside the domain (rates measured in docs/DOMAIN.md:
+# the margin keeps digits written a little differently, shifted or rotated, inside)
+DOMAIN_PERCENTILE = 99.0
+DOMAIN_FACTOR = 1.5
+PROTECTED, UNDETERMINED = "not recognisable", "undetermined"
+LABELS = ("recognisable", "partly recognisable", UNDETERMINED, PROTECTED)
+SEVERITY = {label: len(LABELS) - 1 - i for i, label in enumerate(LABELS)}  # higher = worse
+ATTACKERS = {
+    "gallery": "an attacker who already holds your image among {n} candidates",
+    "prior": "an attacker who only knows what such images look like",
+}
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (Wilson 1927)."""
+    if trials <= 0 or not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes}/{trials}")
+    p = successes / trials
+    z2 = z * z
+    centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
+    half = z / (1 + z2 / trials) * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def one_sided_bounds(successes: int, trials: int, *, alpha_lo: float, alpha_hi: float
+                     ) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) one-sided bounds: the lower end at level 1 - alpha_lo and the
+    upper end at level 1 - alpha_hi; each is a beta quantile."""
+    from scipy.stats import beta
+
+    if trials <= 0 or not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes}/{trials}")
+    lo = 0.0 if successes == 0 else float(beta.ppf(alpha_lo, successes, trials - successes + 1))
+    hi = 1.0 if successes == trials else float(beta.ppf(1 - alpha_hi, successes + 1,
+                                                        trials - successes))
+    return lo, hi
+
+
+def exact_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson interval: the p for which k successes in n trials are not in either
+    (1 - level) / 2 tail; its ends are beta quantiles."""
+    a = (1 - level) / 2
+    return one_sided_bounds(successes, trials, alpha_lo=a, alpha_hi=a)
+
+
+def looks(first: int, cap: int) -> list[int]:
+    """The sequential rule's tries after each look: first, 2 first, 4 first, ..., cap."""
+    if not 1 <= first <= cap:
+        raise ValueError(f"need 1 <= first tries <= cap, got {first} and {cap}")
+    out = [int(first)]
+    while out[-1] < cap:
+        out.append(min(2 * out[-1], int(cap)))
+    return out
+
+
+def decide(successes: int, trials: int, chance: float, *, n_looks: int = 1,
+           tolerance: float = TOLERANCE) -> tuple[str, float, float]:
+    """(label, lower, upper) of one look of the rule (module docstring); ``n_looks``: the
+    looks the sequential rule may take, which divides both error levels."""
+    if not 0 < tolerance < 1:
+        raise ValueError(f"tolerance must lie strictly between 0 and 1, got {tolerance!r}")
+    lo, hi = one_sided_bounds(successes, trials, alpha_lo=ALPHA_DISCLOSURE / n_looks,
+                              alpha_hi=ALPHA_PROTECTION / n_looks)
+    if hi <= chance + tolerance:
+        return PROTECTED, lo, hi
+    if lo > chance:
+        return ("recognisable" if successes / trials > 0.5 else "partly recognisable"), lo, hi
+    return UNDETERMINED, lo, hi
+
+
+def domain_threshold(reference_distances) -> float:
+    """The largest typicality distance still inside the domain."""
+    return DOMAIN_FACTOR * float(np.percentile(reference_distances, DOMAIN_PERCENTILE))
+
+
+def in_domain(distance: float, threshold: float) -> bool:
+    return distance <= threshold
+
+
+@dataclass(frozen=True)
+class AttackVerdict:
+    """One attacker's result at one budget, with the rule's decision."""
+
+    attacker: str  # "gallery" or "prior" (ATTACKERS)
+    successes: int
+    trials: int
+    rate: float
+    ci95: tuple[float, float]  # two-sided exact 95% interval, for display
+    lower: float  # the rule's lower bound (disclosure when above chance)
+    upper: float  # the rule's upper bound (protection when within chance + tolerance)
+    chance: float  # what this attack achieves without information about the image
+    candidates: int
+    tolerance: float
+    bound: float  # the DP bound on this attack's success: Phi(Phi^-1(chance) + mu)
+    level: str  # one of LABELS
+    proven: bool = False  # protected by the DP bound alone, whatever the tries show
+    n_looks: int = 1
+
+    @classmethod
+    def of(cls, attacker: str, successes: int, trials: int, chance: float, candidates: int, *,
+           mu: float, tolerance: float = TOLERANCE, n_looks: int = 1) -> "AttackVerdict":
+        from ..maths.bounds import rero_bound_gdp
+
+        level, lo, hi = decide(successes, trials, chance, n_looks=n_looks, tolerance=tolerance)
+        bound = float(rero_bound_gdp(mu, min(max(chance, 1e-9), 1 - 1e-9)))
+        proven = bound <= chance + tolerance
+        if proven:
+            level = PROTECTED
+        return cls(attacker, int(successes), int(trials), successes / trials,
+                   exact_interval(successes, trials), lo, hi, float(chance), int(candidates),
+                   float(tolerance), bound, level, proven, int(n_looks))
+
+    @property
+    def who(self) -> str:
+        return ATTACKERS[self.attacker].format(n=self.candidates)
+
+    def sentence(self) -> str:
+        """This attacker's result in words."""
+        if self.attacker == "gallery":
+            head = (f"An attacker who holds your image among {self.candidates} candidates "
+                    "picks it")
+        else:
+            head = ("An attacker who knows only what such images look like picks your image "
+                    f"out of {self.candidates} from its reconstruction")
+        rate = f"{self.successes} of {self.trials} tries ({self.rate:.1%}; chance {self.chance:.1%}"
+        limit = f"chance + {self.tolerance:.0%}"
+        if self.proven:
+            tail = (f"). The DP guarantee alone keeps it below {self.bound:.1%}, within {limit}: "
+                    f"**{self.level}** (proven).")
+        elif self.level == PROTECTED:
+            tail = f"; at most {self.upper:.1%}, within {limit}): **{self.level}**."
+        elif self.level == UNDETERMINED:
+            tail = (f"; between {self.lower:.1%} and {self.upper:.1%}): **undetermined at "
+                    f"{self.trials} tries**.")
+        else:
+            tail = f"; at least {self.lower:.1%}): **{self.level}**."
+        return f"{head} in {rate}{tail}"
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    successes: int
+    trials: int
+    rate: float
+    ci95: tuple[float, float]
+    chance: float  # frequency of the original's class among the prior's own samples
+    level: str  # "revealed", "not revealed" or "undetermined" (the rule of ``decide``)
+    upper: float = 1.0
+    # tries in which a noise-aware classifier reading the privatized image itself (no
+    # diffusion model; attacks.noise_aware_labels) gets the class: what the release
+    # reveals without a generative prior
+    without_prior: int | None = None
+
+    @property
+    def revealed(self) -> bool:
+        return self.level == "revealed"
+
+    @classmethod
+    def of(cls, name: str, successes: int, trials: int, chance: float, *, n_looks: int = 1,
+           tolerance: float = TOLERANCE, without_prior: int | None = None) -> "Attribute":
+        label, _, hi = decide(successes, trials, chance, n_looks=n_looks, tolerance=tolerance)
+        level = ("not revealed" if label == PROTECTED else UNDETERMINED if label == UNDETERMINED
+                 else "revealed")
+        return cls(name, successes, trials, successes / trials,
+                   exact_interval(successes, trials), chance, level, hi, without_prior)
+
+
+def worst(*verdicts: AttackVerdict) -> tuple[str, list[str]]:
+    """(the worse label, the attackers that reach it)."""
+    top = max(SEVERITY[v.level] for v in verdicts)
+    label = next(lab for lab, s in SEVERITY.items() if s == top)
+    return label, [v.attacker for v in verdicts if SEVERITY[v.level] == top]
+
+
+@dataclass(frozen=True)
+class BudgetVerdict:
+    mu: float
+    eps: float
+    delta: float
+    trials: int  # the prior attack's tries at this budget
+    identification: AttackVerdict  # the prior attacker (diffusion reconstruction)
+    gallery: AttackVerdict  # the gallery attacker (likelihood test on the release)
+    attribute: Attribute | None
+    verdict: str  # the headline: the worse of the two attackers (LABELS)
+    by: tuple[str, ...] = ()  # which attacker(s) the headline comes from
+
+    @classmethod
+    def of(cls, mu: float, eps: float, delta: float, prior: AttackVerdict,
+           gallery: AttackVerdict, attribute: Attribute | None) -> "BudgetVerdict":
+        label, by = worst(prior, gallery)
+        return cls(mu, eps, delta, prior.trials, prior, gallery, attribute, label, tuple(by))
+
+    def attack(self, attacker: str) -> AttackVerdict:
+        """One attacker's verdict by its name in ATTACKERS ("gallery" or "prior")."""
+        return self.gallery if attacker == "gallery" else self.identification
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("identification", "gallery"):
+            d[k]["ci95"] = list(d[k]["ci95"])
+        d["by"] = list(self.by)
+        if self.attribute is not None:
+            d["attribute"]["ci95"] = list(self.attribute.ci95)
+        return d
+
+    def headline(self) -> str:
+        """The verdict and whose it is, in a few words."""
+        if self.verdict == UNDETERMINED:
+            return f"undetermined at {self.trials} tries"
+        who = " and ".join(ATTACKERS[a].format(n=self.gallery.candidates) for a in self.by)
+        return f"{self.verdict} (by {who})"
+
+    def sentence(self) -> str:
+        """Both attackers' results in words, the one that decides the headline first."""
+        order = sorted((self.identification, self.gallery),
+                       key=lambda v: -SEVERITY[v.level])
+        return " ".join(v.sentence() for v in order)
+
+
+def error_rates(first: int, cap: int, chance: float, p_true: float, *,
+                tolerance: float = TOLERANCE) -> dict:
+    """The sequential rule's outcome probabilities, exactly (dynamic programming over the
+    binomial counts at each look), when the attack's true success rate is ``p_true``:
+    {"disclosure", "protection", "undetermined"} (each the probability the rule ends there)
+    and "expected_tries". With p_true = chance, "disclosure" is the false alarm; with
+    p_true = chance + tolerance, "protection" is the false reassurance."""
+    from scipy.stats import binom
+
+    schedule = looks(first, cap)
+    n_looks = len(schedule)
+    alive = np.zeros(1)
+    alive[0] = 1.0  # P(k successes so far, still undetermined)
+    out = {"disclosure": 0.0, "protection": 0.0, "undetermined": 0.0, "expected_tries": 0.0}
+    done = 0
+    for k_total in schedule:
+        step = k_total - done
+        add = binom.pmf(np.arange(step + 1), step, p_true)
+        alive = np.convolve(alive, add)
+        out["expected_tries"] += float(alive.sum()) * step
+        done = k_total
+        for k in range(len(alive)):
+            if alive[k] == 0:
+                continue
+            label, _, _ = decide(k, k_total, chance, n_looks=n_looks, tolerance=tolerance)
+            if label == PROTECTED:
+                out["protection"] += float(alive[k])
+                alive[k] = 0.0
+            elif label != UNDETERMINED:
+                out["disclosure"] += float(alive[k])
+                alive[k] = 0.0
+    out["undetermined"] = float(alive.sum())
+    return out

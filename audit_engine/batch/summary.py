@@ -1,0 +1,169 @@
+"""A batch audit's summary: per budget, how many images reach each level (summary.csv), and
+its report (report.html)."""
+from __future__ import annotations
+
+import csv
+import datetime
+import html
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..audit.verdict import LABELS, wilson_interval
+from ..files import atomic_write, package_versions
+from .config import BatchConfig
+
+__all__ = ["summarize_batch", "write_summary", "parameter_tables", "write_report"]
+
+def _load(out: Path) -> list[dict]:
+    """Every complete image: its name, verdicts.json and metrics.json."""
+    rows = []
+    for d in sorted((Path(out) / "images").iterdir()):
+        v, m = d / "verdicts.json", d / "metrics.json"
+        if v.is_file() and m.is_file():
+            rows.append({"name": d.name, "verdicts": json.loads(v.read_text()),
+                         "metrics": json.loads(m.read_text())})
+    return rows
+
+
+def summarize_batch(out: Path, cfg: BatchConfig | None = None) -> list[dict]:
+    """One row per budget over the complete images: how many were audited, how many judged
+    images reach each level (recognisable, partly, undetermined, protected), the fraction
+    exposed (recognisable or partly) with a Wilson 95% interval over images, the fractions
+    with the attribute revealed and outside the prior's domain, and mean similarities."""
+    images = _load(out)
+    by_mu: dict[float, list] = {}
+    for img in images:
+        in_domain = (img["verdicts"].get("domain") or {}).get("in_domain", True)
+        for b in img["verdicts"]["budgets"]:
+            by_mu.setdefault(round(b["mu"], 12), []).append((img, b, in_domain))
+    rows = []
+    for mu in sorted(by_mu):
+        entries = by_mu[mu]
+        n = len(entries)
+        judged = [(img, b) for img, b, ok in entries if ok and b.get("verdict") is not None]
+        counts = {lab: sum(b["verdict"] == lab for _, b in judged) for lab in LABELS}
+        rec = counts["recognisable"]
+        exposed = rec + counts["partly recognisable"]
+        attr = sum(bool(b["attribute"] and b["attribute"]["level"] == "revealed")
+                   for _, b in judged)
+        lo, hi = wilson_interval(exposed, len(judged)) if judged else (math.nan, math.nan)
+        sims = [m for img, _, _ in entries for m in img["metrics"]
+                if math.isclose(m["mu"], entries[0][1]["mu"])]
+
+        def mean(who, key):
+            vals = [s[who][key] for s in sims if s[who].get(key) is not None]
+            vals = [v for v in vals if math.isfinite(v)]
+            return float(np.mean(vals)) if vals else None
+
+        release = entries[0][0]["verdicts"].get("release") or {}
+        rows.append({
+            "mu": entries[0][1]["mu"], "eps": entries[0][1]["eps"], "delta": entries[0][1]["delta"],
+            "clip_norm": release.get("clip_norm"),
+            "images": n, "judged": len(judged), "out_of_domain": n - len(judged),
+            "out_of_domain_fraction": (n - len(judged)) / n,
+            "recognisable": rec, "partly_recognisable": counts["partly recognisable"],
+            "undetermined": counts["undetermined"], "not_recognisable": counts["not recognisable"],
+            "exposed": exposed, "exposed_fraction": exposed / len(judged) if judged else None,
+            "exposed_lo": lo, "exposed_hi": hi,
+            "attribute_revealed_fraction": attr / len(judged) if judged else None,
+            "recon_ssim": mean("recon", "ssim"), "noisy_ssim": mean("noisy", "ssim"),
+            "recon_mse": mean("recon", "mse"), "noisy_mse": mean("noisy", "mse"),
+            "recon_lpips": mean("recon", "lpips"),
+        })
+    return rows
+
+
+def write_summary(out: Path, summary: list[dict], name: str = "summary.csv") -> None:
+    def write(p: Path) -> None:
+        fields = list(dict.fromkeys(k for r in summary for k in r)) or ["mu"]
+        with p.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=fields)
+            w.writeheader()
+            for r in summary:
+                w.writerow({k: "" if r.get(k) is None else r[k] for k in fields})
+
+    atomic_write(Path(out) / name, write)
+
+
+def _exposure(img: dict) -> tuple[float, float]:
+    """How exposed an image is: the smallest mu at which it is recognisable (inf if never),
+    then the identification rate at the largest budget (higher first)."""
+    budgets = img["verdicts"]["budgets"]
+    first = min((b["mu"] for b in budgets if b.get("verdict") in ("recognisable", "partly recognisable")),
+                default=math.inf)
+    return first, -max((b["gallery"]["rate"] for b in budgets if b.get("verdict") is not None),
+                       default=0.0)
+
+
+def _levels(row: dict) -> str:
+    """A summary row's count of judged images at each level, in words."""
+    return (f"{row['recognisable']} / {row['partly_recognisable']} / {row['undetermined']} / "
+            f"{row['not_recognisable']} of {row['judged']}")
+
+
+def parameter_tables(params: dict) -> str:
+    """The report's "Parameters" and "Versions" sections (HTML)."""
+    esc = html.escape
+    rows = lambda d: "".join(f"<tr><th scope='row'>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>"
+                             for k, v in d.items())
+    return (f"<h2>Parameters</h2><table>{rows(params)}</table>"
+            f"<h2>Versions</h2><table>{rows(package_versions())}</table>")
+
+
+def write_report(out: Path, summary: list[dict], cfg: BatchConfig, *, engine: str,
+                 workers: int, n_errors: int, top: int = 8) -> Path:
+    """report.html: the fraction recognisable against the budget, the most exposed images
+    with their reconstructions, out-of-domain images apart, every parameter; offline."""
+    import base64
+
+    from ..outputs.plots import dataset_figure
+
+    out = Path(out)
+    images = _load(out)
+    esc = html.escape
+    fig = dataset_figure(summary, cfg.delta)
+    judged = [i for i in images if (i["verdicts"].get("domain") or {}).get("in_domain", True)]
+    outside = [i for i in images if i not in judged]
+    exposed = sorted(judged, key=_exposure)[:top]
+
+    def grid(name: str) -> str:
+        data = base64.b64encode((out / "images" / name / "grid.png").read_bytes()).decode()
+        return f"<img src='data:image/png;base64,{data}' alt='{esc(name)}: original, " \
+               "privatized and reconstructions at each budget' style='max-width:100%'>"
+
+    rows = "".join(
+        f"<tr><td>{r['eps']:.4g}</td><td>{r['mu']:.4g}</td><td>{r['images']}</td>"
+        f"<td>{r['out_of_domain']}</td><td>{_levels(r)}"
+        + (f" (exposed {r['exposed_fraction']:.0%}; 95% CI {r['exposed_lo']:.0%} to "
+           f"{r['exposed_hi']:.0%})" if r["judged"] else "") + "</td><td>"
+        + ("n/a" if r["attribute_revealed_fraction"] is None else
+           f"{r['attribute_revealed_fraction']:.0%}") + "</td></tr>" for r in summary)
+    params = {**asdict(cfg), "engine": engine,
+              "workers": workers, "images complete": len(images), "unreadable files": n_errors}
+    page = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>Batch privacy audit</title></head><body>",
+        "<h1>Batch privacy audit</h1>",
+        f"<p>{len(images)} images; {len(outside)} outside the prior's domain (not judged); "
+        f"{n_errors} unreadable files (errors.csv). Generated "
+        f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}.</p>",
+        fig.to_html(full_html=False, include_plotlyjs="inline"),
+        "<table><caption>Per budget</caption><tr><th scope='col'>eps</th>"
+        "<th scope='col'>mu</th><th scope='col'>images</th><th scope='col'>outside the domain</th>"
+        "<th scope='col'>recognisable / partly / undetermined / not recognisable</th>"
+        "<th scope='col'>attribute revealed</th></tr>"
+        f"{rows}</table>",
+        f"<h2>The {len(exposed)} most exposed images</h2>",
+        "<p>Recognisable or partly recognisable at the smallest budget first.</p>",
+        "".join(f"<h3>{esc(i['name'])}</h3>{grid(i['name'])}" for i in exposed),
+        "<h2>Outside the prior's domain (no verdict)</h2>",
+        "<ul>" + "".join(f"<li>{esc(i['name'])}</li>" for i in outside) + "</ul>",
+        parameter_tables(params),
+        "</body></html>"]
+    path = out / "report.html"
+    atomic_write(path, lambda p: p.write_text("\n".join(page), encoding="utf-8"))
+    return path

@@ -1,0 +1,53 @@
+"""Generated blocks of the docs: every number a doc quotes from a run is written between
+
+    <!-- generated:NAME -->
+    ...
+    <!-- /generated -->
+
+by the script or command that made it (``fill``), and a test regenerates the block from the
+committed run files and compares (``block`` reads one back)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+__all__ = ["BEGIN", "END", "fill", "fill_file", "block", "names"]
+
+BEGIN = "<!-- generated:{} -->"
+END = "<!-- /generated -->"
+
+
+def names(doc: str) -> set[str]:
+    """The generated blocks a doc marks."""
+    return set(re.findall(r"<!-- generated:([\w-]+) -->", doc))
+
+
+def _pattern(name: str) -> re.Pattern:
+    return re.compile(re.escape(BEGIN.format(name)) + r".*?" + re.escape(END), re.S)
+
+
+def fill(doc: str, blocks: dict[str, str], *, every: bool = True) -> str:
+    """The doc with each marked block replaced by its generated text. With ``every`` (one
+    generator owns the whole doc) a marker without a block is an error; a block whose
+    marker is absent is skipped."""
+    found = names(doc)
+    missing = sorted(found - set(blocks))
+    if every and missing:
+        raise ValueError(f"the doc marks blocks that the run does not generate: {missing}")
+    for name, text in blocks.items():
+        if name in found:
+            doc = _pattern(name).sub(lambda m: f"{BEGIN.format(name)}\n{text}\n{END}", doc)
+    return doc
+
+
+def fill_file(path: Path, blocks: dict[str, str], *, every: bool = True) -> None:
+    path = Path(path)
+    path.write_text(fill(path.read_text(), blocks, every=every))
+
+
+def block(doc: str, name: str) -> str:
+    """The text of one generated block (without its markers)."""
+    m = _pattern(name).search(doc)
+    if m is None:
+        raise KeyError(f"no generated block {name!r} in the doc")
+    return m.group(0)[len(BEGIN.format(name)) + 1: -len(END) - 1]

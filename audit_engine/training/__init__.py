@@ -1,0 +1,1 @@
+"""Training priors: the embedded digit prior's data (``digits``)."""

@@ -32,10 +32,10 @@ COPY --chown=user:user requirements.txt ./
 RUN pip install -r requirements.txt
 
 USER 1000
-COPY --chown=user:user scripts/fetch_assets.py scripts/
+COPY --chown=user:user scripts/__init__.py scripts/fetch_assets.py scripts/
 COPY --chown=user:user audit_engine/ audit_engine/
 # never fails the build: offline, the app reports these priors as unavailable
-RUN python scripts/fetch_assets.py --priors ${PRIORS} --lpips ${LPIPS_NETS}
+RUN python -m scripts.fetch_assets --priors ${PRIORS} --lpips ${LPIPS_NETS}
 
 COPY --chown=user:user . .
 # never fails the build either: a prior that could not be fetched is reported and skipped

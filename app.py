@@ -8,16 +8,32 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a privacy tool doe
 
 import gradio as gr
 
+from audit_engine.attacker.reconstruct import DEFAULT_DDIM_STEPS
+from audit_engine.audit.run import MAX_TRIALS
+from audit_engine.outputs.report import CAVEATS
 from audit_engine.session import ladder as db
 from audit_engine.session import views
-from audit_engine.audit.run import MAX_TRIALS
-from audit_engine.attacker.reconstruct import DEFAULT_DDIM_STEPS
-from audit_engine.outputs.report import CAVEATS
 from webui import handlers as h
-from webui.components import (CLICK_REPORT, CSS, THEME, UPLOAD_TEXT, Number, Slider,
-                              UploadedImage, example_label, slider_label)
-from webui.config import (DEFAULT_PRIOR, EXAMPLES, MAX_DATASET, MAX_UPLOAD, MODEL_CONCURRENCY,
-                          QUEUE_SIZE, ZERO_GPU, check_launch_environment)
+from webui.components import (
+    CLICK_REPORT,
+    CSS,
+    THEME,
+    UPLOAD_TEXT,
+    Number,
+    Slider,
+    UploadedImage,
+    example_label,
+    slider_label,
+)
+from webui.config import (
+    DEFAULT_PRIOR,
+    EXAMPLES,
+    MAX_DATASET,
+    MAX_UPLOAD,
+    MODEL_CONCURRENCY,
+    QUEUE_SIZE,
+    check_launch_environment,
+)
 from webui.texts import DATASET_INTRO, INTRO, WHAT
 
 with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:

@@ -193,8 +193,8 @@ def _progress(frac: float, msg: str) -> None:
 
 
 def _prepare(args) -> int:
-    from .audit.prepare import prepare
     from .attacker.priors import PriorUnavailable
+    from .audit.prepare import prepare
     from .audit.reference import ReferenceUnavailable
 
     failed = 0
@@ -215,8 +215,14 @@ def _prepare(args) -> int:
 
 def _reproduce(args) -> int:
     from .attacker.priors import PriorUnavailable
-    from .reproduce import (DEFAULT_MUS, IN_DOMAIN, ReproConfig, run_reproduction, summarize,
-                            write_reproduction)
+    from .reproduce import (
+        DEFAULT_MUS,
+        IN_DOMAIN,
+        ReproConfig,
+        run_reproduction,
+        summarize,
+        write_reproduction,
+    )
 
     cfg = ReproConfig(prior=args.prior, images=str(args.images) if args.images else None,
                       ood=tuple(str(p) for p in args.ood or ()), n_images=args.n_images,
@@ -260,9 +266,9 @@ def _bar(frac: float, msg: str) -> None:
 
 
 def _batch(args) -> int:
+    from .attacker.priors import PriorUnavailable
     from .batch.config import BatchConfig
     from .batch.run import run_batch
-    from .attacker.priors import PriorUnavailable
 
     cfg = BatchConfig(mus=args.mu, epsilons=args.eps, delta=args.delta, prior=args.prior,
                       trials=args.trials, seed=args.seed, steps=args.steps,
@@ -295,11 +301,11 @@ def _batch(args) -> int:
 
 
 def _solve(args) -> int:
-    from .audit.run import default_trials
-    from .images import ImageError
     from .attacker.priors import PriorUnavailable, load_prior
     from .attacker.reconstruct import DEFAULT_DDIM_STEPS
+    from .audit.run import default_trials
     from .audit.solve import NotSolvable, refusal, solve_budget, write_solve
+    from .images import ImageError
 
     if not args.image.is_file():
         print(f"error: no such image file: {args.image}", file=sys.stderr)
@@ -347,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "solve":
         return _solve(args)
 
-    from .audit.run import run_audit
     from .attacker.reconstruct import DEFAULT_DDIM_STEPS
+    from .audit.run import run_audit
     from .images import ImageError
     from .outputs.report import format_table, write_outputs
 

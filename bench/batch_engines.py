@@ -11,11 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import heldout, machine
-
 from audit_engine.batch.config import BatchConfig
 from audit_engine.batch.run import run_batch
 from audit_engine.images import array_to_pil
+from bench.common import heldout, machine
 
 
 def main() -> None:

@@ -15,12 +15,11 @@ import time
 
 import torch
 
-from bench.common import machine, random_prior
-
-from audit_engine.audit.run import default_max_trials
 from audit_engine.attacker.priors import default_dtype, load_prior
 from audit_engine.attacker.reconstruct import DEFAULT_DDIM_STEPS
+from audit_engine.audit.run import default_max_trials
 from audit_engine.audit.verdict import error_rates
+from bench.common import machine, random_prior
 
 
 def per_eval(prior, batch: int, repeats: int = 3) -> float:

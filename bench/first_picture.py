@@ -16,12 +16,11 @@ import time
 
 import torch
 
-from bench.common import machine, random_prior
-
-from audit_engine.session import ladder as db
-from audit_engine.session import views
 from audit_engine.audit import reference as ref_mod
 from audit_engine.audit.run import run_audit
+from audit_engine.session import ladder as db
+from audit_engine.session import views
+from bench.common import machine, random_prior
 
 N_REFERENCE = 2  # images in the bench's stand-in reference set (the warm-up dominates)
 
@@ -33,7 +32,7 @@ def main() -> None:
     images = torch.rand(N_REFERENCE, 3, 256, 256, generator=g)
     t = time.perf_counter()
     arrays = ref_mod.build_reference(prior, images=images, n_samples=N_REFERENCE)
-    ref = ref_mod._from_arrays(arrays, f"{N_REFERENCE} random images (bench)")
+    ref = ref_mod.reference_from_arrays(arrays, f"{N_REFERENCE} random images (bench)", prior)
     ref_mod._MEMORY.put((prior.name, str(prior.folder), None), ref)
     print(f"warm-up: reference set built in {time.perf_counter() - t:.0f} s (once per prior)")
     x = torch.rand(3, 256, 256, generator=g)

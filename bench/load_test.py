@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.common import ROOT, free_port, machine, memory_mb, start_app
-
-from audit_engine.session.views import display
 from audit_engine.images import to_prior_tensor
+from audit_engine.session.views import display
+from bench.common import ROOT, free_port, machine, memory_mb, start_app
 
 
 def client_images(n: int, folder: Path) -> list[tuple[Path, np.ndarray]]:

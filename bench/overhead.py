@@ -11,9 +11,8 @@ from collections import Counter
 
 import torch
 
-from bench.common import median_of, ladder_inputs, machine, random_prior
-
 from audit_engine.attacker.reconstruct import reconstruct, timestep_grid
+from bench.common import ladder_inputs, machine, median_of, random_prior
 
 
 def sync(device: str) -> None:

@@ -13,12 +13,11 @@ import time
 
 import numpy as np
 
-from bench.common import heldout, machine
-
 from audit_engine.attacker.attacks import guess_rate
 from audit_engine.attacker.priors import load_prior
 from audit_engine.attacker.reconstruct import sample
 from audit_engine.audit.reference import reference_for
+from bench.common import heldout, machine
 
 
 def main() -> None:

@@ -10,10 +10,9 @@ import json
 
 import torch
 
-from bench.common import median_of, machine
-
 from audit_engine.attacker import pipeline
 from audit_engine.attacker.priors import ASSETS, Prior, load_prior
+from bench.common import machine, median_of
 
 STEPS = 20
 

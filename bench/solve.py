@@ -20,11 +20,10 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.common import machine
-
-from audit_engine.session import ladder as db
 from audit_engine.attacker.priors import load_prior
 from audit_engine.audit.solve import solve_budget
+from audit_engine.session import ladder as db
+from bench.common import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,10 +78,9 @@ def check(n: int, *, gallery_tries: int = 20000, prior_seeds: int = 4) -> None:
     import numpy as np
     from scipy.stats import beta
 
-    from bench.common import heldout
-
     from audit_engine.audit.run import run_audit
     from audit_engine.outputs.report import write_outputs
+    from bench.common import heldout
 
     x, _ = heldout(n)
     pool = x.flatten(1).double().numpy()

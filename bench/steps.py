@@ -15,12 +15,11 @@ import time
 import numpy as np
 import torch
 
-from bench.common import heldout, machine
-
 from audit_engine.attacker import pipeline
 from audit_engine.attacker.metrics import similarity
 from audit_engine.attacker.priors import load_prior
 from audit_engine.attacker.reconstruct import DEFAULT_DDIM_STEPS
+from bench.common import heldout, machine
 
 MUS = (2.0, 5.0, 10.0, 20.0, 50.0)
 

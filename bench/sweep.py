@@ -16,14 +16,12 @@ import time
 import numpy as np
 import torch
 
-from bench.common import heldout, ladder_inputs, machine
-
-from audit_engine.audit.run import run_audit
 from audit_engine.attacker.metrics import similarity
 from audit_engine.attacker.priors import load_prior
 from audit_engine.attacker.reconstruct import reconstruct
-
+from audit_engine.audit.run import run_audit
 from audit_engine.session.ladder import Settings
+from bench.common import heldout, ladder_inputs, machine
 
 DEFAULT_STEPS = Settings().steps
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,15 +41,13 @@ from scipy import linalg
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from audit_engine.session import ladder as db
 from audit_engine.attacker.attributes import load_classifier
-from audit_engine.audit.run import run_audit
 from audit_engine.attacker.priors import load_prior
 from audit_engine.attacker.reconstruct import sample
-
+from audit_engine.audit.run import run_audit
 from audit_engine.docblocks import fill_file
+from audit_engine.session import ladder as db
 from audit_engine.training.digits import load_digits
-
 
 MUS = (2.0, 5.0, 10.0)
 
@@ -250,6 +249,12 @@ def _first_audit(prior_dir: Path, held_x: torch.Tensor) -> float:
     return float(np.median(times))
 
 
+def local(text: str) -> str:
+    """A recorded command or folder with the machine-local folders it names (absolute
+    paths) shown as ``.../NAME``: the doc points to nothing outside the repository."""
+    return re.sub(r"(?<![\w.])/(?:[\w.-]+/)+([\w.-]+)", r".../\1", text)
+
+
 def block_name(block: str = "") -> str:
     """The generated block of a comparison's table: the main candidate's (``block`` empty) or
     a named experiment's (``comparison-NAME``), each written from its own JSON."""
@@ -281,7 +286,7 @@ def render(report: dict) -> str:
                 f"digit {m['samples_nearest_train_median']:.2f} (held-out digits: "
                 f"{m['heldout_nearest_train_median']:.2f})")
 
-    rows = [("prior", lambda r: f"`{r['prior']}`"),
+    rows = [("prior", lambda r: f"`{local(r['prior'])}`"),
             ("parameters; weights", lambda r: f"{r['parameters'] / 1e6:.2f} M; {r['weights_mb']:.1f} MB"),
             (f"confident samples (SVC probability > 0.9, {n} DDPM samples)", confident),
             ("classes among the samples", classes),
@@ -296,7 +301,7 @@ def render(report: dict) -> str:
                   f"({r['reconstruction'][str(m)]['partly']:.1%})"),
                  (f"mu {mu:g}: class revealed", lambda r, m=mu:
                   f"{r['reconstruction'][str(m)]['attribute']:.1%}")]
-    lines = [f"`{report['command']}` (SVC held-out accuracy {report['svc_heldout_accuracy']:.3f}; "
+    lines = [f"`{local(report['command'])}` (SVC held-out accuracy {report['svc_heldout_accuracy']:.3f}; "
              f"{report['n_heldout']} held-out digits audited; {report['threads']} thread(s))", "",
              "| measure | a | b |", "|---|---|---|"]
     lines += [f"| {name} | {fmt(a)} | {fmt(b)} |" for name, fmt in rows]

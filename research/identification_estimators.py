@@ -32,7 +32,7 @@ from audit_engine.attacker.attacks import correlation, guess_rate, identify
 from audit_engine.attacker.pipeline import attack, observe
 from audit_engine.attacker.priors import load_prior
 from audit_engine.attacker.reconstruct import DEFAULT_DDIM_STEPS
-from research.compare_priors import diagnostic_main, paired_difference
+from research.compare_priors import diagnostic_main, local, paired_difference
 
 TRIES, CANDIDATES = 8, 10
 # DDIM from the matched timestep to 0 in one step returns the model's predicted x0, which
@@ -130,7 +130,7 @@ def run(a: Path, b: Path, n: int, mus: list[float], seed: int) -> dict:
 
 
 def render(report: dict) -> str:
-    lines = [f"`{report['command']}` ({report['n']} held-out digits, {report['tries']} releases "
+    lines = [f"`{local(report['command'])}` ({report['n']} held-out digits, {report['tries']} releases "
              f"each, identification among {CANDIDATES})", "",
              "| mu | reconstruction | successes a | successes b | b - a (95% interval) |",
              "|---|---|---|---|---|"]

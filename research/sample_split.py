@@ -29,8 +29,16 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 
 from audit_engine.attacker.priors import load_prior
-from research.compare_priors import (confident, ddpm_samples, diagnostic_main,
-                            paired_difference, svc, svc_proba, training_digits)
+from research.compare_priors import (
+    confident,
+    ddpm_samples,
+    diagnostic_main,
+    local,
+    paired_difference,
+    svc,
+    svc_proba,
+    training_digits,
+)
 from research.identification_estimators import exact_identification, heldout_digits
 
 BLOCK = "sample-split"  # its generated block in research/PRIOR-COMPARISON.md
@@ -80,7 +88,7 @@ def run(a: Path, b: Path, splits: list[int], n: int, mu: float, n_digits: int,
 
 def render(report: dict) -> str:
     T, real = report["num_train_timesteps"], report["svc_confident_heldout"]
-    lines = [f"`{report['command']}` ({report['n_samples']} DDPM samples per row, the same "
+    lines = [f"`{local(report['command'])}` ({report['n_samples']} DDPM samples per row, the same "
              f"noise in every row; real held-out digits: {real:.3f} confident. Identification "
              f"at mu {report['mu']:g}: {report['n_digits']} held-out digits, 8 releases each, "
              f"the same in every row; the probability that the reconstruction picks the digit "

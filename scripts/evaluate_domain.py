@@ -1,4 +1,4 @@
-"""Measure the domain check (audit_engine/audit/reference.py, verdict.DOMAIN_PERCENTILE) on
+"""Measure the domain check (audit_engine/audit/verdict.py domain_check, DOMAIN_PERCENTILE) on
 in-domain digits and on images outside the embedded prior's domain; write
 docs/domain-check.json and the table of docs/DOMAIN.md from the same run.
 
@@ -24,10 +24,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 ROOT = Path(__file__).resolve().parent.parent
 from audit_engine.attacker.priors import load_prior
+from audit_engine.audit.reference import IMAGE_STATISTICS, Reference, reference_for, typicality
+from audit_engine.audit.verdict import DOMAIN_FACTOR, DOMAIN_PERCENTILE, domain_threshold, in_domain
 from audit_engine.docblocks import fill_file
-from audit_engine.audit.reference import (IMAGE_STATISTICS, Reference, reference_for,
-                                    typicality)
-from audit_engine.audit.verdict import DOMAIN_FACTOR, DOMAIN_PERCENTILE, in_domain
 
 PHOTOS = ["astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "brick", "grass",
           "hubble_deep_field", "clock", "horse", "immunohistochemistry", "gravel", "retina",
@@ -163,7 +162,7 @@ def main() -> None:
         for key, cols in variants.items():
             r = Reference(images=held[:1], samples=ref.samples, profiles=cols(reference_profiles),
                           source="evaluation")
-            out[key] = int(np.sum(~in_domain(r.distance(cols(judged)), r.threshold)))
+            out[key] = int(np.sum(~in_domain(r.distance(cols(judged)), domain_threshold(r.distances))))
         return out
 
     halves = [np.arange(0, len(held), 2), np.arange(1, len(held), 2)]

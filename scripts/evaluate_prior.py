@@ -27,13 +27,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from audit_engine.maths import accounting
 from audit_engine.attacker import pipeline
 from audit_engine.attacker.attributes import classify, load_classifier
 from audit_engine.attacker.metrics import similarity
 from audit_engine.attacker.priors import load_prior
-from audit_engine.outputs.report import tile
 from audit_engine.attacker.reconstruct import sample
+from audit_engine.maths import accounting
+from audit_engine.outputs.report import tile
 
 MUS = [0.5, 1, 2, 5, 10, 20, 50, 100, 200]
 

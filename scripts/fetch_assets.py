@@ -11,7 +11,6 @@ import argparse
 import sys
 
 
-
 def fetch_prior(repo_id: str) -> str:
     from huggingface_hub import snapshot_download
 

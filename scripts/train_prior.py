@@ -23,8 +23,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from audit_engine.training.digits import HELDOUT_PER_CLASS, SIZE, SPLIT_SEED, load_digits, split_indices
-
+from audit_engine.training.digits import (
+    HELDOUT_PER_CLASS,
+    SIZE,
+    SPLIT_SEED,
+    load_digits,
+    split_indices,
+)
 
 
 def build_unet(dropout: float = 0.0):

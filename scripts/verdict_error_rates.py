@@ -17,9 +17,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+from audit_engine.audit.verdict import (
+    ALPHA_DISCLOSURE,
+    ALPHA_PROTECTION,
+    GALLERY_TRIES,
+    TOLERANCE,
+    error_rates,
+    looks,
+)
 from audit_engine.docblocks import fill
-from audit_engine.audit.verdict import (ALPHA_DISCLOSURE, ALPHA_PROTECTION, GALLERY_TRIES,
-                                  TOLERANCE, error_rates, looks)
 
 SCHEDULES = {"prior attacker, priors up to 64 px": (8, 64),
              "prior attacker, larger priors": (4, 32),

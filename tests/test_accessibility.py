@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import skip_loudly
 
 ROOT = Path(__file__).resolve().parent.parent

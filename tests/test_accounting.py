@@ -1,5 +1,5 @@
 """Conversions tested by inversion, against an independent mpmath computation (50 digits),
-against Opacus where Opacus works, and against the DESIGN reference values."""
+against Opacus where Opacus works, and against independent reference values."""
 import math
 
 import mpmath as mp
@@ -32,8 +32,8 @@ def mp_eps_from_mu(mu, delta):
 @pytest.mark.parametrize("mu,eps,half_ulp", [(0.5, 1.99, 0.005), (1, 4.38, 0.005), (2, 10.0, 0.05),
                                              (3, 16.7, 0.05), (5, 33.1, 0.05), (10, 91.8, 0.05)])
 def test_reference_values(mu, eps, half_ulp):
-    # the table of eps at delta 1e-5 in the project's design notes (../shared/DESIGN.md, kept
-    # beside the repository), given to 3 significant figures; docs/REPRODUCTION.md uses them
+    # reference values of eps at delta 1e-5, to 3 significant figures, computed independently
+    # of this code when the project was designed; docs/REPRODUCTION.md uses these budgets
     assert acc.eps_from_mu(mu, 1e-5) == pytest.approx(eps, abs=half_ulp)
 
 

@@ -6,9 +6,9 @@ import gradio as gr
 import pytest
 from PIL import Image
 
+from audit_engine.session import ladder as db
 from webui import files as webfiles
 from webui import handlers as h
-from audit_engine.session import ladder as db
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGIT = next(iter(sorted((ROOT / "assets" / "examples").glob("digit-*.png"))), None)
@@ -219,8 +219,8 @@ def test_dataset_tab_audits_several_uploads(tiny_registered, digit_image, tmp_pa
 def test_find_the_largest_safe_budget(tiny_registered, pil_digit):
     """The dashboard's search: the answer in one sentence, the found budget and the one
     above side by side, the slider moved to the answer, and the session holding both."""
-    from audit_engine.session import ladder as db
     from audit_engine.audit.solve import solve_budget
+    from audit_engine.session import ladder as db
 
     with pytest.raises(gr.Error, match="Run an audit first"):
         h.find_budget("not recognisable", "eps", 1e-5, None, progress=_no_progress)

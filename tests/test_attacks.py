@@ -1,7 +1,11 @@
 import pytest
 import torch
 
-from audit_engine.attacker.attacks import candidate_attack, noisy_observation_attack, unrelated_baseline
+from audit_engine.attacker.attacks import (
+    candidate_attack,
+    noisy_observation_attack,
+    unrelated_baseline,
+)
 
 
 def test_noisy_observation_attack_clips():

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from audit_engine.maths import accounting
-from audit_engine.cli import main
 from audit_engine.audit.run import run_audit
+from audit_engine.cli import main
 from audit_engine.images import array_to_pil
+from audit_engine.maths import accounting
 
 
 def test_run_audit_records(tiny_prior, digit_image):

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from audit_engine.batch import run as batch_run

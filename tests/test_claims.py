@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from audit_engine.attacker.attacks import eligible_decoys, gallery_attack
+from audit_engine.audit.verdict import exact_interval
 from audit_engine.maths.bounds import rero_bound_gdp
 from audit_engine.maths.mechanism import attacker_scale, clip_to, privatize
-from audit_engine.audit.verdict import exact_interval
 
 
 def test_release_is_clipped_image_plus_public_noise():

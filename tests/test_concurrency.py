@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from audit_engine import caches
-from audit_engine.session import ladder as db, views
 from audit_engine.attacker import metrics, priors
 from audit_engine.audit.run import run_audit
 from audit_engine.caches import LRU, Memo
+from audit_engine.session import ladder as db
+from audit_engine.session import views
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = sorted((ROOT / "assets" / "examples").glob("digit-*.png"))

@@ -1,7 +1,6 @@
 """The dashboard's engine side: slider mapping, ladder, views, report, calculator."""
-import torch
-
 import pytest
+import torch
 
 from audit_engine.maths import accounting
 from audit_engine.session import ladder as db
@@ -83,7 +82,8 @@ def test_report_is_self_contained(tiny_prior, digit_image):
                                                    lpips="alex"), current_mu=5.0)
     html = views.report_html(s, "eps", 5.0)
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
-    assert "plotly" in html and "package torch" in html and "date (UTC)" in html
+    assert "plotly" in html and "date (UTC)" in html
+    assert "<h2>Versions</h2>" in html and "<th scope='row'>torch</th>" in html
     assert "trials per budget" in html and tiny_prior.source in html
     assert "both attackers, among 10" in html and "spread map across trials" in html
     assert "clip_C(x) + (C / mu) xi" in html and "verdict rule" in html

@@ -91,7 +91,7 @@ def test_dockerfile_structure():
     assert users and users[-1] == "1000"  # the app does not run as root
     assert "PRIORS" in " ".join(r for w, r in steps if w == "ARG")
     assert any(w == "RUN" and "pip install -r requirements.txt" in r for w, r in steps)
-    assert any(w == "RUN" and "fetch_assets.py" in r and "${PRIORS}" in r for w, r in steps)
+    assert any(w == "RUN" and "scripts.fetch_assets" in r and "${PRIORS}" in r for w, r in steps)
     assert args["EXPOSE"] == "7860" and "HEALTHCHECK" in words
     assert args["CMD"] == '["python", "app.py"]'
     # HF_HUB_OFFLINE is set after the assets are fetched, and before the app starts
@@ -151,8 +151,8 @@ def test_zero_gpu_space_touches_no_cuda_at_start(tmp_path):
         "        WRAPPED.append((fn.__name__, duration))\n"
         "        return fn\n"
         "    return deco\n")
-    code = ("import torch, app, spaces; "
-            "print(sorted(n for n, _ in spaces.WRAPPED), app.ZERO_GPU, torch.cuda.is_initialized())")
+    code = ("import torch, app, spaces, webui.config; print(sorted(n for n, _ in spaces.WRAPPED), "
+            "webui.config.ZERO_GPU, torch.cuda.is_initialized())")
     env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}", SPACES_ZERO_GPU="true")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=120)

@@ -5,7 +5,6 @@ from pathlib import Path
 
 from audit_engine.docblocks import block
 
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,8 +22,8 @@ def test_domain_table_matches_its_json():
 def test_reproduction_doc_matches_its_run():
     """Every generated block of docs/REPRODUCTION.md is what the committed summary.csv and
     run.json give, and every eps in them is the accounting's eps of its mu."""
-    from audit_engine.maths import accounting
     from audit_engine.docblocks import fill
+    from audit_engine.maths import accounting
     from audit_engine.reproduce import read_csv, tables
 
     run_dir = ROOT / "docs" / "reproduction"

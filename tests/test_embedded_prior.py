@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from audit_engine.caches import Memo
 from audit_engine.attacker.priors import ASSETS, EMBEDDED, REGISTRY, load_prior, prior_status
+from audit_engine.audit.verdict import domain_check, domain_threshold
+from audit_engine.caches import Memo
 
 FOLDER = ASSETS / "prior-mnist32"
 ROOT = ASSETS.parent.parent
@@ -152,13 +153,14 @@ def test_simple_images_the_prior_denoises_well_are_still_outside_its_domain():
     images = torch.stack([torch.full((1, 32, 32), v) for v in (0.0, 0.1, 0.5)]
                          + [prior.load_image(word)])
     profiles = typicality(prior, images)
-    assert not any(ref.domain(p[None])["in_domain"] for p in profiles)
+    assert not any(domain_check(ref, p[None])["in_domain"] for p in profiles)
     alone = _profile_only(ref)
-    assert alone.distance(profiles[3:, :-2])[0] <= alone.threshold  # what the profile alone missed
+    # what the profile alone missed
+    assert alone.distance(profiles[3:, :-2])[0] <= domain_threshold(alone.distances)
     # and real digits stay inside (these are reference images: a sanity check; the two-fold
     # rate, no digit judging itself, is in docs/DOMAIN.md)
     held = typicality(prior, ref.images[:50])
-    assert sum(ref.domain(p[None])["in_domain"] for p in held) >= 49
+    assert sum(domain_check(ref, p[None])["in_domain"] for p in held) >= 49
 
 
 def _profile_only(ref):
@@ -178,7 +180,8 @@ def test_shipped_reference_matches_the_shipped_prior(monkeypatch, tmp_path):
     monkeypatch.setattr(ref_mod, "build_reference",
                         lambda *a, **k: pytest.fail("the shipped reference.npz is stale"))
     ref = ref_mod.reference_for(load_prior(device="cpu"))
-    assert len(ref.images) == 500 and len(ref.samples) == 500 and ref.threshold > 0
+    assert len(ref.images) == 500 and len(ref.samples) == 500 and domain_threshold(ref.distances) > 0
+    assert ref.sample_classes is not None and len(ref.image_classes) == 500
     monkeypatch.setattr(ref_mod, "_MEMORY", Memo())
     ref_mod.reference_for(load_prior(device="cpu", dtype=torch.bfloat16))
 

@@ -17,10 +17,9 @@ def cuda():
 
 
 def test_celebahq_half_matches_float32_and_ladder_is_fast(cuda):
-    from bench.common import ladder_inputs, random_prior
-
     from audit_engine.attacker.metrics import similarity
     from audit_engine.attacker.reconstruct import reconstruct
+    from bench.common import ladder_inputs, random_prior
 
     p32 = random_prior("google/ddpm-celebahq-256", device=cuda, dtype=torch.float32)
     p16 = random_prior("google/ddpm-celebahq-256", device=cuda, dtype=torch.float16)

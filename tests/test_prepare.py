@@ -7,11 +7,11 @@ import threading
 import gradio as gr
 import pytest
 
-from audit_engine.audit import costs, reference
-from audit_engine.cli import main
-from audit_engine.audit.run import run_audit
-from audit_engine.audit.prepare import PHASES, Preparer, prepare
 from audit_engine.attacker.priors import load_prior
+from audit_engine.audit import costs, reference
+from audit_engine.audit.prepare import PHASES, Preparer, prepare
+from audit_engine.audit.run import run_audit
+from audit_engine.cli import main
 
 
 @pytest.fixture()
@@ -59,8 +59,8 @@ def test_an_audit_completes_while_another_prior_is_being_prepared(cache, tiny_pr
     """One prior's preparation is held; an embedded-prior audit through the page's handler
     completes meanwhile, and a request for the held prior is refused at once with its
     progress; when the preparation ends, that prior is ready."""
-    from audit_engine.images import array_to_pil
     from audit_engine.attacker.priors import REGISTRY, PriorSpec
+    from audit_engine.images import array_to_pil
     from webui import handlers as h
 
     key = str(tiny_prior_dir)
@@ -149,8 +149,8 @@ def test_an_infeasible_prior_is_refused_with_its_estimate_even_while_prepared(
         cache, tiny_prior_dir, monkeypatch, digit_image):
     """The cost is measured first in a preparation: from then on an audit that cannot finish
     is refused with its estimate, before the reference set is ready, without waiting."""
-    from audit_engine.images import array_to_pil
     from audit_engine.attacker.priors import REGISTRY, PriorSpec, default_device, default_dtype
+    from audit_engine.images import array_to_pil
     from webui import handlers as h
 
     key = str(tiny_prior_dir)

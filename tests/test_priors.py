@@ -3,11 +3,11 @@ import json
 
 import pytest
 import torch
+from conftest import make_tiny_prior
 from diffusers import DDPMScheduler
 
 from audit_engine.attacker import priors
 from audit_engine.attacker.priors import PriorUnavailable, load_prior, prior_status
-from conftest import make_tiny_prior
 
 
 def test_loads_pipeline_layout_and_reads_schedule(tiny_prior_dir):

@@ -3,9 +3,9 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
+from audit_engine.attacker.reconstruct import count_unet_calls, reconstruct, timestep_grid
 from audit_engine.images import to_unit
 from audit_engine.maths import streams
-from audit_engine.attacker.reconstruct import count_unet_calls, reconstruct, timestep_grid
 from audit_engine.maths.schedule import TimestepMatch, match_timesteps
 
 

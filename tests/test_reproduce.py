@@ -11,11 +11,24 @@ from scipy import stats
 
 from audit_engine.maths import bounds
 from audit_engine.maths.mechanism import privatize
-from audit_engine.reproduce import (IN_DOMAIN, ReproConfig, candidate_sets, clip_to,
-                                    cluster_interval, heldout_images,
-                                    nearest_candidate_draws, nearest_norm_draws,
-                                    noise_aware_labels, ood_sets, read_csv, run_info,
-                                    run_reproduction, summarize, tables, write_reproduction)
+from audit_engine.reproduce import (
+    IN_DOMAIN,
+    ReproConfig,
+    candidate_sets,
+    clip_to,
+    cluster_interval,
+    heldout_images,
+    nearest_candidate_draws,
+    nearest_norm_draws,
+    noise_aware_labels,
+    ood_sets,
+    read_csv,
+    run_info,
+    run_reproduction,
+    summarize,
+    tables,
+    write_reproduction,
+)
 
 
 def test_candidate_and_norm_attacks_match_a_brute_force_loop():
@@ -172,8 +185,9 @@ def test_reproduction_writes_every_number_and_figure(prior_with_heldout, tmp_pat
 
 
 def test_missing_heldout_is_a_clear_error(tmp_path):
-    from audit_engine.attacker.priors import load_prior
     from conftest import make_tiny_prior
+
+    from audit_engine.attacker.priors import load_prior
 
     bare = load_prior(str(make_tiny_prior(tmp_path / "bare")), device="cpu")  # no heldout.npz
     with pytest.raises(ValueError, match="--images"):

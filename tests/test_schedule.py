@@ -38,7 +38,7 @@ def test_linear_schedule_range_and_flags():
     top = match_timestep(1e6, abar)
     assert top.beyond_range and top.t_star == 999
     assert top.sigma_max == pytest.approx(math.sqrt((1 - float(abar[-1])) / float(abar[-1])))
-    assert 157 < top.sigma_max < 158  # the design notes (../shared/DESIGN.md): about 157 for this schedule
+    assert 157 < top.sigma_max < 158  # sqrt((1 - abar_T) / abar_T) for this schedule: about 157
     # beyond the range the start is rescaled to the variance x_T may have
     assert top.start_scale * top.sigma_dm == pytest.approx(math.sqrt(1 - top.abar))
     low = match_timestep(0.001, abar)

@@ -15,9 +15,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
-
 from hostile import MARKER, _exif_jpeg, file_cases, parameter_cases
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGIT = sorted((ROOT / "assets" / "examples").glob("digit-*.png"))[0]

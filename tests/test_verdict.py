@@ -8,11 +8,20 @@ import pytest
 import torch
 from scipy.optimize import brentq
 
-from audit_engine.maths import streams
 from audit_engine.attacker.attacks import correlation, guess_rate, identify
-from audit_engine.audit.verdict import (Z95, AttackVerdict, Attribute, BudgetVerdict, decide,
-                                  error_rates, exact_interval, looks, one_sided_bounds,
-                                  wilson_interval)
+from audit_engine.audit.verdict import (
+    Z95,
+    AttackVerdict,
+    Attribute,
+    BudgetVerdict,
+    decide,
+    error_rates,
+    exact_interval,
+    looks,
+    one_sided_bounds,
+    wilson_interval,
+)
+from audit_engine.maths import streams
 
 
 def _wilson_by_root_finding(k, n, z=Z95):

@@ -15,7 +15,6 @@ from PIL import Image as PILImage
 
 from .config import EXAMPLES, IMAGE_DIR, ROOT
 
-
 # Uploads each session used, removed when it ends. Gradio stores an upload under a folder
 # named by its content's hash, so two sessions uploading the same picture share one path;
 # a file is removed only if no other live session used it and nobody uploaded it again

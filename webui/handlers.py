@@ -14,19 +14,33 @@ from pathlib import Path
 
 import gradio as gr
 
+from audit_engine.attacker.priors import (
+    EMBEDDED,
+    REGISTRY,
+    PriorUnavailable,
+    default_device,
+    default_dtype,
+    load_prior,
+)
 from audit_engine.audit import costs
-from audit_engine.session import ladder as db
 from audit_engine.audit import reference as reference_mod
-from audit_engine.session import views
-from audit_engine.images import ImageError
 from audit_engine.audit.prepare import Preparer, measure_cost, prepare
-from audit_engine.attacker.priors import (EMBEDDED, REGISTRY, PriorUnavailable, default_device,
-                                 default_dtype, load_prior)
 from audit_engine.audit.reference import NotPrepared
+from audit_engine.images import ImageError
+from audit_engine.session import ladder as db
+from audit_engine.session import views
 
 from .components import slider_label
-from .config import (DATASET_DIR, DATASET_EPS, DEFAULT_PRIOR, MAX_DATASET, REPORT_DIR,
-                     TIME_LIMIT, ZERO_GPU, spaces)
+from .config import (
+    DATASET_DIR,
+    DATASET_EPS,
+    DEFAULT_PRIOR,
+    MAX_DATASET,
+    REPORT_DIR,
+    TIME_LIMIT,
+    ZERO_GPU,
+    spaces,
+)
 from .files import forget_uploads, png, remember_upload
 from .zerogpu import quota_note
 
@@ -86,7 +100,7 @@ def default_trials_for(prior) -> gr.Slider:
 
 def check_feasible(prior: str, evaluations: int, what: str, *, fewer: str) -> None:
     """Refuse at once, with the estimate, work that cannot finish within TIME_LIMIT on this
-    server: UNet evaluations x the seconds per evaluation measured here (costs.py; known
+    server: UNet evaluations x the seconds per evaluation measured here (audit/costs.py; known
     from early in a prior's preparation). Never loads the prior nor waits for it."""
     device = default_device()
     per = costs.per_eval(costs.key_for(prior, device, default_dtype(device)))

@@ -20,10 +20,10 @@ from typing import Sequence
 import torch
 
 from ..maths.mechanism import clip_to, noise_std, privatize_dpsgd
-from .priors import Prior
-from ..progress import Progress
-from .reconstruct import DEFAULT_DDIM_STEPS, reconstruct
 from ..maths.schedule import TimestepMatch, match_release
+from ..progress import Progress
+from .priors import Prior
+from .reconstruct import DEFAULT_DDIM_STEPS, reconstruct
 
 __all__ = ["MECHANISMS", "Observations", "clip_to", "observe", "observe_at_own_norm", "attack"]
 

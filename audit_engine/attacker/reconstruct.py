@@ -22,11 +22,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..maths import streams
-from ..progress import Progress, counted
 from ..images import to_model, to_unit
-from .priors import Prior
+from ..maths import streams
 from ..maths.schedule import TimestepMatch
+from ..progress import Progress, counted
+from .priors import Prior
 
 __all__ = ["SAMPLERS", "DEFAULT_DDIM_STEPS", "timestep_grid", "reconstruct", "sample", "count_unet_calls",
            "default_batch",

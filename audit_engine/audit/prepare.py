@@ -22,10 +22,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from . import costs
 from ..attacker.priors import Prior, load_prior
-from .reference import reference_for
 from ..progress import Progress
+from . import costs
+from .reference import reference_for
 
 __all__ = ["Prepared", "Preparer", "prepare", "measure_cost", "PHASES"]
 

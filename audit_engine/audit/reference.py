@@ -47,14 +47,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..caches import Memo
-from ..images import IMAGE_SUFFIXES, to_model
 from ..attacker.priors import Prior
 from ..attacker.reconstruct import DEFAULT_DDIM_STEPS, default_batch, sample
-from .verdict import domain_threshold, in_domain
+from ..caches import Memo
+from ..images import IMAGE_SUFFIXES, to_model
 from ..progress import Progress, counted, within
 
-__all__ = ["write_shipped_reference", "Reference", "ReferenceUnavailable", "NotPrepared", "reference_for", "typicality",
+__all__ = ["write_shipped_reference", "reference_from_arrays", "Reference", "ReferenceUnavailable", "NotPrepared", "reference_for", "typicality",
            "cache_dir", "is_prepared",
            "reference_size", "image_statistics", "DOMAIN_TIMESTEPS", "DOMAIN_DRAWS",
            "IMAGE_STATISTICS", "REFERENCE_VERSION"]
@@ -141,6 +140,10 @@ class Reference:
     source: str  # in words, for the page and the report
     samples_are_images: bool = False  # sampled reference: samples and images are one set
     baseline: dict | None = None  # the unrelated-image baseline over the reference images
+    # the classes of the prior's samples and of the images by the prior's attribute
+    # classifier (None without one): the attribute's chance level
+    sample_classes: torch.Tensor | None = field(default=None, repr=False)
+    image_classes: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         p = np.asarray(self.profiles, dtype=np.float64)
@@ -148,8 +151,11 @@ class Reference:
         cov = np.cov(p.T) + 1e-6 * np.eye(p.shape[1])
         self._icov = np.linalg.inv(cov)
         self.distances = self.distance(p)
-        self.threshold = domain_threshold(self.distances)
-        self._classes = None
+
+    @property
+    def mean_profile(self) -> np.ndarray:
+        """The reference images' mean typicality profile."""
+        return self._mean
 
     @property
     def typical_norm(self) -> float:
@@ -157,32 +163,11 @@ class Reference:
         (the default clipping bound, and what the attacker rescales a release to)."""
         return float(self.images.flatten(1).double().norm(dim=1).median())
 
-    def classes(self, clf) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the classes of the prior's samples, of the reference images) by the prior's
-        classifier, computed once."""
-        if self._classes is None:
-            from ..attacker.attributes import classify
-
-            self._classes = (classify(clf, self.samples)[0], classify(clf, self.images)[0])
-        return self._classes
-
     def distance(self, profiles: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of typicality profiles (N, T + 2) from the reference's."""
         d = np.atleast_2d(profiles) - self._mean
         return np.sqrt(np.einsum("ij,jk,ik->i", d, self._icov, d))
 
-    def domain(self, profile: np.ndarray) -> dict:
-        """The domain check of one typicality profile: {"in_domain", "score" (the distance),
-        "percentile" (among the reference images' distances), "threshold", "tail" ("simpler"
-        or "more complex" than the reference on average, by the mean log denoising error)}."""
-        dist = float(self.distance(profile)[0])
-        k = len(IMAGE_STATISTICS)
-        errors = np.atleast_2d(profile)[0, :-k]
-        return {"in_domain": in_domain(dist, self.threshold), "score": dist,
-                "percentile": 100.0 * float(np.mean(self.distances < dist)),
-                "threshold": self.threshold,
-                "tail": "simpler" if float(np.mean(errors - self._mean[:-k])) < 0
-                else "more complex"}
 
 
 _MEMORY: Memo[tuple, Reference] = Memo()
@@ -236,15 +221,20 @@ def build_reference(prior: Prior, *, images: torch.Tensor | None, n_samples: int
             "samples_are_images": images is None}
 
 
-def _from_arrays(arrays, source: str) -> Reference:
+def reference_from_arrays(arrays, source: str, prior: Prior) -> Reference:
+    """A Reference from the arrays of a ``reference.npz`` (``build_reference``'s)."""
     from ..attacker.attacks import unrelated_baseline
+    from ..attacker.attributes import classifier_for, classify
 
-    images = _f(arrays["images"])
+    images, samples = _f(arrays["images"]), _f(arrays["samples"])
     base = unrelated_baseline(images, n_pairs=min(1000, 4 * len(images)))
     base["data"] = source
-    return Reference(images=images, samples=_f(arrays["samples"]), profiles=arrays["profiles"],
+    clf = classifier_for(prior)
+    classes = ((None, None) if clf is None else
+               (classify(clf, samples)[0], classify(clf, images)[0]))
+    return Reference(images=images, samples=samples, profiles=arrays["profiles"],
                      source=source, samples_are_images=bool(arrays["samples_are_images"]),
-                     baseline=base)
+                     baseline=base, sample_classes=classes[0], image_classes=classes[1])
 
 
 def reference_for(prior: Prior, *, folder: str | Path | None = None,
@@ -306,7 +296,7 @@ def _make(prior: Prior, folder, progress, *, write_to: Path | None = None,
             pass
     if source is None:
         source = f"{len(arrays['images'])} images sampled from the prior itself"
-    return _from_arrays(arrays, source)
+    return reference_from_arrays(arrays, source, prior)
 
 
 def write_shipped_reference(prior: Prior, progress: Progress | None = None) -> Path:

@@ -30,21 +30,18 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..maths import accounting, streams
-from . import costs
 from ..attacker import pipeline
-from ..attacker.attacks import eligible_decoys, gallery_attack, guess_rate, identify, noise_aware_labels
 from ..attacker.attributes import ATTRIBUTE_NAME, classifier_for, classify
-from ..images import ImageLike
-from ..maths.mechanism import attacker_scale, check_clip_norm, clip_to
 from ..attacker.metrics import LPIPSMetric, get_lpips, similarity
 from ..attacker.priors import Prior, load_prior
 from ..attacker.reconstruct import DEFAULT_DDIM_STEPS, SAMPLERS, count_unet_calls, timestep_grid
-from .reference import Reference, ReferenceUnavailable, reference_for, typicality
-from .verdict import (ATTRIBUTE_CONFIDENCE, CANDIDATES, DOMAIN_FACTOR, DOMAIN_PERCENTILE,
-                      GALLERY_TRIES, TOLERANCE, UNDETERMINED, AttackVerdict, Attribute,
-                      BudgetVerdict, looks)
+from ..images import ImageLike
+from ..maths import accounting, streams
+from ..maths.mechanism import attacker_scale, check_clip_norm
 from ..progress import Progress, within
+from . import costs
+from .reference import Reference, ReferenceUnavailable, reference_for
+from .verdict import TOLERANCE, UNDETERMINED, BudgetVerdict, Judge, looks
 
 __all__ = ["AuditSample", "AuditResult", "run_audit", "budgets_to_mu", "default_trials",
            "default_max_trials", "continue_audit", "check_settings", "clip_norm_for", "MECHANISMS", "MAX_TRIALS",
@@ -407,7 +404,7 @@ def run_audit(
     )
     if ref is not None:
         say(0.62, "judging against chance")
-        judge = _Judge(result, prior, ref, digest, clf)
+        judge = Judge(result, prior, ref, digest, clf)
         eps_of = dict(budgets)
         result._more = (lambda mus, ks, lo, hi: run_tries([(m, eps_of[m]) for m in mus], ks,
                                                           lo, hi), judge)
@@ -440,78 +437,3 @@ def continue_audit(result: AuditResult, *, progress: Progress | None = None) -> 
         judge.update(open_)
     result.elapsed_s += time.perf_counter() - t0
     return result
-
-
-class _Judge:
-    """The verdicts of one audit against its prior's reference set (verdict.py's rules):
-    the domain check, both attackers' chance levels, the gallery attack at every budget, and
-    each budget's verdict, recomputed when the sequential rule adds tries."""
-
-    def __init__(self, result: AuditResult, prior: Prior, ref: Reference, digest: bytes, clf):
-        self.result, self.ref, self.digest = result, ref, digest
-        x = result.original
-        result.domain = ref.domain(typicality(prior, x[None]))
-        result.domain["method"] = (
-            "Mahalanobis distance of the prior's denoising-error profile (log MSE at fixed "
-            "timesteps and noise) and the image's mean grey level and contrast from its "
-            f"{len(ref.distances)} reference images'; beyond "
-            f"{DOMAIN_FACTOR:g} x their {DOMAIN_PERCENTILE:g}th percentile = outside the domain")
-        result.reference = ref.source
-        self.in_domain = bool(result.domain["in_domain"])
-        if not self.in_domain:
-            return
-        result.reference_images = ref.images
-        self.keep = eligible_decoys(x, ref.images)
-        self.n = n = min(CANDIDATES, len(self.keep) + 1)
-        self.chance = max(1.0 / n, guess_rate(x, ref.samples, ref.images, candidates=n,
-                                              samples_are_reference=ref.samples_are_images))
-        mus = result.budgets()
-        g = gallery_attack(x, ref.images, clip_norm=result.clip_norm, mus=mus, tries=GALLERY_TRIES,
-                           candidates=n, generator=streams.generator(
-                               result.seed, digest, 0, streams.GALLERY))
-        self.gallery = {}
-        for m, hits, blind in zip(mus, g.successes, g.no_info):
-            chance = max(1.0 / n, blind / g.tries)
-            self.gallery[m] = AttackVerdict.of("gallery", hits, g.tries, chance, n, mu=m,
-                                               tolerance=result.tolerance)
-        self.chance_attr = None
-        a = result.attribute
-        if clf is not None and a is not None and a["confidence"] >= ATTRIBUTE_CONFIDENCE:
-            sample_classes, image_classes = ref.classes(clf)
-            self.chance_attr = float((sample_classes == a["original"]).double().mean())
-            self.pool = clip_to(ref.images[self.keep], result.clip_norm)  # as released
-            self.pool_labels = image_classes[self.keep].numpy()
-        self.update(mus)
-
-    def _decoys(self, k: int) -> torch.Tensor:
-        g = streams.generator(self.result.seed, self.digest, k, streams.DECOYS)
-        return self.keep[torch.randperm(len(self.keep), generator=g)[: self.n - 1]]
-
-    def update(self, mus: list[float]) -> None:
-        res, x = self.result, self.result.original
-        n_looks = len(res.looks)
-        verdicts = {v.mu: v for v in res.verdicts}
-        for mu in mus:
-            tries = res.at(mu)
-            for t in tries:
-                if t.decoys is None:
-                    t.decoys = self._decoys(t.trial).tolist()
-            recons = torch.stack([t.reconstruction for t in tries])
-            decoys = torch.stack([res.reference_images[t.decoys] for t in tries])
-            hits = int(identify(recons, x, decoys).sum())
-            ident = AttackVerdict.of("prior", hits, len(tries), self.chance, self.n, mu=mu,
-                                     tolerance=res.tolerance, n_looks=n_looks)
-            attr = None
-            if self.chance_attr is not None:
-                original = res.attribute["original"]
-                same = sum(t.attribute["recon"] == original for t in tries)
-                # the same question asked of the release alone, by a noise-aware classifier
-                direct = sum(int(noise_aware_labels(t.observation[None], t.sigma, self.pool,
-                                                    self.pool_labels)[0]) == original
-                             for t in tries)
-                attr = Attribute.of(res.attribute["name"], int(same), len(tries),
-                                    self.chance_attr, n_looks=n_looks,
-                                    tolerance=res.tolerance, without_prior=int(direct))
-            verdicts[mu] = BudgetVerdict.of(mu, tries[0].eps, res.delta, ident,
-                                            self.gallery[mu], attr)
-        res.verdicts = [verdicts[m] for m in sorted(verdicts)]

@@ -33,13 +33,13 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import torch
 
-from ..maths import accounting
-from .run import AuditResult, default_trials, run_audit
-from ..images import ImageLike
 from ..attacker.priors import Prior, load_prior
 from ..attacker.reconstruct import DEFAULT_DDIM_STEPS
-from .verdict import PROTECTED, TOLERANCE
+from ..images import ImageLike
+from ..maths import accounting
 from ..progress import Progress
+from .run import AuditResult, default_trials, run_audit
+from .verdict import PROTECTED, TOLERANCE
 
 __all__ = ["LEVELS", "ATTACK_CHOICES", "SEARCH_RANGE", "SolveResult", "NotSolvable",
            "level_holds", "disclosed", "solve_budget", "dataset_budget", "write_solve", "refusal"]

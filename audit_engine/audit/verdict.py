@@ -34,22 +34,44 @@ probability at most 2.5%, and a true rate of chance + tolerance is called protec
 probability at most 5%, whatever the chance level. docs/VERDICTS.md gives both error rates
 computed exactly for the schedules the product uses (scripts/verdict_error_rates.py).
 
-Domain: an image whose typicality under the prior (reference.typicality) falls in either
-tail of the reference images' scores is outside the prior's domain: no verdict at all.
+Domain (``domain_check``): an image whose typicality profile under the prior
+(reference.typicality) lies farther from the reference images' than DOMAIN_FACTOR times
+their DOMAIN_PERCENTILE-th percentile is outside the prior's domain: no verdict at all.
 Attributes are claimed only for originals the prior's classifier reads with confidence at
 least ATTRIBUTE_CONFIDENCE.
+
+``Judge`` applies all of it to one audit, in this order: the domain, the chance levels from
+the reference set, the gallery attack, the attribute's chance, each budget's verdict.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+
+from ..attacker.attacks import (
+    eligible_decoys,
+    gallery_attack,
+    guess_rate,
+    identify,
+    noise_aware_labels,
+)
+from ..attacker.priors import Prior
+from ..maths import streams
+from ..maths.bounds import rero_bound_gdp
+from ..maths.mechanism import clip_to
+from .reference import IMAGE_STATISTICS, Reference, typicality
+
+if TYPE_CHECKING:  # the audit's result, which the judge writes its verdicts into
+    from .run import AuditResult
 
 __all__ = ["Z95", "wilson_interval", "exact_interval", "one_sided_bounds", "decide", "looks",
            "TOLERANCE", "ALPHA_DISCLOSURE", "ALPHA_PROTECTION", "GALLERY_TRIES",
            "ATTRIBUTE_CONFIDENCE", "DOMAIN_PERCENTILE", "DOMAIN_FACTOR", "domain_threshold",
-           "in_domain", "CANDIDATES", "LABELS", "PROTECTED", "UNDETERMINED", "SEVERITY",
+           "in_domain", "domain_check", "Judge", "CANDIDATES", "LABELS", "PROTECTED", "UNDETERMINED", "SEVERITY",
            "ATTACKERS", "AttackVerdict", "Attribute", "BudgetVerdict", "worst", "error_rates"]
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
@@ -139,6 +161,22 @@ def in_domain(distance: float, threshold: float) -> bool:
     return distance <= threshold
 
 
+def domain_check(ref: Reference, profile: np.ndarray) -> dict:
+    """The domain check of one typicality profile against the reference set: {"in_domain",
+    "score" (the distance), "percentile" (among the reference images' distances),
+    "threshold", "tail" ("simpler" or "more complex" than the reference on average, by the
+    mean log denoising error)}."""
+    dist = float(ref.distance(profile)[0])
+    threshold = domain_threshold(ref.distances)
+    k = len(IMAGE_STATISTICS)
+    errors = np.atleast_2d(profile)[0, :-k]
+    return {"in_domain": in_domain(dist, threshold), "score": dist,
+            "percentile": 100.0 * float(np.mean(ref.distances < dist)),
+            "threshold": threshold,
+            "tail": "simpler" if float(np.mean(errors - ref.mean_profile[:-k])) < 0
+            else "more complex"}
+
+
 @dataclass(frozen=True)
 class AttackVerdict:
     """One attacker's result at one budget, with the rule's decision."""
@@ -161,8 +199,6 @@ class AttackVerdict:
     @classmethod
     def of(cls, attacker: str, successes: int, trials: int, chance: float, candidates: int, *,
            mu: float, tolerance: float = TOLERANCE, n_looks: int = 1) -> "AttackVerdict":
-        from ..maths.bounds import rero_bound_gdp
-
         level, lo, hi = decide(successes, trials, chance, n_looks=n_looks, tolerance=tolerance)
         bound = float(rero_bound_gdp(mu, min(max(chance, 1e-9), 1 - 1e-9)))
         proven = bound <= chance + tolerance
@@ -278,6 +314,84 @@ class BudgetVerdict:
         order = sorted((self.identification, self.gallery),
                        key=lambda v: -SEVERITY[v.level])
         return " ".join(v.sentence() for v in order)
+
+
+class Judge:
+    """The verdicts of one audit, top to bottom: the domain check (outside: no verdict at
+    all), both attackers' chance levels against the prior's reference set, the gallery
+    attack at every budget, the attribute's chance, then each budget's verdict by ``decide``,
+    made again (``update``) when the sequential rule adds tries. Reads the reference set and
+    never changes it; writes only into the audit's result."""
+
+    def __init__(self, result: AuditResult, prior: Prior, ref: Reference, digest: bytes, clf):
+        self.result, self.ref, self.digest = result, ref, digest
+        x = result.original
+        result.domain = domain_check(ref, typicality(prior, x[None]))
+        result.domain["method"] = (
+            "Mahalanobis distance of the prior's denoising-error profile (log MSE at fixed "
+            "timesteps and noise) and the image's mean grey level and contrast from its "
+            f"{len(ref.distances)} reference images'; beyond "
+            f"{DOMAIN_FACTOR:g} x their {DOMAIN_PERCENTILE:g}th percentile = outside the domain")
+        result.reference = ref.source
+        self.in_domain = bool(result.domain["in_domain"])
+        if not self.in_domain:
+            return
+        result.reference_images = ref.images
+        self.keep = eligible_decoys(x, ref.images)
+        self.n = n = min(CANDIDATES, len(self.keep) + 1)
+        self.chance = max(1.0 / n, guess_rate(x, ref.samples, ref.images, candidates=n,
+                                              samples_are_reference=ref.samples_are_images))
+        mus = result.budgets()
+        g = gallery_attack(x, ref.images, clip_norm=result.clip_norm, mus=mus, tries=GALLERY_TRIES,
+                           candidates=n, generator=streams.generator(
+                               result.seed, digest, 0, streams.GALLERY))
+        self.gallery = {}
+        for m, hits, blind in zip(mus, g.successes, g.no_info):
+            chance = max(1.0 / n, blind / g.tries)
+            self.gallery[m] = AttackVerdict.of("gallery", hits, g.tries, chance, n, mu=m,
+                                               tolerance=result.tolerance)
+        self.chance_attr = None
+        a = result.attribute
+        if (clf is not None and a is not None and a["confidence"] >= ATTRIBUTE_CONFIDENCE
+                and ref.sample_classes is not None):
+            sample_classes, image_classes = ref.sample_classes, ref.image_classes
+            self.chance_attr = float((sample_classes == a["original"]).double().mean())
+            self.pool = clip_to(ref.images[self.keep], result.clip_norm)  # as released
+            self.pool_labels = image_classes[self.keep].numpy()
+        self.update(mus)
+
+    def _decoys(self, k: int) -> torch.Tensor:
+        g = streams.generator(self.result.seed, self.digest, k, streams.DECOYS)
+        return self.keep[torch.randperm(len(self.keep), generator=g)[: self.n - 1]]
+
+    def update(self, mus: list[float]) -> None:
+        res, x = self.result, self.result.original
+        n_looks = len(res.looks)
+        verdicts = {v.mu: v for v in res.verdicts}
+        for mu in mus:
+            tries = res.at(mu)
+            for t in tries:
+                if t.decoys is None:
+                    t.decoys = self._decoys(t.trial).tolist()
+            recons = torch.stack([t.reconstruction for t in tries])
+            decoys = torch.stack([res.reference_images[t.decoys] for t in tries])
+            hits = int(identify(recons, x, decoys).sum())
+            ident = AttackVerdict.of("prior", hits, len(tries), self.chance, self.n, mu=mu,
+                                     tolerance=res.tolerance, n_looks=n_looks)
+            attr = None
+            if self.chance_attr is not None:
+                original = res.attribute["original"]
+                same = sum(t.attribute["recon"] == original for t in tries)
+                # the same question asked of the release alone, by a noise-aware classifier
+                direct = sum(int(noise_aware_labels(t.observation[None], t.sigma, self.pool,
+                                                    self.pool_labels)[0]) == original
+                             for t in tries)
+                attr = Attribute.of(res.attribute["name"], int(same), len(tries),
+                                    self.chance_attr, n_looks=n_looks,
+                                    tolerance=res.tolerance, without_prior=int(direct))
+            verdicts[mu] = BudgetVerdict.of(mu, tries[0].eps, res.delta, ident,
+                                            self.gallery[mu], attr)
+        res.verdicts = [verdicts[m] for m in sorted(verdicts)]
 
 
 def error_rates(first: int, cap: int, chance: float, p_true: float, *,

@@ -3,19 +3,19 @@ budget (solve.py) to the largest budget at which at most a chosen fraction of th
 fails the level, and its files: solve.json, budgets.csv, summary.csv, report.html."""
 from __future__ import annotations
 
-import datetime
 import html
 import json
 import math
 from dataclasses import asdict
 from pathlib import Path
 
-from ..maths import accounting
-from .config import BatchConfig
-from .summary import parameter_tables, write_summary
-from ..files import atomic_write
 from ..audit.solve import SEARCH_RANGE, dataset_budget
 from ..audit.verdict import wilson_interval
+from ..files import atomic_write
+from ..maths import accounting
+from ..outputs.page import figure_html, generated_at, html_page, parameter_sections
+from .config import BatchConfig
+from .summary import write_summary
 
 __all__ = ["summarize_solve", "write_solve_outputs", "dataset_sentence"]
 
@@ -98,20 +98,16 @@ def _write_report(out: Path, summary: dict, cfg: BatchConfig, *, engine, workers
         for r in sorted(summary["images"],
                         key=lambda r: math.inf if r["mu_max"] is None else r["mu_max"]))
     params = {**asdict(cfg), "engine": engine, "workers": workers, "unreadable files": n_errors}
-    page = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        "<title>Largest safe budget of a data set</title></head><body>",
-        "<h1>Largest safe budget of a data set</h1>",
+    page = html_page("Largest safe budget of a data set", [
         f"<p><strong>{esc(a['sentence'])}</strong></p>",
         f"<p>{a['images']} images; {a['out_of_domain']} outside the prior's domain and "
         f"{a['refused']} refused in all (not judged); {n_errors} unreadable files (errors.csv). "
-        f"Level: {esc(a['level'])}. Generated "
-        f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}.</p>",
-        fig.to_html(full_html=False, include_plotlyjs="inline"),
+        f"Level: {esc(a['level'])}. Generated {generated_at()}.</p>",
+        figure_html([fig]),
         "<table><caption>Each image's largest safe budget (most exposed first)</caption><tr>"
         "<th scope='col'>file</th><th scope='col'>in the prior's domain</th>"
         "<th scope='col'>largest eps</th><th scope='col'>largest mu</th>"
         f"<th scope='col'>refused because</th></tr>{rows}</table>",
-        parameter_tables(params),
-        "</body></html>"]
-    atomic_write(out / "report.html", lambda p: p.write_text("\n".join(page), encoding="utf-8"))
+        parameter_sections(params),
+    ])
+    atomic_write(out / "report.html", lambda p: p.write_text(page, encoding="utf-8"))

@@ -3,7 +3,6 @@ its report (report.html)."""
 from __future__ import annotations
 
 import csv
-import datetime
 import html
 import json
 import math
@@ -13,10 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from ..audit.verdict import LABELS, wilson_interval
-from ..files import atomic_write, package_versions
+from ..files import atomic_write
+from ..outputs.page import figure_html, generated_at, html_page, parameter_sections
 from .config import BatchConfig
 
-__all__ = ["summarize_batch", "write_summary", "parameter_tables", "write_report"]
+__all__ = ["summarize_batch", "write_summary", "write_report"]
 
 def _load(out: Path) -> list[dict]:
     """Every complete image: its name, verdicts.json and metrics.json."""
@@ -105,15 +105,6 @@ def _levels(row: dict) -> str:
             f"{row['not_recognisable']} of {row['judged']}")
 
 
-def parameter_tables(params: dict) -> str:
-    """The report's "Parameters" and "Versions" sections (HTML)."""
-    esc = html.escape
-    rows = lambda d: "".join(f"<tr><th scope='row'>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>"
-                             for k, v in d.items())
-    return (f"<h2>Parameters</h2><table>{rows(params)}</table>"
-            f"<h2>Versions</h2><table>{rows(package_versions())}</table>")
-
-
 def write_report(out: Path, summary: list[dict], cfg: BatchConfig, *, engine: str,
                  workers: int, n_errors: int, top: int = 8) -> Path:
     """report.html: the fraction recognisable against the budget, the most exposed images
@@ -132,8 +123,8 @@ def write_report(out: Path, summary: list[dict], cfg: BatchConfig, *, engine: st
 
     def grid(name: str) -> str:
         data = base64.b64encode((out / "images" / name / "grid.png").read_bytes()).decode()
-        return f"<img src='data:image/png;base64,{data}' alt='{esc(name)}: original, " \
-               "privatized and reconstructions at each budget' style='max-width:100%'>"
+        return f"<img class='grid' src='data:image/png;base64,{data}' alt='{esc(name)}: " \
+               "original, privatized and reconstructions at each budget'>"
 
     rows = "".join(
         f"<tr><td>{r['eps']:.4g}</td><td>{r['mu']:.4g}</td><td>{r['images']}</td>"
@@ -144,14 +135,10 @@ def write_report(out: Path, summary: list[dict], cfg: BatchConfig, *, engine: st
            f"{r['attribute_revealed_fraction']:.0%}") + "</td></tr>" for r in summary)
     params = {**asdict(cfg), "engine": engine,
               "workers": workers, "images complete": len(images), "unreadable files": n_errors}
-    page = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        "<title>Batch privacy audit</title></head><body>",
-        "<h1>Batch privacy audit</h1>",
+    page = html_page("Batch privacy audit", [
         f"<p>{len(images)} images; {len(outside)} outside the prior's domain (not judged); "
-        f"{n_errors} unreadable files (errors.csv). Generated "
-        f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}.</p>",
-        fig.to_html(full_html=False, include_plotlyjs="inline"),
+        f"{n_errors} unreadable files (errors.csv). Generated {generated_at()}.</p>",
+        figure_html([fig]),
         "<table><caption>Per budget</caption><tr><th scope='col'>eps</th>"
         "<th scope='col'>mu</th><th scope='col'>images</th><th scope='col'>outside the domain</th>"
         "<th scope='col'>recognisable / partly / undetermined / not recognisable</th>"
@@ -162,8 +149,8 @@ def write_report(out: Path, summary: list[dict], cfg: BatchConfig, *, engine: st
         "".join(f"<h3>{esc(i['name'])}</h3>{grid(i['name'])}" for i in exposed),
         "<h2>Outside the prior's domain (no verdict)</h2>",
         "<ul>" + "".join(f"<li>{esc(i['name'])}</li>" for i in outside) + "</ul>",
-        parameter_tables(params),
-        "</body></html>"]
+        parameter_sections(params),
+    ])
     path = out / "report.html"
-    atomic_write(path, lambda p: p.write_text("\n".join(page), encoding="utf-8"))
+    atomic_write(path, lambda p: p.write_text(page, encoding="utf-8"))
     return path

@@ -6,8 +6,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..maths import accounting, bounds
 from ..audit.run import AuditResult
+from ..maths import accounting, bounds
 
 __all__ = ["similarity_figure", "bound_figure", "budget_axis", "dataset_figure", "solve_figure"]
 

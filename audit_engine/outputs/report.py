@@ -12,8 +12,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..audit.run import AuditResult
 from ..audit.verdict import CANDIDATES
-from ..files import atomic_write, package_versions
+from ..files import atomic_write
 from ..images import array_to_pil, to_uint8
+from .page import figure_html, generated_at, html_page, parameter_sections
 
 __all__ = ["tile", "grid_image", "write_csv", "write_outputs", "format_table", "html_report", "CAVEATS"]
 
@@ -224,10 +225,7 @@ def html_report(
 ) -> str:
     """One self-contained HTML file: images embedded, interactive plots (plotly.js inline),
     every parameter, prior, trials, package versions and date. Opens offline; prints."""
-    import datetime
     import html
-
-    from .. import __version__
 
     esc = html.escape
     verdicts = verdicts or {}
@@ -288,8 +286,7 @@ def html_report(
         return f"{warn}<table>{head}{''.join(rows)}</table>"
 
     params = {
-        "date (UTC)": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-        "engine": f"audit_engine {__version__}",
+        "date (UTC)": generated_at(),
         "prior": f"{ladder.prior_name} ({ladder.prior_source})",
         "privatization": (f"{ladder.mechanism}: clip_C(x) + (C / mu) xi, one DP-SGD step on one "
                           f"image; public clipping bound C = {ladder.clip_norm:.4g} "
@@ -312,35 +309,16 @@ def html_report(
                                                if k in ("ssim", "psnr", "lpips", "mse") and v is not None)
                                      if baseline else "not available for this prior"),
     }
-    params.update({f"package {k}": v for k, v in package_versions().items()})
-    plots = []
-    for i, fig in enumerate(figures):
-        plots.append(fig.to_html(include_plotlyjs=(i == 0), full_html=False,
-                                 config={"displaylogo": False}))
-    current_html = ""
-    if current is not None:
-        current_html = f"<h2>The chosen budget</h2>{sample_rows(current)}"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: center; font-size: 0.9em; }}
-img {{ image-rendering: pixelated; width: 96px; height: 96px; }}
-img.tile {{ width: auto; height: auto; max-width: 320px; }}
-.warn {{ border: 2px solid #b00020; padding: 0.5em; }}
-.params td {{ text-align: left; }}
-@media print {{ .plotly-graph-div {{ page-break-inside: avoid; }} h2 {{ page-break-before: auto; }} }}
-</style></head><body>
-<h1>{esc(title)}</h1>
-<p>What an attacker who knows what images of this kind look like (a diffusion model, the
-"prior") can recover of this image from one DP-SGD step at each privacy budget.
-Privatized = what gradient inversion yields from the noisy gradient; reconstruction = what
-the prior makes of it. Metrics compare each with the original (noisy / reconstruction).</p>
-{current_html}
-<h2>Budget ladder</h2>{sample_rows(ladder)}
-<h2>Similarity and bounds against the budget</h2>{''.join(plots)}
-<h2>Caveats</h2><ul>{''.join(f'<li>{esc(c)}</li>' for c in CAVEATS)}</ul>
-<h2>Parameters</h2><table class="params">{''.join(f'<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>' for k, v in params.items())}</table>
-</body></html>
-"""
+    current_html = "" if current is None else f"<h2>The chosen budget</h2>{sample_rows(current)}"
+    return html_page(title, [
+        "<p>What an attacker who knows what images of this kind look like (a diffusion model, "
+        "the \"prior\") can recover of this image from one DP-SGD step at each privacy "
+        "budget. Privatized = what gradient inversion yields from the noisy gradient; "
+        "reconstruction = what the prior makes of it. Metrics compare each with the original "
+        "(noisy / reconstruction).</p>",
+        current_html,
+        f"<h2>Budget ladder</h2>{sample_rows(ladder)}",
+        f"<h2>Similarity and bounds against the budget</h2>{figure_html(figures)}",
+        f"<h2>Caveats</h2><ul>{''.join(f'<li>{esc(c)}</li>' for c in CAVEATS)}</ul>",
+        parameter_sections(params),
+    ])

@@ -5,9 +5,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..maths import accounting
 from ..attacker.pipeline import MECHANISMS
 from ..attacker.reconstruct import DEFAULT_DDIM_STEPS
+from ..maths import accounting
 
 __all__ = ["DEFAULT_MUS", "DEFAULT_CANDIDATES", "ReproConfig"]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..images import IMAGE_SUFFIXES
 from ..attacker.priors import Prior
+from ..images import IMAGE_SUFFIXES
 
 __all__ = ["IN_DOMAIN", "FACES", "NATURAL", "heldout_images", "folder_images", "ood_sets",
            "candidate_sets"]

@@ -37,16 +37,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..maths import accounting, streams
 from ..attacker import pipeline
 from ..attacker.attacks import noise_aware_labels, unrelated_baseline
 from ..attacker.attributes import classifier_for, classify
 from ..attacker.metrics import METRICS, get_lpips, mean_metrics, similarity
-from ..attacker.priors import Prior, load_prior
 from ..attacker.pipeline import clip_to
+from ..attacker.priors import Prior, load_prior
+from ..maths import accounting, streams
+from ..progress import Progress, within
 from .config import ReproConfig
 from .data import IN_DOMAIN, candidate_sets, folder_images, heldout_images, ood_sets
-from ..progress import Progress, within
 
 __all__ = ["ATTACKS", "POOL_MAX", "Reproduction", "clip_to", "nearest_candidate_draws",
            "nearest_norm_draws", "run_reproduction"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..maths import bounds
 from ..attacker.metrics import METRICS
+from ..maths import bounds
 from .experiment import ATTACKS, Reproduction
 
 __all__ = ["SUCCESS", "ATTRIBUTE", "cluster_interval", "psnr_of_mean_mse", "summarize",

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import torch
 
+from ..docblocks import fill_file
 from .data import IN_DOMAIN
 from .experiment import Reproduction
 from .figures import figures, to_plotly, to_png
 from .stats import summarize, write_csv
-from ..docblocks import fill_file
 from .tables import tables
 
 __all__ = ["run_info", "examples_image", "write_reproduction"]

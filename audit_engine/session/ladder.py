@@ -12,16 +12,22 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..maths import accounting
 from ..attacker.attacks import load_baseline
-from ..caches import LRU
-from ..audit.run import (AuditResult, check_settings, clip_norm_for, continue_audit, default_max_trials,
-                    run_audit)
-from ..maths.mechanism import attacker_scale, check_clip_norm
-from ..images import ImageLike
 from ..attacker.priors import EMBEDDED, REGISTRY, load_prior, prior_status
 from ..attacker.reconstruct import DEFAULT_DDIM_STEPS
 from ..audit.reference import ReferenceUnavailable, reference_for
+from ..audit.run import (
+    AuditResult,
+    check_settings,
+    clip_norm_for,
+    continue_audit,
+    default_max_trials,
+    run_audit,
+)
+from ..caches import LRU
+from ..images import ImageLike
+from ..maths import accounting
+from ..maths.mechanism import attacker_scale, check_clip_norm
 from ..progress import Progress
 
 __all__ = ["SLIDER_RANGE", "LADDER_SIZE", "Settings", "LadderCache", "slider_to_mu", "mu_to_slider",
@@ -315,8 +321,8 @@ def ladder_evaluations(trials: int, steps: int, sampler: str, budgets: int = LAD
 
 def _measured_on_gpu(prior: str) -> float | None:
     """Seconds per evaluation of this prior measured on a GPU here, if it was."""
-    from ..audit import costs
     from ..attacker.priors import PriorUnavailable
+    from ..audit import costs
 
     if not torch.cuda.is_available():
         return None

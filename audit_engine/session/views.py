@@ -9,14 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..maths import accounting
 from ..audit.run import AuditResult, AuditSample
-from .ladder import LadderCache, budget_label, compute_exact, merge
+from ..audit.verdict import SEVERITY, BudgetVerdict
 from ..images import to_uint8
+from ..maths import accounting
 from ..outputs.plots import bound_figure, similarity_figure
 from ..outputs.report import grid_image, html_report, tile
-from ..audit.verdict import SEVERITY, BudgetVerdict
 from ..progress import Progress
+from .ladder import LadderCache, budget_label, compute_exact, merge
 
 __all__ = ["BudgetView", "view_budget", "ladder_verdicts", "verdicts_payload", "display",
            "tries_image", "ladder_image", "figures", "report_html", "compare_budgets",

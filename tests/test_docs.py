@@ -90,3 +90,32 @@ def test_verdict_error_rates_doc_is_generated_and_in_step():
     data = json.loads((root / "docs" / "verdict-error-rates.json").read_text())
     for row in data["rows"]:
         assert row["false_disclosure"] <= 0.025 and row["false_protection"] <= 0.05
+
+
+def test_docs_link_only_to_files_in_the_repository():
+    """Every relative link of the README, docs/ and research/ resolves to a file of the
+    repository, and nothing names a file outside it (the design notes a clone lacks)."""
+    import re
+
+    pages = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "research").glob("*.md"),
+             ROOT / "audit_engine" / "assets" / "prior-mnist32" / "README.md"]
+    broken = []
+    for page in pages:
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # a web address
+            path = (page.parent / target).resolve()
+            if not path.exists() or ROOT not in path.parents:
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+        if "shared/DESIGN" in text or "../shared" in text:
+            broken.append(f"{page.relative_to(ROOT)} names ../shared")
+    assert not broken, broken
+
+
+def test_readme_is_what_a_visitor_needs():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 130
+    commands = [line.strip() for line in text.splitlines() if line.startswith("    python3 -m venv")]
+    assert len(commands) == 2 and "app.py" in commands[0] and "pytest" in commands[1]
+    assert "docs/dashboard.png" in text and (ROOT / "docs" / "dashboard.png").stat().st_size < 1e6

@@ -14,7 +14,8 @@ gradio (the web app is webui/ and app.py). docs/ARCHITECTURE.md draws how data f
     session/    the dashboard's state without gradio: ladder (LadderCache), views
     batch/      many images, resumable, locally or on Ray; the data set's summaries
     reproduce/  the source paper's experiment on any prior
-    training/   priors trained by the project (the embedded digit prior's data)
+    training/   train-prior: a folder of your images made into a prior, with its fitness
+                report and model card
     images, caches, files, progress, docblocks: decoding images, thread-safe caches,
                 atomic writes, the one progress protocol, the docs' generated blocks
     cli         the command line (``privacy-audit`` or ``python -m audit_engine``)
@@ -47,6 +48,7 @@ _PUBLIC = {
     "audit_engine.batch.config": ["BatchConfig"],
     "audit_engine.batch.run": ["run_batch"],
     "audit_engine.images": ["open_image", "ImageError"],
+    "audit_engine.training.train": ["train_prior", "TrainConfig"],
 }
 _WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
 __all__ = ["__version__", *_WHERE]

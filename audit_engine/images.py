@@ -27,7 +27,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = ["ImageLike", "MAX_INPUT_PIXELS", "IMAGE_SUFFIXES", "MODEL_SCALE", "to_model", "model_std",
-           "to_unit", "ImageError", "open_image", "array_to_pil", "to_prior_tensor", "to_uint8"]
+           "to_unit", "ImageError", "open_image", "array_to_pil", "to_prior_tensor", "to_uint8",
+           "stack_to_tensor"]
 
 ImageLike = Union[str, Path, bytes, Image.Image, np.ndarray, torch.Tensor]
 
@@ -192,3 +193,17 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     a = x.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8)
     a = a.permute(1, 2, 0).numpy()
     return a[:, :, 0] if a.shape[2] == 1 else a
+
+
+def stack_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """A stack of uint8 images as (N, C, H, W) floats in [0, 1], whichever layout it was
+    saved in: (N, H, W) grayscale, (N, H, W, C) or (N, C, H, W) with C = 1 or 3 (the held-out
+    images a prior folder ships)."""
+    x = torch.from_numpy(np.asarray(images)).float().div(255)
+    if x.ndim == 3:
+        return x.unsqueeze(1)
+    if x.ndim != 4:
+        raise ValueError(f"cannot read an image stack of shape {tuple(x.shape)}")
+    if x.shape[1] not in (1, 3) and x.shape[-1] in (1, 3):
+        x = x.permute(0, 3, 1, 2)
+    return x.contiguous()

@@ -26,6 +26,10 @@ from ..caches import Memo, reachable
 
 __all__ = [
     "ASSETS",
+    "card_summary",
+    "find_configs",
+    "local_priors",
+    "PRIORS_DIR",
     "EMBEDDED",
     "Prior",
     "PriorSpec",
@@ -75,8 +79,10 @@ REGISTRY: dict[str, PriorSpec] = {
 }
 
 
-def configure_registry(offered: str | None = None) -> dict[str, PriorSpec]:
-    """Restrict the registry to the priors a deployment offers (AUDIT_PRIORS).
+def configure_registry(offered: str | None = None,
+                       directory: str | os.PathLike | None = None) -> dict[str, PriorSpec]:
+    """Restrict the registry to the priors a deployment offers (AUDIT_PRIORS), then add every
+    prior folder under AUDIT_PRIORS_DIR (``local_priors``).
 
     ``offered``: registry keys, Hub ids or local folders separated by commas or spaces, in
     the order they are offered; entries not in the registry are added. The embedded prior always
@@ -84,14 +90,60 @@ def configure_registry(offered: str | None = None) -> dict[str, PriorSpec]:
     """
     offered = os.environ.get("AUDIT_PRIORS", "") if offered is None else offered
     keys = [k for k in re.split(r"[,\s]+", offered) if k]
-    if not keys:
-        return REGISTRY
-    chosen = {EMBEDDED: REGISTRY[EMBEDDED]}
-    for key in keys:
-        chosen[key] = REGISTRY.get(key) or PriorSpec(key, key, key, "configured by AUDIT_PRIORS", 0)
-    REGISTRY.clear()
-    REGISTRY.update(chosen)
+    if keys:
+        chosen = {EMBEDDED: REGISTRY[EMBEDDED]}
+        for key in keys:
+            chosen[key] = REGISTRY.get(key) or PriorSpec(key, key, key,
+                                                         "configured by AUDIT_PRIORS", 0)
+        REGISTRY.clear()
+        REGISTRY.update(chosen)
+    for spec in local_priors(directory):
+        REGISTRY.setdefault(spec.key, spec)
     return REGISTRY
+
+
+PRIORS_DIR = "priors"  # AUDIT_PRIORS_DIR's default, relative to the working directory
+
+
+def card_summary(folder: Path) -> str | None:
+    """The ``summary:`` line of a prior folder's model card front matter (README.md), which
+    ``privacy-audit train-prior`` writes; None without one."""
+    card = Path(folder) / "README.md"
+    try:
+        text = card.read_text()
+    except OSError:
+        return None
+    if not text.startswith("---\n"):
+        return None
+    for line in text.split("---\n")[1].splitlines():
+        if line.startswith("summary:"):
+            value = line.partition(":")[2].strip()
+            try:
+                return str(json.loads(value))
+            except ValueError:
+                return value
+    return None
+
+
+def local_priors(directory: str | os.PathLike | None = None) -> list[PriorSpec]:
+    """Every prior folder directly under ``directory`` (default AUDIT_PRIORS_DIR, else
+    priors/): a diffusers folder (unet/ and a scheduler config), such as
+    ``privacy-audit train-prior`` writes, listed with its card's one-line summary."""
+    root = Path(directory or os.environ.get("AUDIT_PRIORS_DIR") or PRIORS_DIR).expanduser()
+    if not root.is_dir():
+        return []
+    specs = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            unet_dir, _ = find_configs(folder)
+            size = json.loads((unet_dir / "config.json").read_text()).get("sample_size", 0)
+        except (PriorUnavailable, OSError, ValueError):
+            continue
+        size = int(size[0] if isinstance(size, (list, tuple)) else size or 0)
+        summary = card_summary(folder)
+        specs.append(PriorSpec(str(folder), f"{folder.name}: {summary or 'a local prior'}",
+                               str(folder), summary or "a local prior folder", size))
+    return specs
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
@@ -213,7 +265,7 @@ def _hub_cached_folder(repo_id: str) -> Path | None:
         return None
 
 
-def _find_configs(folder: Path) -> tuple[Path, Path]:
+def find_configs(folder: Path) -> tuple[Path, Path]:
     """(folder holding the UNet config + weights, scheduler config file)."""
     unet_dir = folder / "unet" if (folder / "unet" / "config.json").is_file() else folder
     if not (unet_dir / "config.json").is_file():
@@ -233,7 +285,7 @@ def prior_status(name: str) -> tuple[str, str]:
     path = Path(source).expanduser()
     if path.is_dir():
         try:
-            _find_configs(path)
+            find_configs(path)
         except PriorUnavailable as exc:
             return "unavailable", str(exc)
         return "ready", f"local folder {path}"
@@ -259,7 +311,7 @@ def _resolve_folder(name: str) -> tuple[str, Path]:
         return source, path
     if name == EMBEDDED:
         raise PriorUnavailable(f"the embedded prior is missing from {path}; restore assets/ "
-                               "from the repository or retrain it (scripts/train_prior.py)")
+                               "from the repository or reinstall the package")
     if not _looks_like_hub_id(source):
         raise PriorUnavailable(f"prior {source!r} not found: give a local diffusers folder, a Hub "
                                f"id (owner/name) or one of {', '.join(REGISTRY)}")
@@ -316,7 +368,7 @@ def _load(name: str, device: torch.device, dtype: torch.dtype) -> Prior:
     import diffusers
 
     source, folder = _resolve_folder(name)
-    unet_dir, sched_file = _find_configs(folder)
+    unet_dir, sched_file = find_configs(folder)
     sched_cfg = json.loads(sched_file.read_text())
     cls_name = sched_cfg.get("_class_name", "DDPMScheduler")
     sched_cls = getattr(diffusers, cls_name, None) or diffusers.DDPMScheduler

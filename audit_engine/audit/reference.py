@@ -50,7 +50,7 @@ import torch
 from ..attacker.priors import Prior
 from ..attacker.reconstruct import DEFAULT_DDIM_STEPS, default_batch, sample
 from ..caches import Memo
-from ..images import IMAGE_SUFFIXES, to_model
+from ..images import IMAGE_SUFFIXES, stack_to_tensor, to_model
 from ..progress import Progress, counted, within
 
 __all__ = ["write_shipped_reference", "reference_from_arrays", "Reference", "ReferenceUnavailable", "NotPrepared", "reference_for", "typicality",
@@ -261,7 +261,7 @@ def _make(prior: Prior, folder, progress, *, write_to: Path | None = None,
         source = f"{len(images)} images from the folder {Path(folder).name}"
     elif shipped is not None and shipped.is_file():
         held = np.load(shipped)["images"]
-        images = _f(held.reshape(len(held), prior.channels, prior.sample_size, prior.sample_size))
+        images = stack_to_tensor(held)
         source = f"{len(images)} held-out images shipped with the prior (never used in training)"
     else:
         images, source = None, None

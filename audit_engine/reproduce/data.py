@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..attacker.priors import Prior
-from ..images import IMAGE_SUFFIXES
+from ..images import IMAGE_SUFFIXES, stack_to_tensor
 
 __all__ = ["IN_DOMAIN", "FACES", "NATURAL", "heldout_images", "folder_images", "ood_sets",
            "candidate_sets"]
@@ -39,8 +39,7 @@ def heldout_images(prior: Prior, n: int) -> tuple[torch.Tensor, np.ndarray | Non
     labels = held["labels"] if "labels" in held.files else None
     n = min(n, len(held["images"]))
     order = _balanced_order(labels)[:n] if labels is not None else np.arange(n)
-    x = torch.from_numpy(held["images"][order]).float().div(255)
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    x = stack_to_tensor(held["images"][order])
     labels = labels[order] if labels is not None else None
     return _to_channels(x, prior.channels), labels
 

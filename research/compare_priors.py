@@ -53,7 +53,7 @@ MUS = (2.0, 5.0, 10.0)
 
 
 def training_digits(prior_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The prior's training split (uint8 (N, 32, 32), labels), rebuilt as train_prior.py splits."""
+    """The prior's training split (uint8 (N, 32, 32), labels), rebuilt as the embedded prior was split (training.digits)."""
     digits, labels = load_digits()
     held = set(json.loads((prior_dir / "split.json").read_text())["test_indices"])
     keep = np.array([i for i in range(len(digits)) if i not in held])

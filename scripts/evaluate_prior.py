@@ -34,6 +34,7 @@ from audit_engine.attacker.priors import load_prior
 from audit_engine.attacker.reconstruct import sample
 from audit_engine.maths import accounting
 from audit_engine.outputs.report import tile
+from audit_engine.training.digits import recipe_markdown
 
 MUS = [0.5, 1, 2, 5, 10, 20, 50, 100, 200]
 
@@ -178,6 +179,12 @@ Rows: 8 held-out originals (across the classes), then for mu = {', '.join(map(st
 their reconstructions.
 
 ![reconstructions](prior-reconstructions.png)
+
+## Rebuild it with train-prior
+
+<!-- generated:recipe -->
+{recipe_markdown()}
+<!-- /generated -->
 """
     (args.out / "PRIOR.md").write_text(md)
     (args.out / "prior-eval.json").write_text(json.dumps(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from audit_engine import docblocks
 from audit_engine.docblocks import names
+from audit_engine.training.digits import recipe_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +26,7 @@ def stages(info: dict) -> list[dict]:
 
 
 def command(k: int, stage: dict, before: float = 0.0) -> str:
-    """Stage k's train_prior.py command; ``before``: the dropout of the weights it starts
+    """Stage k's command of the retired train_prior.py; ``before``: the dropout of the weights it starts
     from (train_prior.py keeps the --init prior's dropout unless --dropout is given)."""
     args = [f"--out work/prior-stage{k}"]
     if k > 1:
@@ -61,13 +62,22 @@ def render(info: dict, *, candidate: bool = False, block: str = "") -> str:
               "Final loss: mean epsilon-MSE of the stage's last 200 steps (with dropout on, "
               "where the stage has it); it is not a "
               "measure of the samples (docs/PRIOR.md is).", "",
-              "## How to retrain", "",
-              "Each stage writes a checkpoint every 200 steps and resumes from it when run "
-              "again with the same command (a session that stops part-way loses nothing).", "",
-              "    python3 -m venv .venv && .venv/bin/pip install -r requirements-train.txt"]
+              "## How it was trained", "",
+              "The stages ran `scripts/train_prior.py`, retired when `privacy-audit "
+              "train-prior` replaced it (`git log -- scripts/train_prior.py` finds it); its "
+              "commands, as they ran:", ""]
     lines += [f"    {command(k, s, st[k - 2].get('dropout', 0.0) if k > 1 else 0.0)}"
               for k, s in enumerate(st, 1)]
+    lines += [""]
+    if not candidate:
+        lines += ["## How to rebuild it", "", recipe_markdown(), "",
+                  "The rebuilt prior holds out its own digits, so it is a prior of its own "
+                  "(`--prior priors/digits`; the dashboard lists every folder under priors/), "
+                  "not a drop-in for these weights, whose held-out digits and their labels "
+                  "serve the classifier, the reference set and the reproduction. When these "
+                  "weights are replaced, everything that depends on them is regenerated:", ""]
     if candidate:
+        lines += ["The candidate was then compared with the shipped prior:", ""]
         folder, out = ("work/candidate", "research/data/prior-comparison.json") if not block else (
             f"work/candidate-{block}", f"research/data/prior-comparison-{block}.json")
         lines += [f"    cp -r audit_engine/assets/prior-mnist32 {folder}",
@@ -76,8 +86,7 @@ def render(info: dict, *, candidate: bool = False, block: str = "") -> str:
                   f"    .venv/bin/python -m research.compare_priors --b {folder} --seeds 0 1 "
                   f"--out {out} --doc research/PRIOR-COMPARISON.md" + (f" --block {block}" if block else "")]
     else:
-        lines += [f"    cp -r {last}/unet {last}/training.json audit_engine/assets/prior-mnist32/",
-                  "    .venv/bin/python scripts/train_classifier.py --prior audit_engine/assets/prior-mnist32",
+        lines += ["    .venv/bin/python scripts/train_classifier.py --prior audit_engine/assets/prior-mnist32",
                   "    .venv/bin/python scripts/compute_baseline.py --prior audit_engine/assets/prior-mnist32",
                   "    .venv/bin/python scripts/build_reference.py",
                   "    .venv/bin/python scripts/model_card.py",

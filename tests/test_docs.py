@@ -61,7 +61,7 @@ def _script(name: str):
 
 
 def test_retraining_commands_carry_each_stages_dropout():
-    """train_prior.py keeps the --init prior's dropout unless told otherwise, so a stage's
+    """The retired train_prior.py kept the --init prior's dropout unless told otherwise, so a stage's
     command names --dropout exactly where its dropout differs from the weights it starts
     from; a stage written before dropout existed had none."""
     card = _script("model_card")
@@ -70,7 +70,8 @@ def test_retraining_commands_carry_each_stages_dropout():
             "batch_size": 64, "torch": "x"}
     info = {**base, "dropout": 0.0, "previous_stages": [
         dict(base), {**base, "dropout": 0.1}, {**base, "dropout": 0.1}]}
-    commands = [line for line in card.render(info).splitlines() if "train_prior.py" in line]
+    commands = [line for line in card.render(info).splitlines()
+                if line.strip().startswith(".venv/bin/python scripts/train_prior.py")]
     flags = [c.split("--dropout ")[1] if "--dropout" in c else None for c in commands]
     assert flags == [None, "0.1", None, "0"]
     table = [line for line in card.render(info).splitlines() if line.startswith("| 2 ")][0]
@@ -119,3 +120,21 @@ def test_readme_is_what_a_visitor_needs():
     commands = [line.strip() for line in text.splitlines() if line.startswith("    python3 -m venv")]
     assert len(commands) == 2 and "app.py" in commands[0] and "pytest" in commands[1]
     assert "docs/dashboard.png" in text and (ROOT / "docs" / "dashboard.png").stat().st_size < 1e6
+
+
+def test_the_embedded_prior_recipe_is_one_train_prior_command_in_step_everywhere():
+    """docs/PRIOR.md and the model card print the same recipe, from training/digits.py."""
+    from audit_engine.training.digits import RECIPE, recipe_markdown
+
+    assert sum(line.startswith("privacy-audit train-prior") for line in RECIPE) == 1
+    assert block((ROOT / "docs" / "PRIOR.md").read_text(), "recipe") == recipe_markdown()
+    card = (ROOT / "audit_engine" / "assets" / "prior-mnist32" / "README.md").read_text()
+    assert recipe_markdown() in card
+
+
+def test_training_throughput_in_performance_doc_is_its_run():
+    from bench.training import BLOCK, render
+
+    data = json.loads((ROOT / "docs" / "training-throughput.json").read_text())
+    assert block((ROOT / "docs" / "PERFORMANCE.md").read_text(), BLOCK) == render(data)
+    assert data["rows"][0]["ratio"] == 1.0 and all(r["images_per_s"] > 0 for r in data["rows"])

@@ -19,7 +19,12 @@ from conftest import ring_images
 from PIL import Image
 
 from audit_engine.training.data import holdout_of, read_folder
-from audit_engine.training.train import TrainConfig, TrainingInterrupted, train_prior
+from audit_engine.training.train import (
+    TrainConfig,
+    TrainingInterrupted,
+    _latest_checkpoint,
+    train_prior,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,7 +95,7 @@ def test_the_output_is_a_diffusers_folder_with_its_card_and_checks(trained, ring
     for name in ("errors.csv", "training.json", "split.json", "heldout.npz", "reference.npz",
                  "README.md", "samples.png", "loss.png"):
         assert (out / name).is_file(), name
-    assert not (out / "checkpoint").exists()  # removed once the run is complete
+    assert not (out / "checkpoints").exists()  # removed once the run is complete
     errors = (out / "errors.csv").read_text()
     assert "broken.png" in errors and "notes.txt" in errors
     saved = json.loads((out / "training.json").read_text())
@@ -164,7 +169,7 @@ def test_a_killed_run_resumes_to_the_same_weights(rings, tmp_path):
     train_prior(rings, tmp_path / "a", cfg, fitness=False)
     with pytest.raises(TrainingInterrupted):
         train_prior(rings, tmp_path / "b", cfg, fitness=False, stop_after=12)
-    assert json.loads((tmp_path / "b" / "checkpoint" / "progress.json").read_text())["step"] == 10
+    assert json.loads((_latest_checkpoint(tmp_path / "b") / "progress.json").read_text())["step"] == 10
     train_prior(rings, tmp_path / "b", cfg, fitness=False, resume=True)
     assert weights(tmp_path / "a") == weights(tmp_path / "b")
 
@@ -174,10 +179,10 @@ def test_a_killed_run_resumes_to_the_same_weights(rings, tmp_path):
     run = lambda: subprocess.Popen([sys.executable, "-c", code, str(rings), str(tmp_path / "c")],  # noqa: E731
                                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proc = run()
-    progress = tmp_path / "c" / "checkpoint" / "progress.json"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if progress.is_file() and json.loads(progress.read_text())["step"] >= 10:
+        latest = _latest_checkpoint(tmp_path / "c")
+        if latest is not None and json.loads((latest / "progress.json").read_text())["step"] >= 10:
             break
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
@@ -260,7 +265,11 @@ def test_the_command_line_refuses_plainly_and_never_overwrites(tmp_path, capsys,
                                                 checkpoint_every=2), fitness=False, stop_after=3)
     assert main(["train-prior", str(rings), "--out", str(stopped)]) == 2
     assert "--resume" in capsys.readouterr().err  # the unfinished run is kept
-    assert (stopped / "checkpoint" / "progress.json").is_file()
+    assert _latest_checkpoint(stopped) is not None
+    # resuming with other settings is refused, not mixed
+    assert main(["train-prior", str(rings), "--out", str(stopped), "--resume", "--size", "16",
+                 "--steps", "9", "--batch-size", "8"]) == 2
+    assert "other settings (steps)" in capsys.readouterr().err
 
 
 def test_the_architecture_table_keeps_the_embedded_prior_at_32_pixels():

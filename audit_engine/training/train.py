@@ -12,8 +12,9 @@ Determinism and resuming: the order of the images in epoch e is a permutation dr
 (seed, e), and the noise and timesteps of step s from (seed, s, process), so no random state
 has to survive an interruption. Every ``checkpoint_every`` steps accelerate's state (model,
 optimizer, learning-rate schedule, EMA) and the loss curve are written to a temporary
-folder that then replaces ``PRIOR/checkpoint`` (a run killed mid-write leaves the previous
-checkpoint). ``resume=True`` continues from it and ends with the same weights as an
+folder ``PRIOR/checkpoints/step-N``, and only then does the pointer
+``PRIOR/checkpoints/latest`` (written atomically) name it: a run killed at any point leaves a
+complete checkpoint. ``resume=True`` continues from it and ends with the same weights as an
 uninterrupted run with the same seed: bit for bit on the CPU (tests/test_training.py); on
 a GPU up to the non-determinism of its kernels (cuDNN, atomics), so closely but not bit for
 bit unless PyTorch's deterministic algorithms are enabled.
@@ -43,6 +44,7 @@ __all__ = ["TrainConfig", "train_prior", "TrainingInterrupted", "DEFAULT_STEPS"]
 
 DEFAULT_STEPS = 1000  # about 15 minutes at 32 pixels on a 2-core CPU (docs/PERFORMANCE.md)
 PACKAGES = ("torch", "diffusers", "accelerate", "numpy", "safetensors")
+CHECKPOINTS = "checkpoints"  # PRIOR/checkpoints/step-N and the pointer PRIOR/checkpoints/latest
 
 
 class TrainingInterrupted(RuntimeError):
@@ -91,6 +93,15 @@ def _init_model(init: str):
     unet = UNet2DModel.from_pretrained(unet_dir, local_files_only=True, torch_dtype=torch.float32)
     sched = DDPMScheduler.from_config(prior.scheduler_config)
     return unet, sched, prior.sample_size, prior.channels
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    """The newest complete checkpoint of an unfinished run in ``out``, or None."""
+    pointer = Path(out) / CHECKPOINTS / "latest"
+    if not pointer.is_file():
+        return None
+    folder = pointer.parent / pointer.read_text().strip()
+    return folder if (folder / "progress.json").is_file() else None
 
 
 def _step_generator(seed: int, step: int, rank: int) -> torch.Generator:
@@ -164,10 +175,10 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
         unet_config(cfg.size, cfg.channels or 1)  # an unknown size fails before any work
     if not 0 < cfg.ema_decay < 1:
         raise ValueError(f"--ema-decay must lie strictly between 0 and 1, got {cfg.ema_decay}")
-    if not resume and (out / "checkpoint").is_dir():
+    if not resume and _latest_checkpoint(out) is not None:
         raise ValueError(f"{out} holds the checkpoint of an unfinished run: add --resume to "
-                         "continue it, or delete its checkpoint folder to start again")
-    if (out / "training.json").is_file() and not (out / "checkpoint").is_dir():
+                         "continue it, or delete its checkpoints folder to start again")
+    if (out / "training.json").is_file() and _latest_checkpoint(out) is None:
         raise ValueError(f"{out} already holds a trained prior (training.json): choose another "
                          "--out, or delete it first")
     say(0.0, "reading the images")
@@ -208,11 +219,16 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
     abar = scheduler.alphas_cumprod.to(accelerator.device)
     target_kind = scheduler.config.get("prediction_type", "epsilon")
 
-    checkpoint = out / "checkpoint"
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("extra", "checkpoint_every")}
     step, losses, elapsed_before, seen = 0, [], 0.0, 0
-    if resume and checkpoint.is_dir():
-        accelerator.load_state(str(checkpoint))
-        state = json.loads((checkpoint / "progress.json").read_text())
+    latest = _latest_checkpoint(out) if resume else None
+    if latest is not None:
+        state = json.loads((latest / "progress.json").read_text())
+        if state["settings"] != settings:
+            changed = sorted(k for k in settings if state["settings"].get(k) != settings[k])
+            raise ValueError(f"the checkpoint in {out} was made with other settings "
+                             f"({', '.join(changed)}): resume with the same ones")
+        accelerator.load_state(str(latest))
         step, losses, elapsed_before = state["step"], state["losses"], state["elapsed_s"]
         seen = state["images_seen"]
         say(step / total, f"resumed at step {step} of {total}")
@@ -220,18 +236,19 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
         say(0.0, f"no checkpoint in {out}: starting from the first step")
 
     def save_checkpoint() -> None:
-        tmp = out / "checkpoint.tmp"
+        """checkpoints/step-N (accelerate's state, then progress.json), then the pointer
+        checkpoints/latest, written atomically: a kill at any point leaves a complete one."""
+        folder = out / CHECKPOINTS / f"step-{step:08d}"
         accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp))
+        accelerator.save_state(str(folder))
         if main:
-            (tmp / "progress.json").write_text(json.dumps(
-                {"step": step, "losses": losses, "images_seen": seen,
+            (folder / "progress.json").write_text(json.dumps(
+                {"step": step, "losses": losses, "images_seen": seen, "settings": settings,
                  "elapsed_s": elapsed_before + time.time() - t0}))
-            old = out / "checkpoint.old"
-            if checkpoint.is_dir():
-                checkpoint.replace(old)
-            tmp.replace(checkpoint)
-            shutil.rmtree(old, ignore_errors=True)
+            atomic_write(out / CHECKPOINTS / "latest", lambda p: p.write_text(folder.name))
+            for old in (out / CHECKPOINTS).glob("step-*"):
+                if old != folder:
+                    shutil.rmtree(old, ignore_errors=True)
         accelerator.wait_for_everyone()
 
     per_epoch = len(loader)
@@ -313,6 +330,6 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
         info["fitness"] = report
         atomic_write(out / "training.json", lambda p: p.write_text(json.dumps(info, indent=1)))
         write_card(out, info)
-    shutil.rmtree(checkpoint, ignore_errors=True)
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     say(1.0, f"wrote {out}")
     return info

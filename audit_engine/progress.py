@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["Progress", "silent", "within", "counted"]
+__all__ = ["Progress", "silent", "within", "counted", "time_left"]
 
 
 class Progress(Protocol):
@@ -30,3 +30,12 @@ def counted(progress: Progress | None, done: int, total: int, what: str) -> None
     """Report ``done`` of ``total`` units of ``what`` ("reverse diffusion step 3/10")."""
     if progress is not None:
         progress(done / total if total else 1.0, f"{what} {done}/{total}")
+
+
+def time_left(done: int, total: int, elapsed: float) -> str:
+    """"12 s left" / "3.4 min left" from the pace so far (``elapsed`` seconds for ``done`` of
+    ``total`` units)."""
+    if done == 0:
+        return "estimating the time left"
+    left = elapsed / done * (total - done)
+    return f"{left / 60:.1f} min left" if left >= 60 else f"{left:.0f} s left"

@@ -71,7 +71,7 @@ if TYPE_CHECKING:  # the audit's result, which the judge writes its verdicts int
 __all__ = ["Z95", "wilson_interval", "exact_interval", "one_sided_bounds", "decide", "looks",
            "TOLERANCE", "ALPHA_DISCLOSURE", "ALPHA_PROTECTION", "GALLERY_TRIES",
            "ATTRIBUTE_CONFIDENCE", "DOMAIN_PERCENTILE", "DOMAIN_FACTOR", "domain_threshold",
-           "in_domain", "domain_check", "Judge", "CANDIDATES", "LABELS", "PROTECTED", "UNDETERMINED", "SEVERITY",
+           "in_domain", "outside_domain", "domain_check", "Judge", "CANDIDATES", "LABELS", "PROTECTED", "UNDETERMINED", "SEVERITY",
            "ATTACKERS", "AttackVerdict", "Attribute", "BudgetVerdict", "worst", "error_rates"]
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
@@ -159,6 +159,15 @@ def domain_threshold(reference_distances) -> float:
 
 def in_domain(distance: float, threshold: float) -> bool:
     return distance <= threshold
+
+
+def outside_domain(calibration: np.ndarray, profiles: np.ndarray) -> np.ndarray:
+    """Which typicality profiles a domain check calibrated on the profiles ``calibration``
+    (the reference images') puts outside the domain (the evaluations' two-fold rule: one
+    half calibrates, the other is judged)."""
+    ref = Reference(images=torch.zeros(1), samples=torch.zeros(1), profiles=calibration,
+                    source="calibration")
+    return ~in_domain(ref.distance(profiles), domain_threshold(ref.distances))
 
 
 def domain_check(ref: Reference, profile: np.ndarray) -> dict:

@@ -31,20 +31,13 @@ from ..attacker.priors import load_prior
 from ..audit.solve import LEVELS
 from ..files import atomic_write
 from ..maths import accounting
-from ..progress import Progress, silent
+from ..progress import Progress, silent, time_left
 from .config import ENGINES, BatchConfig, is_complete, list_images
 from .solve_report import summarize_solve, write_solve_outputs
 from .summary import summarize_batch, write_report, write_summary
 from .work import audit_image
 
 __all__ = ["run_batch"]
-
-def _eta(done: int, total: int, t0: float) -> str:
-    if done == 0:
-        return "estimating"
-    left = (time.perf_counter() - t0) / done * (total - done)
-    return f"{left / 60:.1f} min left" if left >= 60 else f"{left:.0f} s left"
-
 
 def run_batch(folder: Path, out: Path, cfg: BatchConfig, *, engine: str = "local",
               workers: int = 1, address: str | None = None,
@@ -70,7 +63,7 @@ def run_batch(folder: Path, out: Path, cfg: BatchConfig, *, engine: str = "local
 
     def done(k: int, name: str) -> None:
         say((k + 1) / len(todo), f"image {k + 1} of {len(todo)}: {name}; "
-                                 f"{_eta(k + 1, len(todo), t0)}")
+                                 f"{time_left(k + 1, len(todo), time.perf_counter() - t0)}")
 
     say(0.0, f"{len(files) - len(todo)} of {len(files)} files already complete")
     if engine == "local":

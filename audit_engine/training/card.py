@@ -81,7 +81,7 @@ def render(info: dict, name: str) -> str:
                   + ("n/a" if f.get("data_copying_p") is None else
                      f"{f['heldout_median_nearest_distance']:.2f} (p = {f['data_copying_p']:.2g})")
                   + " |",
-                  f"| denoising loss: training / held-out images | {f['train_loss']:.4f} / "
+                  f"| denoising error: training / held-out images | {f['train_loss']:.4f} / "
                   + ("n/a" if f["heldout_loss"] is None else f"{f['heldout_loss']:.4f}") + " |",
                   f"| loss: first / tenth before last / last tenth | {f['loss_first_tenth']:.4f} / "
                   f"{f['loss_tenth_before']:.4f} / {f['loss_last_tenth']:.4f} |",

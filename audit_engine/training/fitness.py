@@ -15,8 +15,8 @@
   images than the held-out images do (one-sided Mann-Whitney, p < DATA_COPYING_P, and a
   median distance below 0.8 of theirs) copy without being exact copies. A prior that copies its training images reconstructs them from noise: it would call
   any image like them "recognisable", and its verdicts would overstate what DP leaks.
-- **Generalisation**: the denoising loss at fixed timesteps and noise on training images
-  against held-out images; far better on the training images (GENERALISATION_GAP) is the
+- **Generalisation**: the denoising error at the domain check's fixed timesteps and noise
+  (reference.typicality) on training images against held-out images; far better on the training images (GENERALISATION_GAP) is the
   other sign of a prior that memorises.
 - **Convergence**: the loss over the last tenth of training against the first tenth and
   against the tenth before it.
@@ -89,39 +89,23 @@ def flat_images(size: int, channels: int) -> torch.Tensor:
     return torch.stack([x.contiguous() for x in images])
 
 
-def _denoising_loss(prior, images: torch.Tensor, timesteps=(50, 200, 500)) -> float:
-    """Mean noise-prediction MSE at fixed timesteps and fixed noise."""
-    from ..images import to_model
+def _denoising_error(profiles: np.ndarray) -> float:
+    """The mean denoising MSE of typicality profiles (reference.typicality: log errors at
+    fixed timesteps and noise, then the image statistics)."""
+    from ..audit.reference import IMAGE_STATISTICS
 
-    g = torch.Generator().manual_seed(0)
-    abar = prior.alphas_cumprod
-    errors = []
-    with torch.inference_mode():
-        for chunk in images[:256].split(64):
-            y = to_model(chunk.float())
-            for t in timesteps:
-                e = torch.randn(y.shape, generator=g)
-                a = float(abar[t])
-                x_t = a ** 0.5 * y + (1 - a) ** 0.5 * e
-                pred = prior.predict_eps(x_t.to(prior.device), torch.full((len(y),), t,
-                                                                         device=prior.device))
-                errors.append((pred.float().cpu() - e).pow(2).flatten(1).mean(1))
-    return float(torch.cat(errors).mean())
+    return float(np.exp(profiles[:, :-len(IMAGE_STATISTICS)]).mean())
 
 
 def _two_fold(profiles: np.ndarray) -> float:
     """The share of held-out images inside the domain when each half calibrates the check
     for the other."""
-    from ..audit.reference import Reference
-    from ..audit.verdict import domain_threshold
+    from ..audit.verdict import outside_domain
 
     halves = [np.arange(0, len(profiles), 2), np.arange(1, len(profiles), 2)]
-    inside = 0
-    for calib, judged in (halves, halves[::-1]):
-        ref = Reference(images=torch.zeros(1), samples=torch.zeros(1), profiles=profiles[calib],
-                        source="fold")
-        inside += int(np.sum(ref.distance(profiles[judged]) <= domain_threshold(ref.distances)))
-    return inside / len(profiles)
+    outside = sum(int(outside_domain(profiles[calib], profiles[judged]).sum())
+                  for calib, judged in (halves, halves[::-1]))
+    return 1 - outside / len(profiles)
 
 
 def check_fitness(folder: Path, data: ImageFolder, info: dict, *,
@@ -136,8 +120,7 @@ def check_fitness(folder: Path, data: ImageFolder, info: dict, *,
     say = progress or silent
     prior = load_prior(str(folder), device="cpu", dtype=torch.float32)
     report: dict = {"train_images": len(data.train), "heldout_images": len(data.heldout)}
-    if len(data.heldout) < MIN_HELDOUT:
-        (Path(folder) / "heldout.npz").unlink(missing_ok=True)
+    if len(data.heldout) < MIN_HELDOUT:  # train.py then writes no heldout.npz
         report["reference"] = (f"only {len(data.heldout)} held-out images (fewer than "
                                f"{MIN_HELDOUT}): the reference set is sampled from the prior")
     say(1.0, "building the reference set of the held-out images (look-alikes, domain check)")
@@ -171,9 +154,11 @@ def check_fitness(folder: Path, data: ImageFolder, info: dict, *,
             report["data_copying_p"] = data_copying_p(dist, held_dist)
     else:
         report["near_copies"] = None
+    # generalisation: the held-out images' profiles are the reference set's when it is theirs
     heldout = torch.from_numpy(data.heldout).float().div(255)
-    report["train_loss"] = _denoising_loss(prior, train)
-    report["heldout_loss"] = _denoising_loss(prior, heldout) if len(heldout) else None
+    report["train_loss"] = _denoising_error(typicality(prior, train[:256]))
+    report["heldout_loss"] = (None if not len(heldout) else _denoising_error(
+        np.asarray(ref.profiles) if len(heldout) >= MIN_HELDOUT else typicality(prior, heldout)))
 
     curve = info["loss"]["curve"]
     tenth = max(1, len(curve) // 10)

@@ -36,9 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from ..files import atomic_write, package_versions
-from ..progress import Progress, silent
+from ..progress import Progress, silent, time_left
 from .architectures import build_scheduler, build_unet, unet_config
 from .data import ImageFolder, read_folder, write_errors
+from .fitness import MIN_HELDOUT
 
 __all__ = ["TrainConfig", "train_prior", "TrainingInterrupted", "DEFAULT_STEPS"]
 
@@ -74,10 +75,12 @@ class TrainConfig:
         return self.lr if self.lr is not None else (1e-4 if self.init else 5e-4)
 
 
-def _mixed_precision(choice: str) -> str:
+def _mixed_precision(choice: str, cpu: bool = False) -> str:
+    """accelerate's mixed_precision for ``--mixed-precision``: "auto" is bf16 (or fp16) on a
+    GPU and none on the CPU."""
     if choice != "auto":
         return choice
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and not cpu:
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "no"
 
@@ -127,13 +130,6 @@ class _EpochSampler(torch.utils.data.Sampler):
         return iter(torch.randperm(self.n, generator=g).tolist())
 
 
-def _eta(done: int, total: int, elapsed: float) -> str:
-    if done == 0:
-        return "estimating the time left"
-    left = elapsed / done * (total - done)
-    return f"{left / 60:.1f} min left" if left >= 60 else f"{left:.0f} s left"
-
-
 def _hardware(accelerator) -> dict:
     dev = accelerator.device
     info = {"device": str(dev), "processes": accelerator.num_processes,
@@ -159,8 +155,8 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
     cfg = cfg or TrainConfig()
     say = progress or silent
     out = Path(out)
-    accelerator = Accelerator(cpu=cfg.cpu, mixed_precision=(
-        "no" if cfg.cpu and cfg.mixed_precision == "auto" else _mixed_precision(cfg.mixed_precision)))
+    accelerator = Accelerator(cpu=cfg.cpu,
+                              mixed_precision=_mixed_precision(cfg.mixed_precision, cfg.cpu))
     main = accelerator.is_main_process
     set_seed(cfg.seed)  # the new UNet's initial weights (and dropout) follow the seed
 
@@ -282,7 +278,7 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
             if step % 10 == 0 or step == total:
                 el = elapsed_before + time.time() - t0
                 say(step / total, f"step {step}/{total}, loss {np.mean(losses[-50:]):.4f}, "
-                                  f"{_eta(step, total, el)}")
+                                  f"{time_left(step, total, el)}")
             if step % cfg.checkpoint_every == 0 and step < total:
                 save_checkpoint()
             if stop_after is not None and step >= stop_after:
@@ -298,7 +294,8 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
     final = UNet2DModel.from_config(accelerator.unwrap_model(unet).config)
     ema.copy_to(final.parameters())
     DDPMPipeline(unet=final, scheduler=scheduler).save_pretrained(out, safe_serialization=True)
-    np.savez_compressed(out / "heldout.npz", images=data.heldout)
+    if len(data.heldout) >= MIN_HELDOUT:  # enough to be the reference set (fitness.py)
+        np.savez_compressed(out / "heldout.npz", images=data.heldout)
     atomic_write(out / "split.json", lambda p: p.write_text(json.dumps(
         {"rule": f"held out when the SHA-256 of the file's bytes, read as a number in [0, 1), "
                  f"is below {cfg.holdout}", "heldout": data.heldout_files,

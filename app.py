@@ -6,6 +6,10 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a privacy tool does not phone home
 
+from webui.memory import limit_arenas  # noqa: E402  (before any worker thread allocates)
+
+limit_arenas()
+
 import gradio as gr
 
 from audit_engine.attacker.reconstruct import DEFAULT_DDIM_STEPS
@@ -29,15 +33,18 @@ from webui.config import (
     DEFAULT_PRIOR,
     EXAMPLES,
     MAX_DATASET,
+    MAX_SESSIONS,
     MAX_UPLOAD,
     MODEL_CONCURRENCY,
     QUEUE_SIZE,
+    SESSION_TTL,
     check_launch_environment,
 )
 from webui.texts import DATASET_INTRO, INTRO, WHAT
 
 with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
-    session = gr.State(None)
+    # one visitor's ladder, dropped SESSION_TTL s after its last change (MAX_SESSIONS at most)
+    session = gr.State(None, time_to_live=SESSION_TTL)
     gr.Markdown(INTRO)
     with gr.Accordion("What am I looking at?", open=False):
         gr.Markdown(WHAT + "\n\n**Caveats**\n" + "\n".join(f"- {c}" for c in CAVEATS))
@@ -181,7 +188,7 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
         h.dataset, [ds_files, prior, delta, steps, trials, seed, clip],
         [ds_summary, ds_plot, ds_report], api_visibility="private", **model)
     # the priors' states (a Hub prior becomes available when the network returns)
-    demo.load(lambda: gr.Dropdown(choices=h.prior_choices()), None, [prior], queue=False,
+    demo.load(h.prior_selector, None, [prior], queue=False,
               api_visibility="private")
     # the selector shows each prior's preparation ("preparing (n%)") until all are settled
     timer = gr.Timer(5)
@@ -198,6 +205,7 @@ def launch(**overrides):
     Space sets both), else 127.0.0.1 and the first free port from 7860."""
     check_launch_environment()
     kwargs = dict(max_file_size=MAX_UPLOAD, run_history=False, footer_links=["api"],
+                  state_session_capacity=MAX_SESSIONS,
                   allowed_paths=[], theme=THEME, css=CSS)
     kwargs.update(overrides)
     # no request builds a reference set: the embedded prior is prepared now (seconds), the

@@ -70,6 +70,11 @@ class Memo(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         self._values[key] = (value, self.clock())
 
+    def peek(self, key: K) -> V | None:
+        """The value built for ``key`` if there is a fresh one, else None; never builds."""
+        entry = self._values.get(key)
+        return entry[0] if self._fresh(entry) else None
+
     def empty_copy(self) -> "Memo[K, V]":
         """A new, empty memo with this one's policy (what counts as a failure, when it is
         tried again, the clock)."""

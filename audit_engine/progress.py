@@ -6,9 +6,11 @@ calls with ``within``. The CLI prints it; the dashboard passes Gradio's ``gr.Pro
 which has the same signature."""
 from __future__ import annotations
 
-from typing import Protocol
+import time
+from typing import Callable, Protocol
 
-__all__ = ["Progress", "silent", "within", "counted", "time_left"]
+__all__ = ["Progress", "silent", "within", "counted", "time_left", "Deadline", "TimeLimit",
+           "seconds_left"]
 
 
 class Progress(Protocol):
@@ -19,11 +21,54 @@ def silent(fraction: float, message: str) -> None:
     """The progress of nobody watching."""
 
 
+class TimeLimit(TimeoutError):
+    """Work stopped because its request ran past its time limit (``Deadline``)."""
+
+
+class Deadline:
+    """A progress that ends the work once ``limit_s`` seconds have passed since it was made
+    (raising TimeLimit at the next progress call before the end) and says how long is left (``left()``), so
+    that optional work (the sequential rule's further tries) is started only when it can
+    finish in time. ``progress``: where the messages go."""
+
+    def __init__(self, limit_s: float, progress: Callable | None = None, *,
+                 clock: Callable[[], float] = time.monotonic):
+        self.limit_s, self.progress, self.clock = float(limit_s), progress, clock
+        self.start = clock()
+
+    def left(self) -> float:
+        return self.limit_s - (self.clock() - self.start)
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.left() < 0 and fraction < 1.0:  # finished work is never thrown away
+            raise TimeLimit(f"ran past the limit of {self.limit_s:g} s")
+        if self.progress is not None:
+            self.progress(fraction, message)
+
+
+class _Part:
+    """``within``'s progress: a part of the range, which keeps the outer one's deadline."""
+
+    def __init__(self, say: Progress, lo: float, hi: float, prefix: str, left):
+        self.say, self.lo, self.hi, self.prefix = say, lo, hi, prefix
+        if left is not None:
+            self.left = left
+
+    def __call__(self, f: float, m: str) -> object:
+        return self.say(self.lo + (self.hi - self.lo) * f,
+                        f"{self.prefix}: {m}" if self.prefix else m)
+
+
 def within(progress: Progress | None, lo: float, hi: float, prefix: str = "") -> Progress:
     """A progress for a part of the work: its 0..1 maps to ``lo..hi`` of ``progress``, its
-    messages prefixed with ``prefix`` (a ``": "`` is put between)."""
-    say = progress or silent
-    return lambda f, m: say(lo + (hi - lo) * f, f"{prefix}: {m}" if prefix else m)
+    messages prefixed with ``prefix`` (a ``": "`` is put between); a deadline is kept."""
+    return _Part(progress or silent, lo, hi, prefix, getattr(progress, "left", None))
+
+
+def seconds_left(progress: Progress | None) -> float:
+    """The seconds left before ``progress``'s deadline (``Deadline``); infinite without one."""
+    left = getattr(progress, "left", None)
+    return float("inf") if left is None else float(left())
 
 
 def counted(progress: Progress | None, done: int, total: int, what: str) -> None:

@@ -42,12 +42,15 @@ def compute() -> dict:
             at_chance = error_rates(first, cap, c, c)
             at_tol = error_rates(first, cap, c, c + TOLERANCE)
             at_high = error_rates(first, cap, c, min(1.0, c + 0.3))
+            # 12 significant digits: the last bits of a float sum differ between machines'
+            # numerical libraries, and the check must not depend on them
+            r12 = lambda v: float(f"{v:.12g}")
             rows.append({"attacker": name, "looks": looks(first, cap), "chance": c,
-                         "false_disclosure": at_chance["disclosure"],
-                         "false_protection": at_tol["protection"],
-                         "protected_at_chance": at_chance["protection"],
-                         "tries_at_chance": at_chance["expected_tries"],
-                         "disclosure_at_chance_plus_0.3": at_high["disclosure"]})
+                         "false_disclosure": r12(at_chance["disclosure"]),
+                         "false_protection": r12(at_tol["protection"]),
+                         "protected_at_chance": r12(at_chance["protection"]),
+                         "tries_at_chance": r12(at_chance["expected_tries"]),
+                         "disclosure_at_chance_plus_0.3": r12(at_high["disclosure"])})
     return {"tolerance": TOLERANCE, "alpha_disclosure": ALPHA_DISCLOSURE,
             "alpha_protection": ALPHA_PROTECTION, "rows": rows}
 

@@ -138,3 +138,13 @@ def test_training_throughput_in_performance_doc_is_its_run():
     data = json.loads((ROOT / "docs" / "training-throughput.json").read_text())
     assert block((ROOT / "docs" / "PERFORMANCE.md").read_text(), BLOCK) == render(data)
     assert data["rows"][0]["ratio"] == 1.0 and all(r["images_per_s"] > 0 for r in data["rows"])
+
+
+
+def test_memory_bound_in_the_docs_is_its_run():
+    """The memory at the bounds in docs/DEPLOYMENT.md is what the run wrote."""
+    from bench import memory_bound
+
+    mem = json.loads((ROOT / "docs" / "memory-bound.json").read_text())
+    assert (block((ROOT / "docs" / "DEPLOYMENT.md").read_text(), memory_bound.BLOCK)
+            == memory_bound.render(mem))

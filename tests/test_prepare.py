@@ -158,10 +158,11 @@ def test_an_infeasible_prior_is_refused_with_its_estimate_even_while_prepared(
     device = default_device()
     store = {costs.key_for(key, device, default_dtype(device)): 5.0}  # 5 s per evaluation
     monkeypatch.setattr(costs, "per_eval", lambda k: store.get(k))
+    monkeypatch.setattr(costs, "probe", lambda prior: 5.0)  # and so does a probe now
     prep = Preparer([key], run=lambda *a, **k: threading.Event().wait(30),  # never finishes
                     measure=None)
     monkeypatch.setattr(h, "PREPARER", prep)
     prep.start()
-    with pytest.raises(gr.Error, match=r"UNet evaluations of this prior: about [\d,]+ s"):
+    with pytest.raises(gr.Error, match=r"UNet evaluations of this prior before its first verdict: about [\d,]+ s"):
         list(h.run(array_to_pil(digit_image), key, "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None,
                    progress=lambda *a, **k: None))

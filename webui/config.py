@@ -28,6 +28,11 @@ TEMP_DIR = Path(os.environ.get("GRADIO_TEMP_DIR", Path(tempfile.gettempdir()) / 
 REPORT_DIR = TEMP_DIR / "reports"
 IMAGE_DIR = TEMP_DIR / "audit-images"  # result images, named by content (files.png)
 DATASET_DIR = TEMP_DIR / "datasets"  # per session: links to its uploads, and the batch outputs
+# per-visitor state: a visitor's ladder is dropped SESSION_TTL seconds after it was last
+# changed, and at most MAX_SESSIONS visitors' states are kept (the least recently active
+# dropped first); their files (reports, data-set runs, uploads) go with them
+SESSION_TTL = float(os.environ.get("AUDIT_SESSION_TTL", "3600"))
+MAX_SESSIONS = int(os.environ.get("AUDIT_MAX_SESSIONS", "100"))
 MAX_DATASET = int(os.environ.get("AUDIT_MAX_DATASET", "50"))  # images per data-set audit
 DATASET_EPS = (1.0, 3.0, 8.0, 100.0, 1000.0)  # the budgets of a data-set audit
 

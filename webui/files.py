@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -13,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image as PILImage
 
-from .config import EXAMPLES, IMAGE_DIR, ROOT
+from .config import DATASET_DIR, EXAMPLES, IMAGE_DIR, REPORT_DIR, ROOT, SESSION_TTL
 
 # Uploads each session used, removed when it ends. Gradio stores an upload under a folder
 # named by its content's hash, so two sessions uploading the same picture share one path;
@@ -24,8 +25,55 @@ _UPLOADS_LOCK = threading.Lock()
 _EXAMPLE_BYTES = {Path(p).name: (ROOT / p).read_bytes() for p in EXAMPLES}
 
 
+_SEEN: dict[str, float] = {}  # session -> when it last used a file here (time.time())
+
+
+def touch_session(session_hash: str | None) -> None:
+    """Note that a session is active (its files are kept while it is)."""
+    if session_hash:
+        with _UPLOADS_LOCK:
+            _SEEN[session_hash] = time.time()
+
+
+def sweep_sessions(dirs: tuple[Path, ...] = (REPORT_DIR, DATASET_DIR), *,
+                   max_age: float = SESSION_TTL, every: float = 60.0) -> None:
+    """Files of sessions that ended without saying so (API clients, closed laptops): the
+    uploads, reports and data-set runs of every session not active for ``max_age`` seconds
+    are removed, at most once every ``every`` seconds."""
+    now = time.time()
+    if now - _SESSIONS_SWEPT[0] < every:
+        return
+    _SESSIONS_SWEPT[0] = now
+    with _UPLOADS_LOCK:
+        stale = [s for s, t in _SEEN.items() if now - t > max_age]
+    for s in stale:
+        forget_session(s, dirs)
+    for top in dirs:  # also those of an earlier server process
+        for p in top.glob("*") if top.is_dir() else ():
+            try:
+                if p.name not in _SEEN and now - p.stat().st_mtime > max_age:
+                    shutil.rmtree(p, ignore_errors=True)
+            except OSError:
+                pass
+
+
+_SESSIONS_SWEPT = [0.0]
+
+
+def forget_session(session_hash: str, dirs: tuple[Path, ...] = (REPORT_DIR, DATASET_DIR)) -> None:
+    """A session's files: its folders under ``dirs`` (reports, data-set runs) and the uploads
+    no other session uses."""
+    for top in dirs:
+        shutil.rmtree(top / session_hash, ignore_errors=True)
+    forget_uploads(session_hash)
+    with _UPLOADS_LOCK:
+        _SEEN.pop(session_hash, None)
+
+
 def remember_upload(path: str, request: gr.Request | None) -> None:
     """Note an uploaded file for removal at the end of the session (examples are kept)."""
+    if request is not None:
+        touch_session(request.session_hash)
     if not isinstance(path, (str, Path)) or request is None or not request.session_hash:
         return
     p = Path(path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import math
 import shutil
 import time
@@ -19,7 +20,6 @@ from audit_engine.attacker.priors import (
     REGISTRY,
     PriorUnavailable,
     default_device,
-    default_dtype,
     load_prior,
 )
 from audit_engine.audit import costs
@@ -27,6 +27,7 @@ from audit_engine.audit import reference as reference_mod
 from audit_engine.audit.prepare import Preparer, measure_cost, prepare
 from audit_engine.audit.reference import NotPrepared
 from audit_engine.images import ImageError
+from audit_engine.progress import Deadline as EngineDeadline
 from audit_engine.session import ladder as db
 from audit_engine.session import views
 
@@ -41,14 +42,99 @@ from .config import (
     ZERO_GPU,
     spaces,
 )
-from .files import forget_uploads, png, remember_upload
+from .files import forget_session, png, remember_upload, sweep_sessions, touch_session
+from .memory import trimmed
 from .zerogpu import quota_note
 
+LOG = logging.getLogger("audit.web")
 N_VIEW = 9  # outputs of one budget's view (see _budget_outputs)
 # prepares the offered priors in a background thread once the app launches (start_preparing)
 PREPARER = Preparer(  # on ZeroGPU the preparation runs on a CPU copy (no GPU outside calls)
     list(REGISTRY), run=functools.partial(prepare, device="cpu" if ZERO_GPU else None),
     measure=None if ZERO_GPU else measure_cost)
+
+
+def too_long() -> gr.Error:
+    return gr.Error(f"The audit's first look ran past this server's limit of {TIME_LIMIT:g} s "
+                    "per request and was stopped (this server was busier than the estimate "
+                    "made before it started): use fewer steps or tries, DDIM instead of DDPM, "
+                    "or a smaller prior.")
+
+
+# what each event does, in words, for the sentence that reports a failure nobody foresaw
+_ACTIONS = {"run": "running the audit", "move": "showing that budget",
+            "exact": "computing that exact budget", "report": "writing the report",
+            "compare": "comparing the pinned budgets", "find_budget": "searching for the "
+            "largest safe budget", "dataset": "auditing the data set", "pin": "pinning the "
+            "budget", "calculator": "computing the DP-SGD budget", "send": "moving the slider",
+            "switch_mode": "switching the budget's unit", "choose_files": "reading the chosen "
+            "files", "alt_texts": "describing the results", "readout_text": "reading the "
+            "budget", "refresh_priors": "listing the priors", "default_trials_for": "choosing "
+            "the tries", "announce_solve": "estimating the search", "announce_dataset":
+            "estimating the data set's audit", "cleanup": "cleaning up the session"}
+_FORESEEN = (ImageError, PriorUnavailable, ValueError, NotPrepared)
+
+
+def failure_sentence(exc: BaseException, action: str) -> str:
+    """The plain sentence a visitor reads for an exception (every kind, never Gradio's
+    generic "Error"); unforeseen ones are logged with their traceback by the caller."""
+    if isinstance(exc, TimeoutError):
+        return too_long().message
+    if isinstance(exc, _FORESEEN):
+        return _as_sentence(str(exc) or f"{action} failed ({type(exc).__name__})")
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        return (f"The server ran out of memory while {action}. Try again in a minute, or with "
+                "fewer tries, fewer budgets or a smaller image or prior.")
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    return (f"Something went wrong on the server while {action} ({type(exc).__name__}); it "
+            f"was logged at {stamp}. Nothing you entered was lost: try again, or with other "
+            "settings, and report it with that time if it happens again.")
+
+
+def _as_sentence(text: str) -> str:
+    """The engine's message as a sentence: a capital first, a full stop last."""
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", ")")) else text + "."
+
+
+def engine_errors(fn):
+    """The adapter between the engine and the page: every exception becomes a sentence on
+    the page (gr.Error). The engine's foreseen errors (bad input, an image it cannot read, a
+    prior it cannot load or still being prepared; ValueError and its kind) carry the engine's
+    message, a request past TIME_LIMIT the time-limit message, anything else a sentence that
+    names the action, with its traceback in the log. gr.Error passes through. Works for
+    handlers that return and for handlers that yield (Gradio streams a generator's values);
+    the handler's signature is kept, so Gradio still passes request and progress."""
+    action = _ACTIONS.get(fn.__name__, fn.__name__.replace("_", " "))
+
+    def translate(exc: BaseException) -> gr.Error:
+        if not isinstance(exc, (TimeoutError, *_FORESEEN)):
+            LOG.exception("%s failed", fn.__name__)
+        return gr.Error(failure_sentence(exc, action))
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def stream(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:
+                raise translate(exc) from None
+        stream.sentences = True
+        return stream
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            raise translate(exc) from None
+    call.sentences = True
+    return call
 
 
 def start_preparing(*, embedded_now: bool = True) -> None:
@@ -85,12 +171,20 @@ def prior_choices() -> list[tuple[str, str]]:
     return out
 
 
+@engine_errors
+def prior_selector():
+    """The prior selector with the registry's and the preparation's states (at page load)."""
+    return gr.Dropdown(choices=prior_choices())
+
+
+@engine_errors
 def refresh_priors():
     """The selector's labels, and whether to look again (while a prior is being prepared)."""
     busy = any(PREPARER.status(k).get("state") in ("waiting", "preparing") for k in REGISTRY)
     return gr.Dropdown(choices=prior_choices()), gr.Timer(active=PREPARER.active and busy)
 
 
+@engine_errors
 def default_trials_for(prior) -> gr.Slider:
     """The tries slider follows the prior: 8 up to 64 pixels, 4 above."""
     spec = REGISTRY.get(prior)
@@ -99,54 +193,19 @@ def default_trials_for(prior) -> gr.Slider:
 
 
 def check_feasible(prior: str, evaluations: int, what: str, *, fewer: str) -> None:
-    """Refuse at once, with the estimate, work that cannot finish within TIME_LIMIT on this
-    server: UNet evaluations x the seconds per evaluation measured here (audit/costs.py; known
-    from early in a prior's preparation). Never loads the prior nor waits for it."""
-    device = default_device()
-    per = costs.per_eval(costs.key_for(prior, device, default_dtype(device)))
-    if per is None:
+    """Refuse at once, with the estimate, work whose first look cannot finish within
+    TIME_LIMIT on this server: UNet evaluations x the seconds per evaluation measured in this
+    process (audit/costs.py; a prior in memory is probed before it is refused, so a stale
+    estimate never locks it out). Never loads the prior nor waits for it."""
+    known = costs.seconds_for(prior, evaluations, TIME_LIMIT)
+    if known is None or known[0] <= TIME_LIMIT:
         return
-    seconds = per * evaluations
-    if seconds <= TIME_LIMIT:
-        return
+    seconds, per = known
     raise gr.Error(
-        f"{what} needs about {evaluations:,} UNet evaluations of this prior: about "
-        f"{seconds:,.0f} s on this server ({per * 1000:.0f} ms each, measured here on "
-        f"{device}), beyond its limit of {TIME_LIMIT:g} s per request. It would fit "
-        f"{fewer}, on a GPU, or with a smaller prior.")
-
-
-def too_long() -> gr.Error:
-    return gr.Error(f"The audit ran past this server's limit of {TIME_LIMIT:g} s per request and "
-                    "was stopped (this server was busier than the estimate made before it "
-                    "started): use fewer steps or tries, DDIM instead of DDPM, or a smaller prior.")
-
-
-def engine_errors(fn):
-    """The adapter between the engine and the page: the engine's errors (bad input, an image
-    it cannot read, a prior it cannot load; ValueError and its kind) become gr.Error with the
-    engine's message, and a request past TIME_LIMIT becomes the time-limit message. Works
-    for handlers that return and for handlers that yield (Gradio streams a generator's
-    values); the handler's signature is kept, so Gradio still passes request and progress."""
-    def translate(exc: BaseException) -> gr.Error:
-        return too_long() if isinstance(exc, TimeoutError) else gr.Error(str(exc))
-
-    if inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
-        def stream(*args, **kwargs):
-            try:
-                yield from fn(*args, **kwargs)
-            except (TimeoutError, ImageError, PriorUnavailable, ValueError, NotPrepared) as exc:
-                raise translate(exc) from None
-        return stream
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (TimeoutError, ImageError, PriorUnavailable, ValueError, NotPrepared) as exc:
-            raise translate(exc) from None
-    return call
+        f"{what} needs about {evaluations:,} UNet evaluations of this prior before its first "
+        f"verdict: about {seconds:,.0f} s on this server ({per * 1000:.0f} ms each, measured "
+        f"here on {default_device()} just now), beyond its limit of {TIME_LIMIT:g} s per "
+        f"request. It would fit {fewer}, on a GPU, or with a smaller prior.")
 
 
 def settings(prior, delta, sampler, steps, trials, seed, clip=None) -> db.Settings:
@@ -169,17 +228,10 @@ def _mu(slider, mode, delta) -> tuple[float, float]:
         raise ValueError(f"invalid budget: {exc}") from None
 
 
-class Deadline:
-    """A progress callback that stops the work once the request has run past TIME_LIMIT."""
-
-    def __init__(self, progress=None):
-        self.start, self.progress = time.monotonic(), progress
-
-    def __call__(self, frac: float, msg: str) -> None:
-        if time.monotonic() - self.start > TIME_LIMIT:
-            raise TimeoutError
-        if self.progress is not None:
-            self.progress(frac, desc=msg)
+def Deadline(progress=None) -> EngineDeadline:
+    """A progress callback that stops the work once the request has run past TIME_LIMIT and
+    tells the engine the time left (the sequential rule adds tries only within it)."""
+    return EngineDeadline(TIME_LIMIT, (lambda f, m: progress(f, desc=m)) if progress else None)
 
 
 def _gpu_seconds(image, prior, mode, delta, slider, sampler, steps, trials, *rest, **kw) -> int:
@@ -193,6 +245,7 @@ def on_gpu(duration):
     """Run the handler under spaces.GPU (ZeroGPU) when the spaces package is present; the
     handler's signature is kept, so Gradio still passes the request and progress."""
     def wrap(fn):
+        fn = trimmed(fn)  # the heap's free memory goes back to the system after each run
         fn.gpu_seconds = duration  # marks a handler that runs the model
         if spaces is None:
             return fn
@@ -219,6 +272,8 @@ def _budget_outputs(session: db.LadderCache, mu: float, mode: str, *, plots: boo
                "budget(s): the sequential rule is adding tries there before it says anything._"
                if session.adding else "")
     lad = session.ladder
+    if v.stopped and v.verdict is not None and v.verdict.verdict == "undetermined":
+        pending += f"\n\n_{v.stopped[0].upper()}{v.stopped[1:]}._"
     release = (f"\n\nRelease: clip_C(x) + (C / mu) xi with clipping bound C = {lad.clip_norm:.3g} "
                f"({lad.clip_source}), mu-GDP for adding or removing your image; the attackers "
                "know only public quantities.")
@@ -235,6 +290,7 @@ def _budget_outputs(session: db.LadderCache, mu: float, mode: str, *, plots: boo
             bnd, views.verdicts_payload(session, v))
 
 
+@engine_errors
 def alt_texts(slider, mode, delta, session):
     """Text alternatives that carry the finding, for the result images (a private event after
     each view, so that the API's outputs stay plain files); and the results shown."""
@@ -269,8 +325,8 @@ def run(image, prior, mode, delta, slider, sampler, steps, trials, seed, session
     chosen = settings(prior, delta, sampler, steps, trials, seed, clip)
     mu, _ = _mu(slider, mode, delta)
     if session is None or session.settings != chosen:
-        check_feasible(chosen.prior, db.ladder_evaluations(chosen.trials, chosen.steps,
-                                                           chosen.sampler),
+        check_feasible(chosen.prior, db.first_look_evaluations(chosen.trials, chosen.steps,
+                                                               chosen.sampler),
                        "This audit", fewer=f"with fewer tries or steps (now {chosen.trials} "
                        f"tries, {chosen.steps if chosen.sampler == 'ddim' else 1000} steps)")
     require_prepared(chosen.prior)  # at once: a prior still being prepared is not waited for
@@ -309,6 +365,7 @@ def exact(slider, mode, delta, session):
     return (*_budget_outputs(session, mu, mode), session)
 
 
+@engine_errors
 def readout_text(slider, mode, delta) -> str:
     try:
         mu, eps = db.slider_to_mu(slider, mode, float(delta))
@@ -344,6 +401,8 @@ def report(slider, mode, delta, session, request: gr.Request):
     if session is None:
         raise gr.Error("Run an audit first.")
     mu, _ = _mu(slider, mode, delta)
+    touch_session(request.session_hash if request else None)
+    sweep_sessions((REPORT_DIR, DATASET_DIR))
     folder = REPORT_DIR / (request.session_hash if request and request.session_hash else uuid.uuid4().hex)
     shutil.rmtree(folder, ignore_errors=True)  # one report per session at a time
     folder.mkdir(parents=True, exist_ok=True)
@@ -352,6 +411,7 @@ def report(slider, mode, delta, session, request: gr.Request):
     return str(path)
 
 
+@engine_errors
 def priors_table() -> str:
     rows = ["| prior | state | why |", "|---|---|---|"]
     rows += [f"| {title} (`{key}`) | {state} | {why} |" for key, title, state, why in db.prior_table()]
@@ -409,7 +469,7 @@ def find_budget(level, mode, delta, session, progress=gr.Progress()):
         raise gr.Error("Run an audit first: the search uses its image and settings.")
     s = session.settings
     # the search audits about 20 budgets at the first look, and the sequential rule's tries
-    check_feasible(s.prior, 20 * db.ladder_evaluations(s.trials, s.steps, "ddim") // 9,
+    check_feasible(s.prior, db.first_look_evaluations(s.trials, s.steps, "ddim", budgets=20),
                    "The search", fewer=f"with fewer tries or steps (now {s.trials} tries)")
     require_prepared(s.prior)
     try:
@@ -445,6 +505,7 @@ def _file_paths(files) -> list[str]:
     return [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
 
 
+@engine_errors
 def choose_files(files, request: gr.Request = None):
     """Keep the chosen files for the data-set audit and list them."""
     paths = _file_paths(files)
@@ -471,12 +532,14 @@ def _warn_quota(seconds: float) -> None:
         gr.Warning(note)
 
 
+@engine_errors
 def announce_solve(level, mode, delta, session) -> None:
     """Before the search asks ZeroGPU for its GPU time (a step of its own, outside the GPU
     call, which ZeroGPU refuses outright beyond the visitor's quota): say whose quota it needs."""
     _warn_quota(_solve_seconds(level, mode, delta, session))
 
 
+@engine_errors
 def announce_dataset(files, prior, delta, steps, trials, seed, clip=None) -> None:
     """The same before the Data set tab's audit."""
     _warn_quota(_dataset_seconds(files, prior, delta, steps, trials))
@@ -499,14 +562,15 @@ def dataset(files, prior, delta, steps, trials, seed, clip=None, request: gr.Req
         raise gr.Error(f"At most {MAX_DATASET} images at once here (got {len(files)}); the "
                        "command line has no limit: python -m audit_engine batch DIR ...")
     chosen = settings(prior, delta, "ddim", steps, trials, seed, clip)
-    per_image = db.ladder_evaluations(chosen.trials, chosen.steps, "ddim",
-                                      budgets=len(DATASET_EPS))
+    per_image = db.first_look_evaluations(chosen.trials, chosen.steps, "ddim",
+                                          budgets=len(DATASET_EPS))
     check_feasible(chosen.prior, len(files) * per_image, f"Auditing {len(files)} images",
                    fewer="with fewer images (the command line's batch audit has no limit)")
     require_prepared(chosen.prior)
     paths = _file_paths(files)
     for p in paths:
         remember_upload(p, request)
+    sweep_sessions((REPORT_DIR, DATASET_DIR))
     run_dir = DATASET_DIR / (request.session_hash if request and request.session_hash
                              else uuid.uuid4().hex)
     shutil.rmtree(run_dir, ignore_errors=True)  # one data set per session at a time
@@ -537,11 +601,10 @@ def dataset(files, prior, delta, steps, trials, seed, clip=None, request: gr.Req
                                                     visible=True)
 
 
+@engine_errors
 def cleanup(request: gr.Request):
     """At the end of a session: drop its report files, data-set runs and uploaded images."""
     if request and request.session_hash:
-        shutil.rmtree(REPORT_DIR / request.session_hash, ignore_errors=True)
-        shutil.rmtree(DATASET_DIR / request.session_hash, ignore_errors=True)
-        forget_uploads(request.session_hash)
+        forget_session(request.session_hash, (REPORT_DIR, DATASET_DIR))
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "local_priors",
     "PRIORS_DIR",
     "EMBEDDED",
+    "loaded_prior",
     "Prior",
     "PriorSpec",
     "PriorUnavailable",
@@ -362,6 +363,16 @@ def load_prior(
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype if dtype is not None else default_dtype(device)
     return _PRIORS.get((name, str(device), dtype), lambda: _load(name, device, dtype))
+
+
+def loaded_prior(name: str | os.PathLike | None = None, *, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> Prior | None:
+    """The prior if it is already in memory (as ``load_prior`` would return it), else None:
+    never loads, downloads or waits."""
+    name = EMBEDDED if name is None else str(name)
+    device = torch.device(device) if device is not None else default_device()
+    dtype = dtype if dtype is not None else default_dtype(device)
+    return _PRIORS.peek((name, str(device), dtype))
 
 
 def _load(name: str, device: torch.device, dtype: torch.dtype) -> Prior:

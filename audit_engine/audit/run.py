@@ -38,7 +38,7 @@ from ..attacker.reconstruct import DEFAULT_DDIM_STEPS, SAMPLERS, count_unet_call
 from ..images import ImageLike
 from ..maths import accounting, streams
 from ..maths.mechanism import attacker_scale, check_clip_norm
-from ..progress import Progress, within
+from ..progress import Progress, TimeLimit, seconds_left, within
 from . import costs
 from .reference import Reference, ReferenceUnavailable, reference_for
 from .verdict import TOLERANCE, UNDETERMINED, BudgetVerdict, Judge, looks
@@ -121,13 +121,16 @@ class AuditResult:
     looks: list[int] = field(default_factory=list)  # tries after each look
     # the reference images the look-alikes come from (for --save-samples), when judged
     reference_images: torch.Tensor | None = field(default=None, repr=False)
+    # why the sequential rule stopped before its cap where verdicts are undetermined (the
+    # request's time limit), in words; "" when it did not
+    stopped: str = ""
     # run_audit's way to add tries (continue_audit); None when there is nothing to add
     _more: Callable | None = field(default=None, repr=False, compare=False)
 
     def undetermined(self) -> list[float]:
         """Budgets whose verdict is still undetermined by the prior attacker and that the
         sequential rule may still measure with more tries."""
-        if self._more is None:
+        if self._more is None or self.stopped:
             return []
         return [v.mu for v in self.verdicts if v.verdict == UNDETERMINED
                 and v.identification.level == UNDETERMINED and v.trials < self.max_trials]
@@ -159,6 +162,11 @@ class AuditResult:
                               "verdicts": [v for v in self.verdicts if keep(v.mu)],
                               "_more": None})
 
+    def settled(self) -> "AuditResult":
+        """The same result without its way to add tries (which holds the judge, the prior
+        and their arrays): what a session keeps once the sequential rule is done."""
+        return self.subset(self.budgets())
+
     def verdict_at(self, mu: float) -> BudgetVerdict | None:
         return next((v for v in self.verdicts if math.isclose(v.mu, mu)), None)
 
@@ -187,9 +195,12 @@ class AuditResult:
         else:
             budgets = [{"mu": m, "eps": self.at(m)[0].eps, "delta": self.delta, "verdict": None,
                         "reason": why} for m in self.budgets()]
-        return {"prior": self.prior_name, "domain": self.domain, "reference": self.reference,
-                "release": self.release_json(), "tolerance": self.tolerance,
-                "looks": self.looks, "budgets": budgets}
+        out = {"prior": self.prior_name, "domain": self.domain, "reference": self.reference,
+               "release": self.release_json(), "tolerance": self.tolerance,
+               "looks": self.looks, "budgets": budgets}
+        if self.stopped:
+            out["stopped"] = self.stopped
+        return out
 
 
 def budgets_to_mu(
@@ -406,10 +417,16 @@ def run_audit(
         say(0.62, "judging against chance")
         judge = Judge(result, prior, ref, digest, clf)
         eps_of = dict(budgets)
+
+        def seconds(mus: list[float], tries: int) -> float | None:
+            """What ``tries`` more tries at these budgets are expected to take here."""
+            grids = [timestep_grid(result.at(m)[0].t_star, steps) for m in mus]
+            return costs.estimate(prior, tries * count_unet_calls(grids)[1])
+
         result._more = (lambda mus, ks, lo, hi: run_tries([(m, eps_of[m]) for m in mus], ks,
-                                                          lo, hi), judge)
+                                                          lo, hi), judge, seconds)
         if not first_look_only:
-            continue_audit(result, progress=say)
+            continue_audit(result, progress=progress)
     result.elapsed_s = time.perf_counter() - t0
     say(1.0, "done")
     return result
@@ -419,21 +436,43 @@ def continue_audit(result: AuditResult, *, progress: Progress | None = None) -> 
     """Run the sequential rule's remaining looks of an audit (``run_audit(...,
     first_look_only=True)``): at each look, the tries up to the next look are added at the
     budgets still undetermined, and their verdicts made again. Changes ``result`` in place
-    and returns it; does nothing when every verdict is decided or no look is left."""
+    and returns it; does nothing when every verdict is decided or no look is left.
+
+    With a deadline (``progress.left()``, progress.Deadline), a look is started only when its
+    expected time (costs.py) fits in the time left, and a look the deadline interrupts is
+    dropped whole: the verdicts stay those of the last complete look, undetermined at K
+    tries, and ``result.stopped`` says why."""
     say = progress or (lambda f, m: None)
     if result._more is None:
         return result
-    run_tries, judge = result._more
+    run_tries, judge, seconds = result._more
     t0 = time.perf_counter()
     cap = result.max_trials
     for lo_k, hi_k in zip(result.looks, result.looks[1:]):
         open_ = [m for m in result.undetermined() if len(result.at(m)) == lo_k]
         if not open_:
             continue
+        need, left = seconds(open_, hi_k - lo_k), seconds_left(progress)
+        if need is not None and need > left:
+            result.stopped = _stopped(lo_k, len(open_), f"{hi_k - lo_k} more tries would take "
+                                      f"about {need:.0f} s, {max(left, 0):.0f} s were left")
+            break
         frac = 0.62 + 0.3 * lo_k / cap
-        say(frac, f"undetermined at {lo_k} tries: {hi_k - lo_k} more at "
-                  f"{len(open_)} budget{'s' * (len(open_) > 1)}")
-        result.samples += run_tries(open_, range(lo_k, hi_k), frac, 0.62 + 0.3 * hi_k / cap)
+        try:
+            say(frac, f"undetermined at {lo_k} tries: {hi_k - lo_k} more at "
+                      f"{len(open_)} budget{'s' * (len(open_) > 1)}")
+            more = run_tries(open_, range(lo_k, hi_k), frac, 0.62 + 0.3 * hi_k / cap)
+        except TimeLimit:
+            result.stopped = _stopped(lo_k, len(open_), "the time ran out during the next "
+                                      "tries, which were dropped")
+            break
+        result.samples += more
         judge.update(open_)
     result.elapsed_s += time.perf_counter() - t0
     return result
+
+
+def _stopped(k: int, n: int, why: str) -> str:
+    return (f"undetermined at {k} tries at {n} budget{'s' * (n > 1)}: this request's time "
+            f"limit ended the sequential rule before its cap ({why}); the command line, which "
+            "has no such limit, adds the tries")

@@ -37,7 +37,7 @@ from ..attacker.priors import Prior, load_prior
 from ..attacker.reconstruct import DEFAULT_DDIM_STEPS
 from ..images import ImageLike
 from ..maths import accounting
-from ..progress import Progress
+from ..progress import Progress, within
 from .run import AuditResult, default_trials, run_audit
 from .verdict import PROTECTED, TOLERANCE
 
@@ -242,7 +242,7 @@ def solve_budget(
         result = run_audit(x, mus=mus, delta=delta, prior=prior, trials=trials,
                            max_trials=max_trials, seed=seed, steps=steps, lpips=None,
                            clip_norm=clip_norm, tolerance=tolerance,
-                           progress=lambda f, m: say(frac + 0.1 * f, f"{what}: {m}"))
+                           progress=within(say, frac, frac + 0.1, what))
         _check(result, level)
         clip[0] = result.clip_norm
         for m in result.budgets():

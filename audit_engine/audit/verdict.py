@@ -263,6 +263,11 @@ class Attribute:
     def revealed(self) -> bool:
         return self.level == "revealed"
 
+    @property
+    def lower(self) -> float:
+        """The lower end of the success rate's interval (the evidence of disclosure)."""
+        return self.ci95[0]
+
     @classmethod
     def of(cls, name: str, successes: int, trials: int, chance: float, *, n_looks: int = 1,
            tolerance: float = TOLERANCE, without_prior: int | None = None) -> "Attribute":

@@ -32,7 +32,8 @@ from ..progress import Progress
 
 __all__ = ["SLIDER_RANGE", "LADDER_SIZE", "Settings", "LadderCache", "slider_to_mu", "mu_to_slider",
            "budget_label", "ladder_mus", "compute_ladder", "ladder_steps", "merge",
-           "compute_exact", "prior_choices", "prior_table", "gpu_seconds", "ladder_evaluations"]
+           "compute_exact", "prior_choices", "prior_table", "gpu_seconds", "ladder_evaluations",
+           "first_look_evaluations"]
 
 # slider positions are log10 of the budget in the chosen unit
 SLIDER_RANGE = {"eps": (-1.0, 5.0), "mu": (math.log10(0.05), math.log10(500.0))}
@@ -150,7 +151,7 @@ class LadderCache:
         cache = LRU(self.exact.size)
         for m, res in self.exact.items():
             cache.put(m, res)
-        cache.put(float(mu), result)
+        cache.put(float(mu), result.settled())
         return replace(self, exact=cache)
 
 
@@ -317,6 +318,15 @@ def ladder_evaluations(trials: int, steps: int, sampler: str, budgets: int = LAD
     rounds = 1000 if sampler == "ddpm" else max(1, int(steps))
     first = max(1, int(trials))
     return rounds * (budgets * first + 2 * (default_max_trials(first) - first)) + 20
+
+
+def first_look_evaluations(trials: int, steps: int, sampler: str,
+                           budgets: int = LADDER_SIZE + 1) -> int:
+    """UNet evaluations of the first look of one image's audit at ``budgets`` budgets (and
+    the domain check's 20): what must fit a request's time limit. The sequential rule's
+    further tries are added within the time left (run.continue_audit)."""
+    rounds = 1000 if sampler == "ddpm" else max(1, int(steps))
+    return rounds * budgets * max(1, int(trials)) + 20
 
 
 def _measured_on_gpu(prior: str) -> float | None:

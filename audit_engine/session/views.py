@@ -41,6 +41,7 @@ class BudgetView:
     spread: torch.Tensor  # (1, H, W) spread map
     beyond_range: bool
     reference: str = ""
+    stopped: str = ""  # why the sequential rule stopped early (AuditResult.stopped)
 
     @property
     def label(self) -> str:
@@ -121,7 +122,7 @@ def _view(res: AuditResult, m: float, exact: bool) -> BudgetView:
     return BudgetView(mu=m, eps=samples[0].eps, exact=exact, samples=samples,
                       verdict=res.verdict_at(m), domain=res.domain, spread=res.spread(m),
                       beyond_range=any(s.beyond_range for s in samples),
-                      reference=res.reference)
+                      reference=res.reference, stopped=res.stopped)
 
 
 def ladder_verdicts(session: LadderCache) -> dict[float, str]:

@@ -21,6 +21,7 @@ from audit_engine.audit.verdict import (
     ALPHA_DISCLOSURE,
     ALPHA_PROTECTION,
     GALLERY_TRIES,
+    RELEASE_TRIES,
     TOLERANCE,
     error_rates,
     looks,
@@ -29,7 +30,10 @@ from audit_engine.docblocks import fill
 
 SCHEDULES = {"prior attacker, priors up to 64 px": (8, 64),
              "prior attacker, larger priors": (4, 32),
-             "gallery attacker": (GALLERY_TRIES, GALLERY_TRIES)}
+             "gallery attacker": (GALLERY_TRIES, GALLERY_TRIES),
+             # the attribute: read off the reconstruction, the prior attacker's schedules above
+             # (the same rule and tries); read off the release, one look of RELEASE_TRIES
+             "attribute read off the release": (RELEASE_TRIES, RELEASE_TRIES)}
 CHANCES = (0.1, 0.15, 0.2, 0.3, 0.5)
 JSON = ROOT / "docs" / "verdict-error-rates.json"
 DOC = ROOT / "docs" / "VERDICTS.md"

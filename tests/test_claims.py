@@ -122,3 +122,48 @@ def test_no_class_claim_for_a_letter_the_classifier_does_not_read_confidently(tm
     assert res.domain["in_domain"]
     assert res.attribute["confidence"] < 0.9
     assert all(v.attribute is None for v in res.verdicts)
+
+
+def test_the_class_search_answer_holds_against_an_independent_class_attack():
+    """solve --level "no attribute" on a held-out digit; at its answer, a class attack
+    written here (a Bayes classifier in numpy over the held-out digits' true labels, the
+    digit itself left out, fresh releases from another generator) does no better than its
+    own base rate + the tolerance (with a sampling margin); where the search says the class
+    is revealed, the release carries it."""
+    import numpy as np
+
+    from audit_engine.attacker.priors import load_prior
+    from audit_engine.audit.solve import solve_budget
+
+    prior = load_prior(device="cpu")
+    held = np.load(prior.folder / "heldout.npz")
+    i = 17
+    x = torch.from_numpy(held["images"][i]).float().div(255).unsqueeze(0)
+    r = solve_budget(x, prior=prior, level="no attribute", steps=3)
+    assert r.mu_max is not None and "not revealed" in r.sentence()
+    keep = np.arange(len(held["labels"])) != i
+    pool = held["images"][keep].reshape(keep.sum(), -1).astype(np.float64) / 255
+    norms = np.linalg.norm(pool, axis=1, keepdims=True)
+    pool = pool * np.minimum(1.0, r.clip_norm / norms)  # as released
+    labels, label = held["labels"][keep], int(held["labels"][i])
+    xv = x.numpy().ravel().astype(np.float64)
+    xc = xv * min(1.0, r.clip_norm / np.linalg.norm(xv))
+    rng = np.random.default_rng(12345)
+
+    def rates(mu, n=2000):
+        s = r.clip_norm / mu
+        out = []
+        for signal in (xc, 0 * xc):
+            o = signal[None] + s * rng.standard_normal((n, xc.size))
+            logw = -(((o ** 2).sum(1)[:, None] - 2 * o @ pool.T + (pool ** 2).sum(1)[None]) / (2 * s * s))
+            classes = np.unique(labels)
+            scores = np.stack([np.logaddexp.reduce(logw[:, labels == c], axis=1) for c in classes], 1)
+            out.append(float((classes[scores.argmax(1)] == label).mean()))
+        return out
+
+    with_x, without = rates(r.mu_max)
+    assert with_x <= without + r.tolerance + 0.03, (with_x, without)
+    d = r.disclosure
+    if d is not None and "release" in d["by_words"]:
+        with_x, without = rates(d["mu"])
+        assert with_x > without, (with_x, without)

@@ -13,6 +13,7 @@ from audit_engine.audit.verdict import (
     Z95,
     AttackVerdict,
     Attribute,
+    AttributeAttack,
     BudgetVerdict,
     decide,
     error_rates,
@@ -65,9 +66,9 @@ def test_labels_follow_the_rule():
     # within the tolerance but above chance: protection (the claim the tolerance allows)
     assert decide(600, 4096, chance)[0] == "not recognisable"
     assert decide(900, 4096, chance)[0] == "partly recognisable"
-    a = Attribute.of("digit class", 8, 8, 0.12)
-    assert a.revealed and a.rate == 1.0 and a.ci95[0] > 0.6
-    assert Attribute.of("digit class", 1, 8, 0.12).level == "undetermined"
+    a = AttributeAttack.of("prior", 8, 8, 0.12, mu=5.0)
+    assert a.level == "revealed" and a.rate == 1.0 and a.ci95[0] > 0.6
+    assert AttributeAttack.of("prior", 1, 8, 0.12, mu=5.0).level == "undetermined"
     i = AttackVerdict.of("prior", 3, 8, 0.1, 10, mu=5.0)
     assert i.rate == 0.375 and i.ci95 == exact_interval(3, 8) and not i.proven
     # the DP bound alone proves protection where Phi(Phi^-1(chance) + mu) <= chance + 0.10
@@ -230,3 +231,63 @@ def test_noise_streams_are_keyed_by_image_seed_and_trial():
     x1 = torch.randn(3, generator=streams.generator(0, da, 0, streams.PRIVATIZE))
     x2 = torch.randn(3, generator=streams.generator(0, da, 0, streams.PRIVATIZE))
     assert torch.equal(x1, x2)
+
+
+def test_the_attribute_claim_uses_the_one_rule_the_dp_bound_and_the_worse_attacker():
+    """The class verdict is decide's, per attacker against its own base rate; the DP bound
+    proves "not revealed" where Phi(Phi^-1(base) + mu) <= base + tolerance; the claim is the
+    worse of the two attackers and names it."""
+    from scipy.stats import norm
+
+    # 0 of 8 has an upper bound near 0.42: undetermined by the tries alone ...
+    assert AttributeAttack.of("prior", 0, 8, 0.12, mu=5.0).level == "undetermined"
+    # ... but at mu 0.1 the DP bound proves it, computed independently here
+    small = AttributeAttack.of("prior", 0, 8, 0.12, mu=0.1)
+    assert small.proven and small.level == "not revealed"
+    assert small.bound == pytest.approx(norm.cdf(norm.ppf(0.12) + 0.1), rel=1e-12)
+    assert not AttributeAttack.of("prior", 0, 8, 0.12, mu=1.0).proven  # 0.36 > 0.22
+    # the rule's disclosure: the exact lower bound above the base rate
+    release = AttributeAttack.of("release", 257, 1024, 0.136, mu=0.6)
+    assert release.level == "revealed" and release.lower > 0.136
+    prior = AttributeAttack.of("prior", 1, 64, 0.12, mu=0.6)
+    assert prior.level == "not revealed"
+    claim = Attribute.of("digit class", "7", prior, release)
+    assert claim.level == "revealed" and claim.by == ("release",) and claim.revealed
+    assert claim.decisive is release and claim.successes == 257
+    text = claim.sentence()
+    assert "revealed" in text and "release itself" in text and "257 of 1024" in text
+    assert Attribute.of("digit class", "7", prior, AttributeAttack.of(
+        "release", 100, 1024, 0.12, mu=0.6)).level == "not revealed"
+    assert claim.to_dict()["release"]["ci95"] == list(release.ci95)
+
+
+def test_the_release_attribute_attack_matches_a_direct_simulation():
+    """release_attribute_attack's two rates against the Bayes classifier's written out here
+    with numpy on the same kind of draws: equal within sampling error."""
+    import numpy as np
+
+    from audit_engine.audit.verdict import release_attribute_attack
+
+    g = torch.Generator().manual_seed(0)
+    pool = torch.rand((60, 1, 6, 6), generator=g)
+    labels = np.arange(60) % 3
+    x = pool[4].clone()  # class 1
+    mu, c = 1.5, 3.0
+    hits, blind = release_attribute_attack(x, pool, labels, clip_norm=c, mu=mu, label=1,
+                                           tries=8192, generator=torch.Generator().manual_seed(1))
+    rng = np.random.default_rng(2)
+    s = c / mu
+    xc = x.numpy().ravel() * min(1.0, c / float(x.norm()))
+    P = pool.numpy().reshape(60, -1)  # the pool as the attacker knows it
+
+    def bayes(o):
+        d2 = ((o[:, None, :] - P[None]) ** 2).sum(-1)
+        w = -d2 / (2 * s * s)
+        scores = np.stack([np.logaddexp.reduce(w[:, labels == k], axis=1) for k in range(3)], 1)
+        return scores.argmax(1)
+
+    o1 = xc[None] + s * rng.standard_normal((8000, xc.size))
+    o0 = s * rng.standard_normal((8000, xc.size))
+    p1, p0 = (bayes(o1) == 1).mean(), (bayes(o0) == 1).mean()
+    assert abs(hits / 8192 - p1) < 0.03 and abs(blind / 8192 - p0) < 0.03  # about 4 SE
+    assert hits / 8192 > blind / 8192  # the release carries the class at this budget

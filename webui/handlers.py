@@ -588,14 +588,18 @@ def dataset(files, prior, delta, steps, trials, seed, clip=None, request: gr.Req
     lines = [f"**{r['audited']} images audited**, {r['errors']} unreadable"
              + (" (listed in the report's folder)" if r["errors"] else "") + ".", "",
              "| budget | images judged | recognisable | partly | undetermined | not recognisable "
-             "| exposed (95% interval) | outside the prior's domain |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| exposed (95% interval) | class revealed (95% interval) | outside the prior's "
+             "domain |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for s in rows:
         exposed = ("n/a" if not s["judged"] else
                    f"{s['exposed_fraction']:.0%} ({s['exposed_lo']:.0%} to {s['exposed_hi']:.0%})")
+        revealed = ("n/a (no class claim)" if not s["attribute_claimed"] else
+                    f"{s['attribute_revealed']} of {s['attribute_claimed']} "
+                    f"({s['attribute_revealed_lo']:.0%} to {s['attribute_revealed_hi']:.0%})")
         lines.append(f"| {db.budget_label(s['mu'], s['eps'], s['delta'])} | {s['judged']} | "
                      f"{s['recognisable']} | {s['partly_recognisable']} | {s['undetermined']} | "
-                     f"{s['not_recognisable']} | {exposed} | {s['out_of_domain']} |")
+                     f"{s['not_recognisable']} | {exposed} | {revealed} | {s['out_of_domain']} |")
     fig = gr.Plot(dataset_figure(rows, chosen.delta), visible=True)
     return "\n".join(lines), fig, gr.DownloadButton(value=str(run_dir / "out" / "report.html"),
                                                     visible=True)

@@ -132,8 +132,9 @@ class AuditResult:
         sequential rule may still measure with more tries."""
         if self._more is None or self.stopped:
             return []
-        return [v.mu for v in self.verdicts if v.verdict == UNDETERMINED
-                and v.identification.level == UNDETERMINED and v.trials < self.max_trials]
+        return [v.mu for v in self.verdicts if v.trials < self.max_trials and (
+                (v.verdict == UNDETERMINED and v.identification.level == UNDETERMINED)
+                or (v.attribute is not None and v.attribute.needs_tries()))]
 
     def records(self) -> list[dict]:
         return [s.record() for s in self.samples]

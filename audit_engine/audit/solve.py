@@ -39,7 +39,7 @@ from ..images import ImageLike
 from ..maths import accounting
 from ..progress import Progress, within
 from .run import AuditResult, default_trials, run_audit
-from .verdict import PROTECTED, TOLERANCE
+from .verdict import ATTRIBUTE_ATTACKERS, PROTECTED, TOLERANCE
 
 __all__ = ["LEVELS", "ATTACK_CHOICES", "SEARCH_RANGE", "SolveResult", "NotSolvable",
            "level_holds", "disclosed", "solve_budget", "dataset_budget", "write_solve", "refusal"]
@@ -91,6 +91,8 @@ class SolveResult:
 
     def sentence(self) -> str:
         """The answer in one sentence a privacy officer can act on."""
+        if self.level == "no attribute":
+            return self._attribute_sentence()
         who = " nor ".join(_WHO[a] for a in self.attackers)
         who = ("neither " if len(self.attackers) > 1 else "") + who
         tol = f"chance + {self.tolerance:.0%}"
@@ -119,6 +121,36 @@ class SolveResult:
                        f"{d['by_words']} succeeds in {d['successes']} of {d['trials_disclosed']} "
                        f"tries (at least {d['lower']:.0%} with 95% confidence).")
 
+    def _attribute_sentence(self) -> str:
+        """The class search's answer, in the class verdict's own terms: both attribute
+        attackers against their base rates."""
+        rows = [r for r in self.grid if r.get("attribute_name")]
+        name = rows[0]["attribute_name"] if rows else "class"
+        tol = f"its base rate + {self.tolerance:.0%}"
+        if self.mu_max is None:
+            first = self.at(self.bracket[1])
+            return (f"That the {name} stays hidden is not shown even at the smallest budget "
+                    f"searched (mu = {self.bracket[1]:.3g}: the {name} is "
+                    f"{first['attribute_level']}).")
+        at = self.at(self.mu_max)
+        bounds = "; ".join(_attribute_bound_words(w, at) for w in ("prior", "release")
+                           if at.get(f"attribute_{w}_level") is not None)
+        head = (f"Up to eps = {self.eps_max:.3g} (delta = {self.delta:g}; mu = {self.mu_max:.3g}; "
+                f"clipping bound {self.clip_norm:.3g}), it is shown with 95% confidence that "
+                f"the {name} is not revealed: neither an attacker reading it off its "
+                f"reconstruction nor one reading it off the release names it more often than "
+                f"{tol} ({bounds})")
+        if self.bracket[1] is None:
+            return head + "; this holds at every budget searched."
+        d = self.disclosure
+        if d is None:
+            return head + (f"; above mu = {self.bracket[1]:.3g} that is not shown (undetermined), "
+                           f"and no searched budget shows the {name} revealed.")
+        return head + (f"; the {name} is first shown revealed at eps = {d['eps']:.3g} "
+                       f"(mu = {d['mu']:.3g}): {d['by_words']} names it in {d['successes']} of "
+                       f"{d['trials_disclosed']} tries (at least {d['lower']:.0%} with 95% "
+                       f"confidence, above its base rate of {d['chance_disclosed']:.0%}).")
+
     def _what(self) -> str:
         return "picking your image out of 10 of its kind" if self.level == "not recognisable" \
             else "reading your image's class"
@@ -130,6 +162,16 @@ def _bound_words(attacker: str, row: dict) -> str:
         return f"{name}: chance {row[attacker + '_chance']:.0%}, proven by the DP guarantee"
     return (f"{name}: at most {row[attacker + '_upper']:.0%} with 95% confidence, chance "
             f"{row[attacker + '_chance']:.0%}")
+
+
+def _attribute_bound_words(who: str, row: dict) -> str:
+    name = "reading the reconstruction" if who == "prior" else "reading the release"
+    k = f"attribute_{who}_"
+    if row[k + "proven"]:
+        return (f"{name}: base rate {row[k + 'chance']:.0%}, at most {row[k + 'bound']:.0%} "
+                "by the DP guarantee")
+    return (f"{name}: at most {row[k + 'upper']:.0%} with 95% confidence, base rate "
+            f"{row[k + 'chance']:.0%}")
 
 
 _WHO = {"gallery": "an attacker who already holds your image among 10 candidates",
@@ -150,7 +192,10 @@ def disclosed(verdict, level: str, attackers=("gallery", "prior")):
                 if verdict.attack(a).level in ("recognisable", "partly recognisable")]
         return max(hits, key=lambda v: v.lower) if hits else None
     a = verdict.attribute
-    return a if a is not None and a.revealed else None
+    if a is None or not a.revealed:
+        return None
+    return max((x for x in (a.prior, a.release) if x is not None and x.level == "revealed"),
+               key=lambda x: x.lower)
 
 
 def _row(result: AuditResult, mu: float, level: str, attackers) -> dict:
@@ -164,15 +209,22 @@ def _row(result: AuditResult, mu: float, level: str, attackers) -> dict:
                     f"{a}_chance": av.chance, f"{a}_level": av.level, f"{a}_proven": av.proven})
     a = v.attribute
     row.update({"attribute_level": None if a is None else a.level,
+                "attribute_name": None if a is None else a.name,
                 "attribute_successes": None if a is None else a.successes,
                 "attribute_upper": None if a is None else a.upper})
+    for who in ("prior", "release"):
+        x = None if a is None else getattr(a, who)
+        row.update({f"attribute_{who}_{k}": None if x is None else getattr(x, k)
+                    for k in ("successes", "trials", "rate", "lower", "upper", "chance",
+                              "level", "proven", "bound")})
     d = disclosed(v, level, attackers)
     row["disclosed"] = d is not None
+    words = _WHO if level == "not recognisable" else ATTRIBUTE_ATTACKERS
     row.update(successes=None if d is None else d.successes,
                trials_disclosed=None if d is None else d.trials,
                lower=None if d is None else d.lower,
-               by_words=None if d is None else _WHO.get(getattr(d, "attacker", "prior"),
-                                                         "the prior attacker"))
+               chance_disclosed=None if d is None else d.chance,
+               by_words=None if d is None else words[d.attacker])
     return row
 
 

@@ -72,7 +72,8 @@ __all__ = ["Z95", "wilson_interval", "exact_interval", "one_sided_bounds", "deci
            "TOLERANCE", "ALPHA_DISCLOSURE", "ALPHA_PROTECTION", "GALLERY_TRIES",
            "ATTRIBUTE_CONFIDENCE", "DOMAIN_PERCENTILE", "DOMAIN_FACTOR", "domain_threshold",
            "in_domain", "outside_domain", "domain_check", "Judge", "CANDIDATES", "LABELS", "PROTECTED", "UNDETERMINED", "SEVERITY",
-           "ATTACKERS", "AttackVerdict", "Attribute", "BudgetVerdict", "worst", "error_rates"]
+           "ATTACKERS", "AttackVerdict", "Attribute", "AttributeAttack", "ATTRIBUTE_ATTACKERS",
+           "RELEASE_TRIES", "release_attribute_attack", "BudgetVerdict", "worst", "error_rates"]
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 CANDIDATES = 10  # n: the target and 9 look-alikes; chance 1/n
@@ -80,6 +81,7 @@ TOLERANCE = 0.10  # protection: the rate's upper bound within chance + this
 ALPHA_DISCLOSURE = 0.025  # P[disclosure called | the true rate is chance], all looks together
 ALPHA_PROTECTION = 0.05  # P[protection called | the true rate is chance + tolerance]
 GALLERY_TRIES = 4096  # tries of the gallery attack per budget (one look)
+RELEASE_TRIES = 1024  # tries of the prior-free attribute attack per budget (one look)
 ATTRIBUTE_CONFIDENCE = 0.9  # the classifier's confidence on the original for an attribute claim
 # an image whose typicality distance exceeds DOMAIN_FACTOR times this percentile of the
 # reference images' own distances is outside the domain (rates measured in docs/DOMAIN.md:
@@ -244,38 +246,154 @@ class AttackVerdict:
         return f"{head} in {rate}{tail}"
 
 
+ATTRIBUTE_LEVELS = {PROTECTED: "not revealed", UNDETERMINED: UNDETERMINED}
+ATTRIBUTE_SEVERITY = {"not revealed": 0, UNDETERMINED: 1, "revealed": 2}
+ATTRIBUTE_ATTACKERS = {
+    "prior": "an attacker who reads it off its reconstruction (with the prior)",
+    "release": "an attacker who reads it off the release itself (a noise-aware classifier, no "
+               "generative model)",
+}
+
+
 @dataclass(frozen=True)
-class Attribute:
-    name: str
+class AttributeAttack:
+    """One attribute attacker's result at one budget: how often it names the original's
+    label, against its own base rate (its success on releases without the image), by the
+    rule of ``decide``; protection is also proven by the DP bound Phi(Phi^-1(base) + mu)
+    (the hypothesis-testing view of mu-GDP holds for any fixed attack)."""
+
+    attacker: str  # "prior" (a classifier reading the reconstruction) or "release"
     successes: int
     trials: int
     rate: float
     ci95: tuple[float, float]
-    chance: float  # frequency of the original's class among the prior's own samples
-    level: str  # "revealed", "not revealed" or "undetermined" (the rule of ``decide``)
-    upper: float = 1.0
-    # tries in which a noise-aware classifier reading the privatized image itself (no
-    # diffusion model; attacks.noise_aware_labels) gets the class: what the release
-    # reveals without a generative prior
-    without_prior: int | None = None
+    lower: float
+    upper: float
+    chance: float  # the base rate: this attack's success on releases without the image
+    tolerance: float
+    bound: float  # Phi(Phi^-1(chance) + mu)
+    level: str  # "revealed", "not revealed" or "undetermined"
+    proven: bool = False
+    n_looks: int = 1
+
+    @classmethod
+    def of(cls, attacker: str, successes: int, trials: int, chance: float, *, mu: float,
+           tolerance: float = TOLERANCE, n_looks: int = 1) -> "AttributeAttack":
+        label, lo, hi = decide(successes, trials, chance, n_looks=n_looks, tolerance=tolerance)
+        level = ATTRIBUTE_LEVELS.get(label, "revealed")
+        bound = float(rero_bound_gdp(mu, min(max(chance, 1e-9), 1 - 1e-9)))
+        proven = bound <= chance + tolerance
+        if proven:
+            level = "not revealed"
+        return cls(attacker, int(successes), int(trials), successes / trials,
+                   exact_interval(successes, trials), lo, hi, float(chance), float(tolerance),
+                   bound, level, proven, int(n_looks))
+
+    @property
+    def who(self) -> str:
+        return ATTRIBUTE_ATTACKERS[self.attacker]
+
+    def evidence(self) -> str:
+        """The number that decided, in words."""
+        limit = f"base rate + {self.tolerance:.0%}"
+        if self.proven:
+            return f"the DP guarantee keeps it below {self.bound:.1%}, within {limit} (proven)"
+        if self.level == "not revealed":
+            return f"at most {self.upper:.1%}, within {limit}"
+        if self.level == "revealed":
+            return f"at least {self.lower:.1%}, above the base rate"
+        return f"between {self.lower:.1%} and {self.upper:.1%}"
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """What an attacker learns about the image: its label (the digit's class, a diagnosis)
+    as read by the prior's attribute classifier, judged for two attackers; the claim is the
+    worse of the two and says whose."""
+
+    name: str
+    original: str  # the label the classifier reads on the original
+    prior: AttributeAttack  # a classifier reading the reconstruction
+    release: AttributeAttack | None  # a noise-aware classifier reading the release
+    level: str  # the worse of the two attackers' levels
+    by: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, name: str, original: str, prior: AttributeAttack,
+           release: AttributeAttack | None = None) -> "Attribute":
+        both = [a for a in (prior, release) if a is not None]
+        top = max(ATTRIBUTE_SEVERITY[a.level] for a in both)
+        level = next(k for k, v in ATTRIBUTE_SEVERITY.items() if v == top)
+        return cls(name, str(original), prior, release, level,
+                   tuple(a.attacker for a in both if a.level == level))
 
     @property
     def revealed(self) -> bool:
         return self.level == "revealed"
 
     @property
-    def lower(self) -> float:
-        """The lower end of the success rate's interval (the evidence of disclosure)."""
-        return self.ci95[0]
+    def decisive(self) -> AttributeAttack:
+        """The attacker the claim comes from (the prior attacker when both agree)."""
+        return self.prior if self.by[0] == "prior" else self.release
 
-    @classmethod
-    def of(cls, name: str, successes: int, trials: int, chance: float, *, n_looks: int = 1,
-           tolerance: float = TOLERANCE, without_prior: int | None = None) -> "Attribute":
-        label, _, hi = decide(successes, trials, chance, n_looks=n_looks, tolerance=tolerance)
-        level = ("not revealed" if label == PROTECTED else UNDETERMINED if label == UNDETERMINED
-                 else "revealed")
-        return cls(name, successes, trials, successes / trials,
-                   exact_interval(successes, trials), chance, level, hi, without_prior)
+    # the deciding attacker's numbers, where one number is asked for
+    successes = property(lambda self: self.decisive.successes)
+    trials = property(lambda self: self.decisive.trials)
+    upper = property(lambda self: self.decisive.upper)
+    lower = property(lambda self: self.decisive.lower)
+    chance = property(lambda self: self.decisive.chance)
+
+    @property
+    def without_prior(self) -> int | None:
+        """Tries in which the release alone gives the label away (the prior-free attacker)."""
+        return None if self.release is None else self.release.successes
+
+    def needs_tries(self) -> bool:
+        """Whether more tries of the prior attacker could decide the claim."""
+        return self.level == UNDETERMINED and self.prior.level == UNDETERMINED
+
+    def sentence(self) -> str:
+        """The claim in words, with the evidence that decided it, for each attacker."""
+        head = {"revealed": f"**The {self.name} is revealed**",
+                "not revealed": f"**The {self.name} is not revealed**",
+                UNDETERMINED: f"**The {self.name} is undetermined**"}[self.level]
+        parts = []
+        for a in (self.prior, self.release):
+            if a is None:
+                continue
+            parts.append(f"{a.who}: {a.successes} of {a.trials} tries name \"{self.original}\" "
+                         f"({a.rate:.1%}; base rate {a.chance:.1%}, what it names without your "
+                         f"image; {a.evidence()}): {a.level}")
+        whose = " and ".join(ATTRIBUTE_ATTACKERS[b] for b in self.by)
+        return f"{head} (by {whose}). " + "; ".join(parts) + "."
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["by"] = list(self.by)
+        for k in ("prior", "release"):
+            if d[k] is not None:
+                d[k]["ci95"] = list(d[k]["ci95"])
+        d["revealed"] = self.revealed
+        return d
+
+
+def release_attribute_attack(x: torch.Tensor, pool: torch.Tensor, pool_labels: np.ndarray, *,
+                             clip_norm: float, mu: float, label, tries: int,
+                             generator: torch.Generator, chunk: int = 256) -> tuple[int, int]:
+    """The prior-free attribute attack (a noise-aware Bayes classifier over the pool of the
+    prior's images, attacks.noise_aware_labels) on ``tries`` fresh releases clip_C(x) +
+    (C / mu) xi of the image, and on as many releases without it ((C / mu) xi: add/remove
+    adjacency): (tries naming ``label``, releases without the image naming it)."""
+    s = clip_norm / mu
+    xc = clip_to(x[None], clip_norm)[0]
+    hits = blind = 0
+    for i in range(0, tries, chunk):
+        n = min(chunk, tries - i)
+        with_x = xc + s * torch.randn((n, *x.shape), generator=generator)
+        without = s * torch.randn((n, *x.shape), generator=generator)
+        hits += int((noise_aware_labels(with_x, s, pool, pool_labels) == label).sum())
+        blind += int((noise_aware_labels(without, s, pool, pool_labels) == label).sum())
+    return hits, blind
 
 
 def worst(*verdicts: AttackVerdict) -> tuple[str, list[str]]:
@@ -290,7 +408,7 @@ class BudgetVerdict:
     mu: float
     eps: float
     delta: float
-    trials: int  # the prior attack's tries at this budget
+    trials: int  # the prior attacker's tries at this budget (for either claim)
     identification: AttackVerdict  # the prior attacker (diffusion reconstruction)
     gallery: AttackVerdict  # the gallery attacker (likelihood test on the release)
     attribute: Attribute | None
@@ -301,7 +419,8 @@ class BudgetVerdict:
     def of(cls, mu: float, eps: float, delta: float, prior: AttackVerdict,
            gallery: AttackVerdict, attribute: Attribute | None) -> "BudgetVerdict":
         label, by = worst(prior, gallery)
-        return cls(mu, eps, delta, prior.trials, prior, gallery, attribute, label, tuple(by))
+        tries = max(prior.trials, attribute.prior.trials if attribute is not None else 0)
+        return cls(mu, eps, delta, tries, prior, gallery, attribute, label, tuple(by))
 
     def attack(self, attacker: str) -> AttackVerdict:
         """One attacker's verdict by its name in ATTACKERS ("gallery" or "prior")."""
@@ -313,7 +432,7 @@ class BudgetVerdict:
             d[k]["ci95"] = list(d[k]["ci95"])
         d["by"] = list(self.by)
         if self.attribute is not None:
-            d["attribute"]["ci95"] = list(self.attribute.ci95)
+            d["attribute"] = self.attribute.to_dict()
         return d
 
     def headline(self) -> str:
@@ -369,9 +488,20 @@ class Judge:
         if (clf is not None and a is not None and a["confidence"] >= ATTRIBUTE_CONFIDENCE
                 and ref.sample_classes is not None):
             sample_classes, image_classes = ref.sample_classes, ref.image_classes
+            # the prior attacker's base rate: how often its output names the label when the
+            # release carries nothing (the prior's own samples: the attack from pure noise)
             self.chance_attr = float((sample_classes == a["original"]).double().mean())
             self.pool = clip_to(ref.images[self.keep], result.clip_norm)  # as released
             self.pool_labels = image_classes[self.keep].numpy()
+            self.release_attr = {}
+            for m in mus:
+                hits, blind = release_attribute_attack(
+                    x, self.pool, self.pool_labels, clip_norm=result.clip_norm, mu=m,
+                    label=a["original"], tries=RELEASE_TRIES,
+                    generator=streams.generator(result.seed, digest, 0, streams.RELEASE_CLASS))
+                self.release_attr[m] = AttributeAttack.of(
+                    "release", hits, RELEASE_TRIES, blind / RELEASE_TRIES, mu=m,
+                    tolerance=result.tolerance)
         self.update(mus)
 
     def _decoys(self, k: int) -> torch.Tensor:
@@ -379,6 +509,8 @@ class Judge:
         return self.keep[torch.randperm(len(self.keep), generator=g)[: self.n - 1]]
 
     def update(self, mus: list[float]) -> None:
+        """Each budget's verdict from its tries so far. A claim already decided at an earlier
+        look keeps that look's decision (tries added for another claim never change it)."""
         res, x = self.result, self.result.original
         n_looks = len(res.looks)
         verdicts = {v.mu: v for v in res.verdicts}
@@ -387,22 +519,28 @@ class Judge:
             for t in tries:
                 if t.decoys is None:
                     t.decoys = self._decoys(t.trial).tolist()
-            recons = torch.stack([t.reconstruction for t in tries])
-            decoys = torch.stack([res.reference_images[t.decoys] for t in tries])
-            hits = int(identify(recons, x, decoys).sum())
-            ident = AttackVerdict.of("prior", hits, len(tries), self.chance, self.n, mu=mu,
-                                     tolerance=res.tolerance, n_looks=n_looks)
+            before = verdicts.get(mu)
+            if before is not None and before.identification.level != UNDETERMINED:
+                ident = before.identification
+            else:
+                recons = torch.stack([t.reconstruction for t in tries])
+                decoys = torch.stack([res.reference_images[t.decoys] for t in tries])
+                hits = int(identify(recons, x, decoys).sum())
+                ident = AttackVerdict.of("prior", hits, len(tries), self.chance, self.n, mu=mu,
+                                         tolerance=res.tolerance, n_looks=n_looks)
             attr = None
             if self.chance_attr is not None:
-                original = res.attribute["original"]
-                same = sum(t.attribute["recon"] == original for t in tries)
-                # the same question asked of the release alone, by a noise-aware classifier
-                direct = sum(int(noise_aware_labels(t.observation[None], t.sigma, self.pool,
-                                                    self.pool_labels)[0]) == original
-                             for t in tries)
-                attr = Attribute.of(res.attribute["name"], int(same), len(tries),
-                                    self.chance_attr, n_looks=n_looks,
-                                    tolerance=res.tolerance, without_prior=int(direct))
+                if (before is not None and before.attribute is not None
+                        and before.attribute.prior.level != UNDETERMINED):
+                    prior_attr = before.attribute.prior
+                else:
+                    original = res.attribute["original"]
+                    same = sum(t.attribute["recon"] == original for t in tries)
+                    prior_attr = AttributeAttack.of("prior", int(same), len(tries),
+                                                    self.chance_attr, mu=mu,
+                                                    tolerance=res.tolerance, n_looks=n_looks)
+                attr = Attribute.of(res.attribute["name"], str(res.attribute["original"]),
+                                    prior_attr, self.release_attr[mu])
             verdicts[mu] = BudgetVerdict.of(mu, tries[0].eps, res.delta, ident,
                                             self.gallery[mu], attr)
         res.verdicts = [verdicts[m] for m in sorted(verdicts)]

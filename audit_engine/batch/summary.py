@@ -50,6 +50,9 @@ def summarize_batch(out: Path, cfg: BatchConfig | None = None) -> list[dict]:
         exposed = rec + counts["partly recognisable"]
         attr = sum(bool(b["attribute"] and b["attribute"]["level"] == "revealed")
                    for _, b in judged)
+        claimed = [b["attribute"] for _, b in judged if b.get("attribute")]
+        attr_lo, attr_hi = (wilson_interval(attr, len(claimed)) if claimed
+                            else (math.nan, math.nan))
         lo, hi = wilson_interval(exposed, len(judged)) if judged else (math.nan, math.nan)
         sims = [m for img, _, _ in entries for m in img["metrics"]
                 if math.isclose(m["mu"], entries[0][1]["mu"])]
@@ -70,6 +73,10 @@ def summarize_batch(out: Path, cfg: BatchConfig | None = None) -> list[dict]:
             "exposed": exposed, "exposed_fraction": exposed / len(judged) if judged else None,
             "exposed_lo": lo, "exposed_hi": hi,
             "attribute_revealed_fraction": attr / len(judged) if judged else None,
+            # over the images with an attribute claim (the classifier reads them clearly)
+            "attribute_claimed": len(claimed), "attribute_revealed": attr,
+            "attribute_not_revealed": sum(a["level"] == "not revealed" for a in claimed),
+            "attribute_revealed_lo": attr_lo, "attribute_revealed_hi": attr_hi,
             "recon_ssim": mean("recon", "ssim"), "noisy_ssim": mean("noisy", "ssim"),
             "recon_mse": mean("recon", "mse"), "noisy_mse": mean("noisy", "mse"),
             "recon_lpips": mean("recon", "lpips"),

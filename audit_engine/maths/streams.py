@@ -13,12 +13,13 @@ import hashlib
 import numpy as np
 import torch
 
-__all__ = ["PRIVATIZE", "REVERSE", "DECOYS", "GALLERY", "SAMPLE", "image_digest", "keyed_seed", "keyed",
+__all__ = ["PRIVATIZE", "REVERSE", "DECOYS", "GALLERY", "SAMPLE", "RELEASE_CLASS", "image_digest", "keyed_seed", "keyed",
            "stream_seed", "generator"]
 
 PRIVATIZE, REVERSE, DECOYS = 0xD1, 0x5EED, 0xDEC0
 GALLERY = 0x6A11  # the gallery attack's look-alikes and noise (all its tries, one stream)
 SAMPLE = 0x7  # the starting noise x_T of an unconditional sample
+RELEASE_CLASS = 0xC1A5  # the prior-free attribute attack's releases (all its tries, one stream)
 
 
 def keyed_seed(*words: int) -> int:

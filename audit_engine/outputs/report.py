@@ -123,7 +123,8 @@ def format_table(result: AuditResult) -> str:
             label = f"no verdict: {why}"
         else:
             g, i, a = v.gallery, v.identification, v.attribute
-            attr = "n/a" if a is None else f"{a.successes}/{a.trials}{'*' if a.revealed else ''}"
+            attr = "n/a" if a is None else (f"{a.successes}/{a.trials}"
+                                            f"{'*' if a.revealed else '-' if a.level == 'not revealed' else '?'}")
             cells = (f"{g.rate:6.3f} {g.upper:5.2f} {g.chance:6.2f}  "
                      f"{f'{i.successes}/{i.trials}':>6} {i.upper:5.2f} {i.chance:6.2f}  {attr:>6}")
             label = v.headline()
@@ -254,12 +255,7 @@ def html_report(
                 ident = " ".join(av.sentence().replace("**", "")
                                  for av in (v.gallery, v.identification))
                 a = v.attribute
-                attr_cell = ("not claimed" if a is None else
-                             f"{a.successes} of {a.trials} ({a.level}; "
-                             f"chance {a.chance:.2f}"
-                             + ("" if a.without_prior is None else
-                                f"; from the privatized image alone, noise-aware: "
-                                f"{a.without_prior} of {a.trials}") + ")")
+                attr_cell = "not claimed" if a is None else a.sentence().replace("**", "")
             label = verdicts.get(mu, v.headline() if v else "no verdict")
             runs = runs[:result.trials]  # the pictures: the first look's tries
             alt = (f"{len(runs)} reconstructions at eps {first.eps:.4g}: {label}")

@@ -73,16 +73,9 @@ class BudgetView:
         lines.extend(f"- {av.sentence()}" for av in sorted(
             (v.gallery, v.identification), key=lambda av: -SEVERITY[av.level]))
         if v.attribute is not None:
-            a = v.attribute
-            direct = ("" if a.without_prior is None else
-                      f" Without a diffusion model, a classifier that knows the noise level "
-                      f"reads the {a.name} from the privatized image itself in "
-                      f"{a.without_prior} of {a.trials} tries.")
-            lines.append(
-                f"**{a.name.capitalize()} {a.level}**: the reconstruction shows the original's "
-                f"{a.name} in {a.successes} of {a.trials} tries (at most {a.upper:.0%} with 95% "
-                f"confidence); the prior draws this class {a.chance:.0%} of the time on its "
-                f"own.{direct}")
+            lines.append(v.attribute.sentence() + " The base rate is what the same attack "
+                         "names when the release carries nothing about your image: the class "
+                         "it favours by itself, not 1 in 10.")
         lines.append(f"_Bounds at 95% confidence; protected: within chance + "
                      f"{v.gallery.tolerance:.0%} (docs/VERDICTS.md)._")
         return "\n\n".join(lines)
@@ -187,7 +180,7 @@ def compare_budgets(session: LadderCache, mus: list[float], *,
         a = v.verdict.attribute if ok else None
         gal = f"{g.rate:.0%} of {g.trials} ({g.upper:.0%}; {g.chance:.0%})" if g else "n/a"
         ident = f"{i.successes} of {i.trials} ({i.upper:.0%}; {i.chance:.0%})" if i else "n/a"
-        attr = "n/a" if a is None else f"{a.successes} of {a.trials} ({a.level})"
+        attr = "n/a" if a is None else f"{a.successes} of {a.trials} ({a.level})"  # whose: a.by
         rows.append(f"| {budget_label(v.mu, v.eps, session.settings.delta)} | {gal} | {ident} "
                     f"| {attr} | **{v.label}** |")
     return grid_image(merged, notes=notes), "\n".join(rows), session

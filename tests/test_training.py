@@ -57,8 +57,11 @@ def rings(tmp_path_factory):
 def trained(rings, tmp_path_factory):
     """A prior trained for a few steps on the ring folder, with its fitness checks."""
     out = tmp_path_factory.mktemp("priors") / "rings"
+    said = []
     info = train_prior(rings, out, TrainConfig(size=16, steps=20, batch_size=16,
-                                               checkpoint_every=10, seed=1))
+                                               checkpoint_every=10, seed=1),
+                       progress=lambda f, m: said.append((f, m)))
+    info["_progress"] = said
     return out, info
 
 
@@ -104,8 +107,15 @@ def test_the_output_is_a_diffusers_folder_with_its_card_and_checks(trained, ring
     f = saved["fitness"]
     assert 0 <= f["heldout_in_domain"] <= 1 and 0 <= f["flat_flagged"] <= 1
     assert f["near_copies"] is not None and f["train_loss"] > 0
-    # 20 steps on 200 images: honestly not fit, and the card says why
+    # 20 steps on 200 images: honestly not fit, and the card says why: among the reasons,
+    # its samples lie far from images of the kind, so it is too weak an attacker
     assert not f["fit"] and "did not converge" in f["sentence"]
+    assert "too weak an attacker" in f["sentence"], f["sentence"]
+    assert f["median_nearest_distance"] > 1.5 * f["heldout_median_nearest_distance"]
+    # the fitness phase shows its progress and the time left, as the training does
+    checks = [(fr, m) for fr, m in info["_progress"] if m.startswith("fitness check")]
+    assert len(checks) > 10 and any("left" in m for _, m in checks)
+    assert [fr for fr, _ in checks] == sorted(fr for fr, _ in checks)
     card = (out / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: diffusers") and f["sentence"] in card
     assert "## Fitness to audit with" in card and "![samples](samples.png)" in card
@@ -281,3 +291,20 @@ def test_the_architecture_table_keeps_the_embedded_prior_at_32_pixels():
         assert shipped[key] == (list(value) if isinstance(value, tuple) else value), key
     with pytest.raises(ValueError, match="size"):
         unet_config(48, 1)
+
+
+def test_a_weak_attacker_is_not_fit_whatever_else_holds():
+    """The issue's prior: samples 6.83 from the nearest training image against 3.77 for
+    held-out images; everything else in order. Not fit, and the reason says what it means."""
+    from audit_engine.training.fitness import _reasons, verdict_sentence
+
+    ok = {"train_images": 400, "heldout_images": 60, "near_copies": 0.0,
+          "median_nearest_distance": 3.9, "heldout_median_nearest_distance": 3.77,
+          "data_copying_p": 0.5, "train_loss": 0.1, "heldout_loss": 0.11,
+          "loss_first_tenth": 1.0, "loss_last_tenth": 0.1, "loss_tenth_before": 0.1,
+          "heldout_in_domain": 0.95, "flat_flagged": 0.9}
+    assert _reasons(ok, fine_tuned=False) == []
+    weak = dict(ok, median_nearest_distance=6.83)
+    reasons = _reasons(weak, fine_tuned=False)
+    assert len(reasons) == 1 and "too weak an attacker" in reasons[0] and "6.83" in reasons[0]
+    assert "understate" in verdict_sentence(dict(weak, reasons=reasons))

@@ -20,22 +20,29 @@
   other sign of a prior that memorises.
 - **Convergence**: the loss over the last tenth of training against the first tenth and
   against the tenth before it.
+- **Strength as an attacker**: an under-trained prior draws samples far from any image of
+  its kind. When its samples' median distance to their nearest training image exceeds
+  WEAK_ATTACKER times the held-out images' (real images of the kind, never trained on), it
+  is too weak an attacker: its "not recognisable" and "class not revealed" understate what
+  an attacker with a better prior learns (the gallery attacker and the prior-free class
+  attacker, which need no prior, still hold).
 
 Fit to audit with only when every rule below holds; otherwise the card says which failed.
 """
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..progress import Progress, silent
+from ..progress import Progress, silent, time_left
 from .data import ImageFolder
 
 __all__ = ["MIN_TRAIN", "MIN_HELDOUT", "NEAR_COPY_RATIO", "MEMORIZATION_LIMIT",
-           "DOMAIN_ACCEPTS", "FLAT_FLAGGED", "CONVERGED", "GENERALISATION_GAP", "DATA_COPYING_P", "data_copying_p", "check_fitness", "near_copies",
+           "DOMAIN_ACCEPTS", "FLAT_FLAGGED", "CONVERGED", "GENERALISATION_GAP", "DATA_COPYING_P", "WEAK_ATTACKER", "data_copying_p", "check_fitness", "near_copies",
            "flat_images", "photographs", "verdict_sentence"]
 
 MIN_TRAIN = 200  # fewer training images: too few to learn a domain from
@@ -47,6 +54,7 @@ FLAT_FLAGGED = 0.8  # at least this share of flat images outside the domain
 CONVERGED = 0.7  # the last tenth's loss below this share of the first tenth's (from scratch)
 GENERALISATION_GAP = 2.0  # held-out denoising loss above this multiple of training's: memorises
 DATA_COPYING_P = 0.01  # samples nearer the training images than held-out images, this surely
+WEAK_ATTACKER = 1.5  # samples this much farther from the training images than held-out images
 SAMPLES = 64  # samples drawn for the memorization check
 SAMPLE_STEPS = 250  # ancestral (DDPM) steps per sample: the prior's own distribution
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "moon", "coins", "page")
@@ -117,14 +125,29 @@ def check_fitness(folder: Path, data: ImageFolder, info: dict, *,
     from ..audit.reference import reference_for, typicality, write_shipped_reference
     from ..audit.verdict import domain_check
 
-    say = progress or silent
+    report_to = progress or silent
+    t0 = time.perf_counter()
+    # each phase's share of the check's time (the samples are most of it)
+    phases = {"reference": (0.0, 0.3), "photos": (0.3, 0.35), "samples": (0.35, 0.9),
+              "generalisation": (0.9, 1.0)}
+
+    def phase(name: str, message: str):
+        lo, hi = phases[name]
+
+        def say(f: float, m: str = message) -> None:
+            done = lo + (hi - lo) * min(max(f, 0.0), 1.0)
+            left = time_left(round(1000 * done), 1000, time.perf_counter() - t0)
+            report_to(done, f"fitness check: {m} ({left})")
+        say(0.0)
+        return say
+
     prior = load_prior(str(folder), device="cpu", dtype=torch.float32)
     report: dict = {"train_images": len(data.train), "heldout_images": len(data.heldout)}
     if len(data.heldout) < MIN_HELDOUT:  # train.py then writes no heldout.npz
         report["reference"] = (f"only {len(data.heldout)} held-out images (fewer than "
                                f"{MIN_HELDOUT}): the reference set is sampled from the prior")
-    say(1.0, "building the reference set of the held-out images (look-alikes, domain check)")
-    write_shipped_reference(prior)
+    say = phase("reference", "building the reference set of the held-out images")
+    write_shipped_reference(prior, progress=lambda f, m: say(f, f"reference set: {m}"))
     ref = reference_for(prior)
     report.setdefault("reference", ref.source)
 
@@ -132,17 +155,19 @@ def check_fitness(folder: Path, data: ImageFolder, info: dict, *,
         report["heldout_in_domain"] = _two_fold(np.asarray(ref.profiles))
     else:
         report["heldout_in_domain"] = None
-    say(1.0, "judging photographs and flat images")
+    phase("photos", "judging photographs and flat images")
     for key, images in (("photos_flagged", photographs(prior)),
                         ("flat_flagged", flat_images(prior.sample_size, prior.channels))):
         profiles = typicality(prior, images)
         report[key] = float(np.mean([not domain_check(ref, p[None])["in_domain"]
                                      for p in profiles]))
 
-    say(1.0, f"memorization: {SAMPLES} samples against the {len(data.train)} training images")
+    what = f"memorization and strength: {SAMPLES} samples against the {len(data.train)} training images"
+    say = phase("samples", what)
     train = torch.from_numpy(data.train).float().div(255)
     if len(train) >= 2:
-        samples = sample(prior, SAMPLES, sampler="ddpm", steps=SAMPLE_STEPS, seed=0)
+        samples = sample(prior, SAMPLES, sampler="ddpm", steps=SAMPLE_STEPS, seed=0,
+                         progress=lambda f, m: say(f, f"{what}: {m}"))
         dist, ratio = near_copies(samples, train)
         report["near_copies"] = float(np.mean(ratio < NEAR_COPY_RATIO))
         report["median_nearest_distance"] = float(np.median(dist))
@@ -155,6 +180,7 @@ def check_fitness(folder: Path, data: ImageFolder, info: dict, *,
     else:
         report["near_copies"] = None
     # generalisation: the held-out images' profiles are the reference set's when it is theirs
+    phase("generalisation", "denoising error on training and held-out images")
     heldout = torch.from_numpy(data.heldout).float().div(255)
     report["train_loss"] = _denoising_error(typicality(prior, train[:256]))
     report["heldout_loss"] = (None if not len(heldout) else _denoising_error(
@@ -169,6 +195,7 @@ def check_fitness(folder: Path, data: ImageFolder, info: dict, *,
     report["reasons"] = _reasons(report, fine_tuned=bool(info["parameters"].get("init")))
     report["fit"] = not report["reasons"]
     report["sentence"] = verdict_sentence(report)
+    report_to(1.0, f"fitness check: done in {time.perf_counter() - t0:.0f} s")
     return report
 
 
@@ -208,6 +235,16 @@ def _reasons(r: dict, *, fine_tuned: bool) -> list[str]:
                        f"held-out images (at most {1 - DOMAIN_ACCEPTS:.0%} allowed)")
     if r["flat_flagged"] < FLAT_FLAGGED:
         reasons.append(f"its domain check accepts {1 - r['flat_flagged']:.0%} of flat images")
+    if (r.get("median_nearest_distance") is not None
+            and r.get("heldout_median_nearest_distance")
+            and r["median_nearest_distance"] > WEAK_ATTACKER * r["heldout_median_nearest_distance"]):
+        reasons.append(
+            f"too weak an attacker: its samples lie far from images of the kind (median "
+            f"distance to the nearest training image {r['median_nearest_distance']:.2f} against "
+            f"{r['heldout_median_nearest_distance']:.2f} for held-out images): its \"not "
+            "recognisable\" and \"class not revealed\" would understate what an attacker "
+            "with a better prior learns (the gallery attacker and the class read off the "
+            "release, which need no prior, still hold); train it longer or on more images")
     return reasons
 
 

@@ -323,7 +323,7 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
         from .card import write_card
         from .fitness import check_fitness
 
-        report = check_fitness(out, data, info, progress=lambda f, m: say(1.0, m))
+        report = check_fitness(out, data, info, progress=say)
         info["fitness"] = report
         atomic_write(out / "training.json", lambda p: p.write_text(json.dumps(info, indent=1)))
         write_card(out, info)

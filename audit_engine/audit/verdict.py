@@ -73,7 +73,7 @@ __all__ = ["Z95", "wilson_interval", "exact_interval", "one_sided_bounds", "deci
            "ATTRIBUTE_CONFIDENCE", "DOMAIN_PERCENTILE", "DOMAIN_FACTOR", "domain_threshold",
            "in_domain", "outside_domain", "domain_check", "Judge", "CANDIDATES", "LABELS", "PROTECTED", "UNDETERMINED", "SEVERITY",
            "ATTACKERS", "AttackVerdict", "Attribute", "AttributeAttack", "ATTRIBUTE_ATTACKERS",
-           "RELEASE_TRIES", "release_attribute_attack", "BudgetVerdict", "worst", "error_rates"]
+           "RELEASE_TRIES", "release_attribute_attack", "NEAR_DOMAIN_CAVEAT", "BudgetVerdict", "worst", "error_rates"]
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 CANDIDATES = 10  # n: the target and 9 look-alikes; chance 1/n
@@ -83,6 +83,12 @@ ALPHA_PROTECTION = 0.05  # P[protection called | the true rate is chance + toler
 GALLERY_TRIES = 4096  # tries of the gallery attack per budget (one look)
 RELEASE_TRIES = 1024  # tries of the prior-free attribute attack per budget (one look)
 ATTRIBUTE_CONFIDENCE = 0.9  # the classifier's confidence on the original for an attribute claim
+# said on every digit-class claim: letters drawn like digits pass the domain check and are
+# read as digits confidently, and no check tried separates them well enough to refuse the
+# claim for them (scripts/evaluate_letters.py, docs/DOMAIN.md)
+NEAR_DOMAIN_CAVEAT = ("This reading assumes your image is a digit: the classifier also reads "
+                      "letters drawn like digits as digits, and no check here tells them apart "
+                      "reliably (docs/DOMAIN.md).")
 # an image whose typicality distance exceeds DOMAIN_FACTOR times this percentile of the
 # reference images' own distances is outside the domain (rates measured in docs/DOMAIN.md:
 # the margin keeps digits written a little differently, shifted or rotated, inside)
@@ -317,15 +323,16 @@ class Attribute:
     release: AttributeAttack | None  # a noise-aware classifier reading the release
     level: str  # the worse of the two attackers' levels
     by: tuple[str, ...] = ()
+    caveat: str = ""  # what the reading of the original assumes (NEAR_DOMAIN_CAVEAT)
 
     @classmethod
     def of(cls, name: str, original: str, prior: AttributeAttack,
-           release: AttributeAttack | None = None) -> "Attribute":
+           release: AttributeAttack | None = None, caveat: str = "") -> "Attribute":
         both = [a for a in (prior, release) if a is not None]
         top = max(ATTRIBUTE_SEVERITY[a.level] for a in both)
         level = next(k for k, v in ATTRIBUTE_SEVERITY.items() if v == top)
         return cls(name, str(original), prior, release, level,
-                   tuple(a.attacker for a in both if a.level == level))
+                   tuple(a.attacker for a in both if a.level == level), caveat)
 
     @property
     def revealed(self) -> bool:
@@ -365,7 +372,8 @@ class Attribute:
                          f"({a.rate:.1%}; base rate {a.chance:.1%}, what it names without your "
                          f"image; {a.evidence()}): {a.level}")
         whose = " and ".join(ATTRIBUTE_ATTACKERS[b] for b in self.by)
-        return f"{head} (by {whose}). " + "; ".join(parts) + "."
+        tail = f" {self.caveat}" if self.caveat else ""
+        return f"{head} (by {whose}). " + "; ".join(parts) + "." + tail
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -540,7 +548,8 @@ class Judge:
                                                     self.chance_attr, mu=mu,
                                                     tolerance=res.tolerance, n_looks=n_looks)
                 attr = Attribute.of(res.attribute["name"], str(res.attribute["original"]),
-                                    prior_attr, self.release_attr[mu])
+                                    prior_attr, self.release_attr[mu],
+                                    caveat=NEAR_DOMAIN_CAVEAT)
             verdicts[mu] = BudgetVerdict.of(mu, tries[0].eps, res.delta, ident,
                                             self.gallery[mu], attr)
         res.verdicts = [verdicts[m] for m in sorted(verdicts)]

@@ -141,10 +141,14 @@ def test_training_throughput_in_performance_doc_is_its_run():
 
 
 
-def test_memory_bound_in_the_docs_is_its_run():
-    """The memory at the bounds in docs/DEPLOYMENT.md is what the run wrote."""
-    from bench import memory_bound
+def test_soak_and_memory_bound_in_the_docs_are_their_runs():
+    """The soak's table in docs/PERFORMANCE.md and the memory at the bounds in
+    docs/DEPLOYMENT.md are what the runs wrote (docs/soak.json, docs/memory-bound.json)."""
+    from bench import memory_bound, soak
 
+    data = json.loads((ROOT / "docs" / "soak.json").read_text())
+    assert block((ROOT / "docs" / "PERFORMANCE.md").read_text(), soak.BLOCK) == soak.render(data)
+    assert data["minutes"] >= 60 and data["passed"]
     mem = json.loads((ROOT / "docs" / "memory-bound.json").read_text())
     assert (block((ROOT / "docs" / "DEPLOYMENT.md").read_text(), memory_bound.BLOCK)
             == memory_bound.render(mem))

@@ -27,8 +27,11 @@ of the 95% interval above it); *partly recognisable*: clearly more often than ch
 most tries; *not recognisable*: shown to stay within chance + 10 points (the upper end of
 the interval), or guaranteed by the budget itself; *undetermined*: neither is shown yet,
 and more tries are added. The headline is the worse attacker. The digit class is
-*revealed* only when the reconstructions show it clearly more often than the prior draws
-that class on its own, and is claimed only when the classifier reads your image clearly.
+judged the same way for two attackers, one reading it off the reconstruction and one off
+the privatized image itself, each against what it names when the release carries nothing
+about your image (its base rate): *revealed* when either names it clearly more often,
+*not revealed* only when both are shown to stay within their base rate + 10 points (or the
+budget guarantees it); claimed only when the classifier reads your image clearly.
 The *spread* map shows where the tries disagree: where the attacker is guessing.
 Before any verdict the prior scores how typical your image is of what it knows; outside
 its domain no verdict is made (see `audit_engine/audit/verdict.py`, docs/DOMAIN.md)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["BEGIN", "END", "fill", "fill_file", "block", "names"]
+__all__ = ["BEGIN", "END", "fill", "fill_file", "block", "names", "write_or_check"]
 
 BEGIN = "<!-- generated:{} -->"
 END = "<!-- /generated -->"
@@ -51,3 +51,15 @@ def block(doc: str, name: str) -> str:
     if m is None:
         raise KeyError(f"no generated block {name!r} in the doc")
     return m.group(0)[len(BEGIN.format(name)) + 1: -len(END) - 1]
+
+
+def write_or_check(files: dict[Path, str], *, check: bool) -> int:
+    """Write each file's new text, or with ``check`` only say which are out of date; the
+    exit status of a generator's ``--check`` (1 when any is stale)."""
+    if check:
+        stale = [p.name for p, text in files.items() if Path(p).read_text() != text]
+        print("out of date: " + ", ".join(stale) if stale else "up to date")
+        return 1 if stale else 0
+    for p, text in files.items():
+        Path(p).write_text(text)
+    return 0

@@ -175,15 +175,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     data = compute()
     text = json.dumps(data, indent=2) + "\n"
-    from audit_engine.docblocks import fill
+    from audit_engine.docblocks import fill, write_or_check
 
     doc = fill(DOC.read_text(), {BLOCK: table(data)}, every=False)
+    if write_or_check({JSON: text, DOC: doc}, check=args.check):
+        return 1
     if args.check:
-        stale = [p.name for p, t in ((JSON, text), (DOC, doc)) if p.read_text() != t]
-        print("out of date: " + ", ".join(stale) if stale else "up to date")
-        return 1 if stale else 0
-    JSON.write_text(text)
-    DOC.write_text(doc)
+        return 0
     print(table(data))
     return 0
 

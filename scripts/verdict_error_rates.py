@@ -26,7 +26,7 @@ from audit_engine.audit.verdict import (
     error_rates,
     looks,
 )
-from audit_engine.docblocks import fill
+from audit_engine.docblocks import fill, write_or_check
 
 SCHEDULES = {"prior attacker, priors up to 64 px": (8, 64),
              "prior attacker, larger priors": (4, 32),
@@ -80,12 +80,10 @@ def main(argv=None) -> int:
     data = compute()
     text = json.dumps(data, indent=2) + "\n"
     doc = fill(DOC.read_text(), {"error-rates": table(data)})
+    if write_or_check({JSON: text, DOC: doc}, check=args.check):
+        return 1
     if args.check:
-        stale = [p.name for p, t in ((JSON, text), (DOC, doc)) if p.read_text() != t]
-        print("out of date: " + ", ".join(stale) if stale else "up to date")
-        return 1 if stale else 0
-    JSON.write_text(text)
-    DOC.write_text(doc)
+        return 0
     print(table(data))
     return 0
 

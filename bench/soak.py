@@ -160,13 +160,17 @@ def _client(k: int, url: str, until: float, tally: Tally, images: dict, work: Pa
 
 
 def rising(samples: list[tuple[float, float]]) -> bool:
-    """Whether resident memory still rises in the last third of the run: the median of its
-    second half above the median of its first half by more than 30 MB and 3%."""
-    last = [m for _, m in samples[len(samples) * 2 // 3:]]
-    if len(last) < 6:
+    """Whether resident memory still rises in the last third of the run: the median of the
+    last sixth above the highest value of the first two thirds by more than 30 MB and 3%.
+    A plateau, or a transient peak (a search's temporary tensors), is not a rise; memory that
+    keeps reaching new highs to the end is."""
+    cut = len(samples) * 2 // 3
+    before = [m for _, m in samples[:cut]]
+    last = [m for _, m in samples[cut:]]
+    if len(last) < 6 or not before:
         return False
-    a, b = statistics.median(last[:len(last) // 2]), statistics.median(last[len(last) // 2:])
-    return b - a > max(30.0, 0.03 * a)
+    top, end = max(before), statistics.median(last[len(last) // 2:])
+    return end - top > max(30.0, 0.03 * top)
 
 
 def run_soak(minutes: float, clients: int = 3, *, poison: float | None = None,

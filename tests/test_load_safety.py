@@ -257,3 +257,15 @@ def test_the_class_search_answers(monkeypatch):
     text, *_ = h.find_budget("no attribute", "eps", 1e-5, session,
                              progress=lambda *a, **k: None)
     assert text.startswith("**") and ("class" in text or "budget" in text), text
+
+
+def test_the_soak_calls_a_leak_a_rise_and_a_plateau_with_peaks_not():
+    from bench.soak import classify, rising
+
+    assert rising([(t, 900 + 2 * t) for t in range(0, 600, 5)])  # grows to the end
+    plateau = [(t, 1000 + (250 if t % 100 == 0 else 0)) for t in range(0, 600, 5)]
+    assert not rising(plateau)  # transient peaks on a plateau
+    assert not rising([(0, 900), (5, 950)])  # too short to tell
+    assert classify("This audit needs about 740 UNet evaluations") == "refused: estimate"
+    assert classify("Something went wrong on the server while running the audit") == "unexpected"
+    assert classify("Error") == "unexpected" and classify("Upload an image first.") == "refused: other"

@@ -269,3 +269,29 @@ def test_the_soak_calls_a_leak_a_rise_and_a_plateau_with_peaks_not():
     assert classify("This audit needs about 740 UNet evaluations") == "refused: estimate"
     assert classify("Something went wrong on the server while running the audit") == "unexpected"
     assert classify("Error") == "unexpected" and classify("Upload an image first.") == "refused: other"
+
+
+def test_files_of_sessions_that_never_said_goodbye_are_swept(tmp_path, monkeypatch):
+    """An API client never closes a browser: its report and data-set folders and uploads go
+    once it has been inactive for the session TTL; an active session's stay."""
+    import os
+    import time as clock
+
+    from webui import files
+
+    reports, datasets = tmp_path / "reports", tmp_path / "datasets"
+    for top in (reports, datasets):
+        (top / "gone").mkdir(parents=True)
+        (top / "live").mkdir(parents=True)
+    upload = tmp_path / "upload.png"
+    upload.write_bytes(b"x")
+    monkeypatch.setattr(files, "_SESSIONS_SWEPT", [0.0])
+    files.remember_upload(str(upload), SimpleNamespace(session_hash="gone"))
+    files.touch_session("live")
+    monkeypatch.setitem(files._SEEN, "gone", clock.time() - 7200)
+    old = clock.time() - 7200
+    os.utime(reports / "gone", (old, old))
+    files.sweep_sessions((reports, datasets), max_age=3600)
+    assert not (reports / "gone").exists() and not (datasets / "gone").exists()
+    assert not upload.exists() and (reports / "live").exists() and (datasets / "live").exists()
+    files.forget_session("live", (reports, datasets))

@@ -322,6 +322,7 @@ def run(image, prior, mode, delta, slider, sampler, steps, trials, seed, session
     if image is None:
         raise gr.Error("Upload an image or pick an example first.")
     remember_upload(image, request)
+    sweep_sessions((REPORT_DIR, DATASET_DIR))  # files of sessions gone without a word
     chosen = settings(prior, delta, sampler, steps, trials, seed, clip)
     mu, _ = _mu(slider, mode, delta)
     if session is None or session.settings != chosen:

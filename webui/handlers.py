@@ -268,8 +268,9 @@ def _budget_outputs(session: db.LadderCache, mu: float, mode: str, *, plots: boo
     pending = (f"\n\n_The budget ladder is still being computed: {session.pending} of "
                f"{db.LADDER_SIZE} budgets to come; the plots fill in as they finish._"
                if session.pending else
-               f"\n\n_Undetermined at {session.settings.trials} tries at {session.adding} "
-               "budget(s): the sequential rule is adding tries there before it says anything._"
+               f"\n\n_A claim (recognisability or the class) is undetermined at "
+               f"{session.settings.trials} tries at {session.adding} budget(s): the sequential "
+               "rule is adding tries there before it says anything._"
                if session.adding else "")
     lad = session.ladder
     if v.stopped and v.verdict is not None and v.verdict.verdict == "undetermined":

@@ -128,8 +128,9 @@ class AuditResult:
     _more: Callable | None = field(default=None, repr=False, compare=False)
 
     def undetermined(self) -> list[float]:
-        """Budgets whose verdict is still undetermined by the prior attacker and that the
-        sequential rule may still measure with more tries."""
+        """Budgets where a claim is still undetermined by the prior attacker (the headline,
+        or the attribute: ``Attribute.needs_tries``) and that the sequential rule may still
+        measure with more tries."""
         if self._more is None or self.stopped:
             return []
         return [v.mu for v in self.verdicts if v.trials < self.max_trials and (

@@ -364,16 +364,17 @@ class Attribute:
         head = {"revealed": f"**The {self.name} is revealed**",
                 "not revealed": f"**The {self.name} is not revealed**",
                 UNDETERMINED: f"**The {self.name} is undetermined**"}[self.level]
+        whose = ("both attackers" if len(self.by) > 1 else
+                 "the attacker " + ATTRIBUTE_ATTACKERS[self.by[0]].split(" who ", 1)[1])
         parts = []
         for a in (self.prior, self.release):
-            if a is None:
-                continue
-            parts.append(f"{a.who}: {a.successes} of {a.trials} tries name \"{self.original}\" "
-                         f"({a.rate:.1%}; base rate {a.chance:.1%}, what it names without your "
-                         f"image; {a.evidence()}): {a.level}")
-        whose = " and ".join(ATTRIBUTE_ATTACKERS[b] for b in self.by)
+            if a is not None:
+                how = ATTRIBUTE_ATTACKERS[a.attacker].split(" who ", 1)[1]
+                parts.append(f"One who {how}: {a.successes} of {a.trials} tries name "
+                             f"\"{self.original}\" ({a.rate:.1%}; base rate {a.chance:.1%}; "
+                             f"{a.evidence()}): {a.level}.")
         tail = f" {self.caveat}" if self.caveat else ""
-        return f"{head} (by {whose}). " + "; ".join(parts) + "." + tail
+        return f"{head} (by {whose}). " + " ".join(parts) + tail
 
     def to_dict(self) -> dict:
         d = asdict(self)

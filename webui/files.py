@@ -40,10 +40,9 @@ def sweep_sessions(dirs: tuple[Path, ...] = (REPORT_DIR, DATASET_DIR), *,
     """Files of sessions that ended without saying so (API clients, closed laptops): the
     uploads, reports and data-set runs of every session not active for ``max_age`` seconds
     are removed, at most once every ``every`` seconds."""
-    now = time.time()
-    if now - _SESSIONS_SWEPT[0] < every:
+    if not _due(_SESSIONS_SWEPT, every):
         return
-    _SESSIONS_SWEPT[0] = now
+    now = time.time()
     with _UPLOADS_LOCK:
         stale = [s for s, t in _SEEN.items() if now - t > max_age]
     for s in stale:
@@ -58,6 +57,15 @@ def sweep_sessions(dirs: tuple[Path, ...] = (REPORT_DIR, DATASET_DIR), *,
 
 
 _SESSIONS_SWEPT = [0.0]
+
+
+def _due(last: list[float], every: float) -> bool:
+    """Whether ``every`` seconds have passed since ``last[0]`` (which then becomes now)."""
+    now = time.time()
+    if now - last[0] < every:
+        return False
+    last[0] = now
+    return True
 
 
 def forget_session(session_hash: str, dirs: tuple[Path, ...] = (REPORT_DIR, DATASET_DIR)) -> None:
@@ -129,10 +137,9 @@ _SWEPT = [0.0]
 def _sweep_images(max_age: float = 1800.0, every: float = 300.0) -> None:
     """Remove this app's image files unused for ``max_age`` seconds (Gradio has copied them
     into its own cache, which delete_cache ages), at most once every ``every`` seconds."""
-    now = time.time()
-    if now - _SWEPT[0] < every:
+    if not _due(_SWEPT, every):
         return
-    _SWEPT[0] = now
+    now = time.time()
     for p in IMAGE_DIR.glob("*.png"):
         try:
             if now - p.stat().st_mtime > max_age:

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["key_of", "key_for", "per_eval", "record", "measure", "estimate", "store_path",
-           "source", "forget", "probe", "seconds_for", "PROBE_EVERY_S"]
+           "source", "forget", "probe", "measure_quickly", "seconds_for", "PROBE_EVERY_S"]
 
 _LOCK = threading.Lock()
 WEIGHT = 0.5  # the newest run's weight in the running average
@@ -103,7 +103,8 @@ def _save(key: str, value: float) -> None:
     """Write this process's estimate to the file, the next process's seed (a read-only cache
     keeps nothing)."""
     data = _read()
-    runs = (data.get(key) or {}).get("runs", 0) if isinstance(data.get(key), dict) else 0
+    old = data.get(key)
+    runs = old.get("runs", 0) if isinstance(old, dict) else 0
     data[key] = {"per_eval_s": value, "runs": runs + 1,
                  "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
@@ -169,9 +170,15 @@ def probe(prior) -> float | None:
         recent = (entry is not None and entry["source"] == "probe"
                   and time.monotonic() - entry["at"] < PROBE_EVERY_S)
     if not recent:
-        small = prior.sample_size <= 64
-        measure(prior, batch=None if small else 1, repeats=1)
+        measure_quickly(prior)
     return per_eval(prior)
+
+
+def measure_quickly(prior) -> float:
+    """``measure`` at the size the preparation and the probe use: the audit's batch for
+    priors up to 64 pixels (two timed calls), one sample per call above (one call)."""
+    small = prior.sample_size <= 64
+    return measure(prior, batch=None if small else 1, repeats=2 if small else 1)
 
 
 def estimate(prior, evaluations: int) -> float | None:

@@ -56,8 +56,7 @@ def measure_cost(prior: Prior | str, *, device: str | None = None) -> float:
     on this hardware is refused with its estimate from the start."""
     if not isinstance(prior, Prior):
         prior = load_prior(prior, device=device)
-    small = prior.sample_size <= 64
-    return costs.measure(prior, batch=None if small else 1, repeats=2 if small else 1)
+    return costs.measure_quickly(prior)
 
 
 def prepare(prior: Prior | str | None = None, *, reference=None, device: str | None = None,

@@ -347,8 +347,6 @@ class Attribute:
     successes = property(lambda self: self.decisive.successes)
     trials = property(lambda self: self.decisive.trials)
     upper = property(lambda self: self.decisive.upper)
-    lower = property(lambda self: self.decisive.lower)
-    chance = property(lambda self: self.decisive.chance)
 
     @property
     def without_prior(self) -> int | None:

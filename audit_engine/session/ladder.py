@@ -315,9 +315,9 @@ def ladder_evaluations(trials: int, steps: int, sampler: str, budgets: int = LAD
     """UNet evaluations of one image's audit at ``budgets`` budgets at most: every budget at
     the first look, the sequential rule's further tries at two budgets, and the domain
     check's 20 (the estimate behind gpu_seconds and the page's refusals)."""
-    rounds = 1000 if sampler == "ddpm" else max(1, int(steps))
     first = max(1, int(trials))
-    return rounds * (budgets * first + 2 * (default_max_trials(first) - first)) + 20
+    return (first_look_evaluations(trials, steps, sampler, budgets)
+            + _rounds(steps, sampler) * 2 * (default_max_trials(first) - first))
 
 
 def first_look_evaluations(trials: int, steps: int, sampler: str,
@@ -325,8 +325,12 @@ def first_look_evaluations(trials: int, steps: int, sampler: str,
     """UNet evaluations of the first look of one image's audit at ``budgets`` budgets (and
     the domain check's 20): what must fit a request's time limit. The sequential rule's
     further tries are added within the time left (run.continue_audit)."""
-    rounds = 1000 if sampler == "ddpm" else max(1, int(steps))
-    return rounds * budgets * max(1, int(trials)) + 20
+    return _rounds(steps, sampler) * budgets * max(1, int(trials)) + 20
+
+
+def _rounds(steps: int, sampler: str) -> int:
+    """UNet calls of one reconstruction at most: every step for DDPM, ``steps`` for DDIM."""
+    return 1000 if sampler == "ddpm" else max(1, int(steps))
 
 
 def _measured_on_gpu(prior: str) -> float | None:

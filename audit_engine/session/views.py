@@ -180,7 +180,7 @@ def compare_budgets(session: LadderCache, mus: list[float], *,
         a = v.verdict.attribute if ok else None
         gal = f"{g.rate:.0%} of {g.trials} ({g.upper:.0%}; {g.chance:.0%})" if g else "n/a"
         ident = f"{i.successes} of {i.trials} ({i.upper:.0%}; {i.chance:.0%})" if i else "n/a"
-        attr = "n/a" if a is None else f"{a.successes} of {a.trials} ({a.level})"  # whose: a.by
+        attr = "n/a" if a is None else f"{a.successes} of {a.trials} ({a.level})"
         rows.append(f"| {budget_label(v.mu, v.eps, session.settings.delta)} | {gal} | {ident} "
                     f"| {attr} | **{v.label}** |")
     return grid_image(merged, notes=notes), "\n".join(rows), session

@@ -115,9 +115,7 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
                                                interactive=False)
                         compare_table = gr.Markdown()
                     with gr.Row():
-                        level = gr.Radio([("not recognisable", "not recognisable"),
-                                          ("class not revealed", "no attribute")],
-                                         value="not recognisable", label="Protection to keep")
+                        level = h.level_choices(h.EMBEDDED, label="Protection to keep")
                         solve_btn = gr.Button("Find the largest safe budget", elem_id="find-budget")
                     solve_md = gr.Markdown(elem_id="safe-budget")
                     solve_img = gr.Image(label="The largest safe budget (left) and the first "
@@ -195,7 +193,8 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     timer.tick(h.refresh_priors, None, [prior, timer], queue=False, api_visibility="private",
                show_progress="hidden")
     # the tries follow the prior (8 up to 64 pixels, 4 above)
-    prior.change(h.default_trials_for, [prior], [trials], queue=False, api_visibility="private")
+    prior.change(h.default_trials_for, [prior], [trials, level], queue=False,
+                 api_visibility="private")
     demo.unload(h.cleanup)
 
 

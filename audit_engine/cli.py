@@ -8,6 +8,7 @@
     python -m audit_engine prepare [PRIOR ...]
     python -m audit_engine priors
     python -m audit_engine train-prior DIR --out PRIOR [--size 32] [--init PRIOR] [--resume]
+                                       [--attribute NAME] [--labels auto|none|subfolders|CSV]
 """
 from __future__ import annotations
 
@@ -207,6 +208,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="auto: bf16 or fp16 on a GPU, none on a CPU (accelerate's setting)")
     t.add_argument("--resume", action="store_true",
                    help="continue a run that stopped, from OUT/checkpoint")
+    t.add_argument("--attribute", default=None, metavar="NAME",
+                   help="what the folder's labels are ('diagnosis', 'digit class'): a "
+                        "classifier of it is trained beside the prior and audited; default "
+                        "'class' when labels are found, none otherwise")
+    t.add_argument("--labels", default="auto", metavar="WHERE",
+                   help="where the labels are: auto (DIR/labels.csv, else class subfolders "
+                        "DIR/LABEL/IMAGE), subfolders, none, or a CSV file of file,label rows")
+    t.add_argument("--attribute-steps", type=_positive_int, default=None,
+                   help="the attribute classifier's training steps (default: 20 epochs, "
+                        "400 to 3,000 steps)")
     return ap
 
 
@@ -378,7 +389,9 @@ def _train_prior(args) -> int:
                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       ema_decay=args.ema_decay, holdout=args.holdout, seed=args.seed,
                       checkpoint_every=args.checkpoint_every,
-                      mixed_precision=args.mixed_precision, extra={"command": command})
+                      mixed_precision=args.mixed_precision, attribute=args.attribute,
+                      labels=args.labels, attribute_steps=args.attribute_steps,
+                      extra={"command": command})
     try:
         info = train_prior(args.folder, args.out, cfg, resume=args.resume, progress=_bar)
     except (ValueError, PriorUnavailable, OSError) as exc:
@@ -396,6 +409,16 @@ def _train_prior(args) -> int:
           f"{f['photos_flagged']:.0%}; samples that are near-copies of a training image: "
           + ("n/a" if f["near_copies"] is None else f"{f['near_copies']:.0%}"))
     print(f["sentence"])
+    a = info.get("attribute") or {}
+    if a.get("trained"):
+        h = a["heldout"]
+        print(f"attribute '{a['attribute']}' ({len(a['labels'])} labels from "
+              f"{a['labels_from']}): " + (f"held-out accuracy {h['accuracy']:.1%} on "
+              f"{h['images']} images, calibration error {h['calibration_error']:.3f}, "
+              f"{h['confident_share']:.0%} read confidently" if h["images"] else
+              "no labelled held-out image to measure it on"))
+    elif a:
+        print(f"no attribute to audit: {a['why']}")
     print(f"wrote {args.out} (model card: {args.out / 'README.md'}); audit with --prior {args.out}")
     return 0
 
@@ -454,6 +477,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reference: {result.reference}")
     print(f"release: clip_C(x) + (C / mu) xi with C = {result.clip_norm:.4g} "
           f"({result.clip_source}); mu-GDP for adding or removing the image")
+    if result.attribute is not None:
+        a = result.attribute
+        print(f"attribute: {a['name']}; the classifier reads your image as: {a['original']} "
+              f"(confidence {a['confidence']:.2f}); column attr: tries naming it (* revealed, "
+              "- not revealed, ? undetermined)")
+    if result.attribute_note():
+        print(result.attribute_note())
     if result.domain is not None and not result.domain["in_domain"]:
         print("WARNING: the image is outside the prior's domain (typicality distance "
               f"{result.domain['score']:.2f} > {result.domain['threshold']:.2f}): the "

@@ -157,8 +157,8 @@ noise ({t_samples:.0f} s):
 
 ![samples](prior-samples.png)
 
-A digit classifier (`audit_engine.attacker.attributes.DigitCNN`, trained on the training split only,
-held-out accuracy {clf_info['heldout_accuracy']:.1%}) labels them:
+A digit classifier (`audit_engine.attacker.attributes.AttributeCNN`, trained on the training split only,
+held-out accuracy {clf_info['heldout']['accuracy']:.1%}) labels them:
 **{confident:.0%} are classified with confidence > 0.9**; classes present among those:
 {classes} ({len(classes)} of 10). Label counts over all 64: {hist}.
 

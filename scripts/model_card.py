@@ -86,7 +86,9 @@ def render(info: dict, *, candidate: bool = False, block: str = "") -> str:
                   f"    .venv/bin/python -m research.compare_priors --b {folder} --seeds 0 1 "
                   f"--out {out} --doc research/PRIOR-COMPARISON.md" + (f" --block {block}" if block else "")]
     else:
-        lines += ["    .venv/bin/python scripts/train_classifier.py --prior audit_engine/assets/prior-mnist32",
+        lines += ["    .venv/bin/python scripts/train_classifier.py --retrain work/classifier "
+                  "&& cp work/classifier/classifier.* audit_engine/assets/prior-mnist32/",
+                  "    .venv/bin/python scripts/train_classifier.py",
                   "    .venv/bin/python scripts/compute_baseline.py --prior audit_engine/assets/prior-mnist32",
                   "    .venv/bin/python scripts/build_reference.py",
                   "    .venv/bin/python scripts/model_card.py",

@@ -93,7 +93,8 @@ def test_verdicts_on_held_out_digits_low_and_high_budget():
     for i in (3, 260):
         x = torch.from_numpy(held["images"][i]).float().div(255).unsqueeze(0)
         res = run_audit(x, mus=[0.2, 60.0], prior=prior, lpips=None)
-        assert res.domain["in_domain"] and res.attribute["original"] == int(held["labels"][i])
+        assert res.domain["in_domain"] and res.attribute["index"] == int(held["labels"][i])
+        assert res.attribute["original"] == str(held["labels"][i]) and res.attribute["name"] == "digit class"
         weak, strong = res.verdicts
         # mu 0.2: the DP bound itself proves both attackers within chance + 0.10
         assert weak.verdict == "not recognisable" and not weak.attribute.revealed

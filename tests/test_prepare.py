@@ -133,8 +133,11 @@ def test_work_past_the_limit_is_refused_at_once_with_its_estimate(monkeypatch, t
 def test_tries_follow_the_prior():
     from webui import handlers as h
 
-    assert h.default_trials_for("embedded").value == 8
-    assert h.default_trials_for("google/ddpm-celebahq-256").value == 4
+    tries, level = h.default_trials_for("embedded")
+    assert tries.value == 8 and len(level.choices) == 2  # and the digit class to keep
+    tries, level = h.default_trials_for("google/ddpm-celebahq-256")
+    assert tries.value == 4 and len(level.choices) == 1  # no attribute classifier
+    assert "no attribute classifier" in level.info
 
 
 def test_offline_advice_names_the_current_cli(monkeypatch):

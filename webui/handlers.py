@@ -15,6 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from audit_engine.attacker.attributes import attribute_name
 from audit_engine.attacker.priors import (
     EMBEDDED,
     REGISTRY,
@@ -185,11 +186,25 @@ def refresh_priors():
 
 
 @engine_errors
-def default_trials_for(prior) -> gr.Slider:
-    """The tries slider follows the prior: 8 up to 64 pixels, 4 above."""
+def default_trials_for(prior) -> tuple[gr.Slider, gr.Radio]:
+    """The tries slider follows the prior (8 up to 64 pixels, 4 above), and so does the
+    search's protection level: the prior's attribute by name, or only recognisability."""
     spec = REGISTRY.get(prior)
     side = spec.resolution if spec and spec.resolution else 256
-    return gr.Slider(value=8 if side <= 64 else 4)
+    return gr.Slider(value=8 if side <= 64 else 4), level_choices(prior)
+
+
+def level_choices(prior, **kwargs) -> gr.Radio:
+    """The levels the search can keep with this prior: "not recognisable", and "NAME not
+    revealed" when the prior ships an attribute classifier (attacker/attributes.py)."""
+    spec = REGISTRY.get(prior)
+    name = attribute_name(spec.source if spec else None)
+    choices = [("not recognisable", "not recognisable")]
+    if name:
+        choices.append((f"{name} not revealed", "no attribute"))
+    return gr.Radio(choices=choices, value="not recognisable",
+                    info=None if name else "This prior has no attribute classifier, so only "
+                    "recognisability can be kept.", **kwargs)
 
 
 def check_feasible(prior: str, evaluations: int, what: str, *, fewer: str) -> None:
@@ -268,7 +283,7 @@ def _budget_outputs(session: db.LadderCache, mu: float, mode: str, *, plots: boo
     pending = (f"\n\n_The budget ladder is still being computed: {session.pending} of "
                f"{db.LADDER_SIZE} budgets to come; the plots fill in as they finish._"
                if session.pending else
-               f"\n\n_A claim (recognisability or the class) is undetermined at "
+               f"\n\n_A claim (recognisability or the attribute) is undetermined at "
                f"{session.settings.trials} tries at {session.adding} budget(s): the sequential "
                "rule is adding tries there before it says anything._"
                if session.adding else "")
@@ -590,13 +605,13 @@ def dataset(files, prior, delta, steps, trials, seed, clip=None, request: gr.Req
     lines = [f"**{r['audited']} images audited**, {r['errors']} unreadable"
              + (" (listed in the report's folder)" if r["errors"] else "") + ".", "",
              "| budget | images judged | recognisable | partly | undetermined | not recognisable "
-             "| exposed (95% interval) | class revealed (95% interval) | outside the prior's "
+             "| exposed (95% interval) | attribute revealed (95% interval) | outside the prior's "
              "domain |",
              "|---|---|---|---|---|---|---|---|---|"]
     for s in rows:
         exposed = ("n/a" if not s["judged"] else
                    f"{s['exposed_fraction']:.0%} ({s['exposed_lo']:.0%} to {s['exposed_hi']:.0%})")
-        revealed = ("n/a (no class claim)" if not s["attribute_claimed"] else
+        revealed = ("n/a (no attribute claim)" if not s["attribute_claimed"] else
                     f"{s['attribute_revealed']} of {s['attribute_claimed']} "
                     f"({s['attribute_revealed_lo']:.0%} to {s['attribute_revealed_hi']:.0%})")
         lines.append(f"| {db.budget_label(s['mu'], s['eps'], s['delta'])} | {s['judged']} | "

@@ -26,8 +26,9 @@ picks yours in more than half the tries and clearly more often than chance (the 
 of the 95% interval above it); *partly recognisable*: clearly more often than chance, not in
 most tries; *not recognisable*: shown to stay within chance + 10 points (the upper end of
 the interval), or guaranteed by the budget itself; *undetermined*: neither is shown yet,
-and more tries are added. The headline is the worse attacker. The digit class is
-judged the same way for two attackers, one reading it off the reconstruction and one off
+and more tries are added. The headline is the worse attacker. The prior's attribute (the
+digit class for the embedded prior; the label of your folder for a prior trained with
+labels) is judged the same way for two attackers, one reading it off the reconstruction and one off
 the privatized image itself, each against what it names when the release carries nothing
 about your image (its base rate): *revealed* when either names it clearly more often,
 *not revealed* only when both are shown to stay within their base rate + 10 points (or the

@@ -1,67 +1,167 @@
-"""Attribute disclosure: does a reconstruction carry a high-level attribute of the original?
+"""Attribute disclosure: does a release or a reconstruction carry a label of the original?
 
-For the embedded digit prior the attribute is the digit's class, read by a small CNN
-trained only on the prior's training split (scripts/train_classifier.py) and shipped
-beside the prior as ``classifier.safetensors``.
+The label is whatever the prior's folder was labelled with (a digit's class, a diagnosis, a
+disease grade): ``privacy-audit train-prior DIR --attribute NAME`` reads labels where users
+keep them (class subfolders, torchvision's ImageFolder convention, or a ``labels.csv``),
+trains one classifier for the prior on its training split only
+(``training/classifier.py``) and ships it beside the weights:
+
+- ``classifier.safetensors``: the weights of an ``AttributeCNN``;
+- ``classifier.json``: the attribute's name, the label names (index order), the
+  architecture, the temperature that calibrates its confidences, and its held-out accuracy
+  and calibration.
+
+The embedded digit prior's classifier is one such instance (attribute "digit class", labels
+"0" to "9"). A prior without ``classifier.json`` (trained without labels, a Hub prior) has
+no attribute to audit, and ``no_attribute_reason`` says why.
 """
 from __future__ import annotations
 
 import functools
+import json
+import math
 from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["DigitCNN", "load_classifier", "classify", "classifier_for", "ATTRIBUTE_NAME"]
+__all__ = ["AttributeCNN", "architecture", "load_classifier", "classify", "classifier_for",
+           "no_attribute_reason", "WEIGHTS", "SPEC", "generic_caveat", "attribute_name"]
 
-ATTRIBUTE_NAME = "digit class"
+WEIGHTS, SPEC = "classifier.safetensors", "classifier.json"
+FEATURE_SIDE = 8  # the feature map's side before the head, at every image size
 
 
-class DigitCNN(nn.Module):
-    """A small CNN for 1x32x32 digits in [0, 1] (about 0.55 M parameters)."""
+def architecture(size: int, channels: int) -> dict:
+    """The classifier for ``channels`` x ``size`` x ``size`` images: convolution and pooling
+    stages until the feature map is 8 x 8 (one stage at 16 pixels, two at 32, five at 256),
+    widths doubling from 32 up to 256, then one hidden layer of 128."""
+    stages = math.log2(size / FEATURE_SIDE) if size >= FEATURE_SIDE else -1
+    if stages < 1 or stages != int(stages):
+        raise ValueError(f"an attribute classifier needs a power-of-two size of at least "
+                         f"{2 * FEATURE_SIDE} pixels, got {size}")
+    if channels not in (1, 3):
+        raise ValueError(f"an attribute classifier reads 1 or 3 channels, got {channels}")
+    return {"kind": "AttributeCNN", "size": int(size), "channels": int(channels),
+            "widths": [min(32 * 2 ** i, 256) for i in range(int(stages))], "hidden": 128}
 
-    def __init__(self) -> None:
+
+class AttributeCNN(nn.Module):
+    """A small CNN reading images in [0, 1] of one prior's shape; ``architecture`` chooses
+    it. Carries its attribute's name, label names and temperature (not parameters)."""
+
+    def __init__(self, arch: dict, labels: list[str], *, name: str = "class",
+                 temperature: float = 1.0, caveat: str = "") -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        )
-        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(64 * 8 * 8, 128), nn.ReLU(),
-                                  nn.Linear(128, 10))
+        if len(labels) < 2:
+            raise ValueError(f"an attribute needs at least two labels, got {labels}")
+        layers, width = [], arch["channels"]
+        for w in arch["widths"]:
+            layers += [nn.Conv2d(width, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            width = w
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Dropout(0.3),
+                                  nn.Linear(width * FEATURE_SIDE ** 2, arch["hidden"]),
+                                  nn.ReLU(), nn.Linear(arch["hidden"], len(labels)))
+        self.arch, self.labels, self.name = dict(arch), [str(v) for v in labels], name
+        self.temperature, self.caveat = float(temperature), caveat
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Uncalibrated logits (what training fits)."""
         return self.head(self.features(x * 2 - 1).flatten(1))
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Calibrated logits: the temperature fitted on the training split's validation part."""
+        return self.logits(x) / self.temperature
 
-def load_classifier(folder: str | Path) -> DigitCNN | None:
-    """The classifier shipped with a prior folder, or None if it has none."""
+
+def generic_caveat(name: str, labels: list[str]) -> str:
+    """What a reading of the original assumes, for a classifier no near-domain check was
+    measured for (docs/DOMAIN.md measures the embedded one's)."""
+    return (f"This reading assumes your image is one of the kinds the classifier was trained "
+            f"on ({name}: {', '.join(labels)}): a classifier reads any image as one of its "
+            "labels, and no check here tells an image of another kind apart reliably.")
+
+
+def load_classifier(folder: str | Path) -> AttributeCNN | None:
+    """The attribute classifier shipped with a prior folder, or None if it has none."""
     from safetensors.torch import load_file
 
-    path = Path(folder) / "classifier.safetensors"
-    if not path.is_file():
+    folder = Path(folder)
+    if not (folder / WEIGHTS).is_file() or not (folder / SPEC).is_file():
         return None
-    model = DigitCNN()
-    model.load_state_dict(load_file(path))
+    spec = json.loads((folder / SPEC).read_text())
+    if "labels" not in spec or "architecture" not in spec:
+        return None  # an older description without the attribute's labels
+    model = AttributeCNN(spec["architecture"], spec["labels"], name=spec["attribute"],
+                         temperature=spec.get("temperature", 1.0),
+                         caveat=spec.get("caveat") or generic_caveat(spec["attribute"],
+                                                                     spec["labels"]))
+    model.load_state_dict(load_file(folder / WEIGHTS))
     return model.eval().requires_grad_(False)
 
 
+def attribute_name(source: str | Path | None) -> str | None:
+    """The attribute a prior folder's classifier reads ("digit class"), without loading
+    anything; None when the source is not a local folder with a classifier."""
+    spec = Path(source) / SPEC if source else None
+    if spec is None or not spec.is_file() or not (spec.parent / WEIGHTS).is_file():
+        return None
+    data = json.loads(spec.read_text())
+    return data.get("attribute") if "labels" in data else None
+
+
 @functools.lru_cache(maxsize=8)
-def _cached_classifier(folder: str) -> DigitCNN | None:
+def _cached_classifier(folder: str, stamp: float) -> AttributeCNN | None:
     return load_classifier(folder)
 
 
-def classifier_for(prior) -> DigitCNN | None:
-    """The attribute classifier shipped with a loaded prior (1x32x32 priors only), or None."""
+def _stamp(folder: Path) -> float:
+    spec = folder / SPEC
+    return spec.stat().st_mtime if spec.is_file() else 0.0
+
+
+def classifier_for(prior) -> AttributeCNN | None:
+    """The attribute classifier shipped with a loaded prior, when it reads the prior's
+    images (its size and channels); else None (``no_attribute_reason`` says why)."""
     folder = getattr(prior, "folder", None)
-    if folder is None or (prior.channels, prior.sample_size) != (1, 32):
+    if folder is None:
         return None
-    return _cached_classifier(str(folder))
+    clf = _cached_classifier(str(folder), _stamp(Path(folder)))
+    if clf is None or (clf.arch["channels"], clf.arch["size"]) != (prior.channels,
+                                                                   prior.sample_size):
+        return None
+    return clf
+
+
+def no_attribute_reason(prior) -> str:
+    """Why a prior has no attribute to audit, in a sentence (empty when it has one)."""
+    if classifier_for(prior) is not None:
+        return ""
+    folder = getattr(prior, "folder", None)
+    if folder is not None and (Path(folder) / SPEC).is_file():
+        spec = json.loads((Path(folder) / SPEC).read_text())
+        if "labels" in spec and "architecture" in spec:
+            a = spec["architecture"]
+            return (f"The prior's attribute classifier reads {a['channels']}x{a['size']}x"
+                    f"{a['size']} images, not the prior's {prior.channels}x"
+                    f"{prior.sample_size}x{prior.sample_size}, so no attribute is audited.")
+    trained = folder is not None and (Path(folder) / "training.json").is_file()
+    if trained:
+        info = json.loads((Path(folder) / "training.json").read_text())
+        why = (info.get("attribute") or {}).get("why")
+        if why:
+            return f"No attribute is audited with this prior: {why}"
+    return (f"No attribute is audited with {prior.name}: it ships no attribute classifier "
+            "(what its images are labelled with is unknown here). A prior trained with "
+            "`privacy-audit train-prior DIR --attribute NAME` on a folder with labels (class "
+            "subfolders or a labels.csv) audits that attribute.")
 
 
 @torch.inference_mode()
 def classify(model: nn.Module, images: torch.Tensor, *, batch: int = 512
              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(labels, confidences) for images (N, 1, H, W) in [0, 1] (clipped first)."""
+    """(label indices, confidences) for images (N, C, H, W) in [0, 1] (clipped first)."""
     labels, conf = [], []
     for i in range(0, len(images), batch):
         p = model(images[i:i + batch].float().clamp(0, 1)).softmax(dim=1)

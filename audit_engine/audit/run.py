@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..attacker import pipeline
-from ..attacker.attributes import ATTRIBUTE_NAME, classifier_for, classify
+from ..attacker.attributes import classifier_for, classify, no_attribute_reason
 from ..attacker.metrics import LPIPSMetric, get_lpips, similarity
 from ..attacker.priors import Prior, load_prior
 from ..attacker.reconstruct import DEFAULT_DDIM_STEPS, SAMPLERS, count_unet_calls, timestep_grid
@@ -107,8 +107,11 @@ class AuditResult:
     lpips_note: str  # the LPIPS variant's label when available, else why it is unavailable
     lpips_available: bool
     elapsed_s: float
-    # {"name", "original", "confidence"} when the prior ships an attribute classifier
+    # {"name", "original" (the label's name), "index", "confidence", "labels"} when the prior
+    # ships an attribute classifier (attacker/attributes.py)
     attribute: dict | None = None
+    # why no attribute is audited, in a sentence ("" when one is)
+    attribute_why: str = ""
     # {"in_domain", "score", "percentile", "method"}; None when no reference set exists
     domain: dict | None = None
     verdicts: list[BudgetVerdict] = field(default_factory=list)
@@ -188,6 +191,20 @@ class AuditResult:
             return self.reference or "verdicts not requested"
         return None
 
+    def attribute_note(self) -> str:
+        """Why no attribute claim is made for this image, in a sentence ("" when one is):
+        the prior has no attribute classifier, or it cannot read this image confidently."""
+        if self.attribute is None:
+            return self.attribute_why
+        if any(v.attribute is not None for v in self.verdicts) or self.no_verdict_reason():
+            return ""
+        from .verdict import ATTRIBUTE_CONFIDENCE
+
+        a = self.attribute
+        return (f"No {a['name']} claim is made: the classifier reads your image as "
+                f"\"{a['original']}\" with confidence {a['confidence']:.2f}, below the "
+                f"{ATTRIBUTE_CONFIDENCE:.2f} it needs to read an image honestly.")
+
     def verdicts_json(self) -> dict:
         """verdicts.json: the prior, the release, the domain check and each budget's
         verdicts (null with the reason where none is made)."""
@@ -200,6 +217,11 @@ class AuditResult:
         out = {"prior": self.prior_name, "domain": self.domain, "reference": self.reference,
                "release": self.release_json(), "tolerance": self.tolerance,
                "looks": self.looks, "budgets": budgets}
+        if self.attribute is not None:
+            out["attribute"] = {k: self.attribute[k] for k in ("name", "original", "confidence")}
+        note = self.attribute_note()
+        if note:
+            out["attribute_note"] = note
         if self.stopped:
             out["stopped"] = self.stopped
         return out
@@ -401,8 +423,9 @@ def run_audit(
     attribute = None
     if clf is not None:
         label, conf = classify(clf, x[None])
-        attribute = {"name": ATTRIBUTE_NAME, "original": int(label[0]),
-                     "confidence": float(conf[0])}
+        attribute = {"name": clf.name, "original": clf.labels[int(label[0])],
+                     "index": int(label[0]), "confidence": float(conf[0]),
+                     "labels": list(clf.labels)}
     if metric is None:
         lp_label, lp_ok = "LPIPS not requested", False
     else:
@@ -411,7 +434,8 @@ def run_audit(
         original=x, samples=samples, prior_name=prior.name, prior_source=prior.source,
         sampler=sampler, steps=steps, seed=int(seed), trials=first, delta=delta,
         mechanism=mechanism, lpips_note=lp_label, lpips_available=lp_ok, elapsed_s=0.0,
-        attribute=attribute, reference=why, clip_norm=c, clip_source=c_source,
+        attribute=attribute, attribute_why="" if clf is not None else no_attribute_reason(prior),
+        reference=why, clip_norm=c, clip_source=c_source,
         attacker_scale=scale, tolerance=float(tolerance), max_trials=cap,
         looks=looks(first, cap),
     )

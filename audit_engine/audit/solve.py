@@ -100,13 +100,12 @@ class SolveResult:
             first = self.at(self.bracket[1])
             return (f"Protection is not shown even at the smallest budget searched (mu = "
                     f"{self.bracket[1]:.3g}: {first['verdict']}): no budget in the searched "
-                    f"range is shown to keep the attacker from {self._what()} more often than "
-                    f"{tol}.")
+                    f"range is shown to keep the attacker from picking your image out of 10 of "
+                    f"its kind more often than {tol}.")
         at = self.at(self.mu_max)
         bounds = "; ".join(_bound_words(a, at) for a in self.attackers)
-        verb = "picks your image out of 10 of its kind" if self.level == "not recognisable" \
-            else "reads your image's class"
-        verb = verb if len(self.attackers) > 1 else verb.replace("picks", "pick").replace("reads", "read")
+        verb = "picks your image out of 10 of its kind"
+        verb = verb if len(self.attackers) > 1 else verb.replace("picks", "pick")
         head = (f"Up to eps = {self.eps_max:.3g} (delta = {self.delta:g}; mu = {self.mu_max:.3g}; "
                 f"clipping bound {self.clip_norm:.3g}), it is shown with 95% confidence that "
                 f"{who} {verb if len(self.attackers) > 1 else 'does not ' + verb} more often "
@@ -151,9 +150,6 @@ class SolveResult:
                        f"{d['trials_disclosed']} tries (at least {d['lower']:.0%} with 95% "
                        f"confidence, above its base rate of {d['chance_disclosed']:.0%}).")
 
-    def _what(self) -> str:
-        return "picking your image out of 10 of its kind" if self.level == "not recognisable" \
-            else "reading your image's class"
 
 
 def _bound_words(attacker: str, row: dict) -> str:
@@ -330,13 +326,9 @@ def _check(result: AuditResult, level: str) -> None:
             f"{result.domain['score']:.1f}, images of its kind stay below "
             f"{result.domain['threshold']:.1f}): a budget found with this prior would say "
             "nothing about this image. Use a prior trained on images like it.", in_domain=False)
-    if level == "no attribute" and result.attribute is None:
-        raise NotSolvable("the level 'no attribute' needs a prior that ships an attribute "
-                          "classifier; this one does not (use 'not recognisable')")
-    if level == "no attribute" and result.verdicts and result.verdicts[0].attribute is None:
-        raise NotSolvable("the prior's classifier does not read this image's class confidently "
-                          f"(confidence {result.attribute['confidence']:.2f}), so no attribute "
-                          "claim is made for it (use 'not recognisable')")
+    if level == "no attribute" and result.attribute_note():
+        raise NotSolvable(f"the level 'no attribute' cannot be searched: "
+                          f"{result.attribute_note()} (use 'not recognisable')")
 
 
 def dataset_budget(per_image: list[float | None], *, max_fraction: float = 0.05,

@@ -19,7 +19,7 @@ Two threat models, named on every claim:
 
 The rule (``decide``), the same for both attackers and for the attribute:
 
-- *protected* ("not recognisable", "class not revealed"): the upper end of the success
+- *protected* ("not recognisable", "ATTRIBUTE not revealed"): the upper end of the success
   rate's one-sided interval is within ``tolerance`` of chance (default TOLERANCE, chance +
   0.10), or the DP bound itself keeps the attack there (``proven``: Phi(Phi^-1(chance) + mu),
   Kaissis et al. 2023, for the release's mu);
@@ -372,7 +372,8 @@ class Attribute:
                              f"\"{self.original}\" ({a.rate:.1%}; base rate {a.chance:.1%}; "
                              f"{a.evidence()}): {a.level}.")
         tail = f" {self.caveat}" if self.caveat else ""
-        return f"{head} (by {whose}). " + " ".join(parts) + tail
+        return (f"{head} (by {whose}). The classifier reads your image as: {self.original}. "
+                + " ".join(parts) + tail)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -491,20 +492,21 @@ class Judge:
             self.gallery[m] = AttackVerdict.of("gallery", hits, g.tries, chance, n, mu=m,
                                                tolerance=result.tolerance)
         self.chance_attr = None
+        self.caveat = getattr(clf, "caveat", "")
         a = result.attribute
         if (clf is not None and a is not None and a["confidence"] >= ATTRIBUTE_CONFIDENCE
                 and ref.sample_classes is not None):
             sample_classes, image_classes = ref.sample_classes, ref.image_classes
             # the prior attacker's base rate: how often its output names the label when the
             # release carries nothing (the prior's own samples: the attack from pure noise)
-            self.chance_attr = float((sample_classes == a["original"]).double().mean())
+            self.chance_attr = float((sample_classes == a["index"]).double().mean())
             self.pool = clip_to(ref.images[self.keep], result.clip_norm)  # as released
             self.pool_labels = image_classes[self.keep].numpy()
             self.release_attr = {}
             for m in mus:
                 hits, blind = release_attribute_attack(
                     x, self.pool, self.pool_labels, clip_norm=result.clip_norm, mu=m,
-                    label=a["original"], tries=RELEASE_TRIES,
+                    label=a["index"], tries=RELEASE_TRIES,
                     generator=streams.generator(result.seed, digest, 0, streams.RELEASE_CLASS))
                 self.release_attr[m] = AttributeAttack.of(
                     "release", hits, RELEASE_TRIES, blind / RELEASE_TRIES, mu=m,
@@ -541,14 +543,14 @@ class Judge:
                         and before.attribute.prior.level != UNDETERMINED):
                     prior_attr = before.attribute.prior
                 else:
-                    original = res.attribute["original"]
+                    original = res.attribute["index"]
                     same = sum(t.attribute["recon"] == original for t in tries)
                     prior_attr = AttributeAttack.of("prior", int(same), len(tries),
                                                     self.chance_attr, mu=mu,
                                                     tolerance=res.tolerance, n_looks=n_looks)
                 attr = Attribute.of(res.attribute["name"], str(res.attribute["original"]),
                                     prior_attr, self.release_attr[mu],
-                                    caveat=NEAR_DOMAIN_CAVEAT)
+                                    caveat=self.caveat)
             verdicts[mu] = BudgetVerdict.of(mu, tries[0].eps, res.delta, ident,
                                             self.gallery[mu], attr)
         res.verdicts = [verdicts[m] for m in sorted(verdicts)]

@@ -42,6 +42,8 @@ def summarize_solve(out: Path, cfg: BatchConfig) -> dict:
                   prior=images[0]["prior"] if images else cfg.prior, images=len(images),
                   out_of_domain=sum(not r["in_domain"] for r in images),
                   refused=sum(bool(r.get("refused")) for r in images),
+                  attribute=next((g["attribute_name"] for r in images for g in r.get("grid", [])
+                                  if g.get("attribute_name")), "class"),
                   eps_max=None if mu is None else accounting.eps_from_mu(mu, cfg.delta))
     answer["sentence"] = dataset_sentence(answer)
     curve = []
@@ -63,16 +65,21 @@ def summarize_solve(out: Path, cfg: BatchConfig) -> dict:
 
 
 def dataset_sentence(a: dict) -> str:
-    what = ("picks them out of 10 of their kind" if a["level"] == "not recognisable"
-            else "reads their class")
     if a["mu_max"] is None:
         return f"No budget can be given: {a['reason']}."
+    if a["level"] == "not recognisable":
+        what = ("neither an attacker who holds them among 10 candidates nor one who knows "
+                "what such images look like picks them out of 10 of their kind more often "
+                "than chance + the tolerance")
+    else:
+        name = a.get("attribute", "class")
+        what = (f"their {name} stays hidden: neither an attacker reading it off a "
+                f"reconstruction nor one reading it off the release names it more often than "
+                "its base rate + the tolerance")
     return (f"Up to eps = {a['eps_max']:.3g} (delta = {a['delta']:g}; mu = {a['mu_max']:.3g}), "
             f"at most {a['max_fraction']:.0%} of images like these (95% upper bound, over "
             f"{a['judged']} images judged, {a['failing_at_mu_max']} of which are not shown "
-            "protected at this budget) lack evidence that neither an attacker who holds them "
-            f"among 10 candidates nor one who knows what such images look like {what} more "
-            "often than chance + the tolerance.")
+            f"protected at this budget) lack evidence that {what}.")
 
 
 def write_solve_outputs(out: Path, summary: dict, cfg: BatchConfig, *, engine: str,

@@ -255,7 +255,8 @@ def html_report(
                 ident = " ".join(av.sentence().replace("**", "")
                                  for av in (v.gallery, v.identification))
                 a = v.attribute
-                attr_cell = "not claimed" if a is None else a.sentence().replace("**", "")
+                attr_cell = (a.sentence().replace("**", "") if a is not None else
+                             result.attribute_note() or "not claimed")
             label = verdicts.get(mu, v.headline() if v else "no verdict")
             runs = runs[:result.trials]  # the pictures: the first look's tries
             alt = (f"{len(runs)} reconstructions at eps {first.eps:.4g}: {label}")

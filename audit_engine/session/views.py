@@ -42,6 +42,7 @@ class BudgetView:
     beyond_range: bool
     reference: str = ""
     stopped: str = ""  # why the sequential rule stopped early (AuditResult.stopped)
+    attribute_note: str = ""  # why no attribute claim is made (AuditResult.attribute_note)
 
     @property
     def label(self) -> str:
@@ -74,8 +75,10 @@ class BudgetView:
             (v.gallery, v.identification), key=lambda av: -SEVERITY[av.level]))
         if v.attribute is not None:
             lines.append(v.attribute.sentence() + " The base rate is what the same attack "
-                         "names when the release carries nothing about your image: the class "
-                         "it favours by itself, not 1 in 10.")
+                         "names when the release carries nothing about your image: the label "
+                         "it favours by itself, not one in as many labels.")
+        elif self.attribute_note:
+            lines.append(self.attribute_note)
         lines.append(f"_Bounds at 95% confidence; protected: within chance + "
                      f"{v.gallery.tolerance:.0%} (docs/VERDICTS.md)._")
         return "\n\n".join(lines)
@@ -115,7 +118,8 @@ def _view(res: AuditResult, m: float, exact: bool) -> BudgetView:
     return BudgetView(mu=m, eps=samples[0].eps, exact=exact, samples=samples,
                       verdict=res.verdict_at(m), domain=res.domain, spread=res.spread(m),
                       beyond_range=any(s.beyond_range for s in samples),
-                      reference=res.reference, stopped=res.stopped)
+                      reference=res.reference, stopped=res.stopped,
+                      attribute_note=res.attribute_note())
 
 
 def ladder_verdicts(session: LadderCache) -> dict[float, str]:

@@ -87,6 +87,7 @@ def render(info: dict, name: str) -> str:
                   f"{f['loss_tenth_before']:.4f} / {f['loss_last_tenth']:.4f} |",
                   "", f"Reference set: {f['reference']}.", "",
                   "The rules and why each matters: `audit_engine/training/fitness.py`.", ""]
+    lines += _attribute_section(info.get("attribute"))
     lines += ["## Reproduce", "",
               "    " + (info.get("command") or "privacy-audit train-prior DIR --out PRIOR"), "",
               "Seeded: the same images, seed and steps give the same weights on the same torch "
@@ -94,6 +95,42 @@ def render(info: dict, name: str) -> str:
               "", "Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + ".",
               ""]
     return "\n".join(lines)
+
+
+def _attribute_section(a: dict | None) -> list[str]:
+    """What the audit can say the attacker learns: the attribute classifier, measured."""
+    if not a:
+        return []
+    lines = ["## Attribute audited", ""]
+    if not a.get("trained"):
+        return lines + [f"None: {a['why']}. The audit judges recognisability only.", ""]
+    t, h = a["training"], a["heldout"]
+    lines += [f"The audit also says whether an attacker learns the image's **{a['attribute']}** "
+              f"({len(a['labels'])} labels from {a['labels_from']}: "
+              f"{', '.join(a['labels'])}), read by a classifier trained on this prior's "
+              f"training split only ({t['images']} images, {t['validation']} more to fit its "
+              f"temperature, {a['temperature']:.2f}; clean and noisy images; {t['steps']} "
+              f"steps) and shipped beside the weights (classifier.safetensors, "
+              "classifier.json).", ""]
+    if a.get("dropped_labels"):
+        lines += [f"Labels with too few training images, not learnt: "
+                  f"{', '.join(a['dropped_labels'])}.", ""]
+    if not h.get("images"):
+        return lines + ["No labelled held-out image to measure it on: its accuracy is "
+                        "unknown.", ""]
+    lo, hi = h["accuracy_ci95"]
+    lines += ["| held-out measure | value |", "|---|---|",
+              f"| accuracy ({h['images']} images) | {h['accuracy']:.1%} ({lo:.1%} to {hi:.1%}) |",
+              f"| expected calibration error | {h['calibration_error']:.3f} |",
+              f"| read confidently (at least {h['confidence_needed']:.2f}): claims made | "
+              f"{h['confident_share']:.0%} |",
+              "| accuracy of the confident readings | "
+              + ("n/a" if h["confident_accuracy"] is None else f"{h['confident_accuracy']:.1%}")
+              + " |"]
+    lines += [f"| accuracy on \"{k}\" ({v['images']} images) | {v['accuracy']:.0%} |"
+              for k, v in h["per_label"].items()]
+    return lines + ["", "An image the classifier does not read with the confidence above gets "
+                    "no attribute claim.", ""]
 
 
 def _loss_png(info: dict, path: Path) -> None:

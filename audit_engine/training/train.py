@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from ..files import atomic_write, package_versions
 from ..progress import Progress, silent, time_left
 from .architectures import build_scheduler, build_unet, unet_config
-from .data import ImageFolder, read_folder, write_errors
+from .data import LABELS_CSV, ImageFolder, read_folder, write_errors
 from .fitness import MIN_HELDOUT
 
 __all__ = ["TrainConfig", "train_prior", "TrainingInterrupted", "DEFAULT_STEPS"]
@@ -69,6 +69,9 @@ class TrainConfig:
     mixed_precision: str = "auto"  # "auto": bf16/fp16 on a GPU, none on a CPU
     dropout: float = 0.0
     cpu: bool = False  # train on the CPU even where a GPU is present
+    attribute: str | None = None  # the labels' name ("diagnosis"); None: "class" if labelled
+    labels: str = "auto"  # where the labels are: auto, none, subfolders, or a CSV file
+    attribute_steps: int | None = None  # the classifier's steps; None: classifier.default_steps
     extra: dict = field(default_factory=dict)  # recorded as given (e.g. the command line)
 
     def learning_rate(self) -> float:
@@ -105,6 +108,70 @@ def _latest_checkpoint(out: Path) -> Path | None:
         return None
     folder = pointer.parent / pointer.read_text().strip()
     return folder if (folder / "progress.json").is_file() else None
+
+
+def _attribute_plan(data: ImageFolder, cfg: TrainConfig) -> dict:
+    """The labels the attribute classifier will learn ({"names", "keep"}), or {"why"} when
+    there is none; an explicit ``--attribute`` the folder cannot serve fails here, before any
+    training."""
+    from .classifier import MIN_PER_LABEL
+
+    name = cfg.attribute or "class"
+    if not data.labelled:
+        why = (f"{data.root.name} has no labels (no {LABELS_CSV} and no class subfolders), "
+               "so its prior has no attribute classifier")
+        if cfg.attribute:
+            raise ValueError(f"--attribute {cfg.attribute} needs labels: put each label's "
+                             f"images in a subfolder named after it (DIR/LABEL/IMAGE), or list "
+                             f"them in DIR/{LABELS_CSV} as file,label rows")
+        return {"why": why}
+    counts = np.bincount(data.train_labels[data.train_labels >= 0],
+                         minlength=len(data.label_names))
+    keep = [k for k, c in enumerate(counts) if c >= MIN_PER_LABEL]
+    dropped = [data.label_names[k] for k, c in enumerate(counts) if c < MIN_PER_LABEL]
+    if len(keep) < 2:
+        why = (f"fewer than two of its labels have {MIN_PER_LABEL} training images "
+               f"({dict(zip(data.label_names, counts.tolist()))}), too few to learn the "
+               f"{name} from")
+        if cfg.attribute:
+            raise ValueError(f"--attribute {cfg.attribute}: {why}")
+        return {"why": why}
+    return {"name": name, "keep": keep, "dropped": dropped}
+
+
+def _train_attribute(out: Path, data: ImageFolder, cfg: TrainConfig, plan: dict, device,
+                     say: Progress) -> dict:
+    """Train, measure and save the attribute classifier beside the prior (classifier.py);
+    returns what training.json records under "attribute"."""
+    from safetensors.torch import save_file
+
+    from ..attacker.attributes import SPEC, WEIGHTS
+    from .classifier import evaluate, train_classifier
+
+    if "why" in plan:
+        return {"trained": False, "why": plan["why"]}
+    keep = plan["keep"]
+    remap = np.full(len(data.label_names), -1, np.int64)
+    remap[keep] = np.arange(len(keep))
+    names = [data.label_names[k] for k in keep]
+    mine = lambda lab: np.flatnonzero((lab >= 0) & (remap[np.maximum(lab, 0)] >= 0))  # noqa: E731
+    tr, ho = mine(data.train_labels), mine(data.heldout_labels)
+    model, report = train_classifier(
+        data.train[tr], remap[data.train_labels[tr]], names, attribute=plan["name"],
+        steps=cfg.attribute_steps, seed=cfg.seed, device=device,
+        progress=lambda f, m: say(1.0, m))
+    report["heldout"] = evaluate(model, data.heldout[ho], remap[data.heldout_labels[ho]])
+    report["labels_from"] = data.label_source
+    report["dropped_labels"] = plan["dropped"]
+    report["trained"] = True
+    save_file(model.state_dict(), out / WEIGHTS)
+    atomic_write(out / SPEC, lambda p: p.write_text(json.dumps(report, indent=1)))
+    h = report["heldout"]
+    if h["images"]:
+        say(1.0, f"attribute classifier ({plan['name']}): held-out accuracy "
+                 f"{h['accuracy']:.1%} on {h['images']} images, calibration error "
+                 f"{h['calibration_error']:.3f}")
+    return report
 
 
 def _step_generator(seed: int, step: int, rank: int) -> torch.Generator:
@@ -178,11 +245,13 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
         raise ValueError(f"{out} already holds a trained prior (training.json): choose another "
                          "--out, or delete it first")
     say(0.0, "reading the images")
-    data: ImageFolder = read_folder(folder, size=size, channels=channels, holdout=cfg.holdout)
+    data: ImageFolder = read_folder(folder, size=size, channels=channels, holdout=cfg.holdout,
+                                    labels=cfg.labels)
     channels = data.channels
     if len(data.train) == 0:
         raise ValueError(f"no readable image in {folder} to train on ({len(data.errors)} "
                          "unreadable files, see errors.csv)")
+    attribute_plan = _attribute_plan(data, cfg)
     if not cfg.init:
         unet, scheduler = build_unet(size, channels, cfg.dropout), build_scheduler()
     n = len(data.train)
@@ -294,6 +363,7 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
     final = UNet2DModel.from_config(accelerator.unwrap_model(unet).config)
     ema.copy_to(final.parameters())
     DDPMPipeline(unet=final, scheduler=scheduler).save_pretrained(out, safe_serialization=True)
+    info_attribute = _train_attribute(out, data, cfg, attribute_plan, accelerator.device, say)
     if len(data.heldout) >= MIN_HELDOUT:  # enough to be the reference set (fitness.py)
         np.savez_compressed(out / "heldout.npz", images=data.heldout)
     atomic_write(out / "split.json", lambda p: p.write_text(json.dumps(
@@ -317,6 +387,7 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
         "hardware": _hardware(accelerator),
         "versions": package_versions(PACKAGES),
         "resumed": bool(resume and elapsed_before > 0),
+        "attribute": info_attribute,
     }
     atomic_write(out / "training.json", lambda p: p.write_text(json.dumps(info, indent=1)))
     if fitness:

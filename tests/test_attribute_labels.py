@@ -217,3 +217,33 @@ def test_the_search_offers_the_prior_s_attribute_by_name():
 
     radio = h.level_choices(h.EMBEDDED)
     assert ("digit class not revealed", "no attribute") in [tuple(c) for c in radio.choices]
+
+
+def test_the_release_attacker_holds_the_labelled_training_images_never_the_image(
+        trained, monkeypatch):
+    """attack-pool.npz holds the labelled training images; the prior-free attacker's pool is
+    the held-out images and those, without the audited image even when it is one of them."""
+    from audit_engine import run_audit
+    from audit_engine.audit import verdict
+
+    out, info = trained
+    with np.load(out / "attack-pool.npz") as z:
+        images, labels = z["images"], z["labels"]
+    assert len(images) == info["data"]["train"] == info["attribute"]["attack_pool"]
+    assert set(labels.tolist()) == {0, 1}
+    seen = {}
+    real = verdict.release_attribute_attack
+
+    def spy(x, pool, pool_labels, **kw):
+        seen["pool"], seen["x"], seen["c"] = pool, x, kw["clip_norm"]
+        return real(x, pool, pool_labels, **kw)
+
+    monkeypatch.setattr(verdict, "release_attribute_attack", spy)
+    x = torch.from_numpy(images[0]).float() / 255  # a training image audited
+    run_audit(x, mus=[20.0], prior=str(out), trials=2, max_trials=2, lpips=None, steps=2)
+    held = len(np.load(out / "heldout.npz")["images"])
+    assert len(seen["pool"]) == held + len(images) - 1  # every image but itself
+    from audit_engine.maths.mechanism import clip_to
+
+    released = clip_to(seen["x"][None], seen["c"]).flatten()
+    assert (seen["pool"].flatten(1) - released[None]).abs().amax(1).min() > 1 / 255

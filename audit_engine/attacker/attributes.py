@@ -9,7 +9,10 @@ trains one classifier for the prior on its training split only
 - ``classifier.safetensors``: the weights of an ``AttributeCNN``;
 - ``classifier.json``: the attribute's name, the label names (index order), the
   architecture, the temperature that calibrates its confidences, and its held-out accuracy
-  and calibration.
+  and calibration;
+- ``attack-pool.npz``: labelled training images (at most POOL_BYTES of them), which the
+  prior-free attribute attacker (a Bayes classifier of the release, verdict.py) holds beside
+  the held-out images: an attacker who has the prior's training data.
 
 The embedded digit prior's classifier is one such instance (attribute "digit class", labels
 "0" to "9"). A prior without ``classifier.json`` (trained without labels, a Hub prior) has
@@ -22,13 +25,16 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 __all__ = ["AttributeCNN", "architecture", "load_classifier", "classify", "classifier_for",
-           "no_attribute_reason", "WEIGHTS", "SPEC", "generic_caveat", "attribute_name"]
+           "no_attribute_reason", "WEIGHTS", "SPEC", "generic_caveat", "attribute_name",
+           "POOL", "POOL_BYTES", "save_pool", "attack_pool"]
 
-WEIGHTS, SPEC = "classifier.safetensors", "classifier.json"
+WEIGHTS, SPEC, POOL = "classifier.safetensors", "classifier.json", "attack-pool.npz"
+POOL_BYTES = 20_000_000  # the attack pool's images at most (a seeded choice beyond)
 FEATURE_SIDE = 8  # the feature map's side before the head, at every image size
 
 
@@ -156,6 +162,38 @@ def no_attribute_reason(prior) -> str:
             "(what its images are labelled with is unknown here). A prior trained with "
             "`privacy-audit train-prior DIR --attribute NAME` on a folder with labels (class "
             "subfolders or a labels.csv) audits that attribute.")
+
+
+def save_pool(folder: str | Path, images: np.ndarray, labels: np.ndarray, *, seed: int = 0
+              ) -> int:
+    """Write the attack pool (uint8 images (N, C, S, S) and label indices): every labelled
+    image, or a seeded choice of them within POOL_BYTES. Returns how many were written."""
+    keep = np.flatnonzero(np.asarray(labels) >= 0)
+    most = max(1, POOL_BYTES // max(1, images[0].nbytes)) if len(images) else 0
+    if len(keep) > most:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, most, replace=False))
+    np.savez_compressed(Path(folder) / POOL, images=images[keep],
+                        labels=np.asarray(labels)[keep].astype(np.int64))
+    return len(keep)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_pool(folder: str, stamp: float) -> tuple[torch.Tensor, np.ndarray] | None:
+    path = Path(folder) / POOL
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        return torch.from_numpy(z["images"]).float().div(255), z["labels"]
+
+
+def attack_pool(prior) -> tuple[torch.Tensor, np.ndarray] | None:
+    """The prior's attack pool (images in [0, 1], label indices), or None (the embedded prior
+    and Hub priors ship none: their attacker holds the held-out images only)."""
+    folder = getattr(prior, "folder", None)
+    if folder is None or classifier_for(prior) is None:
+        return None
+    path = Path(folder) / POOL
+    return _cached_pool(str(folder), path.stat().st_mtime if path.is_file() else 0.0)
 
 
 @torch.inference_mode()

@@ -59,6 +59,7 @@ from ..attacker.attacks import (
     identify,
     noise_aware_labels,
 )
+from ..attacker.attributes import attack_pool
 from ..attacker.priors import Prior
 from ..maths import streams
 from ..maths.bounds import rero_bound_gdp
@@ -500,8 +501,17 @@ class Judge:
             # the prior attacker's base rate: how often its output names the label when the
             # release carries nothing (the prior's own samples: the attack from pure noise)
             self.chance_attr = float((sample_classes == a["index"]).double().mean())
-            self.pool = clip_to(ref.images[self.keep], result.clip_norm)  # as released
-            self.pool_labels = image_classes[self.keep].numpy()
+            # the prior-free attacker's pool: the held-out images (as the classifier reads
+            # them) and, where the prior ships it, its labelled training images (an attacker
+            # holding the prior's training data); never the image itself
+            pool, labels = ref.images[self.keep], image_classes[self.keep].numpy()
+            extra = attack_pool(prior)
+            if extra is not None:
+                other = eligible_decoys(x, extra[0])
+                pool = torch.cat([pool, extra[0][other]])
+                labels = np.concatenate([labels, extra[1][other.numpy()]])
+            self.pool = clip_to(pool, result.clip_norm)  # as released
+            self.pool_labels = labels
             self.release_attr = {}
             for m in mus:
                 hits, blind = release_attribute_attack(

@@ -111,7 +111,8 @@ def _attribute_section(a: dict | None) -> list[str]:
               f"training split only ({t['images']} images, {t['validation']} more to fit its "
               f"temperature, {a['temperature']:.2f}; clean and noisy images; {t['steps']} "
               f"steps) and shipped beside the weights (classifier.safetensors, "
-              "classifier.json).", ""]
+              f"classifier.json), with {a.get('attack_pool', 0)} labelled training images "
+              "(attack-pool.npz) for the attacker who reads the label off the release.", ""]
     if a.get("dropped_labels"):
         lines += [f"Labels with too few training images, not learnt: "
                   f"{', '.join(a['dropped_labels'])}.", ""]

@@ -145,7 +145,7 @@ def _train_attribute(out: Path, data: ImageFolder, cfg: TrainConfig, plan: dict,
     returns what training.json records under "attribute"."""
     from safetensors.torch import save_file
 
-    from ..attacker.attributes import SPEC, WEIGHTS
+    from ..attacker.attributes import SPEC, WEIGHTS, save_pool
     from .classifier import evaluate, train_classifier
 
     if "why" in plan:
@@ -165,6 +165,8 @@ def _train_attribute(out: Path, data: ImageFolder, cfg: TrainConfig, plan: dict,
     report["dropped_labels"] = plan["dropped"]
     report["trained"] = True
     save_file(model.state_dict(), out / WEIGHTS)
+    report["attack_pool"] = save_pool(out, data.train, np.where(
+        data.train_labels >= 0, remap[np.maximum(data.train_labels, 0)], -1), seed=cfg.seed)
     atomic_write(out / SPEC, lambda p: p.write_text(json.dumps(report, indent=1)))
     h = report["heldout"]
     if h["images"]:

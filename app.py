@@ -62,8 +62,13 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
                                     value="eps", label="Budget as")
                     delta = Number(value=1e-5, label="delta", minimum=0)
                 lo, hi = db.SLIDER_RANGE["eps"]
-                slider = Slider(minimum=lo, maximum=hi, value=2.0, step=0.01,
-                                   label=slider_label("eps"), elem_id="budget-slider")
+                with gr.Row(equal_height=True):
+                    slider = Slider(minimum=lo, maximum=hi, value=2.0, step=0.01,
+                                    label=slider_label("eps"), elem_id="budget-slider",
+                                    scale=4)
+                    # the budget itself (the slider is log-scale): typing 8 means eps 8
+                    budget_box = Number(value=100.0, label=h.box_label("eps"), minimum=0,
+                                        elem_id="budget-value", scale=1, min_width=110)
                 readout = gr.Markdown(h.readout_text(2.0, "eps", 1e-5), elem_id="budget-readout")
                 run_btn = gr.Button("Run audit", variant="primary", elem_id="run-audit")
                 with gr.Accordion("DP-SGD calculator", open=False):
@@ -118,8 +123,8 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
                         level = h.level_choices(h.EMBEDDED, label="Protection to keep")
                         solve_btn = gr.Button("Find the largest safe budget", elem_id="find-budget")
                     solve_md = gr.Markdown(elem_id="safe-budget")
-                    solve_img = gr.Image(label="The largest safe budget (left) and the first "
-                                               "budget above it", format="png",
+                    solve_img = gr.Image(label="The largest safe budget (top row) and the "
+                                               "first budget searched above it (bottom row)", format="png",
                                          interactive=False, visible=False, elem_id="safe-budget-image")
                     sim_plot = gr.Plot(label="Similarity against the budget")
                     bound_plot = gr.Plot(label="Theoretical bounds")
@@ -154,6 +159,11 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     alt = dict(fn=h.alt_texts, inputs=[slider, mode, delta, session],
                outputs=[out_orig, out_priv, out_recon, out_spread, ladder, results], queue=False,
                api_visibility="private", show_progress="hidden")
+    # nothing of an earlier image stays on the page: its search answer and comparison go as
+    # soon as another image arrives or an audit starts
+    stale = [solve_md, solve_img, compare_img, compare_table]
+    image.change(h.clear_answers, None, stale, queue=False, api_visibility="private")
+    run_btn.click(h.clear_answers, None, stale, queue=False, api_visibility="private")
     run_btn.click(h.run, [image, prior, mode, delta, slider, sampler, steps, trials, seed, session,
                           clip],
                   view_outputs + [ladder, session], api_name="audit", **model).then(**alt)
@@ -164,7 +174,14 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
                   show_progress="hidden").then(
         h.exact, [slider, mode, delta, session], view_outputs + [session], api_name="exact_budget",
         trigger_mode="always_last", **model).then(**alt)
-    mode.change(h.switch_mode, [mode, slider, delta], [slider], api_visibility="private")
+    mode.change(h.switch_mode, [mode, slider, delta], [slider, budget_box],
+                api_visibility="private")
+    # the box beside the slider: typed budgets move the slider, the slider updates the box
+    for typed in (budget_box.submit, budget_box.blur):
+        typed(h.typed_budget, [budget_box, mode], [slider], api_visibility="private",
+              show_progress="hidden")
+    slider.change(h.box_value, [slider, mode, delta], [budget_box], queue=False,
+                  api_visibility="private", show_progress="hidden")
     delta.change(h.readout_text, [slider, mode, delta], [readout], api_visibility="private")
     calc_btn.click(h.calculator, [z, q, t_steps, c_delta], [calc_out, calc_mu], api_name="dpsgd")
     send_btn.click(h.send, [calc_mu, mode, delta], [slider], api_visibility="private")

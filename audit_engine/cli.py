@@ -447,10 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train-prior":
         return _train_prior(args)
 
+    from .attacker.priors import load_prior
     from .attacker.reconstruct import DEFAULT_DDIM_STEPS
+    from .audit.reference import baseline_for
     from .audit.run import run_audit
     from .images import ImageError
-    from .outputs.report import format_table, write_outputs
+    from .outputs.report import format_table, write_outputs, write_report
 
     if not args.image.is_file():
         print(f"error: no such image file: {args.image}", file=sys.stderr)
@@ -471,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(file=sys.stderr)
     paths = write_outputs(result, args.out, save_samples=args.save_samples)
+    paths["report"] = write_report(result, args.out, mode="mu" if args.mu else "eps",
+                                   baseline=baseline_for(load_prior(args.prior)))
     print(f"prior: {result.prior_name} ({result.prior_source}); sampler {result.sampler}, "
           f"steps {result.steps or 'all'}; mechanism {result.mechanism}; {result.trials} trials "
           f"per budget; {result.lpips_note}")

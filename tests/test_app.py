@@ -88,9 +88,10 @@ def test_calculator_and_send():
 
 
 def test_mode_switch_keeps_the_budget():
-    upd = h.switch_mode("mu", 2.0, 1e-5)  # eps = 100 -> mu
+    upd, box = h.switch_mode("mu", 2.0, 1e-5)  # eps = 100 -> mu
     mu, eps = db.slider_to_mu(upd.value, "mu", 1e-5)
     assert eps == pytest.approx(100, rel=1e-9)
+    assert box.value == pytest.approx(mu, rel=1e-3) and box.label == "Type mu"  # mu itself
 
 
 def test_end_to_end_through_gradio_client(app_server, monkeypatch):

@@ -122,6 +122,11 @@ def test_cli_writes_grid_and_metrics(tiny_prior_dir, digit_image, tmp_path, caps
     assert Image.open(out / "grid.png").size[0] > 5 * 16
     printed = capsys.readouterr().out
     assert "SSIM rec" in printed and "wrote" in printed and "clip_C(x) + (C / mu) xi" in printed
+    # the same self-contained report as the dashboard's, every budget in it
+    report = (out / "report.html").read_text()
+    assert report.startswith("<!DOCTYPE html>") and "data:image/png;base64," in report
+    assert all(f"{e:g}" in report for e in (10, 100, 1000)) and "report.html" in printed
+    assert str(tiny_prior_dir) not in report and str(tmp_path) not in report  # no server paths
 
 
 def test_cli_reports_errors(tmp_path, tiny_prior_dir, capsys):

@@ -33,9 +33,9 @@ def test_audit_in_a_real_browser(browser, app_server, tmp_path):
     assert imgs.count() >= 3  # original, privatized, reconstruction, ladder
     page.screenshot(path=str(tmp_path / "after-audit.png"), full_page=True)
 
-    # move the slider: type a position into its number box
-    box = page.locator("#budget-slider input[type=number]")
-    box.fill("3")
+    # type a budget into the box beside the slider: eps itself (the slider is log-scale)
+    box = page.locator("#budget-value input")
+    box.fill("1000")
     box.press("Enter")
     page.wait_for_function(
         "document.querySelector('#verdict').innerText.includes('eps = 1000 ')",
@@ -101,4 +101,44 @@ def test_find_the_largest_safe_budget_in_a_real_browser(browser, app_server, tmp
     toasts = page.locator("[data-testid='toast-body']")
     assert toasts.count() == 0, toasts.all_inner_texts()
     page.screenshot(path=str(tmp_path / "after-search.png"), full_page=True)
+
+    # a photograph next: the digit's answer and picture go as soon as it arrives, and its
+    # audit says "outside the prior's domain" beside nothing of the digit
+    photo = ROOT / "assets" / "examples" / "ood-cat.png"
+    page.locator("#input-image input[type=file]").set_input_files(str(photo))
+    page.wait_for_function(
+        "!document.querySelector('#safe-budget').innerText.includes('Up to eps')", timeout=30_000)
+    page.click("#run-audit")
+    page.wait_for_function(
+        "document.querySelector('#verdict').innerText.toLowerCase().includes('outside what "
+        "the prior knows')", timeout=120_000)
+    assert "Up to eps" not in page.inner_text("#safe-budget")
+    assert page.locator("#safe-budget-image img").count() == 0
+    page.close()
+
+
+def test_the_report_fits_a_1200_px_window_and_prints_to_a4(browser, tmp_path):
+    """The command line's report (the dashboard's, for one audit): nothing wider than a
+    1200-px window, no text overflowing its box, and Chromium prints it to an A4 PDF."""
+    import numpy as np
+    import torch
+
+    from audit_engine import run_audit
+    from audit_engine.outputs.report import write_report
+
+    held = np.load(ROOT / "audit_engine" / "assets" / "prior-mnist32" / "heldout.npz")
+    x = torch.from_numpy(held["images"][3]).float().div(255)[None]
+    result = run_audit(x, epsilons=[1, 100], trials=2, max_trials=2, lpips=None)
+    path = write_report(result, tmp_path)
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(path.as_uri())
+    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    wide = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert wide[0] <= wide[1], wide
+    overflowing = page.evaluate(
+        "Array.from(document.querySelectorAll('td, th, p, li')).filter(e => e.scrollWidth > "
+        "e.clientWidth + 1).map(e => e.innerText.slice(0, 60))")
+    assert overflowing == [], overflowing
+    pdf = page.pdf(format="A4", print_background=True)
+    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") + pdf.count(b"/Type/Page") >= 1
     page.close()

@@ -1,4 +1,6 @@
 """The dashboard's engine side: slider mapping, ladder, views, report, calculator."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -84,8 +86,14 @@ def test_report_is_self_contained(tiny_prior, digit_image):
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
     assert "plotly" in html and "date (UTC)" in html
     assert "<h2>Versions</h2>" in html and "<th scope='row'>torch</th>" in html
-    assert "trials per budget" in html and tiny_prior.source in html
-    assert "both attackers, among 10" in html and "spread map across trials" in html
+    assert "trials per budget" in html and Path(tiny_prior.source).name in html
+    assert tiny_prior.source not in html  # the prior named without the server's folders
+    assert "verdict (the evidence below)" in html and "spread map across trials" in html
+    assert "The largest safe budget" not in html  # no search yet
+    from dataclasses import replace
+
+    searched = views.report_html(replace(s, search="Up to eps = 1.05 (...)."), "eps", 5.0)
+    assert "<h2>The largest safe budget</h2><p>Up to eps = 1.05 (...).</p>" in searched
     assert "clip_C(x) + (C / mu) xi" in html and "verdict rule" in html
     assert "src=\"http" not in html and "src='http" not in html  # nothing fetched online
 
@@ -141,3 +149,19 @@ def test_large_priors_stream_the_chosen_budget_first(tiny_prior, digit_image, mo
     assert len(list(db.ladder_steps(digit_image, settings, current_mu=7.0,
                                     previous=steps[3]))) == 1 + db.LADDER_SIZE
     assert list(db.ladder_steps(digit_image, settings, current_mu=7.0, previous=last)) == [last]
+
+
+def test_the_budget_box_takes_the_budget_itself():
+    """Typing 8 means eps 8 (the slider at log10 8); a budget off the slider's range is
+    refused with a sentence and moves nothing."""
+    import math
+
+    assert db.budget_to_slider(8, "eps") == pytest.approx(math.log10(8))
+    mu, eps = db.slider_to_mu(db.budget_to_slider(8, "eps"), "eps", 1e-5)
+    assert eps == pytest.approx(8)
+    assert db.budget_to_slider("2.5", "mu") == pytest.approx(math.log10(2.5))
+    for bad in (1e8, 0, -3, float("nan"), "eight"):
+        with pytest.raises(ValueError) as err:
+            db.budget_to_slider(bad, "eps")
+        text = str(err.value)
+        assert text[0].isupper() and text.endswith(".") and "Error" not in text

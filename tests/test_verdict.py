@@ -291,3 +291,30 @@ def test_the_release_attribute_attack_matches_a_direct_simulation():
     p1, p0 = (bayes(o1) == 1).mean(), (bayes(o0) == 1).mean()
     assert abs(hits / 8192 - p1) < 0.03 and abs(blind / 8192 - p0) < 0.03  # about 4 SE
     assert hits / 8192 > blind / 8192  # the release carries the class at this budget
+
+
+def test_each_verdict_shows_the_number_that_decided_it():
+    """The evidence in a verdict's row agrees with its level: protection quotes a number
+    within chance + tolerance (the DP bound when proven), disclosure one above chance."""
+    import re
+
+    from audit_engine.audit.verdict import PROTECTED, UNDETERMINED, AttackVerdict
+
+    seen = set()
+    for mu in (0.05, 0.5, 2.0, 20.0):
+        for trials in (8, 64):
+            for successes in range(0, trials + 1, max(1, trials // 8)):
+                for chance in (0.1, 0.23):
+                    v = AttackVerdict.of("prior", successes, trials, chance, 10, mu=mu)
+                    text = v.evidence()
+                    shown = [float(n) / 100 for n in re.findall(r"(\d+)%", text)]
+                    seen.add((v.level, v.proven))
+                    if v.level == PROTECTED:
+                        assert len(shown) == 1 and shown[0] <= chance + v.tolerance + 0.005, text
+                        assert ("DP guarantee" in text) == v.proven
+                    elif v.level == UNDETERMINED:
+                        assert len(shown) == 2 and shown[0] <= shown[1], text
+                    else:
+                        assert text.startswith("at least") and shown[0] > chance - 0.005, text
+    assert {(PROTECTED, True), (PROTECTED, False), (UNDETERMINED, False)} <= seen
+    assert any(level not in (PROTECTED, UNDETERMINED) for level, _ in seen)

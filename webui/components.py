@@ -66,7 +66,10 @@ THEME = gr.themes.Default(primary_hue="orange").set(
     color_accent="*primary_700",  # the selected tab's text (orange-500 on white: 2.8:1)
 )
 # a focus ring on everything the keyboard reaches (Gradio's example buttons have none)
-CSS = """:focus-visible { outline: 3px solid #1d4ed8 !important; outline-offset: 2px; }"""
+CSS = """:focus-visible { outline: 3px solid #1d4ed8 !important; outline-offset: 2px; }
+#budget-slider input[type=number] { display: none; }"""
+# (the slider is log-scale: its own number box would show log10 of the budget; the box beside
+# it, #budget-value, takes the budget itself)
 # the upload area's visible text equals its accessible name (Gradio labels it so)
 UPLOAD_TEXT = "Drop an image file here to upload"
 
@@ -83,8 +86,7 @@ def example_label(path: str) -> str:
 
 
 def slider_label(mode: str) -> str:
-    unit = "eps (log10)" if mode == "eps" else "mu (log10)"
-    return f"Privacy budget, {unit}:  ◀ more privacy  ·  less privacy ▶"
+    return f"Privacy budget, {mode} on a log scale:  ◀ more privacy  ·  less privacy ▶"
 
 
 

@@ -11,6 +11,7 @@ import math
 import shutil
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -354,6 +355,14 @@ def run(image, prior, mode, delta, slider, sampler, steps, trials, seed, session
 
 
 @engine_errors
+def clear_answers():
+    """What belongs to the image before: the search's answer and picture, the comparison.
+    Cleared when a new image arrives and when an audit starts, so that nothing on the page
+    speaks of an earlier image."""
+    return "", gr.Image(value=None, visible=False), None, ""
+
+
+@engine_errors
 def move(slider, mode, delta, session):
     """Answer a slider move from the ladder at once."""
     if session is None:
@@ -392,13 +401,34 @@ def readout_text(slider, mode, delta) -> str:
 
 
 @engine_errors
+def typed_budget(value, mode):
+    """The slider's position for a budget typed in the box beside it (eps or mu itself)."""
+    return db.budget_to_slider(value, mode)
+
+
+@engine_errors
+def box_value(slider, mode, delta):
+    """The box beside the slider shows the slider's budget itself (eps or mu, 4 digits)."""
+    try:
+        mu, eps = db.slider_to_mu(slider, mode, float(delta))
+    except (TypeError, ValueError):
+        return gr.skip()
+    return float(f"{eps if mode == 'eps' else mu:.4g}")
+
+
+@engine_errors
 def switch_mode(mode, slider, delta):
     """Keep the same budget when switching between eps and mu."""
     old = "mu" if mode == "eps" else "eps"
     mu, _ = _mu(slider, old, delta)
     lo, hi = db.SLIDER_RANGE[mode]
-    return gr.Slider(minimum=lo, maximum=hi, value=db.mu_to_slider(mu, mode, float(delta)),
-                     label=slider_label(mode))
+    position = db.mu_to_slider(mu, mode, float(delta))
+    return (gr.Slider(minimum=lo, maximum=hi, value=position, label=slider_label(mode)),
+            gr.Number(value=box_value(position, mode, delta), label=box_label(mode)))
+
+
+def box_label(mode: str) -> str:
+    return "Type eps" if mode == "eps" else "Type mu"
 
 
 @engine_errors
@@ -496,7 +526,8 @@ def find_budget(level, mode, delta, session, progress=gr.Progress()):
     except NotSolvable as exc:
         return f"**No budget can be given.** {exc}", gr.skip(), gr.skip(), gr.skip()
     if found.mu_max is None:
-        return f"**{found.sentence()}**", gr.skip(), gr.skip(), gr.skip()
+        return (f"**{found.sentence()}**", gr.skip(), gr.skip(),
+                replace(session, search=found.sentence()))
     # the search's own audits of the two budgets (with the tries it used) go into the session,
     # so the picture and table show what the sentence says, without auditing them again
     for m, result in found.results.items():
@@ -507,8 +538,9 @@ def find_budget(level, mode, delta, session, progress=gr.Progress()):
     more = f" (up to {most} where the first were undetermined)" if most > found.trials else ""
     text = (f"**{found.sentence()}**\n\nSearched {found.evaluations} budgets, {found.trials} "
             f"tries each{more}, every one with the same rule; protection is shown at every "
-            "budget searched below the answer. Left: the answer; right: the first budget "
-            "searched above it.\n\n" + table)
+            "budget searched below the answer. Top row: the answer; bottom row: the first "
+            "budget searched above it.\n\n" + table)
+    session = replace(session, search=found.sentence())
     alt = (f"reconstructions at eps {found.eps_max:.3g} (the answer) and at the first budget "
            "searched above it, with their verdicts")
     # the slider moves in steps of 0.01 (log10): to the step at or below the answer, so that

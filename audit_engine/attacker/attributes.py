@@ -158,7 +158,8 @@ def no_attribute_reason(prior) -> str:
         why = (info.get("attribute") or {}).get("why")
         if why:
             return f"No attribute is audited with this prior: {why}"
-    return (f"No attribute is audited with {prior.name}: it ships no attribute classifier "
+    name = Path(prior.name).name if Path(str(prior.name)).is_absolute() else prior.name
+    return (f"No attribute is audited with {name}: it ships no attribute classifier "
             "(what its images are labelled with is unknown here). A prior trained with "
             "`privacy-audit train-prior DIR --attribute NAME` on a folder with labels (class "
             "subfolders or a labels.csv) audits that attribute.")

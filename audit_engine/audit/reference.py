@@ -53,7 +53,7 @@ from ..caches import Memo
 from ..images import IMAGE_SUFFIXES, stack_to_tensor, to_model
 from ..progress import Progress, counted, within
 
-__all__ = ["write_shipped_reference", "reference_from_arrays", "Reference", "ReferenceUnavailable", "NotPrepared", "reference_for", "typicality",
+__all__ = ["baseline_for", "write_shipped_reference", "reference_from_arrays", "Reference", "ReferenceUnavailable", "NotPrepared", "reference_for", "typicality",
            "cache_dir", "is_prepared",
            "reference_size", "image_statistics", "DOMAIN_TIMESTEPS", "DOMAIN_DRAWS",
            "IMAGE_STATISTICS", "REFERENCE_VERSION"]
@@ -306,3 +306,17 @@ def write_shipped_reference(prior: Prior, progress: Progress | None = None) -> P
     _MEMORY.clear()
     _MEMORY.put((prior.name, str(prior.folder), None), _make(prior, None, progress, write_to=path))
     return path
+
+
+def baseline_for(prior: Prior) -> dict | None:
+    """The unrelated-image baseline: the one shipped with the prior (it has LPIPS where its
+    backbone was available), else the one over the prior's reference set; never 0."""
+    from ..attacker.attacks import load_baseline
+
+    shipped = load_baseline(prior.folder) if prior.folder is not None else None
+    if shipped is not None:
+        return shipped
+    try:
+        return reference_for(prior).baseline
+    except (ReferenceUnavailable, OSError):
+        return None

@@ -230,6 +230,18 @@ class AttackVerdict:
     def who(self) -> str:
         return ATTACKERS[self.attacker].format(n=self.candidates)
 
+    def evidence(self) -> str:
+        """The number that decided this attacker's level, in a few words: the DP bound when
+        it proves protection, the upper bound for protection, the lower bound for
+        disclosure, both while undetermined."""
+        if self.proven:
+            return f"at most {self.bound:.0%} by the DP guarantee (proven)"
+        if self.level == PROTECTED:
+            return f"at most {self.upper:.0%}"
+        if self.level == UNDETERMINED:
+            return f"between {self.lower:.0%} and {self.upper:.0%}"
+        return f"at least {self.lower:.0%}"
+
     def sentence(self) -> str:
         """This attacker's result in words."""
         if self.attacker == "gallery":

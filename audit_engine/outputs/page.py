@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import datetime
 import html
+from pathlib import Path
 from typing import Iterable, Mapping
 
 from .. import __version__
 from ..files import package_versions
 
-__all__ = ["STYLE", "html_page", "table", "parameter_sections", "generated_at", "figure_html"]
+__all__ = ["STYLE", "html_page", "table", "parameter_sections", "generated_at", "figure_html",
+           "public_value", "public_prior"]
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -23,7 +25,22 @@ img { image-rendering: pixelated; width: 96px; height: 96px; }
 img.tile, img.grid { width: auto; height: auto; max-width: 100%; }
 img.tile { max-width: 320px; }
 .warn { border: 2px solid #b00020; padding: 0.5em; }
-@media print { .plotly-graph-div { page-break-inside: avoid; } h2 { page-break-before: auto; } }
+body { max-width: 1100px; }
+td.verdict { min-width: 12em; max-width: 18em; }
+tr.evidence td { font-size: 0.85em; border-top: none; }
+tr.evidence p { margin: 0.2em 0; }
+td, th { overflow-wrap: normal; word-break: normal; hyphens: manual; }
+.plotly-graph-div { max-width: 100%; }
+@media print {
+  @page { size: A4; margin: 12mm; }
+  body { margin: 0; max-width: none; font-size: 10pt; }
+  table { page-break-inside: auto; width: 100%; }
+  tr { page-break-inside: avoid; }
+  img.tile { max-width: 200px; }
+  img { width: 64px; height: 64px; }
+  .plotly-graph-div { page-break-inside: avoid; max-width: 180mm; }
+  h2 { page-break-after: avoid; }
+}
 """.strip()
 
 
@@ -41,10 +58,31 @@ def table(rows: Mapping[str, object], caption: str | None = None) -> str:
     return f"<table>{cap}{body}</table>"
 
 
+def public_value(value: object) -> str:
+    """A parameter as a reader sees it: yes/no for booleans, "default" for None, and a local
+    path by its last part only (a report never shows the server's folders)."""
+    if value is None:
+        return "default"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = str(value)
+    if isinstance(value, (str, Path)) and Path(text).is_absolute():
+        return Path(text).name or text
+    return text
+
+
+def public_prior(name: str, source: str) -> str:
+    """A prior by its name and source without server paths: "embedded (prior-mnist32)",
+    "google/ddpm-cifar10-32", "mine" (a local folder)."""
+    n, s = public_value(name), public_value(source)
+    return n if n == s else f"{n} ({s})"
+
+
 def parameter_sections(params: Mapping[str, object]) -> str:
     """The "Parameters" and "Versions" sections every report ends with."""
     versions = {"audit_engine": __version__, **package_versions()}
-    return f"<h2>Parameters</h2>{table(params)}<h2>Versions</h2>{table(versions)}"
+    shown = {k: public_value(v) for k, v in params.items()}
+    return f"<h2>Parameters</h2>{table(shown)}<h2>Versions</h2>{table(versions)}"
 
 
 def figure_html(figures: Iterable) -> str:

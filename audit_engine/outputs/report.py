@@ -11,12 +11,12 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..audit.run import AuditResult
-from ..audit.verdict import CANDIDATES
 from ..files import atomic_write
 from ..images import array_to_pil, to_uint8
-from .page import figure_html, generated_at, html_page, parameter_sections
+from .page import figure_html, generated_at, html_page, parameter_sections, public_prior
 
-__all__ = ["tile", "grid_image", "write_csv", "write_outputs", "format_table", "html_report", "CAVEATS"]
+__all__ = ["tile", "grid_image", "write_csv", "write_outputs", "format_table", "html_report", "CAVEATS",
+           "write_report"]
 
 _BG, _FG = (255, 255, 255), (20, 20, 20)
 
@@ -86,6 +86,7 @@ def grid_image(result: AuditResult, *, cell: int = 64,
     return canvas
 
 
+COLUMNS = 11  # the ladder table's columns (the evidence row spans them)
 _CSV_FIELDS = ["mu", "eps", "delta", "trial", "t_star", "sigma", "sigma_dm", "beyond_range",
                "below_range"]
 
@@ -166,6 +167,23 @@ def write_outputs(result: AuditResult, out: Path, *, save_samples: bool = False
     return paths
 
 
+def write_report(result: AuditResult, out: Path, *, mode: str = "eps",
+                 baseline: dict | None = None) -> Path:
+    """OUT/report.html: the dashboard's report of this audit (every budget, its verdicts,
+    the similarity and bound plots), self-contained."""
+    from .plots import bound_figure, similarity_figure
+
+    path = Path(out) / "report.html"
+    figs = (similarity_figure(result, mode=mode, baseline=baseline),
+            bound_figure(mode=mode, delta=result.delta, clip_norm=result.clip_norm,
+                         pixels=result.original.numel()))
+    verdicts = ({v.mu: v.headline() for v in result.verdicts}
+                if result.no_verdict_reason() is None else {})
+    text = html_report(result, mode=mode, baseline=baseline, figures=figs, verdicts=verdicts)
+    atomic_write(path, lambda p: p.write_text(text))
+    return path
+
+
 def _write_samples(result: AuditResult, path: Path) -> None:
     """samples.npz: every try exactly as the attacker receives it, so anyone can run their
     own attack. float32 arrays, one row per (budget, try): ``releases`` (N, C, H, W) in pixel
@@ -223,9 +241,11 @@ def html_report(
     figures: Sequence = (),
     verdicts: dict[float, str] | None = None,
     title: str = "Visual privacy audit",
+    search: str = "",
 ) -> str:
     """One self-contained HTML file: images embedded, interactive plots (plotly.js inline),
-    every parameter, prior, trials, package versions and date. Opens offline; prints."""
+    every parameter, prior, trials, package versions and date, and the search's answer
+    (``search``) when there is one. Opens offline; prints."""
     import html
 
     esc = html.escape
@@ -250,13 +270,12 @@ def html_report(
             v = result.verdict_at(mu) if result.no_verdict_reason() is None else None
             mean = lambda who, key: _mean([getattr(r, who)[key] for r in runs])
             if v is None:
-                ident, attr_cell = "n/a", "n/a"
-            else:
-                ident = " ".join(av.sentence().replace("**", "")
-                                 for av in (v.gallery, v.identification))
+                said = []
+            else:  # the evidence, one paragraph per claim, below the pictures (full width)
                 a = v.attribute
-                attr_cell = (a.sentence().replace("**", "") if a is not None else
-                             result.attribute_note() or "not claimed")
+                said = [av.sentence().replace("**", "") for av in (v.gallery, v.identification)]
+                said.append(a.sentence().replace("**", "") if a is not None else
+                            result.attribute_note() or "No attribute claim.")
             label = verdicts.get(mu, v.headline() if v else "no verdict")
             runs = runs[:result.trials]  # the pictures: the first look's tries
             alt = (f"{len(runs)} reconstructions at eps {first.eps:.4g}: {label}")
@@ -270,13 +289,15 @@ def html_report(
                 f"<td>{fmt(mean('noisy', 'ssim'))} / <b>{fmt(mean('recon', 'ssim'))}</b></td>"
                 f"<td>{fmt(mean('noisy', 'psnr'), '.2f')} / <b>{fmt(mean('recon', 'psnr'), '.2f')}</b></td>"
                 f"<td>{fmt(mean('noisy', 'lpips'))} / <b>{fmt(mean('recon', 'lpips'))}</b></td>"
-                f"<td>{esc(ident)}</td><td>{esc(attr_cell)}</td><td><b>{esc(label)}</b></td></tr>")
+                f"<td class='verdict'><b>{esc(label)}</b></td></tr>"
+                + (f"<tr class='evidence'><td colspan='{COLUMNS}' class='left'>"
+                   + "".join(f"<p>{esc(t)}</p>" for t in said) + "</td></tr>" if said else ""))
         head = ("<tr><th scope='col'>eps</th><th scope='col'>mu</th><th scope='col'>t*</th>"
                 "<th scope='col'>original</th><th scope='col'>privatized</th>"
                 "<th scope='col'>reconstructions (one per trial)</th><th scope='col'>spread</th>"
                 "<th scope='col'>SSIM noisy / recon</th><th scope='col'>PSNR noisy / recon</th>"
-                "<th scope='col'>LPIPS noisy / recon</th><th scope='col'>both attackers, among "
-                f"{CANDIDATES} candidates</th><th scope='col'>attribute</th><th scope='col'>verdict</th></tr>")
+                "<th scope='col'>LPIPS noisy / recon</th><th scope='col'>verdict (the evidence "
+                "below)</th></tr>")
         warn = ("<p class='warn'><b>This image is outside what the prior knows</b>: the "
                 "reconstructions show what the prior would guess, not a leak of this image; no "
                 "verdict or attribute claim is made.</p>" if outside else "")
@@ -284,7 +305,7 @@ def html_report(
 
     params = {
         "date (UTC)": generated_at(),
-        "prior": f"{ladder.prior_name} ({ladder.prior_source})",
+        "prior": public_prior(ladder.prior_name, ladder.prior_source),
         "privatization": (f"{ladder.mechanism}: clip_C(x) + (C / mu) xi, one DP-SGD step on one "
                           f"image; public clipping bound C = {ladder.clip_norm:.4g} "
                           f"({ladder.clip_source}); mu-GDP for adding or removing the image"),
@@ -314,6 +335,8 @@ def html_report(
         "reconstruction = what the prior makes of it. Metrics compare each with the original "
         "(noisy / reconstruction).</p>",
         current_html,
+        (f"<h2>The largest safe budget</h2><p>{esc(search.replace('**', ''))}</p>"
+         if search else ""),
         f"<h2>Budget ladder</h2>{sample_rows(ladder)}",
         f"<h2>Similarity and bounds against the budget</h2>{figure_html(figures)}",
         f"<h2>Caveats</h2><ul>{''.join(f'<li>{esc(c)}</li>' for c in CAVEATS)}</ul>",

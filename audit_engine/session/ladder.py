@@ -12,10 +12,9 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..attacker.attacks import load_baseline
 from ..attacker.priors import EMBEDDED, REGISTRY, load_prior, prior_status
 from ..attacker.reconstruct import DEFAULT_DDIM_STEPS
-from ..audit.reference import ReferenceUnavailable, reference_for
+from ..audit.reference import ReferenceUnavailable, baseline_for, reference_for
 from ..audit.run import (
     AuditResult,
     check_settings,
@@ -31,6 +30,7 @@ from ..maths.mechanism import attacker_scale, check_clip_norm
 from ..progress import Progress
 
 __all__ = ["SLIDER_RANGE", "LADDER_SIZE", "Settings", "LadderCache", "slider_to_mu", "mu_to_slider",
+           "budget_to_slider",
            "budget_label", "ladder_mus", "compute_ladder", "ladder_steps", "merge",
            "compute_exact", "prior_choices", "prior_table", "gpu_seconds", "ladder_evaluations",
            "first_look_evaluations"]
@@ -61,6 +61,24 @@ def slider_to_mu(value: float, mode: str, delta: float) -> tuple[float, float]:
     if mode == "eps":
         return accounting.mu_from_eps(budget, delta), budget
     return budget, accounting.eps_from_mu(budget, delta)
+
+
+def budget_to_slider(value, mode: str) -> float:
+    """The slider position of a budget typed as eps or mu itself (not its log10); a value
+    outside the slider's range or not a positive number is refused with a sentence."""
+    if mode not in SLIDER_RANGE:
+        raise ValueError(f"mode must be 'eps' or 'mu', got mode={mode!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"Type the budget as a number ({mode} itself, for example 8), "
+                         f"not {str(value)[:40]!r}.") from None
+    lo, hi = SLIDER_RANGE[mode]
+    if not (math.isfinite(v) and 10 ** lo * (1 - 1e-9) <= v <= 10 ** hi * (1 + 1e-9)):
+        raise ValueError(f"The budget ({mode}) must lie between {10 ** lo:.3g} and "
+                         f"{10 ** hi:,.6g} here; you typed {v:g}. The budget on view is "
+                         "unchanged.")
+    return min(max(math.log10(v), lo), hi)
 
 
 def mu_to_slider(mu: float, mode: str, delta: float) -> float:
@@ -134,6 +152,7 @@ class LadderCache:
     exact: LRU[float, AuditResult] = field(default_factory=lambda: LRU(EXACT_CACHE_SIZE))
     pending: int = 0  # ladder budgets still being computed (ladder_steps)
     adding: int = 0  # budgets still undetermined, whose further tries are being computed
+    search: str = ""  # the largest-safe-budget search's answer for this image, in words
 
     def result_for(self, mu: float) -> tuple[AuditResult, float, bool]:
         """(result holding mu or its nearest ladder point, that mu, exact?)."""
@@ -159,18 +178,6 @@ def _key(x: torch.Tensor, settings: Settings) -> str:
     h = hashlib.sha256(x.numpy().tobytes())
     h.update(repr(settings).encode())
     return h.hexdigest()
-
-
-def _baseline_for(prior) -> dict | None:
-    """The unrelated-image baseline: the one shipped with the prior (it has LPIPS where its
-    backbone was available), else the one over the prior's reference set; never 0."""
-    shipped = load_baseline(prior.folder) if prior.folder is not None else None
-    if shipped is not None:
-        return shipped
-    try:
-        return reference_for(prior).baseline
-    except (ReferenceUnavailable, OSError):
-        return None
 
 
 def compute_ladder(
@@ -213,7 +220,7 @@ def ladder_steps(
         yield previous  # a complete ladder of the same image and settings (a stopped stream
         return          # is computed again)
     ladder = ladder_mus(_attacker_norm(prior, settings))
-    baseline = _baseline_for(prior)
+    baseline = baseline_for(prior)
     current = [float(current_mu)] if current_mu is not None else []
     if prior.sample_size <= STREAM_ABOVE:
         # the first look of every budget (the first page, its verdicts included), then the

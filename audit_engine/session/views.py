@@ -23,6 +23,12 @@ __all__ = ["BudgetView", "view_budget", "ladder_verdicts", "verdicts_payload", "
            "PRESETS", "MAX_PINNED", "pin_label", "pin_choices", "pinned_mu", "dpsgd_text"]
 
 
+# chance, wherever it is shown: why a pick among 10 is not simply 10%
+CHANCE_SENTENCE = ("Chance is how often the attacker would pick your image if the release "
+                   "carried nothing about it: 1 in 10 by blind guessing, more when images "
+                   "like yours are what the attacker expects anyway.")
+
+
 def display(x: torch.Tensor, size: int = 256) -> np.ndarray:
     """uint8 array for the screen: small images enlarged with nearest-neighbour pixels."""
     a = to_uint8(x)
@@ -79,8 +85,8 @@ class BudgetView:
                          "it favours by itself, not one in as many labels.")
         elif self.attribute_note:
             lines.append(self.attribute_note)
-        lines.append(f"_Bounds at 95% confidence; protected: within chance + "
-                     f"{v.gallery.tolerance:.0%} (docs/VERDICTS.md)._")
+        lines.append(f"_{CHANCE_SENTENCE} Bounds at 95% confidence; protected: within chance "
+                     f"+ {v.gallery.tolerance:.0%} (docs/VERDICTS.md)._")
         return "\n\n".join(lines)
 
     def metrics_markdown(self, lpips_note: str) -> str:
@@ -175,18 +181,24 @@ def compare_budgets(session: LadderCache, mus: list[float], *,
     views = [_view(r, r.budgets()[0], True) for r in results]  # the session's cache may have
     # dropped an early one when more budgets than it holds are compared
     notes = {v.mu: v.label for v in views}
-    rows = ["| budget | holds it among 10: picks it (at most; chance) | reconstructs: picks it "
-            "(at most; chance) | attribute | verdict |", "|---|---|---|---|---|"]
+    rows = ["| budget | holds it among 10: picks it (what decided; chance) | reconstructs: "
+            "picks it (what decided; chance) | attribute (what decided) | verdict |",
+            "|---|---|---|---|---|"]
     for v in views:
         ok = v.verdict is not None and (v.domain is None or v.domain["in_domain"])
         g = v.verdict.gallery if ok else None
         i = v.verdict.identification if ok else None
         a = v.verdict.attribute if ok else None
-        gal = f"{g.rate:.0%} of {g.trials} ({g.upper:.0%}; {g.chance:.0%})" if g else "n/a"
-        ident = f"{i.successes} of {i.trials} ({i.upper:.0%}; {i.chance:.0%})" if i else "n/a"
-        attr = "n/a" if a is None else f"{a.successes} of {a.trials} ({a.level})"
+        gal = (f"{g.rate:.0%} of {g.trials} ({g.evidence()}; chance {g.chance:.0%})"
+               if g else "n/a")
+        ident = (f"{i.successes} of {i.trials} ({i.evidence()}; chance {i.chance:.0%})"
+                 if i else "n/a")
+        attr = ("n/a" if a is None else f"{a.level} by {' and '.join(a.by)} "
+                f"({a.decisive.evidence()})")
         rows.append(f"| {budget_label(v.mu, v.eps, session.settings.delta)} | {gal} | {ident} "
                     f"| {attr} | **{v.label}** |")
+    rows.append("")
+    rows.append(CHANCE_SENTENCE)
     return grid_image(merged, notes=notes), "\n".join(rows), session
 
 
@@ -218,7 +230,8 @@ def report_html(session: LadderCache, mode: str, current_mu: float) -> str:
     current = res.subset([m])
     return html_report(session.ladder, current=current, mode=mode, baseline=session.baseline,
                        figures=figures(session, mode, current_mu),
-                       verdicts={**ladder_verdicts(session), m: view_budget(session, m).label})
+                       verdicts={**ladder_verdicts(session), m: view_budget(session, m).label},
+                       search=session.search)
 
 
 def dpsgd_text(noise_multiplier: float, sample_rate: float, steps: int, delta: float

@@ -74,6 +74,7 @@ def summarize_batch(out: Path, cfg: BatchConfig | None = None) -> list[dict]:
             "exposed_lo": lo, "exposed_hi": hi,
             "attribute_revealed_fraction": attr / len(judged) if judged else None,
             # over the images with an attribute claim (the classifier reads them clearly)
+            "attribute_name": claimed[0]["name"] if claimed else None,
             "attribute_claimed": len(claimed), "attribute_revealed": attr,
             "attribute_not_revealed": sum(a["level"] == "not revealed" for a in claimed),
             "attribute_revealed_lo": attr_lo, "attribute_revealed_hi": attr_hi,
@@ -138,8 +139,11 @@ def write_report(out: Path, summary: list[dict], cfg: BatchConfig, *, engine: st
         f"<td>{r['out_of_domain']}</td><td>{_levels(r)}"
         + (f" (exposed {r['exposed_fraction']:.0%}; 95% CI {r['exposed_lo']:.0%} to "
            f"{r['exposed_hi']:.0%})" if r["judged"] else "") + "</td><td>"
-        + ("n/a" if r["attribute_revealed_fraction"] is None else
-           f"{r['attribute_revealed_fraction']:.0%}") + "</td></tr>" for r in summary)
+        + ("n/a (no attribute claim)" if not r["attribute_claimed"] else
+           f"{r['attribute_revealed']} of {r['attribute_claimed']} (95% CI "
+           f"{r['attribute_revealed_lo']:.0%} to {r['attribute_revealed_hi']:.0%})")
+        + "</td></tr>" for r in summary)
+    name = next((r["attribute_name"] for r in summary if r["attribute_name"]), "attribute")
     params = {**asdict(cfg), "engine": engine,
               "workers": workers, "images complete": len(images), "unreadable files": n_errors}
     page = html_page("Batch privacy audit", [
@@ -149,13 +153,14 @@ def write_report(out: Path, summary: list[dict], cfg: BatchConfig, *, engine: st
         "<table><caption>Per budget</caption><tr><th scope='col'>eps</th>"
         "<th scope='col'>mu</th><th scope='col'>images</th><th scope='col'>outside the domain</th>"
         "<th scope='col'>recognisable / partly / undetermined / not recognisable</th>"
-        "<th scope='col'>attribute revealed</th></tr>"
+        f"<th scope='col'>{esc(name)} revealed (of the images it is claimed for)</th></tr>"
         f"{rows}</table>",
-        f"<h2>The {len(exposed)} most exposed images</h2>",
+        (f"<h2>The {len(exposed)} most exposed images</h2>" if len(exposed) < len(judged)
+         else f"<h2>All {len(exposed)} images judged, the most exposed first</h2>"),
         "<p>Recognisable or partly recognisable at the smallest budget first.</p>",
         "".join(f"<h3>{esc(i['name'])}</h3>{grid(i['name'])}" for i in exposed),
-        "<h2>Outside the prior's domain (no verdict)</h2>",
-        "<ul>" + "".join(f"<li>{esc(i['name'])}</li>" for i in outside) + "</ul>",
+        ("<h2>Outside the prior's domain (no verdict)</h2><ul>"
+         + "".join(f"<li>{esc(i['name'])}</li>" for i in outside) + "</ul>" if outside else ""),
         parameter_sections(params),
     ])
     path = out / "report.html"

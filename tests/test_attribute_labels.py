@@ -247,3 +247,26 @@ def test_the_release_attacker_holds_the_labelled_training_images_never_the_image
 
     released = clip_to(seen["x"][None], seen["c"]).flatten()
     assert (seen["pool"].flatten(1) - released[None]).abs().amax(1).min() > 1 / 255
+
+
+def test_the_temperature_minimises_the_validation_nll_and_needs_errors_to_fit():
+    """The grid search's temperature against scipy's bounded minimiser of the same NLL; a
+    classifier without an error on the validation part keeps temperature 1."""
+    import torch.nn.functional as F
+    from scipy.optimize import minimize_scalar
+
+    from audit_engine.attacker.attributes import AttributeCNN, architecture
+    from audit_engine.training.classifier import _fit_temperature
+
+    torch.manual_seed(0)
+    model = AttributeCNN(architecture(16, 1), ["a", "b", "c"]).eval()
+    x = torch.rand(200, 1, 16, 16)
+    with torch.no_grad():
+        logits = model.logits(x) * 8  # overconfident
+    model.logits = lambda images: logits[: len(images)]  # the same logits, whatever the batch
+    y = torch.randint(0, 3, (200,), generator=torch.Generator().manual_seed(1))
+    t = _fit_temperature(model, x, y)
+    best = minimize_scalar(lambda lt: float(F.cross_entropy(logits / np.exp(lt), y)),
+                           bounds=(np.log(0.05), np.log(20)), method="bounded")
+    assert t == pytest.approx(float(np.exp(best.x)), rel=0.05) and t > 1
+    assert _fit_temperature(model, x, logits.argmax(1)) == 1.0  # no error: nothing to fit

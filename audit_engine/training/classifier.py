@@ -10,7 +10,8 @@
 - Calibration: one temperature (Guo et al. 2017, "On calibration of modern neural
   networks") fitted by minimising the negative log-likelihood on the validation part, so a
   confidence of 0.9 means right about 9 times in 10: the audit claims an attribute only
-  when the original is read with ATTRIBUTE_CONFIDENCE.
+  when the original is read with ATTRIBUTE_CONFIDENCE. A classifier without a single error
+  on the validation part keeps temperature 1 (no evidence to fit it on).
 - Report (``evaluate``): held-out accuracy with its Wilson interval, the expected
   calibration error (15 equal-width bins), the share read confidently and how often those
   readings are right, and the accuracy per label.
@@ -64,9 +65,13 @@ def calibration_error(conf: np.ndarray, correct: np.ndarray, bins: int = BINS) -
 
 
 def _fit_temperature(model: AttributeCNN, x: torch.Tensor, y: torch.Tensor) -> float:
-    """The temperature minimising the validation NLL (a 1-D search over log T)."""
+    """The temperature minimising the validation NLL (a 1-D search over log T); 1 when the
+    classifier makes no error there (then the NLL only falls as T goes to 0: nothing to
+    calibrate against, and sharpening without evidence would only add false confidence)."""
     with torch.inference_mode():
         logits = torch.cat([model.logits(x[i:i + 512]) for i in range(0, len(x), 512)])
+    if bool((logits.argmax(1) == y).all()):
+        return 1.0
     grid = np.exp(np.linspace(math.log(0.05), math.log(20.0), 241))
     nll = [float(F.cross_entropy(logits / t, y)) for t in grid]
     return float(grid[int(np.argmin(nll))])

@@ -111,9 +111,9 @@ def _latest_checkpoint(out: Path) -> Path | None:
 
 
 def _attribute_plan(data: ImageFolder, cfg: TrainConfig) -> dict:
-    """The labels the attribute classifier will learn ({"names", "keep"}), or {"why"} when
-    there is none; an explicit ``--attribute`` the folder cannot serve fails here, before any
-    training."""
+    """The labels the attribute classifier will learn ({"name", "keep", "dropped"}), or
+    {"why"} when there is none; an explicit ``--attribute`` the folder cannot serve fails
+    here, before any training."""
     from .classifier import MIN_PER_LABEL
 
     name = cfg.attribute or "class"

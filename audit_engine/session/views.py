@@ -60,7 +60,8 @@ class BudgetView:
         return self.verdict.headline()
 
     def verdict_markdown(self) -> str:
-        """The verdict in plain words: domain first, then identification, then attribute."""
+        """The verdict in plain words, below its headline: the domain warning (all that is
+        said outside the domain), then both attackers' evidence, then the attribute."""
         lines = []
         if self.domain is not None and not self.domain["in_domain"]:
             lines.append(
@@ -70,13 +71,13 @@ class BudgetView:
                 "reconstructions show what the prior would guess, not a leak of this image, "
                 "and no verdict or attribute claim is made. Pick a prior trained on images like "
                 "yours.")
-        if self.verdict is None:
-            lines.append(f"No verdict: {self.reference}")
-            return "\n\n".join(lines)
-        v = self.verdict
         if self.domain is not None and not self.domain["in_domain"]:
+            return "\n\n".join(lines)  # the warning is the whole answer
+        if self.verdict is None:
+            why = self.reference or "no verdict was requested"  # "no reference set, so ..."
+            lines.append(f"{why[:1].upper()}{why[1:].rstrip('.')}.")
             return "\n\n".join(lines)
-        lines.append(f"**Verdict: {v.headline()}.**")
+        v = self.verdict  # (its headline is the page's heading above these lines)
         lines.extend(f"- {av.sentence()}" for av in sorted(
             (v.gallery, v.identification), key=lambda av: -SEVERITY[av.level]))
         if v.attribute is not None:

@@ -157,7 +157,7 @@ def no_attribute_reason(prior) -> str:
         info = json.loads((Path(folder) / "training.json").read_text())
         why = (info.get("attribute") or {}).get("why")
         if why:
-            return f"No attribute is audited with this prior: {why}"
+            return f"No attribute is audited with this prior: {why.rstrip('.')}."
     name = Path(prior.name).name if Path(str(prior.name)).is_absolute() else prior.name
     return (f"No attribute is audited with {name}: it ships no attribute classifier "
             "(what its images are labelled with is unknown here). A prior trained with "

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["BEGIN", "END", "fill", "fill_file", "block", "names", "write_or_check"]
+__all__ = ["BEGIN", "END", "fill", "fill_file", "block", "names", "write_or_check",
+           "publish"]
 
 BEGIN = "<!-- generated:{} -->"
 END = "<!-- /generated -->"
@@ -63,3 +64,18 @@ def write_or_check(files: dict[Path, str], *, check: bool) -> int:
     for p, text in files.items():
         Path(p).write_text(text)
     return 0
+
+
+def publish(data: dict, rendered: str, *, json_path: Path, doc_path: Path, block: str,
+            check: bool, every: bool = True) -> int:
+    """A generator's whole output: ``data`` as JSON at ``json_path`` and ``rendered`` as the
+    generated block ``block`` of ``doc_path`` (written, or with ``check`` compared), then the
+    rendered block printed after a write. Returns the generator's exit status."""
+    import json
+
+    doc = fill(Path(doc_path).read_text(), {block: rendered}, every=every)
+    status = write_or_check({json_path: json.dumps(data, indent=2) + "\n", doc_path: doc},
+                            check=check)
+    if not check:
+        print(rendered)
+    return status

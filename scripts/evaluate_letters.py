@@ -17,7 +17,6 @@ shared covariance from the prior's samples and the other half of the held-out di
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -174,16 +173,10 @@ def main(argv=None) -> int:
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args(argv)
     data = compute()
-    text = json.dumps(data, indent=2) + "\n"
-    from audit_engine.docblocks import fill, write_or_check
+    from audit_engine.docblocks import publish
 
-    doc = fill(DOC.read_text(), {BLOCK: table(data)}, every=False)
-    if write_or_check({JSON: text, DOC: doc}, check=args.check):
-        return 1
-    if args.check:
-        return 0
-    print(table(data))
-    return 0
+    return publish(data, table(data), json_path=JSON, doc_path=DOC, block=BLOCK,
+                   check=args.check, every=False)
 
 
 if __name__ == "__main__":

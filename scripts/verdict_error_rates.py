@@ -12,7 +12,6 @@ tests/test_docs.py that these files match it.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from audit_engine.audit.verdict import (
     error_rates,
     looks,
 )
-from audit_engine.docblocks import fill, write_or_check
+from audit_engine.docblocks import publish
 
 SCHEDULES = {"prior attacker, priors up to 64 px": (8, 64),
              "prior attacker, larger priors": (4, 32),
@@ -78,14 +77,8 @@ def main(argv=None) -> int:
     ap.add_argument("--check", action="store_true", help="only check the files are up to date")
     args = ap.parse_args(argv)
     data = compute()
-    text = json.dumps(data, indent=2) + "\n"
-    doc = fill(DOC.read_text(), {"error-rates": table(data)})
-    if write_or_check({JSON: text, DOC: doc}, check=args.check):
-        return 1
-    if args.check:
-        return 0
-    print(table(data))
-    return 0
+    return publish(data, table(data), json_path=JSON, doc_path=DOC, block="error-rates",
+                   check=args.check)
 
 
 if __name__ == "__main__":

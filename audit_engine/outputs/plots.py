@@ -9,7 +9,7 @@ from plotly.subplots import make_subplots
 from ..audit.run import AuditResult
 from ..maths import accounting, bounds
 
-__all__ = ["similarity_figure", "bound_figure", "budget_axis", "dataset_figure", "solve_figure"]
+__all__ = ["similarity_figure", "bound_figure", "audit_figures", "budget_axis", "dataset_figure", "solve_figure"]
 
 _DIFF, _NOISY, _BASE = "#1f77b4", "#ff7f0e", "#555555"
 _METRICS = [("lpips", "LPIPS (lower = more similar)"), ("ssim", "SSIM (higher = more similar)"),
@@ -116,6 +116,15 @@ def bound_figure(
                                       "(C / mu) xi, mu-GDP for adding or removing the image)",
                                  font=dict(size=12)))
     return fig
+
+
+def audit_figures(result: AuditResult, *, mode: str = "eps", baseline: dict | None = None,
+                  current_mu: float | None = None) -> tuple[go.Figure, go.Figure]:
+    """The two plots of an audit, as the page and every report show them: similarity against
+    the budget, and the bounds for this release (its delta, clipping bound and pixels)."""
+    return (similarity_figure(result, mode=mode, current_mu=current_mu, baseline=baseline),
+            bound_figure(mode=mode, delta=result.delta, current_mu=current_mu,
+                         clip_norm=result.clip_norm, pixels=result.original.numel()))
 
 
 def dataset_figure(rows: list[dict], delta: float) -> go.Figure:

@@ -171,15 +171,11 @@ def write_report(result: AuditResult, out: Path, *, mode: str = "eps",
                  baseline: dict | None = None) -> Path:
     """OUT/report.html: the dashboard's report of this audit (every budget, its verdicts,
     the similarity and bound plots), self-contained."""
-    from .plots import bound_figure, similarity_figure
+    from .plots import audit_figures
 
     path = Path(out) / "report.html"
-    figs = (similarity_figure(result, mode=mode, baseline=baseline),
-            bound_figure(mode=mode, delta=result.delta, clip_norm=result.clip_norm,
-                         pixels=result.original.numel()))
-    verdicts = ({v.mu: v.headline() for v in result.verdicts}
-                if result.no_verdict_reason() is None else {})
-    text = html_report(result, mode=mode, baseline=baseline, figures=figs, verdicts=verdicts)
+    text = html_report(result, mode=mode, baseline=baseline,
+                       figures=audit_figures(result, mode=mode, baseline=baseline))
     atomic_write(path, lambda p: p.write_text(text))
     return path
 

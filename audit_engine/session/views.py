@@ -13,7 +13,7 @@ from ..audit.run import AuditResult, AuditSample
 from ..audit.verdict import SEVERITY, BudgetVerdict
 from ..images import to_uint8
 from ..maths import accounting
-from ..outputs.plots import bound_figure, similarity_figure
+from ..outputs.plots import audit_figures
 from ..outputs.report import grid_image, html_report, tile
 from ..progress import Progress
 from .ladder import LadderCache, budget_label, compute_exact, merge
@@ -218,12 +218,8 @@ def ladder_image(session: LadderCache):
 
 
 def figures(session: LadderCache, mode: str, current_mu: float):
-    x = session.image
-    sim = similarity_figure(session.ladder, mode=mode, current_mu=current_mu,
-                            baseline=session.baseline)
-    bnd = bound_figure(mode=mode, delta=session.settings.delta, current_mu=current_mu,
-                       clip_norm=session.ladder.clip_norm, pixels=x.numel())
-    return sim, bnd
+    return audit_figures(session.ladder, mode=mode, baseline=session.baseline,
+                         current_mu=current_mu)
 
 
 def report_html(session: LadderCache, mode: str, current_mu: float) -> str:

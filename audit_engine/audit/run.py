@@ -41,7 +41,7 @@ from ..maths.mechanism import attacker_scale, check_clip_norm
 from ..progress import Progress, TimeLimit, seconds_left, within
 from . import costs
 from .reference import Reference, ReferenceUnavailable, reference_for
-from .verdict import TOLERANCE, UNDETERMINED, BudgetVerdict, Judge, looks
+from .verdict import ATTRIBUTE_CONFIDENCE, TOLERANCE, UNDETERMINED, BudgetVerdict, Judge, looks
 
 __all__ = ["AuditSample", "AuditResult", "run_audit", "budgets_to_mu", "default_trials",
            "default_max_trials", "continue_audit", "check_settings", "clip_norm_for", "MECHANISMS", "MAX_TRIALS",
@@ -198,8 +198,6 @@ class AuditResult:
             return self.attribute_why
         if any(v.attribute is not None for v in self.verdicts) or self.no_verdict_reason():
             return ""
-        from .verdict import ATTRIBUTE_CONFIDENCE
-
         a = self.attribute
         return (f"No {a['name']} claim is made: the classifier reads your image as "
                 f"\"{a['original']}\" with confidence {a['confidence']:.2f}, below the "

@@ -104,8 +104,7 @@ class SolveResult:
                     f"its kind more often than {tol}.")
         at = self.at(self.mu_max)
         bounds = "; ".join(_bound_words(a, at) for a in self.attackers)
-        verb = "picks your image out of 10 of its kind"
-        verb = verb if len(self.attackers) > 1 else verb.replace("picks", "pick")
+        verb = ("picks" if len(self.attackers) > 1 else "pick") + " your image out of 10 of its kind"
         head = (f"Up to eps = {self.eps_max:.3g} (delta = {self.delta:g}; mu = {self.mu_max:.3g}; "
                 f"clipping bound {self.clip_norm:.3g}), it is shown with 95% confidence that "
                 f"{who} {verb if len(self.attackers) > 1 else 'does not ' + verb} more often "

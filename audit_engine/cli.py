@@ -488,10 +488,8 @@ def main(argv: list[str] | None = None) -> int:
               "- not revealed, ? undetermined)")
     if result.attribute_note():
         print(result.attribute_note())
-    if result.domain is not None and not result.domain["in_domain"]:
-        print("WARNING: the image is outside the prior's domain (typicality distance "
-              f"{result.domain['score']:.2f} > {result.domain['threshold']:.2f}): the "
-              "reconstructions show what the prior would guess, not a leak; no verdict is made.")
+    if result.domain is not None and not result.domain.in_domain:
+        print("WARNING: " + result.domain.warning())
     print(format_table(result))
     print(f"wrote {', '.join(str(p) for p in paths.values())} in {result.elapsed_s:.1f} s")
     return 0

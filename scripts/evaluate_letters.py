@@ -105,7 +105,7 @@ def compute() -> dict:
     held = np.load(prior.folder / "heldout.npz")
     digits = torch.from_numpy(held["images"]).float().div(255).reshape(-1, 1, 32, 32)
     lets, kinds = letters()
-    inside = np.array([domain_check(ref, p[None])["in_domain"] for p in typicality(prior, lets)])
+    inside = np.array([domain_check(ref, p[None]).in_domain for p in typicality(prior, lets)])
     label, conf = classify(clf, lets)
     read = conf.numpy() >= ATTRIBUTE_CONFIDENCE
     claimed = inside & read  # what would get a class claim today

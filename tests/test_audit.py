@@ -56,7 +56,7 @@ def test_eps_budgets_and_dpsgd_mechanism(tiny_prior, digit_image):
 def test_sequential_rule_adds_tries_only_where_undetermined(tiny_prior, digit_image):
     """First look: 2 tries everywhere; more only at budgets whose headline is undetermined
     by the prior attacker, never beyond the cap; first_look_only stops after the first look
-    and continue_audit finishes it to the same result."""
+    and continue_audit finishes it to the same result (a new one; the first is unchanged)."""
     from audit_engine.audit.run import continue_audit
 
     kw = dict(mus=[0.05, 3.0, 300.0], prior=tiny_prior, steps=2, lpips=None, trials=2,
@@ -73,8 +73,10 @@ def test_sequential_rule_adds_tries_only_where_undetermined(tiny_prior, digit_im
     assert full.verdict_at(0.05).identification.proven  # the DP bound decides at once
     part = run_audit(digit_image, **kw, first_look_only=True)
     assert all(len(part.at(m)) == 2 for m in part.budgets())
-    continue_audit(part)
-    assert part.verdicts_json()["budgets"] == full.verdicts_json()["budgets"]
+    before = part.verdicts_json()
+    done = continue_audit(part)
+    assert done.verdicts_json()["budgets"] == full.verdicts_json()["budgets"]
+    assert part.verdicts_json() == before  # a result is a value: continuing returns a new one
 
 
 def test_lpips_random_backbone_in_audit(tiny_prior, digit_image):

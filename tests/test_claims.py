@@ -119,7 +119,7 @@ def test_no_class_claim_for_a_letter_the_classifier_does_not_read_confidently(tm
     path = tmp_path / "x.png"
     im.save(path)
     res = run_audit(path, mus=[5.0], lpips=None, max_trials=8)
-    assert res.domain["in_domain"]
+    assert res.domain.in_domain
     assert res.attribute["confidence"] < 0.9
     assert all(v.attribute is None for v in res.verdicts)
 

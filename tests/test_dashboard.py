@@ -170,13 +170,15 @@ def test_the_budget_box_takes_the_budget_itself():
 def test_an_image_outside_the_domain_gets_its_warning_and_nothing_else():
     """Outside the prior's domain the warning is the whole answer (no "No verdict: 500
     held-out images ..."); without a reference set the reason reads as a sentence."""
+    from audit_engine.audit.verdict import DomainCheck
     from audit_engine.session.views import BudgetView
 
     def view(domain, reference):
         return BudgetView(mu=1.0, eps=1.0, exact=True, samples=[], verdict=None, domain=domain,
                           spread=torch.zeros(1, 2, 2), beyond_range=False, reference=reference)
 
-    text = view({"in_domain": False, "score": 30.0, "threshold": 7.7},
+    text = view(DomainCheck(in_domain=False, score=30.0, percentile=100.0, threshold=7.7,
+                            tail="more complex"),
                 "500 held-out images shipped with the prior").verdict_markdown()
     assert "outside what the prior knows" in text and "held-out" not in text
     assert "No verdict" not in text

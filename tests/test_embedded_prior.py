@@ -93,7 +93,7 @@ def test_verdicts_on_held_out_digits_low_and_high_budget():
     for i in (3, 260):
         x = torch.from_numpy(held["images"][i]).float().div(255).unsqueeze(0)
         res = run_audit(x, mus=[0.2, 60.0], prior=prior, lpips=None)
-        assert res.domain["in_domain"] and res.attribute["index"] == int(held["labels"][i])
+        assert res.domain.in_domain and res.attribute["index"] == int(held["labels"][i])
         assert res.attribute["original"] == str(held["labels"][i]) and res.attribute["name"] == "digit class"
         weak, strong = res.verdicts
         # mu 0.2: the DP bound itself proves both attackers within chance + 0.10
@@ -138,7 +138,7 @@ def test_out_of_domain_images_get_no_attribute_claim():
     for name in ("ood-cat.png", "ood-text.png"):
         res = run_audit(ROOT / "assets" / "examples" / name, mus=[60.0], prior=prior,
                         lpips=None, trials=2)
-        assert not res.domain["in_domain"] and res.domain["score"] > res.domain["threshold"]
+        assert not res.domain.in_domain and res.domain.score > res.domain.threshold
         assert all(v.attribute is None for v in res.verdicts)
 
 
@@ -157,14 +157,14 @@ def test_simple_images_the_prior_denoises_well_are_still_outside_its_domain():
     images = torch.stack([torch.full((1, 32, 32), v) for v in (0.0, 0.1, 0.5)]
                          + [prior.load_image(word)])
     profiles = typicality(prior, images)
-    assert not any(domain_check(ref, p[None])["in_domain"] for p in profiles)
+    assert not any(domain_check(ref, p[None]).in_domain for p in profiles)
     alone = _profile_only(ref)
     # what the profile alone missed
     assert alone.distance(profiles[3:, :-2])[0] <= domain_threshold(alone.distances)
     # and real digits stay inside (these are reference images: a sanity check; the two-fold
     # rate, no digit judging itself, is in docs/DOMAIN.md)
     held = typicality(prior, ref.images[:50])
-    assert sum(domain_check(ref, p[None])["in_domain"] for p in held) >= 49
+    assert sum(domain_check(ref, p[None]).in_domain for p in held) >= 49
 
 
 def _profile_only(ref):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -41,7 +41,15 @@ from ..maths.mechanism import attacker_scale, check_clip_norm
 from ..progress import Progress, TimeLimit, seconds_left, within
 from . import costs
 from .reference import Reference, ReferenceUnavailable, reference_for
-from .verdict import ATTRIBUTE_CONFIDENCE, TOLERANCE, UNDETERMINED, BudgetVerdict, Judge, looks
+from .verdict import (
+    ATTRIBUTE_CONFIDENCE,
+    TOLERANCE,
+    UNDETERMINED,
+    BudgetVerdict,
+    DomainCheck,
+    Judge,
+    looks,
+)
 
 __all__ = ["AuditSample", "AuditResult", "run_audit", "budgets_to_mu", "default_trials",
            "default_max_trials", "continue_audit", "check_settings", "clip_norm_for", "MECHANISMS", "MAX_TRIALS",
@@ -112,8 +120,8 @@ class AuditResult:
     attribute: dict | None = None
     # why no attribute is audited, in a sentence ("" when one is)
     attribute_why: str = ""
-    # {"in_domain", "score", "percentile", "method"}; None when no reference set exists
-    domain: dict | None = None
+    # the domain check (verdict.DomainCheck); None when no reference set exists
+    domain: DomainCheck | None = None
     verdicts: list[BudgetVerdict] = field(default_factory=list)
     reference: str = ""  # the reference set in words, or why there is none
     clip_norm: float = 0.0  # the public clipping bound C of the release
@@ -184,7 +192,7 @@ class AuditResult:
 
     def no_verdict_reason(self) -> str | None:
         """Why no budget has a verdict (outside the domain, no reference set), else None."""
-        if self.domain is not None and not self.domain["in_domain"]:
+        if self.domain is not None and not self.domain.in_domain:
             return ("outside the prior's domain: the reconstructions show what the prior "
                     "would guess, not a leak of this image")
         if not self.verdicts:
@@ -212,7 +220,8 @@ class AuditResult:
         else:
             budgets = [{"mu": m, "eps": self.at(m)[0].eps, "delta": self.delta, "verdict": None,
                         "reason": why} for m in self.budgets()]
-        out = {"prior": self.prior_name, "domain": self.domain, "reference": self.reference,
+        out = {"prior": self.prior_name,
+               "domain": None if self.domain is None else self.domain.to_dict(), "reference": self.reference,
                "release": self.release_json(), "tolerance": self.tolerance,
                "looks": self.looks, "budgets": budgets}
         if self.attribute is not None:
@@ -440,6 +449,7 @@ def run_audit(
     if ref is not None:
         say(0.62, "judging against chance")
         judge = Judge(result, prior, ref, digest, clf)
+        result = judge.apply(result)
         eps_of = dict(budgets)
 
         def seconds(mus: list[float], tries: int) -> float | None:
@@ -447,11 +457,12 @@ def run_audit(
             grids = [timestep_grid(result.at(m)[0].t_star, steps) for m in mus]
             return costs.estimate(prior, tries * count_unet_calls(grids)[1])
 
-        result._more = (lambda mus, ks, lo, hi: run_tries([(m, eps_of[m]) for m in mus], ks,
-                                                          lo, hi), judge, seconds)
+        result = replace(result, _more=(
+            lambda mus, ks, lo, hi: run_tries([(m, eps_of[m]) for m in mus], ks, lo, hi),
+            judge, seconds))
         if not first_look_only:
-            continue_audit(result, progress=progress)
-    result.elapsed_s = time.perf_counter() - t0
+            result = continue_audit(result, progress=progress)
+    result = replace(result, elapsed_s=time.perf_counter() - t0)
     say(1.0, "done")
     return result
 
@@ -459,27 +470,28 @@ def run_audit(
 def continue_audit(result: AuditResult, *, progress: Progress | None = None) -> AuditResult:
     """Run the sequential rule's remaining looks of an audit (``run_audit(...,
     first_look_only=True)``): at each look, the tries up to the next look are added at the
-    budgets still undetermined, and their verdicts made again. Changes ``result`` in place
-    and returns it; does nothing when every verdict is decided or no look is left.
+    budgets still undetermined, and their verdicts made again. Returns the result with them,
+    a new value (``result`` itself is left as it was); the same result when every verdict
+    is decided or no look is left.
 
     With a deadline (``progress.left()``, progress.Deadline), a look is started only when its
     expected time (costs.py) fits in the time left, and a look the deadline interrupts is
     dropped whole: the verdicts stay those of the last complete look, undetermined at K
-    tries, and ``result.stopped`` says why."""
+    tries, and ``stopped`` says why."""
     say = progress or (lambda f, m: None)
     if result._more is None:
         return result
     run_tries, judge, seconds = result._more
     t0 = time.perf_counter()
-    cap = result.max_trials
+    cap, stopped = result.max_trials, ""
     for lo_k, hi_k in zip(result.looks, result.looks[1:]):
         open_ = [m for m in result.undetermined() if len(result.at(m)) == lo_k]
         if not open_:
             continue
         need, left = seconds(open_, hi_k - lo_k), seconds_left(progress)
         if need is not None and need > left:
-            result.stopped = _stopped(lo_k, len(open_), f"{hi_k - lo_k} more tries would take "
-                                      f"about {need:.0f} s, {max(left, 0):.0f} s were left")
+            stopped = _stopped(lo_k, len(open_), f"{hi_k - lo_k} more tries would take "
+                               f"about {need:.0f} s, {max(left, 0):.0f} s were left")
             break
         frac = 0.62 + 0.3 * lo_k / cap
         try:
@@ -487,13 +499,12 @@ def continue_audit(result: AuditResult, *, progress: Progress | None = None) -> 
                       f"{len(open_)} budget{'s' * (len(open_) > 1)}")
             more = run_tries(open_, range(lo_k, hi_k), frac, 0.62 + 0.3 * hi_k / cap)
         except TimeLimit:
-            result.stopped = _stopped(lo_k, len(open_), "the time ran out during the next "
-                                      "tries, which were dropped")
+            stopped = _stopped(lo_k, len(open_), "the time ran out during the next tries, "
+                               "which were dropped")
             break
-        result.samples += more
-        judge.update(open_)
-    result.elapsed_s += time.perf_counter() - t0
-    return result
+        result = judge.apply(replace(result, samples=result.samples + more), open_)
+    return replace(result, stopped=stopped or result.stopped,
+                   elapsed_s=result.elapsed_s + time.perf_counter() - t0)
 
 
 def _stopped(k: int, n: int, why: str) -> str:

@@ -319,12 +319,9 @@ def solve_budget(
 def _check(result: AuditResult, level: str) -> None:
     if result.domain is None:
         raise NotSolvable(f"no verdict can be made with this prior: {result.reference}")
-    if not result.domain["in_domain"]:
-        raise NotSolvable(
-            "the image is outside what the prior knows (typicality distance "
-            f"{result.domain['score']:.1f}, images of its kind stay below "
-            f"{result.domain['threshold']:.1f}): a budget found with this prior would say "
-            "nothing about this image. Use a prior trained on images like it.", in_domain=False)
+    if not result.domain.in_domain:
+        raise NotSolvable(f"{result.domain.warning()} A budget found with this prior would "
+                          "say nothing about this image.", in_domain=False)
     if level == "no attribute" and result.attribute_note():
         raise NotSolvable(f"the level 'no attribute' cannot be searched: "
                           f"{result.attribute_note()} (use 'not recognisable')")

@@ -46,7 +46,7 @@ the reference set, the gallery attack, the attribute's chance, each budget's ver
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -66,13 +66,13 @@ from ..maths.bounds import rero_bound_gdp
 from ..maths.mechanism import clip_to
 from .reference import IMAGE_STATISTICS, Reference, typicality
 
-if TYPE_CHECKING:  # the audit's result, which the judge writes its verdicts into
+if TYPE_CHECKING:  # the audit's result, which the judge reads and returns judged
     from .run import AuditResult
 
 __all__ = ["Z95", "wilson_interval", "exact_interval", "one_sided_bounds", "decide", "looks",
            "TOLERANCE", "ALPHA_DISCLOSURE", "ALPHA_PROTECTION", "GALLERY_TRIES",
            "ATTRIBUTE_CONFIDENCE", "DOMAIN_PERCENTILE", "DOMAIN_FACTOR", "domain_threshold",
-           "in_domain", "outside_domain", "domain_check", "Judge", "CANDIDATES", "LABELS", "PROTECTED", "UNDETERMINED", "SEVERITY",
+           "in_domain", "outside_domain", "domain_check", "DomainCheck", "Judge", "CANDIDATES", "LABELS", "PROTECTED", "UNDETERMINED", "SEVERITY",
            "ATTACKERS", "AttackVerdict", "Attribute", "AttributeAttack", "ATTRIBUTE_ATTACKERS",
            "RELEASE_TRIES", "release_attribute_attack", "NEAR_DOMAIN_CAVEAT", "BudgetVerdict", "worst", "error_rates"]
 
@@ -179,20 +179,58 @@ def outside_domain(calibration: np.ndarray, profiles: np.ndarray) -> np.ndarray:
     return ~in_domain(ref.distance(profiles), domain_threshold(ref.distances))
 
 
-def domain_check(ref: Reference, profile: np.ndarray) -> dict:
-    """The domain check of one typicality profile against the reference set: {"in_domain",
-    "score" (the distance), "percentile" (among the reference images' distances),
-    "threshold", "tail" ("simpler" or "more complex" than the reference on average, by the
-    mean log denoising error)}."""
+DOMAIN_METHOD = ("Mahalanobis distance of the prior's denoising-error profile (log MSE at fixed "
+                 "timesteps and noise) and the image's mean grey level and contrast from its "
+                 "{n} reference images'; beyond {factor:g} x their {percentile:g}th percentile = "
+                 "outside the domain")
+
+
+@dataclass(frozen=True)
+class DomainCheck:
+    """Whether an image is inside the prior's domain, and the evidence: the typicality
+    distance (``score``), its percentile among the reference images' distances, the
+    threshold, the ``tail`` ("simpler" or "more complex" than the reference on average, by
+    the mean log denoising error) and the method in words. Outside the domain no verdict is
+    made; ``warning`` is the one sentence every output says then."""
+    in_domain: bool
+    score: float
+    percentile: float
+    threshold: float
+    tail: str
+    method: str = ""
+
+    def warning(self) -> str:
+        """What a reader is told about an image outside the domain ("" inside)."""
+        if self.in_domain:
+            return ""
+        return ("This image is outside what the prior knows: the attacker's prior was trained "
+                f"on other kinds of images (typicality distance {self.score:.1f}; images of its "
+                f"kind stay below {self.threshold:.1f}). The reconstructions show what the "
+                "prior would guess, not a leak of this image, and no verdict or attribute claim "
+                "is made. Pick a prior trained on images like yours.")
+
+    def summary(self) -> str:
+        """The check in one line, for the report's parameters."""
+        return (f"{'inside' if self.in_domain else 'OUTSIDE'} the prior's domain (distance "
+                f"{self.score:.2f}, threshold {self.threshold:.2f}; {self.method})")
+
+    def to_dict(self) -> dict:
+        """As verdicts.json writes it."""
+        return asdict(self)
+
+
+def domain_check(ref: Reference, profile: np.ndarray) -> DomainCheck:
+    """The domain check of one typicality profile against the reference set."""
     dist = float(ref.distance(profile)[0])
     threshold = domain_threshold(ref.distances)
     k = len(IMAGE_STATISTICS)
     errors = np.atleast_2d(profile)[0, :-k]
-    return {"in_domain": in_domain(dist, threshold), "score": dist,
-            "percentile": 100.0 * float(np.mean(ref.distances < dist)),
-            "threshold": threshold,
-            "tail": "simpler" if float(np.mean(errors - ref.mean_profile[:-k])) < 0
-            else "more complex"}
+    return DomainCheck(
+        in_domain=bool(in_domain(dist, threshold)), score=dist,
+        percentile=100.0 * float(np.mean(ref.distances < dist)), threshold=threshold,
+        tail="simpler" if float(np.mean(errors - ref.mean_profile[:-k])) < 0 else "more complex",
+        method=DOMAIN_METHOD.format(n=len(ref.distances), factor=DOMAIN_FACTOR,
+                                    percentile=DOMAIN_PERCENTILE))
 
 
 @dataclass(frozen=True)
@@ -474,23 +512,16 @@ class Judge:
     """The verdicts of one audit, top to bottom: the domain check (outside: no verdict at
     all), both attackers' chance levels against the prior's reference set, the gallery
     attack at every budget, the attribute's chance, then each budget's verdict by ``decide``,
-    made again (``update``) when the sequential rule adds tries. Reads the reference set and
-    never changes it; writes only into the audit's result."""
+    made again when the sequential rule adds tries. Reads the audit and the reference set
+    and changes neither: ``apply`` returns the judged result as a new value."""
 
     def __init__(self, result: AuditResult, prior: Prior, ref: Reference, digest: bytes, clf):
-        self.result, self.ref, self.digest = result, ref, digest
+        self.ref, self.digest, self.seed = ref, digest, result.seed
         x = result.original
-        result.domain = domain_check(ref, typicality(prior, x[None]))
-        result.domain["method"] = (
-            "Mahalanobis distance of the prior's denoising-error profile (log MSE at fixed "
-            "timesteps and noise) and the image's mean grey level and contrast from its "
-            f"{len(ref.distances)} reference images'; beyond "
-            f"{DOMAIN_FACTOR:g} x their {DOMAIN_PERCENTILE:g}th percentile = outside the domain")
-        result.reference = ref.source
-        self.in_domain = bool(result.domain["in_domain"])
+        self.domain = domain_check(ref, typicality(prior, x[None]))
+        self.in_domain = bool(self.domain.in_domain)
         if not self.in_domain:
             return
-        result.reference_images = ref.images
         self.keep = eligible_decoys(x, ref.images)
         self.n = n = min(CANDIDATES, len(self.keep) + 1)
         self.chance = max(1.0 / n, guess_rate(x, ref.samples, ref.images, candidates=n,
@@ -533,23 +564,27 @@ class Judge:
                 self.release_attr[m] = AttributeAttack.of(
                     "release", hits, RELEASE_TRIES, blind / RELEASE_TRIES, mu=m,
                     tolerance=result.tolerance)
-        self.update(mus)
 
     def _decoys(self, k: int) -> torch.Tensor:
-        g = streams.generator(self.result.seed, self.digest, k, streams.DECOYS)
+        g = streams.generator(self.seed, self.digest, k, streams.DECOYS)
         return self.keep[torch.randperm(len(self.keep), generator=g)[: self.n - 1]]
 
-    def update(self, mus: list[float]) -> None:
-        """Each budget's verdict from its tries so far. A claim already decided at an earlier
-        look keeps that look's decision (tries added for another claim never change it)."""
-        res, x = self.result, self.result.original
-        n_looks = len(res.looks)
+    def apply(self, result: AuditResult, mus: list[float] | None = None) -> AuditResult:
+        """The judged result, a new value: the domain check and the reference set, and
+        outside the domain nothing more; inside, the look-alikes of every try and the
+        verdicts of the budgets ``mus`` (default: all) from their tries so far. A claim
+        already decided at an earlier look keeps that look's decision (tries added for
+        another claim never change it)."""
+        result = replace(result, domain=self.domain, reference=self.ref.source)
+        if not self.in_domain:
+            return result
+        samples = [s if s.decoys is not None else replace(s, decoys=self._decoys(s.trial).tolist())
+                   for s in result.samples]
+        res = replace(result, samples=samples, reference_images=self.ref.images)
+        x, n_looks = res.original, len(res.looks)
         verdicts = {v.mu: v for v in res.verdicts}
-        for mu in mus:
+        for mu in res.budgets() if mus is None else mus:
             tries = res.at(mu)
-            for t in tries:
-                if t.decoys is None:
-                    t.decoys = self._decoys(t.trial).tolist()
             before = verdicts.get(mu)
             if before is not None and before.identification.level != UNDETERMINED:
                 ident = before.identification
@@ -575,7 +610,7 @@ class Judge:
                                     caveat=self.caveat)
             verdicts[mu] = BudgetVerdict.of(mu, tries[0].eps, res.delta, ident,
                                             self.gallery[mu], attr)
-        res.verdicts = [verdicts[m] for m in sorted(verdicts)]
+        return replace(res, verdicts=[verdicts[m] for m in sorted(verdicts)])
 
 
 def error_rates(first: int, cap: int, chance: float, p_true: float, *,

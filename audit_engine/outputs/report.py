@@ -259,7 +259,7 @@ def html_report(
 
     def sample_rows(result: AuditResult) -> str:
         rows = []
-        outside = result.domain is not None and not result.domain["in_domain"]
+        outside = result.domain is not None and not result.domain.in_domain
         for mu in dict.fromkeys(s.mu for s in result.samples):
             runs = result.at(mu)
             first = runs[0]
@@ -312,10 +312,7 @@ def html_report(
         "reverse process": f"{ladder.sampler.upper()}, {ladder.steps or 'all'} steps from t*",
         "trials per budget": f"{ladder.trials} (noise streams keyed by seed {ladder.seed} and the image)",
         "reference set": ladder.reference or "none",
-        "domain check": ("n/a" if ladder.domain is None else
-                         f"{'inside' if ladder.domain['in_domain'] else 'OUTSIDE'} the prior's domain "
-                         f"(distance {ladder.domain['score']:.2f}, threshold "
-                         f"{ladder.domain['threshold']:.2f}; {ladder.domain['method']})"),
+        "domain check": "n/a" if ladder.domain is None else ladder.domain.summary(),
         "delta": f"{ladder.delta:g}",
         "budget shown as": "eps at delta" if mode == "eps" else "mu (Gaussian DP)",
         "LPIPS": ladder.lpips_note,

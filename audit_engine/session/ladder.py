@@ -234,7 +234,7 @@ def ladder_steps(
             yield session.with_exact(current[0], res.subset(current)) if current else session
             if not adding:
                 return
-            continue_audit(res, progress=progress)
+            res = continue_audit(res, progress=progress)
             adding = 0
     say = progress or (lambda f, m: None)
     chunks = ([current] if current else []) + [[m] for m in ladder]

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..audit.run import AuditResult, AuditSample
-from ..audit.verdict import SEVERITY, BudgetVerdict
+from ..audit.verdict import SEVERITY, BudgetVerdict, DomainCheck
 from ..images import to_uint8
 from ..maths import accounting
 from ..outputs.plots import audit_figures
@@ -43,7 +43,7 @@ class BudgetView:
     exact: bool
     samples: list[AuditSample]  # the trials of this budget
     verdict: BudgetVerdict | None  # None when the prior has no reference set
-    domain: dict | None
+    domain: DomainCheck | None
     spread: torch.Tensor  # (1, H, W) spread map
     beyond_range: bool
     reference: str = ""
@@ -53,7 +53,7 @@ class BudgetView:
     @property
     def label(self) -> str:
         """The headline: the worse of the two attackers' verdicts, or why there is none."""
-        if self.domain is not None and not self.domain["in_domain"]:
+        if self.domain is not None and not self.domain.in_domain:
             return "not assessed: outside the prior's domain"
         if self.verdict is None:
             return "no verdict"
@@ -63,16 +63,8 @@ class BudgetView:
         """The verdict in plain words, below its headline: the domain warning (all that is
         said outside the domain), then both attackers' evidence, then the attribute."""
         lines = []
-        if self.domain is not None and not self.domain["in_domain"]:
-            lines.append(
-                "**Warning: this image is outside what the prior knows.** The attacker's prior "
-                f"was trained on other kinds of images (typicality distance {self.domain['score']:.1f}; "
-                f"images of its kind stay below {self.domain['threshold']:.1f}). The "
-                "reconstructions show what the prior would guess, not a leak of this image, "
-                "and no verdict or attribute claim is made. Pick a prior trained on images like "
-                "yours.")
-        if self.domain is not None and not self.domain["in_domain"]:
-            return "\n\n".join(lines)  # the warning is the whole answer
+        if self.domain is not None and not self.domain.in_domain:
+            return f"**Warning:** {self.domain.warning()}"  # the warning is the whole answer
         if self.verdict is None:
             why = self.reference or "no verdict was requested"  # "no reference set, so ..."
             lines.append(f"{why[:1].upper()}{why[1:].rstrip('.')}.")
@@ -136,7 +128,7 @@ def ladder_verdicts(session: LadderCache) -> dict[float, str]:
 def verdicts_payload(session: LadderCache, view: BudgetView) -> dict:
     """The verdicts.json of the ladder and the budget on view (what the API returns)."""
     out = session.ladder.verdicts_json()
-    in_domain = view.domain is None or view.domain["in_domain"]
+    in_domain = view.domain is None or view.domain.in_domain
     if view.verdict is not None and in_domain and not any(
             math.isclose(b["mu"], view.mu) for b in out["budgets"]):
         out["budgets"] = sorted(out["budgets"] + [view.verdict.to_dict()], key=lambda b: b["mu"])
@@ -186,7 +178,7 @@ def compare_budgets(session: LadderCache, mus: list[float], *,
             "picks it (what decided; chance) | attribute (what decided) | verdict |",
             "|---|---|---|---|---|"]
     for v in views:
-        ok = v.verdict is not None and (v.domain is None or v.domain["in_domain"])
+        ok = v.verdict is not None and (v.domain is None or v.domain.in_domain)
         g = v.verdict.gallery if ok else None
         i = v.verdict.identification if ok else None
         a = v.verdict.attribute if ok else None

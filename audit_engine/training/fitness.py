@@ -159,7 +159,7 @@ def check_fitness(folder: Path, data: ImageFolder, info: dict, *,
     for key, images in (("photos_flagged", photographs(prior)),
                         ("flat_flagged", flat_images(prior.sample_size, prior.channels))):
         profiles = typicality(prior, images)
-        report[key] = float(np.mean([not domain_check(ref, p[None])["in_domain"]
+        report[key] = float(np.mean([not domain_check(ref, p[None]).in_domain
                                      for p in profiles]))
 
     what = f"memorization and strength: {SAMPLES} samples against the {len(data.train)} training images"

@@ -11,7 +11,7 @@ gradio (the web app is webui/ and app.py). docs/ARCHITECTURE.md draws how data f
                 bottom), reference (reference sets, domain check), solve, prepare, costs
     outputs/    what an audit writes: page (the HTML skeleton of every report), report,
                 plots
-    session/    the dashboard's state without gradio: ladder (LadderCache), views
+    session/    the dashboard's state without gradio: ladder (Session), views
     batch/      many images, resumable, locally or on Ray; the data set's summaries
     reproduce/  the source paper's experiment on any prior
     training/   train-prior: a folder of your images made into a prior, with its fitness
@@ -25,23 +25,35 @@ loaded on first use, so ``import audit_engine`` stays cheap):
 
     from audit_engine import run_audit, solve_budget, load_prior, eps_from_mu
 """
+
 __version__ = "0.1.0"
 
 # public name -> the module defining it (loaded lazily, PEP 562)
 _PUBLIC = {
-    "audit_engine.maths.accounting": ["eps_from_mu", "mu_from_eps", "delta_from_eps_mu",
-                                      "noise_multiplier_from_mu", "mu_from_noise_multiplier",
-                                      "dpsgd_budget", "DPSGDBudget"],
+    "audit_engine.maths.accounting": [
+        "eps_from_mu",
+        "mu_from_eps",
+        "delta_from_eps_mu",
+        "noise_multiplier_from_mu",
+        "mu_from_noise_multiplier",
+        "dpsgd_budget",
+        "DPSGDBudget",
+    ],
     "audit_engine.maths.mechanism": ["privatize", "privatize_dpsgd", "noise_std"],
     "audit_engine.maths.schedule": ["match_timestep", "TimestepMatch"],
     "audit_engine.maths.bounds": ["rero_bound_gdp", "rero_bound_dp"],
-    "audit_engine.attacker.priors": ["load_prior", "Prior", "PriorSpec", "PriorUnavailable",
-                                     "REGISTRY", "EMBEDDED"],
+    "audit_engine.attacker.priors": [
+        "load_prior",
+        "Prior",
+        "PriorSpec",
+        "PriorUnavailable",
+        "REGISTRY",
+        "EMBEDDED",
+    ],
     "audit_engine.attacker.reconstruct": ["reconstruct", "sample"],
     "audit_engine.audit.run": ["run_audit", "continue_audit", "AuditResult", "AuditSample"],
     "audit_engine.audit.verdict": ["BudgetVerdict", "AttackVerdict", "LABELS", "TOLERANCE"],
-    "audit_engine.audit.solve": ["solve_budget", "dataset_budget", "SolveResult",
-                                 "NotSolvable"],
+    "audit_engine.audit.solve": ["solve_budget", "dataset_budget", "SolveResult", "NotSolvable"],
     "audit_engine.audit.reference": ["reference_for", "Reference"],
     "audit_engine.audit.prepare": ["prepare"],
     "audit_engine.outputs.report": ["write_outputs"],

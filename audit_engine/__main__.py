@@ -1,5 +1,6 @@
 """``python -m audit_engine``: the command line (audit_engine.cli; also the ``privacy-audit``
 console command)."""
+
 import sys
 
 from .cli import main

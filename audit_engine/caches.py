@@ -9,6 +9,7 @@
 - ``reachable``: whether a host answers a TCP connection, with failures remembered for
   ``RETRY_S`` seconds only.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,13 @@ class Memo(Generic[K, V]):
     ``clock``: the time source (tests advance it).
     """
 
-    def __init__(self, *, failed: Callable[[V], bool] | None = None,
-                 retry_after: float | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        *,
+        failed: Callable[[V], bool] | None = None,
+        retry_after: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._values: dict[K, tuple[V, float]] = {}
         self._locks: dict[K, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -146,6 +152,7 @@ _REACHABLE: Memo[tuple[str, int], bool] = Memo(failed=lambda ok: not ok, retry_a
 def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
     """Whether ``host`` answers a TCP connection on ``port``. A success is remembered for the
     life of the process, a failure for ``RETRY_S`` seconds (AUDIT_RETRY_S)."""
+
     def check() -> bool:
         try:
             with socket.create_connection((host, port), timeout=timeout):

@@ -6,13 +6,13 @@
 
 by the script or command that made it (``fill``), and a test regenerates the block from the
 committed run files and compares (``block`` reads one back)."""
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-__all__ = ["BEGIN", "END", "fill", "fill_file", "block", "names", "write_or_check",
-           "publish"]
+__all__ = ["BEGIN", "END", "fill", "fill_file", "block", "names", "write_or_check", "publish"]
 
 BEGIN = "<!-- generated:{} -->"
 END = "<!-- /generated -->"
@@ -51,7 +51,7 @@ def block(doc: str, name: str) -> str:
     m = _pattern(name).search(doc)
     if m is None:
         raise KeyError(f"no generated block {name!r} in the doc")
-    return m.group(0)[len(BEGIN.format(name)) + 1: -len(END) - 1]
+    return m.group(0)[len(BEGIN.format(name)) + 1 : -len(END) - 1]
 
 
 def write_or_check(files: dict[Path, str], *, check: bool) -> int:
@@ -66,16 +66,25 @@ def write_or_check(files: dict[Path, str], *, check: bool) -> int:
     return 0
 
 
-def publish(data: dict, rendered: str, *, json_path: Path, doc_path: Path, block: str,
-            check: bool, every: bool = True) -> int:
+def publish(
+    data: dict,
+    rendered: str,
+    *,
+    json_path: Path,
+    doc_path: Path,
+    block: str,
+    check: bool,
+    every: bool = True,
+) -> int:
     """A generator's whole output: ``data`` as JSON at ``json_path`` and ``rendered`` as the
     generated block ``block`` of ``doc_path`` (written, or with ``check`` compared), then the
     rendered block printed after a write. Returns the generator's exit status."""
     import json
 
     doc = fill(Path(doc_path).read_text(), {block: rendered}, every=every)
-    status = write_or_check({json_path: json.dumps(data, indent=2) + "\n", doc_path: doc},
-                            check=check)
+    status = write_or_check(
+        {json_path: json.dumps(data, indent=2) + "\n", doc_path: doc}, check=check
+    )
     if not check:
         print(rendered)
     return status

@@ -1,4 +1,5 @@
 """Writing results safely, and what a run records about the software it ran on."""
+
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
@@ -7,8 +8,17 @@ from typing import Callable
 
 __all__ = ["atomic_write", "package_versions", "RECORDED_PACKAGES"]
 
-RECORDED_PACKAGES = ("torch", "diffusers", "opacus", "lpips", "scikit-image", "numpy", "scipy",
-                     "plotly", "gradio")
+RECORDED_PACKAGES = (
+    "torch",
+    "diffusers",
+    "opacus",
+    "lpips",
+    "scikit-image",
+    "numpy",
+    "scipy",
+    "plotly",
+    "gradio",
+)
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:

@@ -15,6 +15,7 @@ Any input image is brought to the prior's resolution and channels the same way:
    then resized to that content size and padded the same way (an image already at the
    prior's size is taken as it is).
 """
+
 from __future__ import annotations
 
 import io
@@ -26,9 +27,21 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageLike", "MAX_INPUT_PIXELS", "IMAGE_SUFFIXES", "MODEL_SCALE", "to_model", "model_std",
-           "to_unit", "ImageError", "open_image", "array_to_pil", "to_prior_tensor", "to_uint8",
-           "stack_to_tensor"]
+__all__ = [
+    "ImageLike",
+    "MAX_INPUT_PIXELS",
+    "IMAGE_SUFFIXES",
+    "MODEL_SCALE",
+    "to_model",
+    "model_std",
+    "to_unit",
+    "ImageError",
+    "open_image",
+    "array_to_pil",
+    "to_prior_tensor",
+    "to_uint8",
+    "stack_to_tensor",
+]
 
 ImageLike = Union[str, Path, bytes, Image.Image, np.ndarray, torch.Tensor]
 
@@ -83,28 +96,36 @@ def open_image(source: ImageLike) -> Image.Image:
             if w * h > MAX_INPUT_PIXELS:
                 raise ImageError(
                     f"image is {w}x{h} = {w * h:,} pixels, too large: the limit is "
-                    f"{MAX_INPUT_PIXELS:,} pixels")
+                    f"{MAX_INPUT_PIXELS:,} pixels"
+                )
             img.load()
         except ImageError:
             raise
         except FileNotFoundError:
             raise ImageError("the image file was not found") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError("image refused: too large when decoded (a possible decompression "
-                             f"bomb); the limit is {MAX_INPUT_PIXELS:,} pixels") from None
+            raise ImageError(
+                "image refused: too large when decoded (a possible decompression "
+                f"bomb); the limit is {MAX_INPUT_PIXELS:,} pixels"
+            ) from None
         except UnidentifiedImageError:
             if _has_image_signature(data if data is not None else Path(source)):
-                raise ImageError("the image file is truncated or broken and cannot be read as "
-                                 "an image") from None
-            raise ImageError("the file cannot be read as an image: use a PNG, JPEG, GIF, BMP, "
-                             "TIFF or WebP picture (SVG and other formats are not supported)"
-                             ) from None
+                raise ImageError(
+                    "the image file is truncated or broken and cannot be read as an image"
+                ) from None
+            raise ImageError(
+                "the file cannot be read as an image: use a PNG, JPEG, GIF, BMP, "
+                "TIFF or WebP picture (SVG and other formats are not supported)"
+            ) from None
         except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
             kind = "truncated or broken" if "truncat" in str(exc).lower() else "broken"
-            raise ImageError(f"the image file is {kind} and cannot be read as an image "
-                             f"({type(exc).__name__})") from None
+            raise ImageError(
+                f"the image file is {kind} and cannot be read as an image ({type(exc).__name__})"
+            ) from None
         except Exception as exc:  # PIL raises many types for corrupt data
-            raise ImageError(f"the file cannot be read as an image ({type(exc).__name__})") from None
+            raise ImageError(
+                f"the file cannot be read as an image ({type(exc).__name__})"
+            ) from None
     try:
         img.seek(0)  # first frame of animations
     except (AttributeError, EOFError, ValueError):
@@ -165,8 +186,9 @@ def array_to_pil(arr: np.ndarray | torch.Tensor) -> Image.Image:
     return Image.fromarray(arr)
 
 
-def to_prior_tensor(source: ImageLike, *, size: int, channels: int,
-                    content_size: int | None = None) -> torch.Tensor:
+def to_prior_tensor(
+    source: ImageLike, *, size: int, channels: int, content_size: int | None = None
+) -> torch.Tensor:
     """Any image -> float tensor (channels, size, size) in [0, 1] (see the module docstring)."""
     if channels not in (1, 3):
         raise ValueError(f"priors with {channels} channels are not supported (1 or 3)")

@@ -4,13 +4,22 @@ Every long function takes ``progress: Progress | None``, calls it with the fract
 work done (0 to 1) and a short message, and hands a part of its range to the functions it
 calls with ``within``. The CLI prints it; the dashboard passes Gradio's ``gr.Progress``,
 which has the same signature."""
+
 from __future__ import annotations
 
 import time
 from typing import Callable, Protocol
 
-__all__ = ["Progress", "silent", "within", "counted", "time_left", "Deadline", "TimeLimit",
-           "seconds_left"]
+__all__ = [
+    "Progress",
+    "silent",
+    "within",
+    "counted",
+    "time_left",
+    "Deadline",
+    "TimeLimit",
+    "seconds_left",
+]
 
 
 class Progress(Protocol):
@@ -31,8 +40,13 @@ class Deadline:
     that optional work (the sequential rule's further tries) is started only when it can
     finish in time. ``progress``: where the messages go."""
 
-    def __init__(self, limit_s: float, progress: Callable | None = None, *,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        limit_s: float,
+        progress: Callable | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.limit_s, self.progress, self.clock = float(limit_s), progress, clock
         self.start = clock()
 
@@ -55,8 +69,9 @@ class _Part:
             self.left = left
 
     def __call__(self, f: float, m: str) -> object:
-        return self.say(self.lo + (self.hi - self.lo) * f,
-                        f"{self.prefix}: {m}" if self.prefix else m)
+        return self.say(
+            self.lo + (self.hi - self.lo) * f, f"{self.prefix}: {m}" if self.prefix else m
+        )
 
 
 def within(progress: Progress | None, lo: float, hi: float, prefix: str = "") -> Progress:
@@ -78,7 +93,7 @@ def counted(progress: Progress | None, done: int, total: int, what: str) -> None
 
 
 def time_left(done: int, total: int, elapsed: float) -> str:
-    """"12 s left" / "3.4 min left" from the pace so far (``elapsed`` seconds for ``done`` of
+    """ "12 s left" / "3.4 min left" from the pace so far (``elapsed`` seconds for ``done`` of
     ``total`` units)."""
     if done == 0:
         return "estimating the time left"

@@ -6,6 +6,7 @@ budget (/exact_budget); then the server's resident memory (current and peak).
 
 Starts `python app.py` on a free loopback port with the embedded prior.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,18 @@ def main() -> None:
         digit = sorted((ROOT / "assets" / "examples").glob("digit-*.png"))[0]
         rss_idle = memory_mb(proc.pid)[0]
         t = time.perf_counter()
-        client.predict(handle_file(str(digit)), "embedded", "eps", 1e-5, 2.0, "ddim", 20, 1, 0,
-                       api_name="/audit")
+        client.predict(
+            handle_file(str(digit)),
+            "embedded",
+            "eps",
+            1e-5,
+            2.0,
+            "ddim",
+            20,
+            1,
+            0,
+            api_name="/audit",
+        )
         t_ladder = time.perf_counter() - t
         # the same session without fetching the output images (what the answer itself takes;
         # a browser then fetches the images in parallel, gradio_client one after the other)
@@ -50,8 +61,18 @@ def main() -> None:
         client.predict(3.3, "eps", 1e-5, api_name="/exact_budget")
         t_exact = time.perf_counter() - t
         t = time.perf_counter()
-        client.predict(handle_file(str(digit)), "embedded", "eps", 1e-5, 2.0, "ddim", 20, 1, 0,
-                       api_name="/audit")
+        client.predict(
+            handle_file(str(digit)),
+            "embedded",
+            "eps",
+            1e-5,
+            2.0,
+            "ddim",
+            20,
+            1,
+            0,
+            api_name="/audit",
+        )
         t_again = time.perf_counter() - t
         rss, peak = memory_mb(proc.pid)
     finally:
@@ -60,16 +81,22 @@ def main() -> None:
     move = statistics.median(moves)
     print(f"machine: {machine()}")
     print(f"app start to first answer on the port: {t_start:.2f} s")
-    print(f"first full ladder (/audit, 8 budgets + the slider's, all metrics): {t_ladder * 1e3:7.0f} ms")
-    print(f"slider move served from the ladder (/budget), median of {len(moves)}: "
-          f"answer {statistics.median(answers) * 1e3:.1f} ms (max {max(answers) * 1e3:.1f} ms); "
-          f"with gradio_client fetching the 2 images one after the other {move * 1e3:.1f} ms "
-          f"(max {max(moves) * 1e3:.1f} ms)")
+    print(
+        f"first full ladder (/audit, 8 budgets + the slider's, all metrics): {t_ladder * 1e3:7.0f} ms"
+    )
+    print(
+        f"slider move served from the ladder (/budget), median of {len(moves)}: "
+        f"answer {statistics.median(answers) * 1e3:.1f} ms (max {max(answers) * 1e3:.1f} ms); "
+        f"with gradio_client fetching the 2 images one after the other {move * 1e3:.1f} ms "
+        f"(max {max(moves) * 1e3:.1f} ms)"
+    )
     print(f"exact budget between ladder points (/exact_budget): {t_exact * 1e3:7.0f} ms")
     print(f"same image again (/audit, ladder reused): {t_again * 1e3:7.0f} ms")
     print(f"ratio ladder / slider move: {t_ladder / move:.1f}x")
-    print(f"server memory: {rss_idle:.0f} MiB resident after start, {rss:.0f} MiB after the run, "
-          f"peak {peak:.0f} MiB")
+    print(
+        f"server memory: {rss_idle:.0f} MiB resident after start, {rss:.0f} MiB after the run, "
+        f"peak {peak:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ settings (one CPU thread per audit in both, so the numbers are identical too).
 
     python -m bench.batch_engines [--images 16] [--trials 8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,14 +37,20 @@ def main() -> None:
             r = run_batch(folder, out, cfg, engine=engine, workers=workers)
             wall = time.perf_counter() - t
             rates[engine] = r["audited"] / wall
-            print(f"{engine:5s} ({workers} worker{'s' if workers > 1 else ''}): "
-                  f"{r['audited']} images in {wall:.1f} s = {rates[engine]:.2f} images/s "
-                  "(Ray's time includes starting the cluster and loading the prior per actor)")
-        same = all((Path(tmp) / "local" / "images" / d.name / "metrics.json").read_text()
-                   == (d / "metrics.json").read_text()
-                   for d in (Path(tmp) / "ray" / "images").iterdir())
-        print(f"Ray at 2 workers / local at 1: {rates['ray'] / rates['local']:.2f}x; "
-              f"identical numbers: {same}")
+            print(
+                f"{engine:5s} ({workers} worker{'s' if workers > 1 else ''}): "
+                f"{r['audited']} images in {wall:.1f} s = {rates[engine]:.2f} images/s "
+                "(Ray's time includes starting the cluster and loading the prior per actor)"
+            )
+        same = all(
+            (Path(tmp) / "local" / "images" / d.name / "metrics.json").read_text()
+            == (d / "metrics.json").read_text()
+            for d in (Path(tmp) / "ray" / "images").iterdir()
+        )
+        print(
+            f"Ray at 2 workers / local at 1: {rates['ray'] / rates['local']:.2f}x; "
+            f"identical numbers: {same}"
+        )
 
 
 if __name__ == "__main__":

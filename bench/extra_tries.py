@@ -9,6 +9,7 @@ and the most the rule adds at a budget that stays undetermined (the cap minus K 
 the expected added tries when the attacker is at chance (verdict.error_rates). The ratio
 of added to first-look work is the same on any hardware; the seconds are this CPU's.
 """
+
 from __future__ import annotations
 
 import time
@@ -35,9 +36,14 @@ def per_eval(prior, batch: int, repeats: int = 3) -> float:
 
 def main() -> None:
     print(machine())
-    cases = [("embedded (32 px)", lambda dt: load_prior(device="cpu", dtype=dt), 8),
-             ("CelebA-HQ-256 architecture", lambda dt: random_prior("google/ddpm-celebahq-256",
-                                                                   dtype=dt), 4)]
+    cases = [
+        ("embedded (32 px)", lambda dt: load_prior(device="cpu", dtype=dt), 8),
+        (
+            "CelebA-HQ-256 architecture",
+            lambda dt: random_prior("google/ddpm-celebahq-256", dtype=dt),
+            4,
+        ),
+    ]
     for name, make, first in cases:
         cap = default_max_trials(first)
         expected = error_rates(first, cap, 0.1, 0.1)["expected_tries"]
@@ -47,10 +53,12 @@ def main() -> None:
             look = first * DEFAULT_DDIM_STEPS * e
             most = (cap - first) * DEFAULT_DDIM_STEPS * e
             mean = (expected - first) * DEFAULT_DDIM_STEPS * e
-            print(f"{name}, {str(dt).removeprefix('torch.')}: {e * 1000:.1f} ms per evaluation; "
-                  f"first look ({first} tries) {look:.1f} s; added at an undetermined budget: at "
-                  f"most {cap - first} tries = {most:.1f} s ({most / look:.1f}x the first look), "
-                  f"{expected - first:.1f} expected at chance = {mean:.1f} s")
+            print(
+                f"{name}, {str(dt).removeprefix('torch.')}: {e * 1000:.1f} ms per evaluation; "
+                f"first look ({first} tries) {look:.1f} s; added at an undetermined budget: at "
+                f"most {cap - first} tries = {most:.1f} s ({most / look:.1f}x the first look), "
+                f"{expected - first:.1f} expected at chance = {mean:.1f} s"
+            )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Reported: the median time to the first page of each tree and their ratio; for th
 the time until the sequential rule's added tries are in (the page's second update), and the
 solver's median time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,10 +52,14 @@ print(json.dumps({"first": first, "full": full, "solve": solved}))
 
 
 def run(tree: Path, solve: bool) -> dict:
-    out = subprocess.run([sys.executable, "-c", PROBE, ",".join(DIGITS), "1" if solve else "0",
-                          str(ROOT)], cwd=tree, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin",
-                                                     "GRADIO_ANALYTICS_ENABLED": "False"},
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, ",".join(DIGITS), "1" if solve else "0", str(ROOT)],
+        cwd=tree,
+        env={"PYTHONPATH": str(tree), "PATH": "/usr/bin", "GRADIO_ANALYTICS_ENABLED": "False"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -68,11 +73,16 @@ def main() -> None:
     print(machine())
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "baseline"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base),
-                        args.baseline], check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), args.baseline],
+            check=True,
+            capture_output=True,
+        )
         try:
-            res = {"baseline": {"first": [], "full": [], "solve": []},
-                   "this": {"first": [], "full": [], "solve": []}}
+            res = {
+                "baseline": {"first": [], "full": [], "solve": []},
+                "this": {"first": [], "full": [], "solve": []},
+            }
             for r in range(args.rounds):
                 order = [("baseline", base), ("this", ROOT)]
                 for name, tree in order if r % 2 == 0 else order[::-1]:
@@ -80,14 +90,20 @@ def main() -> None:
                     for k, v in got.items():
                         res[name][k] += v
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
-                           capture_output=True)
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
+                capture_output=True,
+            )
     med = {n: {k: statistics.median(v) for k, v in d.items() if v} for n, d in res.items()}
     print(f"first page with its verdicts, median over {len(DIGITS)} digits x {args.rounds} rounds:")
     print(f"  baseline {args.baseline}: {med['baseline']['first']:.2f} s")
-    print(f"  this tree: {med['this']['first']:.2f} s   ratio {med['this']['first'] / med['baseline']['first']:.2f}x")
-    print(f"  this tree, with the sequential rule's added tries: {med['this']['full']:.2f} s   "
-          f"ratio {med['this']['full'] / med['baseline']['first']:.2f}x the baseline's page")
+    print(
+        f"  this tree: {med['this']['first']:.2f} s   ratio {med['this']['first'] / med['baseline']['first']:.2f}x"
+    )
+    print(
+        f"  this tree, with the sequential rule's added tries: {med['this']['full']:.2f} s   "
+        f"ratio {med['this']['full'] / med['baseline']['first']:.2f}x the baseline's page"
+    )
     print(f"solver (this tree), median over {len(DIGITS)} digits: {med['this']['solve']:.2f} s")
 
 

@@ -10,6 +10,7 @@ samples a real 256-pixel prior gets: with 10 the warm-up alone ran past 11 minut
 CPU), and it is excluded from both timings alike. The identification then has fewer look-alikes
 than 10; the work timed (one budget's reverse process and the image's domain check) is the same.
 """
+
 from __future__ import annotations
 
 import time

@@ -8,6 +8,7 @@ offering it (AUDIT_PRIORS) with an empty AUDIT_CACHE_DIR, and then, through grad
 the stand-in's first click, an embedded-prior audit during the stand-in's preparation, and
 the stand-in's audit again every 60 s until it answers or is refused with its estimate.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,11 +30,18 @@ def stand_in(arch: str, folder: Path) -> None:
 
     torch.manual_seed(0)
     UNet2DModel(**ARCHITECTURES[arch]).save_pretrained(folder / "unet")
-    DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02,
-                  beta_schedule="linear").save_pretrained(folder / "scheduler")
-    (folder / "model_index.json").write_text(json.dumps(
-        {"_class_name": "DDPMPipeline", "unet": ["diffusers", "UNet2DModel"],
-         "scheduler": ["diffusers", "DDPMScheduler"]}))
+    DDPMScheduler(
+        num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear"
+    ).save_pretrained(folder / "scheduler")
+    (folder / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "DDPMPipeline",
+                "unet": ["diffusers", "UNet2DModel"],
+                "scheduler": ["diffusers", "DDPMScheduler"],
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -49,17 +57,33 @@ def main() -> None:
         stand_in(args.arch, prior)
         t0 = time.time()
         port = free_port()
-        proc = start_app(port, {"AUDIT_PRIORS": str(prior),
-                                       "AUDIT_CACHE_DIR": str(Path(tmp) / "cache"),
-                                       "GRADIO_TEMP_DIR": str(Path(tmp) / "gradio")})
+        proc = start_app(
+            port,
+            {
+                "AUDIT_PRIORS": str(prior),
+                "AUDIT_CACHE_DIR": str(Path(tmp) / "cache"),
+                "GRADIO_TEMP_DIR": str(Path(tmp) / "gradio"),
+            },
+        )
         try:
             client = Client(f"http://127.0.0.1:{port}/", verbose=False)
 
             def audit(key: str, tries: int) -> tuple[float, str]:
                 t = time.time()
                 try:
-                    out = client.predict(handle_file(str(DIGIT)), key, "eps", 1e-5, 2.0, "ddim",
-                                         10, tries, 0, 0, api_name="/audit")
+                    out = client.predict(
+                        handle_file(str(DIGIT)),
+                        key,
+                        "eps",
+                        1e-5,
+                        2.0,
+                        "ddim",
+                        10,
+                        tries,
+                        0,
+                        0,
+                        api_name="/audit",
+                    )
                     return time.time() - t, "answered: " + out[4].splitlines()[0][:100]
                 except Exception as exc:  # the page's refusal, as a visitor reads it
                     return time.time() - t, "refused: " + str(exc)[:300]

@@ -7,6 +7,7 @@ image), and the server's memory is compared before and after.
 
 The slow test tests/test_load.py runs the same with 20 clients x 5 requests.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,18 @@ def _client(url, path, expected, requests, steps, results, k):
         for r in range(requests):
             t = time.perf_counter()
             try:
-                out = client.predict(handle_file(str(path)), "embedded", "eps", 1e-5,
-                                     1.0 + 0.5 * r, "ddim", steps, 1, 0, api_name="/audit")
+                out = client.predict(
+                    handle_file(str(path)),
+                    "embedded",
+                    "eps",
+                    1e-5,
+                    1.0 + 0.5 * r,
+                    "ddim",
+                    steps,
+                    1,
+                    0,
+                    api_name="/audit",
+                )
             except Exception as exc:  # recorded, the run goes on
                 rec["errors"].append(f"{type(exc).__name__}: {exc}")
                 continue
@@ -79,13 +90,25 @@ def run_load_test(clients: int = 20, requests: int = 5, steps: int = 5) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             images = client_images(clients, Path(tmp))
             warm = Client(url, verbose=False)  # one audit first: models, caches, imports
-            warm.predict(handle_file(str(images[0][0])), "embedded", "eps", 1e-5, 2.0, "ddim",
-                         steps, 1, 0, api_name="/audit")
+            warm.predict(
+                handle_file(str(images[0][0])),
+                "embedded",
+                "eps",
+                1e-5,
+                2.0,
+                "ddim",
+                steps,
+                1,
+                0,
+                api_name="/audit",
+            )
             warm.close()
             rss_before = memory_mb(proc.pid)[0]
             results: dict[int, dict] = {}
-            threads = [threading.Thread(target=_client, args=(url, p, e, requests, steps, results, k))
-                       for k, (p, e) in enumerate(images)]
+            threads = [
+                threading.Thread(target=_client, args=(url, p, e, requests, steps, results, k))
+                for k, (p, e) in enumerate(images)
+            ]
             t0 = time.perf_counter()
             for t in threads:
                 t.start()
@@ -100,13 +123,20 @@ def run_load_test(clients: int = 20, requests: int = 5, steps: int = 5) -> dict:
         proc.wait(15)
     lat = [v for r in results.values() for v in r["latency"]]
     return {
-        "clients": clients, "requests": requests, "answered_own_image": sum(r["ok"] for r in results.values()),
+        "clients": clients,
+        "requests": requests,
+        "answered_own_image": sum(r["ok"] for r in results.values()),
         "wrong_image": sum(r["wrong"] for r in results.values()),
         "errors": [e for r in results.values() for e in r["errors"]],
-        "lost": clients * requests - sum(r["ok"] + r["wrong"] + len(r["errors"]) for r in results.values()),
-        "wall_s": wall, "latency_median_s": statistics.median(lat) if lat else None,
-        "latency_max_s": max(lat) if lat else None, "rss_before_mb": rss_before,
-        "rss_after_mb": rss_after, "peak_mb": peak, "growth": rss_after / rss_before - 1,
+        "lost": clients * requests
+        - sum(r["ok"] + r["wrong"] + len(r["errors"]) for r in results.values()),
+        "wall_s": wall,
+        "latency_median_s": statistics.median(lat) if lat else None,
+        "latency_max_s": max(lat) if lat else None,
+        "rss_before_mb": rss_before,
+        "rss_after_mb": rss_after,
+        "peak_mb": peak,
+        "growth": rss_after / rss_before - 1,
         "server_alive": alive,
     }
 
@@ -128,8 +158,17 @@ def queue_check(waiting: int = 2, clients: int = 8, steps: int = 200) -> dict:
 
                 try:
                     Client(url, verbose=False).predict(
-                        handle_file(str(path)), "embedded", "eps", 1e-5, 2.0, "ddim", steps, 4, 0,
-                        api_name="/audit")
+                        handle_file(str(path)),
+                        "embedded",
+                        "eps",
+                        1e-5,
+                        2.0,
+                        "ddim",
+                        steps,
+                        4,
+                        0,
+                        api_name="/audit",
+                    )
                     msg = "ok"
                 except Exception as exc:
                     msg = f"{type(exc).__name__}: {exc}"
@@ -159,21 +198,29 @@ def main() -> None:
     if args.queue_check:
         res = queue_check()
         busy = [o for o in res["outcomes"] if "queue" in o.lower() and "full" in o.lower()]
-        print(f"{len(res['outcomes'])} simultaneous audits with 2 waiting places: "
-              f"{res['outcomes'].count('ok')} answered, {len(busy)} told the queue is full, "
-              f"{len(res['outcomes']) - len(busy) - res['outcomes'].count('ok')} other errors; "
-              f"server alive: {res['server_alive']}")
+        print(
+            f"{len(res['outcomes'])} simultaneous audits with 2 waiting places: "
+            f"{res['outcomes'].count('ok')} answered, {len(busy)} told the queue is full, "
+            f"{len(res['outcomes']) - len(busy) - res['outcomes'].count('ok')} other errors; "
+            f"server alive: {res['server_alive']}"
+        )
         for o in sorted(set(res["outcomes"])):
             print(f"  {o}")
         return
     r = run_load_test(args.clients, args.requests, args.steps)
-    print(f"{r['clients']} clients x {r['requests']} requests: {r['answered_own_image']} answered "
-          f"with the client's own image, {r['wrong_image']} with another image, "
-          f"{len(r['errors'])} errors, {r['lost']} lost; server alive: {r['server_alive']}")
-    print(f"wall {r['wall_s']:.1f} s; latency median {r['latency_median_s']:.2f} s, "
-          f"max {r['latency_max_s']:.2f} s")
-    print(f"server memory: {r['rss_before_mb']:.0f} MiB before, {r['rss_after_mb']:.0f} MiB after "
-          f"({r['growth']:+.1%}), peak {r['peak_mb']:.0f} MiB")
+    print(
+        f"{r['clients']} clients x {r['requests']} requests: {r['answered_own_image']} answered "
+        f"with the client's own image, {r['wrong_image']} with another image, "
+        f"{len(r['errors'])} errors, {r['lost']} lost; server alive: {r['server_alive']}"
+    )
+    print(
+        f"wall {r['wall_s']:.1f} s; latency median {r['latency_median_s']:.2f} s, "
+        f"max {r['latency_max_s']:.2f} s"
+    )
+    print(
+        f"server memory: {r['rss_before_mb']:.0f} MiB before, {r['rss_after_mb']:.0f} MiB after "
+        f"({r['growth']:+.1%}), peak {r['peak_mb']:.0f} MiB"
+    )
     for e in r["errors"][:10]:
         print(f"  error: {e}")
 

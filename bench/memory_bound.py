@@ -6,6 +6,7 @@ and EXACT_CACHE_SIZE exact budgets) measured, then MAX_SESSIONS of them held at 
 Each held state is a deep copy of the measured one (its tensors are real memory, not
 shared), which is what a server at its session capacity holds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,33 +60,50 @@ def run(sessions: int) -> dict:
     s = db.compute_ladder(str(digit), settings, current_mu=1.0)
     figures(s, "eps", 1.0), ladder_image(s)
     for k in range(db.EXACT_CACHE_SIZE):  # the most exact budgets one visitor keeps
-        s, _ = db.compute_exact(s, 0.3 * 1.2 ** k)
+        s, _ = db.compute_exact(s, 0.3 * 1.2**k)
     gc.collect()
     # the prior's reference images are one tensor shared by every visitor's results (the
     # reference set in memory): held once, never copied per visitor
     results = [s.ladder] + [r for _, r in s.exact.items()]
-    shared = {id(r.reference_images): r.reference_images for r in results
-              if r.reference_images is not None}
+    shared = {
+        id(r.reference_images): r.reference_images
+        for r in results
+        if r.reference_images is not None
+    }
     start = memory_mb(os.getpid())[0]
     held = [copy.deepcopy(s, dict(shared)) for _ in range(sessions)]
     gc.collect()
     end = memory_mb(os.getpid())[0]
-    return {"machine": machine(), "sessions": sessions, "exact": db.EXACT_CACHE_SIZE,
-            "tensor_mb": round(tensor_bytes(s, {id(t) for t in shared.values()}
-                                            | {t.untyped_storage().data_ptr()
-                                               for t in shared.values()}) / 2**20, 2),
-            "rss_one_mb": round(start), "rss_bound_mb": round(end),
-            "per_session_mb": round((end - start) / sessions, 2), "held": len(held)}
+    return {
+        "machine": machine(),
+        "sessions": sessions,
+        "exact": db.EXACT_CACHE_SIZE,
+        "tensor_mb": round(
+            tensor_bytes(
+                s,
+                {id(t) for t in shared.values()}
+                | {t.untyped_storage().data_ptr() for t in shared.values()},
+            )
+            / 2**20,
+            2,
+        ),
+        "rss_one_mb": round(start),
+        "rss_bound_mb": round(end),
+        "per_session_mb": round((end - start) / sessions, 2),
+        "held": len(held),
+    }
 
 
 def render(r: dict) -> str:
-    return (f"`python -m bench.memory_bound --sessions {r['sessions']}` ({r['machine']}): one "
-            f"visitor's state (a default audit's ladder and {r['exact']} exact budgets) holds "
-            f"{r['tensor_mb']:.2f} MB of tensors of its own (the prior's reference images are "
-            f"shared by all) and adds {r['per_session_mb']:.2f} MB of "
-            f"resident memory; the process with the embedded prior, LPIPS and one such state: "
-            f"{r['rss_one_mb']} MB; with {r['sessions']} states (the default AUDIT_MAX_SESSIONS): "
-            f"{r['rss_bound_mb']} MB.")
+    return (
+        f"`python -m bench.memory_bound --sessions {r['sessions']}` ({r['machine']}): one "
+        f"visitor's state (a default audit's ladder and {r['exact']} exact budgets) holds "
+        f"{r['tensor_mb']:.2f} MB of tensors of its own (the prior's reference images are "
+        f"shared by all) and adds {r['per_session_mb']:.2f} MB of "
+        f"resident memory; the process with the embedded prior, LPIPS and one such state: "
+        f"{r['rss_one_mb']} MB; with {r['sessions']} states (the default AUDIT_MAX_SESSIONS): "
+        f"{r['rss_bound_mb']} MB."
+    )
 
 
 def main() -> None:

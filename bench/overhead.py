@@ -4,6 +4,7 @@ architecture of google/ddpm-cifar10-32 (random weights: timing only).
 
     python -m bench.overhead [--arch google/ddpm-cifar10-32] [--steps 20] [--device cpu]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,10 @@ def main() -> None:
 
             floor += count * median_of(forward, args.repeats)
     print(f"machine: {machine()}; device {args.device}, {args.dtype}")
-    print(f"{args.arch} architecture (random weights), 8 budgets, DDIM {args.steps} steps: "
-          f"{sum(rounds.values())} UNet calls, batch sizes {dict(sorted(rounds.items()))}")
+    print(
+        f"{args.arch} architecture (random weights), 8 budgets, DDIM {args.steps} steps: "
+        f"{sum(rounds.values())} UNet calls, batch sizes {dict(sorted(rounds.items()))}"
+    )
     print(f"engine sweep {t_engine:.3f} s, UNet floor {floor:.3f} s")
     print(f"overhead (engine / floor): {t_engine / floor:.3f}x")
 

@@ -6,6 +6,7 @@ reconstruct.DEFAULT_DDIM_STEPS) against 25 and 100 steps, and what each costs.
 
     python -m bench.reference_steps [--images 50] [--samples 500]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,14 +35,17 @@ def main() -> None:
         t = time.perf_counter()
         s = sample(prior, args.samples, sampler="ddim", steps=steps, seed=0)
         seconds[steps] = time.perf_counter() - t
-        rates[steps] = np.array([max(0.1, guess_rate(x[i], s, ref.images, candidates=10))
-                                 for i in range(len(x))])
+        rates[steps] = np.array(
+            [max(0.1, guess_rate(x[i], s, ref.images, candidates=10)) for i in range(len(x))]
+        )
     for steps in (10, 25):
         d = rates[steps] - rates[100]
-        print(f"{steps} steps against 100: chance level mean {rates[steps].mean():.4f} vs "
-              f"{rates[100].mean():.4f}, mean |difference| {np.abs(d).mean():.4f}, largest "
-              f"{np.abs(d).max():.4f} over {len(x)} held-out digits; time "
-              f"{seconds[steps]:.1f} s vs {seconds[100]:.1f} s ({seconds[steps] / seconds[100]:.2f}x)")
+        print(
+            f"{steps} steps against 100: chance level mean {rates[steps].mean():.4f} vs "
+            f"{rates[100].mean():.4f}, mean |difference| {np.abs(d).mean():.4f}, largest "
+            f"{np.abs(d).max():.4f} over {len(x)} held-out digits; time "
+            f"{seconds[steps]:.1f} s vs {seconds[100]:.1f} s ({seconds[steps] / seconds[100]:.2f}x)"
+        )
 
 
 if __name__ == "__main__":

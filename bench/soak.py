@@ -19,6 +19,7 @@ exception, a timeout), any refusal of the embedded-prior audit, or memory still 
 the last third of the run. Loopback only; the slow test tests/test_load.py runs it for three
 minutes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,10 @@ from bench.common import ROOT, free_port, machine, memory_mb, start_app
 
 BLOCK = "soak"
 EXAMPLES = ROOT / "assets" / "examples"
-HOG = ("import torch, time, sys\ntorch.set_num_threads(2)\na = torch.randn(768, 768)\n"
-       "end = time.time() + float(sys.argv[1])\nwhile time.time() < end:\n    a = (a @ a).tanh()\n")
+HOG = (
+    "import torch, time, sys\ntorch.set_num_threads(2)\na = torch.randn(768, 768)\n"
+    "end = time.time() + float(sys.argv[1])\nwhile time.time() < end:\n    a = (a @ a).tanh()\n"
+)
 
 
 def _images(folder: Path, seed: int) -> dict[str, list[Path]]:
@@ -56,7 +59,8 @@ def _images(folder: Path, seed: int) -> dict[str, list[Path]]:
     for k in range(4):
         out["noise"].append(folder / f"noise-{k}.png")
         Image.fromarray(g.integers(0, 256, (32 + 16 * k, 32 + 16 * k), dtype=np.uint8)).save(
-            out["noise"][-1])
+            out["noise"][-1]
+        )
     return out
 
 
@@ -112,15 +116,45 @@ def _batch(tally: Tally, images: list[Path], work: Path, env: dict) -> None:
     for p in images[:5]:
         (folder / "in" / p.name).write_bytes(p.read_bytes())
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "audit_engine", "batch", str(folder / "in"),
-                        "--eps", "1", "8", "100", "--out", str(folder / "out"), "--trials", "4"],
-                       cwd=ROOT, env=env, capture_output=True, text=True)
-    tally.add("data set (command line)", time.perf_counter() - t,
-              "ok" if r.returncode == 0 else "unexpected", r.stderr[-300:])
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audit_engine",
+            "batch",
+            str(folder / "in"),
+            "--eps",
+            "1",
+            "8",
+            "100",
+            "--out",
+            str(folder / "out"),
+            "--trials",
+            "4",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    tally.add(
+        "data set (command line)",
+        time.perf_counter() - t,
+        "ok" if r.returncode == 0 else "unexpected",
+        r.stderr[-300:],
+    )
 
 
-def _client(k: int, url: str, until: float, tally: Tally, images: dict, work: Path, env: dict,
-            batch_lock: threading.Lock) -> None:
+def _client(
+    k: int,
+    url: str,
+    until: float,
+    tally: Tally,
+    images: dict,
+    work: Path,
+    env: dict,
+    batch_lock: threading.Lock,
+) -> None:
     from gradio_client import Client, handle_file
 
     from audit_engine.session.views import PRESETS
@@ -132,29 +166,67 @@ def _client(k: int, url: str, until: float, tally: Tally, images: dict, work: Pa
     while time.time() < until:
         kind = kinds[(r + k) % 3]
         path = rng.choice(images[kind])
-        out = _call(tally, f"audit ({kind})", client.predict, handle_file(str(path)), "embedded",
-                    "eps", 1e-5, 2.0, "ddim", 10, 8, 0, 0, api_name="/audit")
+        out = _call(
+            tally,
+            f"audit ({kind})",
+            client.predict,
+            handle_file(str(path)),
+            "embedded",
+            "eps",
+            1e-5,
+            2.0,
+            "ddim",
+            10,
+            8,
+            0,
+            0,
+            api_name="/audit",
+        )
         if out is not None:
             for _ in range(3):
-                _call(tally, "slider move", client.predict, rng.uniform(-1, 5), "eps", 1e-5,
-                      api_name="/budget")
-            _call(tally, "exact budget", client.predict, rng.uniform(-1, 5), "eps", 1e-5,
-                  api_name="/exact_budget")
+                _call(
+                    tally,
+                    "slider move",
+                    client.predict,
+                    rng.uniform(-1, 5),
+                    "eps",
+                    1e-5,
+                    api_name="/budget",
+                )
+            _call(
+                tally,
+                "exact budget",
+                client.predict,
+                rng.uniform(-1, 5),
+                "eps",
+                1e-5,
+                api_name="/exact_budget",
+            )
             if r % 4 == 3:
-                _call(tally, "compare", client.predict, list(PRESETS)[:2], 1e-5,
-                      api_name="/compare")
+                _call(
+                    tally, "compare", client.predict, list(PRESETS)[:2], 1e-5, api_name="/compare"
+                )
             if r % 6 == 5:
                 level = ["not recognisable", "no attribute"][(r // 6 + k) % 2]
-                _call(tally, f"search ({level})", client.predict, level, "eps", 1e-5,
-                      api_name="/find_budget")
+                _call(
+                    tally,
+                    f"search ({level})",
+                    client.predict,
+                    level,
+                    "eps",
+                    1e-5,
+                    api_name="/find_budget",
+                )
             if r % 9 == 8:
                 _call(tally, "report", client.predict, 2.0, "eps", 1e-5, api_name="/report")
         if k == 0 and r % 7 == 6 and batch_lock.acquire(blocking=False):
+
             def job():
                 try:
                     _batch(tally, images["digit"], work, env)
                 finally:
                     batch_lock.release()
+
             threading.Thread(target=job, daemon=True).start()
         r += 1
 
@@ -169,17 +241,28 @@ def rising(samples: list[tuple[float, float]]) -> bool:
     last = [m for _, m in samples[cut:]]
     if len(last) < 6 or not before:
         return False
-    top, end = max(before), statistics.median(last[len(last) // 2:])
+    top, end = max(before), statistics.median(last[len(last) // 2 :])
     return end - top > max(30.0, 0.03 * top)
 
 
-def run_soak(minutes: float, clients: int = 3, *, poison: float | None = None,
-             load: bool = True, sample_every: float | None = None) -> dict:
+def run_soak(
+    minutes: float,
+    clients: int = 3,
+    *,
+    poison: float | None = None,
+    load: bool = True,
+    sample_every: float | None = None,
+) -> dict:
     work = Path(tempfile.mkdtemp(prefix="soak-"))
     cache = work / "cache"
     cache.mkdir()
-    env = dict(os.environ, AUDIT_CACHE_DIR=str(cache), AUDIT_OFFLINE="1", HF_HUB_OFFLINE="1",
-               GRADIO_TEMP_DIR=str(work / "gradio"))
+    env = dict(
+        os.environ,
+        AUDIT_CACHE_DIR=str(cache),
+        AUDIT_OFFLINE="1",
+        HF_HUB_OFFLINE="1",
+        GRADIO_TEMP_DIR=str(work / "gradio"),
+    )
     if poison:
         os.environ["AUDIT_CACHE_DIR"] = str(cache)
         from audit_engine.attacker.priors import load_prior
@@ -187,13 +270,15 @@ def run_soak(minutes: float, clients: int = 3, *, poison: float | None = None,
 
         prior = load_prior()
         real = costs.measure(prior)
-        (cache / "costs.json").write_text(json.dumps(
-            {costs.key_of(prior): {"per_eval_s": poison * real, "runs": 1}}))
+        (cache / "costs.json").write_text(
+            json.dumps({costs.key_of(prior): {"per_eval_s": poison * real, "runs": 1}})
+        )
     images = _images(work, 0)
     port = free_port()
     log = open(work / "server.log", "w+b")
-    server = start_app(port, {"AUDIT_CACHE_DIR": str(cache), "GRADIO_TEMP_DIR": str(work / "gradio")},
-                       log=log)
+    server = start_app(
+        port, {"AUDIT_CACHE_DIR": str(cache), "GRADIO_TEMP_DIR": str(work / "gradio")}, log=log
+    )
     url = f"http://127.0.0.1:{port}/"
     seconds = minutes * 60
     hog = subprocess.Popen([sys.executable, "-c", HOG, str(seconds + 900)]) if load else None
@@ -213,8 +298,10 @@ def run_soak(minutes: float, clients: int = 3, *, poison: float | None = None,
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     batch_lock = threading.Lock()
-    threads = [threading.Thread(target=_client, args=(k, url, until, tally, images, work, env,
-                                                      batch_lock)) for k in range(clients)]
+    threads = [
+        threading.Thread(target=_client, args=(k, url, until, tally, images, work, env, batch_lock))
+        for k in range(clients)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -229,23 +316,40 @@ def run_soak(minutes: float, clients: int = 3, *, poison: float | None = None,
     if hog is not None:
         hog.kill()
     server.wait(timeout=30)
-    refused_audit = sum(n for a, o in tally.outcomes.items() if a.startswith("audit")
-                        for kind, n in o.items() if kind.startswith("refused"))
+    refused_audit = sum(
+        n
+        for a, o in tally.outcomes.items()
+        if a.startswith("audit")
+        for kind, n in o.items()
+        if kind.startswith("refused")
+    )
     unexpected = sum(o.get("unexpected", 0) for o in tally.outcomes.values())
     result = {
-        "machine": machine(), "minutes": minutes, "ran_s": round(ran), "clients": clients,
-        "load_beside": load, "poison": poison, "server_alive": alive,
-        "actions": {a: {"outcomes": dict(sorted(o.items())),
-                        "median_s": _q(tally.latency.get(a), 0.5),
-                        "p95_s": _q(tally.latency.get(a), 0.95),
-                        "max_s": _q(tally.latency.get(a), 1.0)}
-                    for a, o in sorted(tally.outcomes.items())},
-        "refused_audits": refused_audit, "unexpected": unexpected,
+        "machine": machine(),
+        "minutes": minutes,
+        "ran_s": round(ran),
+        "clients": clients,
+        "load_beside": load,
+        "poison": poison,
+        "server_alive": alive,
+        "actions": {
+            a: {
+                "outcomes": dict(sorted(o.items())),
+                "median_s": _q(tally.latency.get(a), 0.5),
+                "p95_s": _q(tally.latency.get(a), 0.95),
+                "max_s": _q(tally.latency.get(a), 1.0),
+            }
+            for a, o in sorted(tally.outcomes.items())
+        },
+        "refused_audits": refused_audit,
+        "unexpected": unexpected,
         "unexpected_examples": tally.unexpected,
         "memory_mb": [(round(t), round(m)) for t, m in memory],
         "memory_rising": rising(memory),
     }
-    result["passed"] = alive and not unexpected and not refused_audit and not result["memory_rising"]
+    result["passed"] = (
+        alive and not unexpected and not refused_audit and not result["memory_rising"]
+    )
     return result
 
 
@@ -257,26 +361,35 @@ def _q(values, q):
 
 
 def render(r: dict) -> str:
-    lines = [f"`python -m bench.soak --minutes {r['minutes']:g}` ({r['clients']} clients, "
-             f"{'a CPU-hungry process beside the server' if r['load_beside'] else 'no load beside'}"
-             f"{', cost store poisoned x%g' % r['poison'] if r['poison'] else ''}"
-             f"; {r['machine']}); ran {r['ran_s'] / 60:.0f} min.", "",
-             "| action | ok | refused or failed | median s | 95% s | max s |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"`python -m bench.soak --minutes {r['minutes']:g}` ({r['clients']} clients, "
+        f"{'a CPU-hungry process beside the server' if r['load_beside'] else 'no load beside'}"
+        f"{', cost store poisoned x%g' % r['poison'] if r['poison'] else ''}"
+        f"; {r['machine']}); ran {r['ran_s'] / 60:.0f} min.",
+        "",
+        "| action | ok | refused or failed | median s | 95% s | max s |",
+        "|---|---|---|---|---|---|",
+    ]
     for a, row in r["actions"].items():
         other = ", ".join(f"{k}: {n}" for k, n in row["outcomes"].items() if k != "ok") or "none"
         fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
-        lines.append(f"| {a} | {row['outcomes'].get('ok', 0)} | {other} | {fmt(row['median_s'])} "
-                     f"| {fmt(row['p95_s'])} | {fmt(row['max_s'])} |")
+        lines.append(
+            f"| {a} | {row['outcomes'].get('ok', 0)} | {other} | {fmt(row['median_s'])} "
+            f"| {fmt(row['p95_s'])} | {fmt(row['max_s'])} |"
+        )
     mem = r["memory_mb"]
     marks = [mem[round(i * (len(mem) - 1) / 6)] for i in range(7)] if mem else []
-    lines += ["", "Resident memory of the server (MB) at minute: "
-              + ", ".join(f"{t / 60:.0f}: {m}" for t, m in marks)
-              + f"; highest {max((m for _, m in mem), default=0)}.",
-              "", f"Refused audits of the embedded prior: {r['refused_audits']}; unexpected "
-              f"errors: {r['unexpected']}; memory rising in the last third: "
-              f"{'yes' if r['memory_rising'] else 'no'}; "
-              f"{'passed' if r['passed'] else 'FAILED'}."]
+    lines += [
+        "",
+        "Resident memory of the server (MB) at minute: "
+        + ", ".join(f"{t / 60:.0f}: {m}" for t, m in marks)
+        + f"; highest {max((m for _, m in mem), default=0)}.",
+        "",
+        f"Refused audits of the embedded prior: {r['refused_audits']}; unexpected "
+        f"errors: {r['unexpected']}; memory rising in the last third: "
+        f"{'yes' if r['memory_rising'] else 'no'}; "
+        f"{'passed' if r['passed'] else 'FAILED'}.",
+    ]
     return "\n".join(lines)
 
 
@@ -284,8 +397,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--clients", type=int, default=3)
-    ap.add_argument("--poison", type=float, default=None,
-                    help="start with a cost store that says F times the real cost")
+    ap.add_argument(
+        "--poison",
+        type=float,
+        default=None,
+        help="start with a cost store that says F times the real cost",
+    )
     ap.add_argument("--no-load", action="store_true", help="no CPU-hungry process beside it")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--doc", type=Path, default=None, help="fill the doc's generated block")

@@ -8,6 +8,7 @@ loop, mean SSIM against the originals (overall and per budget) for the engine's 
 DDIM, the engine's DDPM on the same number of (respaced) steps and the hand-written loop,
 and the full dashboard ladder (run_audit with every metric) time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,9 +53,11 @@ def main() -> None:
     prior = load_prior(device="cpu")  # the engine's defaults (bfloat16 on CPUs that have it)
     plain = load_prior(device="cpu", dtype=torch.float32)  # what a hand-written loop uses
     xs, _ = heldout(args.images)
-    names = [f"engine, batched DDIM {args.steps} steps (default)",
-             f"engine, batched DDPM {args.steps} steps",
-             "hand-written DDPM loop, every step"]
+    names = [
+        f"engine, batched DDIM {args.steps} steps (default)",
+        f"engine, batched DDPM {args.steps} steps",
+        "hand-written DDPM loop, every step",
+    ]
     times = dict.fromkeys(names, 0.0)
     ssim = {k: [] for k in names}
     t_ladder, calls_hand = 0.0, 0
@@ -63,10 +66,12 @@ def main() -> None:
         mus, obs, matches = ladder_inputs(prior, x, xi)
         runs = {
             names[0]: lambda: reconstruct(prior, obs, matches, steps=args.steps),
-            names[1]: lambda: reconstruct(prior, obs, matches, sampler="ddpm", steps=args.steps,
-                                          seeds=[i] * len(mus)),
-            names[2]: lambda: torch.cat([hand_written(plain, o[None], m.t_star, seed=i)
-                                         for o, m in zip(obs, matches)]),
+            names[1]: lambda: reconstruct(
+                prior, obs, matches, sampler="ddpm", steps=args.steps, seeds=[i] * len(mus)
+            ),
+            names[2]: lambda: torch.cat(
+                [hand_written(plain, o[None], m.t_star, seed=i) for o, m in zip(obs, matches)]
+            ),
         }
         for name, fn in runs.items():
             t = time.perf_counter()
@@ -81,16 +86,24 @@ def main() -> None:
     n = len(xs)
     hand = times[names[2]]
     print(f"machine: {machine()}")
-    print(f"embedded prior ({prior.dtype} in the engine, float32 by hand), {n} held-out digits "
-          f"(classes in turn) x the dashboard's 8-budget ladder; "
-          f"the hand-written loop makes {calls_hand / n:.0f} UNet calls per image")
-    print(f"{'':44s} {'s/image':>8s} {'speed-up':>8s} {'SSIM':>6s}   SSIM per budget, strongest protection first")
+    print(
+        f"embedded prior ({prior.dtype} in the engine, float32 by hand), {n} held-out digits "
+        f"(classes in turn) x the dashboard's 8-budget ladder; "
+        f"the hand-written loop makes {calls_hand / n:.0f} UNet calls per image"
+    )
+    print(
+        f"{'':44s} {'s/image':>8s} {'speed-up':>8s} {'SSIM':>6s}   SSIM per budget, strongest protection first"
+    )
     for name in names:
         per = np.mean(ssim[name], axis=0)
-        print(f"{name:44s} {times[name] / n:8.3f} {hand / times[name]:7.1f}x {per.mean():6.3f}   "
-              + " ".join(f"{v:.3f}" for v in per))
-    print(f"full ladder incl. privatization and all metrics (run_audit, DDIM {args.steps}): "
-          f"{t_ladder / n:.3f} s per image")
+        print(
+            f"{name:44s} {times[name] / n:8.3f} {hand / times[name]:7.1f}x {per.mean():6.3f}   "
+            + " ".join(f"{v:.3f}" for v in per)
+        )
+    print(
+        f"full ladder incl. privatization and all metrics (run_audit, DDIM {args.steps}): "
+        f"{t_ladder / n:.3f} s per image"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ same steps (after a warm-up), alternating, median of the rounds.
     python -m bench.training [--size 32] [--steps 40] [--rounds 2]
         [--json docs/training-throughput.json --doc docs/PERFORMANCE.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,11 +38,17 @@ def _folder(root: Path, n: int, size: int) -> Path:
 
 
 def settings() -> list[tuple[str, dict]]:
-    out = [("CPU, float32 (default)", {"mixed_precision": "no", "cpu": True}),
-           ("CPU, bfloat16 autocast", {"mixed_precision": "bf16", "cpu": True})]
+    out = [
+        ("CPU, float32 (default)", {"mixed_precision": "no", "cpu": True}),
+        ("CPU, bfloat16 autocast", {"mixed_precision": "bf16", "cpu": True}),
+    ]
     if torch.cuda.is_available():
-        out.append((f"GPU ({torch.cuda.get_device_name(0)}), default mixed precision",
-                    {"mixed_precision": "auto"}))
+        out.append(
+            (
+                f"GPU ({torch.cuda.get_device_name(0)}), default mixed precision",
+                {"mixed_precision": "auto"},
+            )
+        )
     return out
 
 
@@ -54,30 +61,63 @@ def measure(size: int, steps: int, rounds: int, batch: int) -> dict:
             for name, kw in settings():
                 t0 = time.perf_counter()
                 # a fresh process per run: accelerate's state (device, precision) is per process
-                code = ("import json, sys; from audit_engine.training.train import TrainConfig, "
-                        "train_prior; info = train_prior(sys.argv[1], sys.argv[2], "
-                        "TrainConfig(**json.loads(sys.argv[3])), fitness=False); "
-                        "print(json.dumps(info['time']))")
-                cfg = dict(size=size, steps=steps, batch_size=batch, checkpoint_every=10 ** 9, **kw)
-                out = subprocess.run([sys.executable, "-c", code, str(folder),
-                                      str(Path(tmp) / f"p{r}-{len(rows[name])}-{kw['mixed_precision']}"),
-                                      json.dumps(cfg)], capture_output=True, text=True, check=True)
+                code = (
+                    "import json, sys; from audit_engine.training.train import TrainConfig, "
+                    "train_prior; info = train_prior(sys.argv[1], sys.argv[2], "
+                    "TrainConfig(**json.loads(sys.argv[3])), fitness=False); "
+                    "print(json.dumps(info['time']))"
+                )
+                cfg = dict(size=size, steps=steps, batch_size=batch, checkpoint_every=10**9, **kw)
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        "-c",
+                        code,
+                        str(folder),
+                        str(Path(tmp) / f"p{r}-{len(rows[name])}-{kw['mixed_precision']}"),
+                        json.dumps(cfg),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 rows[name].append(json.loads(out.stdout.strip().splitlines()[-1])["images_per_s"])
-                print(f"round {r + 1}: {name}: {rows[name][-1]:.1f} images/s "
-                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
+                print(
+                    f"round {r + 1}: {name}: {rows[name][-1]:.1f} images/s "
+                    f"({time.perf_counter() - t0:.0f} s)",
+                    flush=True,
+                )
     base = statistics.median(rows[settings()[0][0]])
-    return {"machine": machine(), "size": size, "steps": steps, "batch": batch, "rounds": rounds,
-            "rows": [{"setting": k, "images_per_s": statistics.median(v),
-                      "ratio": statistics.median(v) / base} for k, v in rows.items()]}
+    return {
+        "machine": machine(),
+        "size": size,
+        "steps": steps,
+        "batch": batch,
+        "rounds": rounds,
+        "rows": [
+            {
+                "setting": k,
+                "images_per_s": statistics.median(v),
+                "ratio": statistics.median(v) / base,
+            }
+            for k, v in rows.items()
+        ],
+    }
 
 
 def render(data: dict) -> str:
-    lines = [f"`python -m bench.training --size {data['size']} --steps {data['steps']} --rounds "
-             f"{data['rounds']}` on {data['machine']}: {data['size']}x{data['size']} images, "
-             f"batch {data['batch']}, {data['steps']} steps per setting and round, median of "
-             f"{data['rounds']} rounds.", "", "| setting | images/s | against float32 on the CPU |",
-             "|---|---|---|"]
-    lines += [f"| {r['setting']} | {r['images_per_s']:.1f} | {r['ratio']:.2f}x |" for r in data["rows"]]
+    lines = [
+        f"`python -m bench.training --size {data['size']} --steps {data['steps']} --rounds "
+        f"{data['rounds']}` on {data['machine']}: {data['size']}x{data['size']} images, "
+        f"batch {data['batch']}, {data['steps']} steps per setting and round, median of "
+        f"{data['rounds']} rounds.",
+        "",
+        "| setting | images/s | against float32 on the CPU |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {r['setting']} | {r['images_per_s']:.1f} | {r['ratio']:.2f}x |" for r in data["rows"]
+    ]
     return "\n".join(lines)
 
 

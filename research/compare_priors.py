@@ -26,6 +26,7 @@ For each prior:
 Then the decision: whether b may replace a under the rule of research/PRIOR-COMPARISON.md
 (``decision``), with the reasons when it may not.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -126,8 +127,10 @@ def audit_heldout(prior, held_x: torch.Tensor, seed: int) -> dict:
     """Each held-out digit audited at MUS with the audit's defaults and this seed: per mu, the
     verdict, the identification and attribute successes (of the default 8 tries) and whether
     the class is revealed, one entry per digit (the digits in order, so two priors pair up)."""
-    per = {str(m): {"verdict": [], "id_successes": [], "attr_successes": [], "revealed": []}
-           for m in MUS}
+    per = {
+        str(m): {"verdict": [], "id_successes": [], "attr_successes": [], "revealed": []}
+        for m in MUS
+    }
     for x in held_x:
         res = run_audit(x, mus=list(MUS), prior=prior, lpips=None, seed=seed)
         for m in MUS:
@@ -145,10 +148,13 @@ def verdict_rates(per_image: dict, mu: float) -> dict:
     rows = [per_image[seed][str(mu)] for seed in per_image]
     verdicts = [v for r in rows for v in r["verdict"]]
     n = len(verdicts)
-    return {"recognisable": verdicts.count("recognisable") / n,
-            "partly": verdicts.count("partly recognisable") / n,
-            "attribute": sum(v for r in rows for v in r["revealed"]) / n,
-            "out_of_domain": verdicts.count("out of domain") / n, "n": n}
+    return {
+        "recognisable": verdicts.count("recognisable") / n,
+        "partly": verdicts.count("partly recognisable") / n,
+        "attribute": sum(v for r in rows for v in r["revealed"]) / n,
+        "out_of_domain": verdicts.count("out of domain") / n,
+        "n": n,
+    }
 
 
 def paired(a: dict, b: dict) -> dict:
@@ -159,10 +165,14 @@ def paired(a: dict, b: dict) -> dict:
     for m in MUS:
         out[str(m)] = {}
         for key in ("id_successes", "attr_successes"):
-            pairs = [(x, y) for seed in a["per_image"]
-                     for x, y in zip(a["per_image"][seed][str(m)][key],
-                                     b["per_image"][seed][str(m)][key])
-                     if x is not None and y is not None]
+            pairs = [
+                (x, y)
+                for seed in a["per_image"]
+                for x, y in zip(
+                    a["per_image"][seed][str(m)][key], b["per_image"][seed][str(m)][key]
+                )
+                if x is not None and y is not None
+            ]
             out[str(m)][key] = {**paired_difference(*zip(*pairs)), "n": len(pairs)}
     return out
 
@@ -172,8 +182,12 @@ def paired_difference(a, b) -> dict:
     xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     d = xb - xa
     half = 1.96 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
-    return {"a": float(xa.mean()), "b": float(xb.mean()), "diff": float(d.mean()),
-            "ci95": [float(d.mean() - half), float(d.mean() + half)]}
+    return {
+        "a": float(xa.mean()),
+        "b": float(xb.mean()),
+        "diff": float(d.mean()),
+        "ci95": [float(d.mean() - half), float(d.mean() + half)],
+    }
 
 
 def decision(report: dict) -> list[str]:
@@ -196,19 +210,31 @@ def decision(report: dict) -> list[str]:
             lo, hi = row[key]["ci95"]
             gains += lo > 0
             if hi < 0:
-                no.append(f"{what} less often at mu {float(m):g} (paired 95% interval of b - a "
-                          f"entirely below 0)")
+                no.append(
+                    f"{what} less often at mu {float(m):g} (paired 95% interval of b - a "
+                    f"entirely below 0)"
+                )
     if "paired" in report and not gains:
         no.append("reconstruction better nowhere (no paired interval above 0)")
     return no
 
 
-def evaluate(prior_dir: Path, n_samples: int, n_heldout: int, model, train, held,
-             seeds: tuple[int, ...] = (0,)) -> dict:
+def evaluate(
+    prior_dir: Path,
+    n_samples: int,
+    n_heldout: int,
+    model,
+    train,
+    held,
+    seeds: tuple[int, ...] = (0,),
+) -> dict:
     prior = load_prior(str(prior_dir), device="cpu")
     clf = load_classifier(prior_dir)
-    out = {"prior": str(prior_dir), "parameters": prior.num_parameters,
-           "weights_mb": sum(p.stat().st_size for p in (prior_dir / "unet").glob("*")) / 2**20}
+    out = {
+        "prior": str(prior_dir),
+        "parameters": prior.num_parameters,
+        "weights_mb": sum(p.stat().st_size for p in (prior_dir / "unet").glob("*")) / 2**20,
+    }
     t = time.perf_counter()
     s, s_u8 = ddpm_samples(prior, n_samples)
     out["sampling_s"] = time.perf_counter() - t
@@ -216,8 +242,9 @@ def evaluate(prior_dir: Path, n_samples: int, n_heldout: int, model, train, held
     labels = proba.argmax(1)
     out["svc_confident_samples"] = confident(proba)
     out["class_proportions"] = np.bincount(labels, minlength=10).tolist()
-    out["class_proportion_max_deviation"] = float(np.abs(np.bincount(labels, minlength=10)
-                                                         / n_samples - 0.1).max())
+    out["class_proportion_max_deviation"] = float(
+        np.abs(np.bincount(labels, minlength=10) / n_samples - 0.1).max()
+    )
     held_x = torch.from_numpy(held[0]).float().div(255)[:, None]
     out["frechet_classifier_features"] = frechet(features(clf, s), features(clf, held_x))
     d1, d2 = nearest(s_u8, train[0])
@@ -272,54 +299,92 @@ def render(report: dict) -> str:
 
     def confident(r):
         lo, hi = wilson_interval(round(r["svc_confident_samples"] * n), n)
-        return (f"{r['svc_confident_samples']:.3f} (95% CI {lo:.3f}-{hi:.3f}); "
-                f"{r['svc_confident_samples'] / real:.3f} of real digits' {real:.3f}")
+        return (
+            f"{r['svc_confident_samples']:.3f} (95% CI {lo:.3f}-{hi:.3f}); "
+            f"{r['svc_confident_samples'] / real:.3f} of real digits' {real:.3f}"
+        )
 
     def classes(r):
-        return (f"{sum(c > 0 for c in r['class_proportions'])} of 10; largest deviation from "
-                f"1/10: {r['class_proportion_max_deviation']:.3f}")
+        return (
+            f"{sum(c > 0 for c in r['class_proportions'])} of 10; largest deviation from "
+            f"1/10: {r['class_proportion_max_deviation']:.3f}"
+        )
 
     def memo(r):
         m = r["memorization"]
-        return (f"{m['samples_near_copies']:.1%} near-copies (held-out digits: "
-                f"{m['heldout_near_copies']:.1%}); median distance to the nearest training "
-                f"digit {m['samples_nearest_train_median']:.2f} (held-out digits: "
-                f"{m['heldout_nearest_train_median']:.2f})")
+        return (
+            f"{m['samples_near_copies']:.1%} near-copies (held-out digits: "
+            f"{m['heldout_near_copies']:.1%}); median distance to the nearest training "
+            f"digit {m['samples_nearest_train_median']:.2f} (held-out digits: "
+            f"{m['heldout_nearest_train_median']:.2f})"
+        )
 
-    rows = [("prior", lambda r: f"`{local(r['prior'])}`"),
-            ("parameters; weights", lambda r: f"{r['parameters'] / 1e6:.2f} M; {r['weights_mb']:.1f} MB"),
-            (f"confident samples (SVC probability > 0.9, {n} DDPM samples)", confident),
-            ("classes among the samples", classes),
-            ("Frechet distance to held-out digits (classifier features; lower is closer)",
-             lambda r: f"{r['frechet_classifier_features']:.1f}"),
-            ("memorization", memo),
-            ("first audit (9 budgets, default tries; median of 3, s)",
-             lambda r: f"{r['first_audit_s_median']:.2f}")]
+    rows = [
+        ("prior", lambda r: f"`{local(r['prior'])}`"),
+        (
+            "parameters; weights",
+            lambda r: f"{r['parameters'] / 1e6:.2f} M; {r['weights_mb']:.1f} MB",
+        ),
+        (f"confident samples (SVC probability > 0.9, {n} DDPM samples)", confident),
+        ("classes among the samples", classes),
+        (
+            "Frechet distance to held-out digits (classifier features; lower is closer)",
+            lambda r: f"{r['frechet_classifier_features']:.1f}",
+        ),
+        ("memorization", memo),
+        (
+            "first audit (9 budgets, default tries; median of 3, s)",
+            lambda r: f"{r['first_audit_s_median']:.2f}",
+        ),
+    ]
     for mu in report["mus"] if report["n_heldout"] else []:
-        rows += [(f"mu {mu:g}: held-out digits recognisable (partly)",
-                  lambda r, m=mu: f"{r['reconstruction'][str(m)]['recognisable']:.1%} "
-                  f"({r['reconstruction'][str(m)]['partly']:.1%})"),
-                 (f"mu {mu:g}: class revealed", lambda r, m=mu:
-                  f"{r['reconstruction'][str(m)]['attribute']:.1%}")]
-    lines = [f"`{local(report['command'])}` (SVC held-out accuracy {report['svc_heldout_accuracy']:.3f}; "
-             f"{report['n_heldout']} held-out digits audited; {report['threads']} thread(s))", "",
-             "| measure | a | b |", "|---|---|---|"]
+        rows += [
+            (
+                f"mu {mu:g}: held-out digits recognisable (partly)",
+                lambda r, m=mu: (
+                    f"{r['reconstruction'][str(m)]['recognisable']:.1%} "
+                    f"({r['reconstruction'][str(m)]['partly']:.1%})"
+                ),
+            ),
+            (
+                f"mu {mu:g}: class revealed",
+                lambda r, m=mu: f"{r['reconstruction'][str(m)]['attribute']:.1%}",
+            ),
+        ]
+    lines = [
+        f"`{local(report['command'])}` (SVC held-out accuracy {report['svc_heldout_accuracy']:.3f}; "
+        f"{report['n_heldout']} held-out digits audited; {report['threads']} thread(s))",
+        "",
+        "| measure | a | b |",
+        "|---|---|---|",
+    ]
     lines += [f"| {name} | {fmt(a)} | {fmt(b)} |" for name, fmt in rows]
     if "paired" in report:
-        lines += ["", f"Paired, digit by digit (the same digits, seeds {report['seeds']} and noise "
-                  "draws for both priors): successes of 8 tries per digit, mean, and b - a with "
-                  "its 95% interval.", "",
-                  "| mu | identification a / b | b - a | class a / b | b - a |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Paired, digit by digit (the same digits, seeds {report['seeds']} and noise "
+            "draws for both priors): successes of 8 tries per digit, mean, and b - a with "
+            "its 95% interval.",
+            "",
+            "| mu | identification a / b | b - a | class a / b | b - a |",
+            "|---|---|---|---|---|",
+        ]
         for m, row in report["paired"].items():
             cells = []
             for key in ("id_successes", "attr_successes"):
                 r = row[key]
-                cells += [f"{r['a']:.2f} / {r['b']:.2f}",
-                          f"{r['diff']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]"]
+                cells += [
+                    f"{r['a']:.2f} / {r['b']:.2f}",
+                    f"{r['diff']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]",
+                ]
             lines.append(f"| {float(m):g} | " + " | ".join(cells) + " |")
     reasons = report.get("not_replaced_because", [])
-    lines += ["", "**Decision: b replaces a.**" if not reasons else
-              "**Decision: b does not replace a**: " + "; ".join(reasons) + "."]
+    lines += [
+        "",
+        "**Decision: b replaces a.**"
+        if not reasons
+        else "**Decision: b does not replace a**: " + "; ".join(reasons) + ".",
+    ]
     return "\n".join(lines)
 
 
@@ -341,8 +406,12 @@ def diagnostic_main(description: str, out: Path, where, render, run, add_argumen
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=out)
     ap.add_argument("--doc", type=Path, default=None)
-    ap.add_argument("--render", type=Path, default=None,
-                    help="only write --doc from this JSON of an earlier run")
+    ap.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        help="only write --doc from this JSON of an earlier run",
+    )
     args = ap.parse_args()
     if args.render:
         if args.doc is None:
@@ -362,14 +431,26 @@ def diagnostic_main(description: str, out: Path, where, render, run, add_argumen
 
 def add_arguments(ap) -> None:
     ap.add_argument("--n-samples", type=int, default=256)
-    ap.add_argument("--n-heldout", type=int, default=500,
-                    help="held-out digits audited at mu 2, 5, 10 (0: sample quality and speed only)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
-                    help="audit seeds (each audits every held-out digit again with fresh draws)")
+    ap.add_argument(
+        "--n-heldout",
+        type=int,
+        default=500,
+        help="held-out digits audited at mu 2, 5, 10 (0: sample quality and speed only)",
+    )
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="audit seeds (each audits every held-out digit again with fresh draws)",
+    )
     ap.add_argument("--calibration", choices=["svc", "platt-cv"], default="svc")
-    ap.add_argument("--block", default="",
-                    help="with --doc, write the generated block comparison-BLOCK instead of "
-                         "the main candidate's (an experiment kept beside it)")
+    ap.add_argument(
+        "--block",
+        default="",
+        help="with --doc, write the generated block comparison-BLOCK instead of "
+        "the main candidate's (an experiment kept beside it)",
+    )
 
 
 def compare(args) -> dict:
@@ -384,16 +465,21 @@ def compare(args) -> dict:
         "calibration": args.calibration,
         "svc_heldout_accuracy": float((proba.argmax(1) == held[1]).mean()),
         "svc_confident_heldout": confident(proba),
-        "n_samples": args.n_samples, "n_heldout": args.n_heldout, "mus": list(MUS),
+        "n_samples": args.n_samples,
+        "n_heldout": args.n_heldout,
+        "mus": list(MUS),
         "seeds": args.seeds,
         "threads": torch.get_num_threads(),
     }
     for key, folder in (("a", args.a), ("b", args.b)):
         print(f"evaluating {folder}", flush=True)
-        report[key] = evaluate(folder, args.n_samples, args.n_heldout, model, train, held,
-                               tuple(args.seeds))
-        print(json.dumps({k: v for k, v in report[key].items() if k != "per_image"}, indent=1),
-              flush=True)
+        report[key] = evaluate(
+            folder, args.n_samples, args.n_heldout, model, train, held, tuple(args.seeds)
+        )
+        print(
+            json.dumps({k: v for k, v in report[key].items() if k != "per_image"}, indent=1),
+            flush=True,
+        )
     if args.n_heldout:
         report["paired"] = paired(report["a"], report["b"])
     report["not_replaced_because"] = decision(report)
@@ -401,8 +487,14 @@ def compare(args) -> dict:
 
 
 def main() -> None:
-    diagnostic_main(__doc__.splitlines()[0], ROOT / "research" / "data" / "prior-comparison.json",
-                    lambda args: block_name(args.block), render, compare, add_arguments)
+    diagnostic_main(
+        __doc__.splitlines()[0],
+        ROOT / "research" / "data" / "prior-comparison.json",
+        lambda args: block_name(args.block),
+        render,
+        compare,
+        add_arguments,
+    )
 
 
 if __name__ == "__main__":

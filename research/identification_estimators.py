@@ -18,6 +18,7 @@ reconstruction is to the digit and to the closest other held-out digits (of its 
 of another), and the identification's success probability exact over every decoy draw
 (free of the one draw the first table uses).
 """
+
 from __future__ import annotations
 
 import json
@@ -47,11 +48,13 @@ CLOSENESS = {
 BLOCK = "estimators"  # its generated block in research/PRIOR-COMPARISON.md
 
 
-def reconstructions(prior, x: torch.Tensor, mu: float, xi: torch.Tensor, steps: int
-                    ) -> torch.Tensor:
+def reconstructions(
+    prior, x: torch.Tensor, mu: float, xi: torch.Tensor, steps: int
+) -> torch.Tensor:
     """x released len(xi) times at mu (the analytic path) and reconstructed from each."""
-    obs = observe(prior, x[None].expand(len(xi), -1, -1, -1), mu, clip_norm=float(x.norm()),
-                  xi=xi)  # C = ||x||: the release these estimators were measured on
+    obs = observe(
+        prior, x[None].expand(len(xi), -1, -1, -1), mu, clip_norm=float(x.norm()), xi=xi
+    )  # C = ||x||: the release these estimators were measured on
     return attack(prior, obs, sampler="ddim", steps=steps)
 
 
@@ -65,10 +68,12 @@ def closeness(recons: torch.Tensor, i: int, held: torch.Tensor, labels: np.ndarr
     same = torch.from_numpy(labels == labels[i])
     same[i] = False
     other = torch.from_numpy(labels != labels[i])
-    return {"target": float(c[:, i].mean()),
-            "closest_same_class": float(c[:, same].amax(dim=1).mean()),
-            "closest_other_class": float(c[:, other].amax(dim=1).mean()),
-            "identified_any_decoys": guess_rate(held[i], recons, held, candidates=CANDIDATES)}
+    return {
+        "target": float(c[:, i].mean()),
+        "closest_same_class": float(c[:, same].amax(dim=1).mean()),
+        "closest_other_class": float(c[:, other].amax(dim=1).mean()),
+        "identified_any_decoys": guess_rate(held[i], recons, held, candidates=CANDIDATES),
+    }
 
 
 def heldout_digits(folder: Path, n: int, seed: int):
@@ -76,8 +81,7 @@ def heldout_digits(folder: Path, n: int, seed: int):
     of them drawn at random with this seed."""
     heldout = np.load(folder / "heldout.npz")
     held = torch.from_numpy(heldout["images"]).float().div(255)[:, None]
-    return held, heldout["labels"], np.random.default_rng(seed).choice(len(held), n,
-                                                                       replace=False)
+    return held, heldout["labels"], np.random.default_rng(seed).choice(len(held), n, replace=False)
 
 
 def releases(seed: int, j: int, shape) -> tuple[torch.Tensor, torch.Generator]:
@@ -101,16 +105,28 @@ def exact_identification(prior, held: torch.Tensor, idx, mu: float, seed: int) -
 def run(a: Path, b: Path, n: int, mus: list[float], seed: int) -> dict:
     priors = {"a": load_prior(str(a), device="cpu"), "b": load_prior(str(b), device="cpu")}
     held, labels, idx = heldout_digits(a, n, seed)
-    out = {"a": str(a), "b": str(b), "n": n, "mus": mus, "seed": seed, "tries": TRIES,
-           "rows": [], "closeness": []}
+    out = {
+        "a": str(a),
+        "b": str(b),
+        "n": n,
+        "mus": mus,
+        "seed": seed,
+        "tries": TRIES,
+        "rows": [],
+        "closeness": [],
+    }
     for mu in mus:
         per = {(p, e): [] for p in priors for e in ESTIMATORS}
         near = {(p, k): [] for p in priors for k in CLOSENESS}
         for j, i in enumerate(idx):
             xi, g = releases(seed, j, held[i].shape)
             others = torch.tensor([k for k in range(len(held)) if k != i])
-            decoys = torch.stack([held[others[torch.randperm(len(others), generator=g)
-                                              [: CANDIDATES - 1]]] for _ in range(TRIES)])
+            decoys = torch.stack(
+                [
+                    held[others[torch.randperm(len(others), generator=g)[: CANDIDATES - 1]]]
+                    for _ in range(TRIES)
+                ]
+            )
             for p, prior in priors.items():
                 for e, steps in ESTIMATORS.items():
                     r = reconstructions(prior, held[i], mu, xi, steps)
@@ -119,33 +135,49 @@ def run(a: Path, b: Path, n: int, mus: list[float], seed: int) -> dict:
                         for k, v in closeness(r, int(i), held, labels).items():
                             near[(p, k)].append(v)
         for e in ESTIMATORS:
-            out["rows"].append({"mu": mu, "estimator": e,
-                                **paired_difference(per[("a", e)], per[("b", e)])})
+            out["rows"].append(
+                {"mu": mu, "estimator": e, **paired_difference(per[("a", e)], per[("b", e)])}
+            )
         for k in CLOSENESS:
-            out["closeness"].append({"mu": mu, "measure": k,
-                                     **paired_difference(near[("a", k)], near[("b", k)])})
-        print(json.dumps(out["rows"][-len(ESTIMATORS):] + out["closeness"][-len(CLOSENESS):]),
-              flush=True)
+            out["closeness"].append(
+                {"mu": mu, "measure": k, **paired_difference(near[("a", k)], near[("b", k)])}
+            )
+        print(
+            json.dumps(out["rows"][-len(ESTIMATORS) :] + out["closeness"][-len(CLOSENESS) :]),
+            flush=True,
+        )
     return out
 
 
 def render(report: dict) -> str:
-    lines = [f"`{local(report['command'])}` ({report['n']} held-out digits, {report['tries']} releases "
-             f"each, identification among {CANDIDATES})", "",
-             "| mu | reconstruction | successes a | successes b | b - a (95% interval) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"`{local(report['command'])}` ({report['n']} held-out digits, {report['tries']} releases "
+        f"each, identification among {CANDIDATES})",
+        "",
+        "| mu | reconstruction | successes a | successes b | b - a (95% interval) |",
+        "|---|---|---|---|---|",
+    ]
     for r in report["rows"]:
-        lines.append(f"| {r['mu']:g} | {r['estimator']} | {r['a']:.2f} | {r['b']:.2f} | "
-                     f"{r['diff']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}] |")
+        lines.append(
+            f"| {r['mu']:g} | {r['estimator']} | {r['a']:.2f} | {r['b']:.2f} | "
+            f"{r['diff']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}] |"
+        )
     if report.get("closeness"):
-        lines += ["", "What the audit's reconstruction (the DDIM endpoint) is close to, mean per "
-                  "digit over its releases (Pearson correlation, the identification's "
-                  "similarity; the other digits are the other held-out digits):", "",
-                  "| mu | measure | a | b | b - a (95% interval) |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "What the audit's reconstruction (the DDIM endpoint) is close to, mean per "
+            "digit over its releases (Pearson correlation, the identification's "
+            "similarity; the other digits are the other held-out digits):",
+            "",
+            "| mu | measure | a | b | b - a (95% interval) |",
+            "|---|---|---|---|---|",
+        ]
         for r in report["closeness"]:
-            lines.append(f"| {r['mu']:g} | {CLOSENESS[r['measure']]} | {r['a']:.4f} | "
-                         f"{r['b']:.4f} | {r['diff']:+.4f} [{r['ci95'][0]:+.4f}, "
-                         f"{r['ci95'][1]:+.4f}] |")
+            lines.append(
+                f"| {r['mu']:g} | {CLOSENESS[r['measure']]} | {r['a']:.4f} | "
+                f"{r['b']:.4f} | {r['diff']:+.4f} [{r['ci95'][0]:+.4f}, "
+                f"{r['ci95'][1]:+.4f}] |"
+            )
     return "\n".join(lines)
 
 
@@ -156,9 +188,14 @@ def add_arguments(ap) -> None:
 
 
 def main() -> None:
-    diagnostic_main(__doc__.splitlines()[0], ROOT / "research" / "data" / "identification-estimators.json",
-                    lambda args: BLOCK, render,
-                    lambda args: run(args.a, args.b, args.n, args.mus, args.seed), add_arguments)
+    diagnostic_main(
+        __doc__.splitlines()[0],
+        ROOT / "research" / "data" / "identification-estimators.json",
+        lambda args: BLOCK,
+        render,
+        lambda args: run(args.a, args.b, args.n, args.mus, args.seed),
+        add_arguments,
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ configuration draws the same samples' noise (compare_priors.ddpm_samples: DDPM w
 (identification_estimators', exact over every decoy draw), so the rows differ only by
 which network denoises where.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,7 @@ class SplitUNet(torch.nn.Module):
         return types.SimpleNamespace(sample=out)
 
 
-def run(a: Path, b: Path, splits: list[int], n: int, mu: float, n_digits: int,
-        seed: int) -> dict:
+def run(a: Path, b: Path, splits: list[int], n: int, mu: float, n_digits: int, seed: int) -> dict:
     pa, pb = load_prior(str(a), device="cpu"), load_prior(str(b), device="cpu")
     T = pa.num_train_timesteps
     if any(not 0 < s < T for s in splits):
@@ -78,32 +78,50 @@ def run(a: Path, b: Path, splits: list[int], n: int, mu: float, n_digits: int,
         ident = exact_identification(prior, digits, idx, mu, seed)
         shipped = ident if shipped is None else shipped
         _, samples_u8 = ddpm_samples(prior, n)
-        rows.append({"split": split, "confident": confident(svc_proba(model, samples_u8)),
-                     "identified": paired_difference(shipped, ident)})
+        rows.append(
+            {
+                "split": split,
+                "confident": confident(svc_proba(model, samples_u8)),
+                "identified": paired_difference(shipped, ident),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
-    return {"a": str(a), "b": str(b), "n_samples": n, "svc_confident_heldout": real,
-            "num_train_timesteps": T, "mu": mu, "n_digits": n_digits, "seed": seed,
-            "rows": rows}
+    return {
+        "a": str(a),
+        "b": str(b),
+        "n_samples": n,
+        "svc_confident_heldout": real,
+        "num_train_timesteps": T,
+        "mu": mu,
+        "n_digits": n_digits,
+        "seed": seed,
+        "rows": rows,
+    }
 
 
 def render(report: dict) -> str:
     T, real = report["num_train_timesteps"], report["svc_confident_heldout"]
-    lines = [f"`{local(report['command'])}` ({report['n_samples']} DDPM samples per row, the same "
-             f"noise in every row; real held-out digits: {real:.3f} confident. Identification "
-             f"at mu {report['mu']:g}: {report['n_digits']} held-out digits, 8 releases each, "
-             f"the same in every row; the probability that the reconstruction picks the digit "
-             f"among 10, exact over every draw of the decoys, and its change from the first "
-             f"row, paired, with its 95% interval)", "",
-             "| b's network at | a's network at | confident samples | of real digits' | "
-             f"identified at mu {report['mu']:g} | change (95% interval) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"`{local(report['command'])}` ({report['n_samples']} DDPM samples per row, the same "
+        f"noise in every row; real held-out digits: {real:.3f} confident. Identification "
+        f"at mu {report['mu']:g}: {report['n_digits']} held-out digits, 8 releases each, "
+        f"the same in every row; the probability that the reconstruction picks the digit "
+        f"among 10, exact over every draw of the decoys, and its change from the first "
+        f"row, paired, with its 95% interval)",
+        "",
+        "| b's network at | a's network at | confident samples | of real digits' | "
+        f"identified at mu {report['mu']:g} | change (95% interval) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in report["rows"]:
         s, i = r["split"], r["identified"]
         high = "no step" if s >= T else ("every step" if s == 0 else f"t >= {s}")
         low = "no step" if s == 0 else ("every step" if s >= T else f"t < {s}")
-        lines.append(f"| {high} | {low} | {r['confident']:.3f} | {r['confident'] / real:.3f} | "
-                     f"{i['b']:.4f} | {i['diff']:+.4f} [{i['ci95'][0]:+.4f}, "
-                     f"{i['ci95'][1]:+.4f}] |")
+        lines.append(
+            f"| {high} | {low} | {r['confident']:.3f} | {r['confident'] / real:.3f} | "
+            f"{i['b']:.4f} | {i['diff']:+.4f} [{i['ci95'][0]:+.4f}, "
+            f"{i['ci95'][1]:+.4f}] |"
+        )
     return "\n".join(lines)
 
 
@@ -111,18 +129,37 @@ def add_arguments(ap) -> None:
     ap.add_argument("--splits", type=int, nargs="+", default=[800, 600, 400, 200])
     ap.add_argument("--n-samples", type=int, default=256)
     ap.add_argument("--mu", type=float, default=5.0, help="budget of the identification column")
-    ap.add_argument("--n-digits", type=int, default=200,
-                    help="held-out digits of the identification column (drawn at random)")
-    ap.add_argument("--seed", type=int, default=1,
-                    help="the digits' draw and their releases (identification_estimators')")
+    ap.add_argument(
+        "--n-digits",
+        type=int,
+        default=200,
+        help="held-out digits of the identification column (drawn at random)",
+    )
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="the digits' draw and their releases (identification_estimators')",
+    )
 
 
 def main() -> None:
-    diagnostic_main(__doc__.splitlines()[0], ROOT / "research" / "data" / "sample-split.json",
-                    lambda args: BLOCK, render,
-                    lambda args: run(args.a, args.b, sorted(set(args.splits), reverse=True),
-                                     args.n_samples, args.mu, args.n_digits, args.seed),
-                    add_arguments)
+    diagnostic_main(
+        __doc__.splitlines()[0],
+        ROOT / "research" / "data" / "sample-split.json",
+        lambda args: BLOCK,
+        render,
+        lambda args: run(
+            args.a,
+            args.b,
+            sorted(set(args.splits), reverse=True),
+            args.n_samples,
+            args.mu,
+            args.n_digits,
+            args.seed,
+        ),
+        add_arguments,
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The prior study's documents come from its runs' files (research/README.md says what was
 asked and found). Outside the default run: python -m pytest -m research research/"""
+
 import json
 import math
 from pathlib import Path
@@ -34,15 +35,18 @@ def test_prior_comparison_doc_matches_its_runs_and_its_rule():
     for block in blocks:
         suffix = f"-{block}" if block else ""
         report = json.loads((DATA / f"prior-comparison{suffix}.json").read_text())
-        assert block_text(doc, script.block_name(block)).strip() == script.render(report).strip(), block
+        assert block_text(doc, script.block_name(block)).strip() == script.render(report).strip(), (
+            block
+        )
         assert script.decision(report) == report["not_replaced_because"]
         assert report["n_heldout"] == 500 and len(report["seeds"]) >= 2
         for mu in report["mus"]:
             for key in ("id_successes", "attr_successes"):
                 assert report["paired"][str(mu)][key]["n"] == 500 * len(report["seeds"])
         info = json.loads((DATA / f"prior-candidate-training{suffix}.json").read_text())
-        assert card.fill(doc, info, candidate=True, block=block) == doc, \
+        assert card.fill(doc, info, candidate=True, block=block) == doc, (
             f"regenerate: python scripts/model_card.py --training ... --candidate --block {block}"
+        )
 
 
 def test_domain_doc_claim_about_the_candidate_holds():
@@ -114,8 +118,9 @@ def test_sample_split_table_matches_its_run_and_the_comparison():
     compared = json.loads((DATA / "prior-comparison-dropout.json").read_text())
     assert (report["a"], report["b"]) == (compared["a"]["prior"], compared["b"]["prior"])
     rate = {r["split"]: r["confident"] for r in report["rows"]}
-    assert math.isclose(rate[report["num_train_timesteps"]],
-                        compared["a"]["svc_confident_samples"], abs_tol=1e-12)
+    assert math.isclose(
+        rate[report["num_train_timesteps"]], compared["a"]["svc_confident_samples"], abs_tol=1e-12
+    )
     assert math.isclose(rate[0], compared["b"]["svc_confident_samples"], abs_tol=1e-12)
     # and the same digits and releases as the estimators' run: its exact identification
     estimated = json.loads((DATA / "identification-estimators.json").read_text())
@@ -151,5 +156,3 @@ def test_split_unet_takes_each_timestep_from_its_network():
     assert out[:, 0, 0, 0].tolist() == [2.0, 2.0, 1.0, 1.0]
     assert net(x, 600).sample.eq(1.0).all() and net(x, 5).sample.eq(2.0).all()
     assert net.config == {"value": 2.0}  # the shape and channels are the low network's
-
-

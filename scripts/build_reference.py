@@ -4,6 +4,7 @@ float32 (audit_engine/audit/reference.py). Rerun after retraining the prior.
 
     python scripts/build_reference.py
 """
+
 from __future__ import annotations
 
 import os
@@ -16,6 +17,12 @@ from audit_engine.audit.reference import write_shipped_reference
 
 if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else "embedded"
-    path = write_shipped_reference(load_prior(name), progress=lambda f, m: print(
-        f"[{f * 100:5.1f}%] {m}", flush=True) if m.startswith(("drawing", "scoring")) else None)
+    path = write_shipped_reference(
+        load_prior(name),
+        progress=lambda f, m: (
+            print(f"[{f * 100:5.1f}%] {m}", flush=True)
+            if m.startswith(("drawing", "scoring"))
+            else None
+        ),
+    )
     print(f"wrote {path}")

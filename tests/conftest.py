@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny seeded diffusion prior saved in diffusers layout (fast on a CPU)."""
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,9 @@ def ring_images(n: int, size: int = 16, seed: int = 0) -> torch.Tensor:
     return (((r > inner) & (r < inner + width)).float() * (0.8 + 0.2 * u[3])).unsqueeze(1)
 
 
-def make_tiny_prior(folder, *, size: int = 16, channels: int = 1, layout: str = "pipeline",
-                    rings: int = 0):
+def make_tiny_prior(
+    folder, *, size: int = 16, channels: int = 1, layout: str = "pipeline", rings: int = 0
+):
     """Save a tiny random UNet2DModel + linear DDPMScheduler; return the folder. ``rings``:
     ship that many ring images as the prior's held-out images of its kind (heldout.npz), as
     the embedded prior ships digits, so its domain check knows what it is meant for."""
@@ -40,12 +42,18 @@ def make_tiny_prior(folder, *, size: int = 16, channels: int = 1, layout: str = 
 
     torch.manual_seed(0)
     unet = UNet2DModel(
-        sample_size=size, in_channels=channels, out_channels=channels, layers_per_block=1,
-        block_out_channels=(4, 8), norm_num_groups=4,
-        down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+        sample_size=size,
+        in_channels=channels,
+        out_channels=channels,
+        layers_per_block=1,
+        block_out_channels=(4, 8),
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
     )
-    sched = DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02,
-                          beta_schedule="linear")
+    sched = DDPMScheduler(
+        num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear"
+    )
     if layout == "pipeline":
         unet.save_pretrained(folder / "unet")
         sched.save_pretrained(folder / "scheduler")
@@ -100,8 +108,16 @@ def app_server():
 
 # ---------------------------------------------------------------- the real browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-quic", "--no-first-run", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 def skip_loudly(why: str):

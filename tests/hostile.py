@@ -4,6 +4,7 @@ Each case is (name, file bytes or None, overrides of the /audit arguments, expec
 expectation is a regular expression the user's error message must match, or None when the
 input must be handled (an audit comes back).
 """
+
 from __future__ import annotations
 
 import io
@@ -39,8 +40,12 @@ def zero_png(width: int, height: int) -> bytes:
     parts = [comp.compress(row) for _ in range(height)]
     parts.append(comp.flush())
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"".join(parts))
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", b"".join(parts))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def _digit(size: int = 64, mode: str = "L") -> Image.Image:
@@ -80,7 +85,7 @@ def _rgba_transparent() -> bytes:
 
 
 def _png16() -> bytes:
-    a = (np.array(_digit(40, "L")).astype(np.uint16) * 257)
+    a = np.array(_digit(40, "L")).astype(np.uint16) * 257
     return _png(Image.fromarray(a, "I;16"))
 
 
@@ -110,11 +115,23 @@ def file_cases() -> list[tuple[str, bytes, str | None]]:
         ("truncated.jpg", good_jpeg[: len(good_jpeg) // 3], unreadable + "|truncated|broken"),
         ("header-only.png", good_png[:40], unreadable + "|truncated|broken"),
         ("text.png", b"just some text, not an image\n" * 10, unreadable),
-        ("page.png", b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>", unreadable),
-        ("drawing.png", b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
-                        b'<script>alert(1)</script><rect width="10" height="10"/></svg>', unreadable),
-        ("drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
-                        b'<rect width="10" height="10"/></svg>', unreadable),
+        (
+            "page.png",
+            b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>",
+            unreadable,
+        ),
+        (
+            "drawing.png",
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+            b'<script>alert(1)</script><rect width="10" height="10"/></svg>',
+            unreadable,
+        ),
+        (
+            "drawing.svg",
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+            b'<rect width="10" height="10"/></svg>',
+            unreadable,
+        ),
         ("random.png", np.random.default_rng(0).bytes(4096), unreadable),
         ("bomb.png", zero_png(60000, 60000), r"(?i)pixels.*limit|too large|decompression bomb"),
         ("huge-20000.png", zero_png(20000, 20000), r"(?i)pixels.*limit|too large"),
@@ -132,13 +149,25 @@ def file_cases() -> list[tuple[str, bytes, str | None]]:
         ("gray-alpha.png", _png(_digit(64, "LA")), None),
         ("bilevel.png", _png(_digit(64, "1")), None),
         ("float-nan.tiff", _float_tiff_nan(), r"NaN or infinite"),
-        ("bitmap.bmp", (lambda b: (_digit(32).save(b, format="BMP"), b.getvalue())[1])(io.BytesIO()), None),
+        (
+            "bitmap.bmp",
+            (lambda b: (_digit(32).save(b, format="BMP"), b.getvalue())[1])(io.BytesIO()),
+            None,
+        ),
     ]
 
 
 def _audit_args(**over):
-    base = dict(prior="embedded", mode="eps", delta=1e-5, slider=2.0, sampler="ddim", steps=2,
-                trials=1, seed=0)
+    base = dict(
+        prior="embedded",
+        mode="eps",
+        delta=1e-5,
+        slider=2.0,
+        sampler="ddim",
+        steps=2,
+        trials=1,
+        seed=0,
+    )
     base.update(over)
     return base
 
@@ -170,7 +199,11 @@ def parameter_cases() -> list[tuple[str, dict, str]]:
         ("seed negative", _audit_args(seed=-1), r"(?i)seed"),
         ("unknown prior id", _audit_args(prior="nobody/no-such-prior"), r"(?i)prior|choices"),
         ("prior as a local path", _audit_args(prior="/etc"), r"(?i)prior|choices"),
-        ("prior path traversal", _audit_args(prior="../../assets/prior-mnist32"), r"(?i)prior|choices"),
+        (
+            "prior path traversal",
+            _audit_args(prior="../../assets/prior-mnist32"),
+            r"(?i)prior|choices",
+        ),
         ("unknown sampler", _audit_args(sampler="euler"), r"(?i)sampler|choices"),
         ("unknown budget unit", _audit_args(mode="bits"), r"(?i)mode|choices"),
     ]

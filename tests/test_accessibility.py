@@ -6,6 +6,7 @@ test's temporary folder).
 axe-core comes from the npm registry (.ci/run: ``npm install --prefix .a11y
 axe-core@4.14.1``); the tests are skipped, loudly, without it, as without Chromium.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,17 +17,23 @@ from conftest import skip_loudly
 
 ROOT = Path(__file__).resolve().parent.parent
 AXE_VERSION = "4.14.1"
-AXE = Path(os.environ.get("AXE_CORE_JS", ROOT / ".a11y" / "node_modules" / "axe-core" / "axe.min.js"))
+AXE = Path(
+    os.environ.get("AXE_CORE_JS", ROOT / ".a11y" / "node_modules" / "axe-core" / "axe.min.js")
+)
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-VERDICT_SHOWN = ("document.querySelector('#verdict') && "
-                 "document.querySelector('#verdict').innerText.includes('eps =')")
+VERDICT_SHOWN = (
+    "document.querySelector('#verdict') && "
+    "document.querySelector('#verdict').innerText.includes('eps =')"
+)
 
 
 @pytest.fixture(scope="module")
 def axe_source() -> str:
     if not AXE.is_file():
-        skip_loudly(f"axe-core is not installed at {AXE} (npm install --prefix .a11y "
-                    f"axe-core@{AXE_VERSION})")
+        skip_loudly(
+            f"axe-core is not installed at {AXE} (npm install --prefix .a11y "
+            f"axe-core@{AXE_VERSION})"
+        )
     return AXE.read_text()
 
 
@@ -42,10 +49,13 @@ def violations(page, axe_source: str) -> list[str]:
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(content=axe_source)
     assert page.evaluate("axe.version") == AXE_VERSION
-    result = page.evaluate("async (tags) => await axe.run(document, "
-                           "{runOnly: {type: 'tag', values: tags}})", TAGS)
-    return [f"{v['id']} ({v['impact']}, {len(v['nodes'])}x): {v['nodes'][0]['html'][:160]}"
-            for v in result["violations"]]
+    result = page.evaluate(
+        "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})", TAGS
+    )
+    return [
+        f"{v['id']} ({v['impact']}, {len(v['nodes'])}x): {v['nodes'][0]['html'][:160]}"
+        for v in result["violations"]
+    ]
 
 
 def _audit_with_mouse(page):
@@ -61,7 +71,8 @@ def _audit_with_mouse(page):
 
 
 def test_axe_finds_no_wcag_violation_before_and_after_an_audit_and_in_the_report(
-        browser, app_server, axe_source, artefacts):
+    browser, app_server, axe_source, artefacts
+):
     page = browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
     page.goto(app_server)
     page.wait_for_selector("#run-audit", timeout=60_000)
@@ -74,13 +85,17 @@ def test_axe_finds_no_wcag_violation_before_and_after_an_audit_and_in_the_report
     assert "reconstructions at eps" in alt and "verdict:" in alt
     # the budget search's answer: text, and a picture whose alt text carries it
     page.click("#find-budget")
-    page.wait_for_function("document.querySelector('#safe-budget').innerText.includes('Up to eps')",
-                           timeout=120_000)
+    page.wait_for_function(
+        "document.querySelector('#safe-budget').innerText.includes('Up to eps')", timeout=120_000
+    )
     page.wait_for_selector("#safe-budget-image img", timeout=60_000)
     # the slider moved to the answer: wait until the main view's exact budget is shown and
     # no progress indicator is left on the page
-    page.wait_for_function("!document.querySelector('#verdict').innerText.includes('being computed')"
-                           " && !document.querySelector('.progress-text, .eta-bar')", timeout=120_000)
+    page.wait_for_function(
+        "!document.querySelector('#verdict').innerText.includes('being computed')"
+        " && !document.querySelector('.progress-text, .eta-bar')",
+        timeout=120_000,
+    )
     page.wait_for_timeout(1500)
     assert violations(page, axe_source) == []
     assert "the answer" in page.get_attribute("#safe-budget-image img", "alt")
@@ -135,8 +150,9 @@ def test_the_workflow_with_the_keyboard_alone(browser, app_server, artefacts):
     assert _focus_visible(page)
     for _ in range(50):  # 50 steps of 0.01 in log10(eps): eps 100 -> 316
         page.keyboard.press("ArrowRight")
-    page.wait_for_function("document.querySelector('#budget-readout').innerText"
-                           ".includes('eps = 316')", timeout=30_000)
+    page.wait_for_function(
+        "document.querySelector('#budget-readout').innerText.includes('eps = 316')", timeout=30_000
+    )
     _tab_to(page, "el => el.id === 'run-audit'")
     assert _focus_visible(page)
     page.keyboard.press("Enter")
@@ -157,8 +173,10 @@ def test_phone_width_and_200_percent_zoom(browser, app_server, axe_source, artef
     """A 390-pixel phone and a 1280-pixel window at 200% zoom (640 CSS pixels, scale 2):
     nothing wider than the screen, the run button within the first two screens, the verdict
     right after the controls, and no axe violation; screenshots kept."""
-    for name, view, scale in (("phone-390", {"width": 390, "height": 844}, 3),
-                              ("zoom-200", {"width": 640, "height": 400}, 2)):
+    for name, view, scale in (
+        ("phone-390", {"width": 390, "height": 844}, 3),
+        ("zoom-200", {"width": 640, "height": 400}, 2),
+    ):
         page = browser.new_page(viewport=view, device_scale_factor=scale)
         page.goto(app_server)
         page.wait_for_selector("#run-audit", timeout=60_000)
@@ -169,7 +187,8 @@ def test_phone_width_and_200_percent_zoom(browser, app_server, axe_source, artef
         _audit_with_mouse(page)
         assert page.evaluate("document.documentElement.scrollWidth") <= view["width"] + 1
         verdict_top = page.evaluate(
-            "document.querySelector('#verdict').getBoundingClientRect().top + window.scrollY")
+            "document.querySelector('#verdict').getBoundingClientRect().top + window.scrollY"
+        )
         assert verdict_top < run_top + 1500, f"{name}: the verdict is far below the controls"
         assert violations(page, axe_source) == []
         page.screenshot(path=str(artefacts / f"{name}.png"), full_page=True)
@@ -188,12 +207,14 @@ def test_the_data_set_tab_in_the_browser(browser, app_server, axe_source):
     assert found == [], "\n".join(found)
     digits = sorted((ROOT / "assets" / "examples").glob("digit-*.png"))[:3]
     page.locator("#dataset-files input[type=file], input[type=file]").last.set_input_files(
-        [str(p) for p in digits])
-    page.wait_for_function("document.body.innerText.includes('3 images chosen')",
-                           timeout=30_000)
+        [str(p) for p in digits]
+    )
+    page.wait_for_function("document.body.innerText.includes('3 images chosen')", timeout=30_000)
     page.click("#run-dataset")
-    page.wait_for_function("document.querySelector('#dataset-summary').innerText"
-                           ".includes('images audited')", timeout=180_000)
+    page.wait_for_function(
+        "document.querySelector('#dataset-summary').innerText.includes('images audited')",
+        timeout=180_000,
+    )
     assert "3 images audited" in page.inner_text("#dataset-summary")
     page.wait_for_selector("#dataset-report", state="visible", timeout=30_000)
     page.wait_for_timeout(1000)

@@ -1,5 +1,6 @@
 """Conversions tested by inversion, against an independent mpmath computation (50 digits),
 against Opacus where Opacus works, and against independent reference values."""
+
 import math
 
 import mpmath as mp
@@ -29,8 +30,17 @@ def mp_eps_from_mu(mu, delta):
     return float((lo + hi) / 2)
 
 
-@pytest.mark.parametrize("mu,eps,half_ulp", [(0.5, 1.99, 0.005), (1, 4.38, 0.005), (2, 10.0, 0.05),
-                                             (3, 16.7, 0.05), (5, 33.1, 0.05), (10, 91.8, 0.05)])
+@pytest.mark.parametrize(
+    "mu,eps,half_ulp",
+    [
+        (0.5, 1.99, 0.005),
+        (1, 4.38, 0.005),
+        (2, 10.0, 0.05),
+        (3, 16.7, 0.05),
+        (5, 33.1, 0.05),
+        (10, 91.8, 0.05),
+    ],
+)
 def test_reference_values(mu, eps, half_ulp):
     # reference values of eps at delta 1e-5, to 3 significant figures, computed independently
     # of this code when the project was designed; docs/REPRODUCTION.md uses these budgets
@@ -83,17 +93,29 @@ def test_matches_opacus_where_it_works(mu):
     assert acc.eps_from_mu(mu, 1e-5) == pytest.approx(opacus_eps(mu=mu, delta=1e-5), rel=1e-6)
 
 
-@pytest.mark.parametrize("call,bad", [
-    (lambda: acc.eps_from_mu(-1, 1e-5), "mu=-1"),
-    (lambda: acc.eps_from_mu(float("nan"), 1e-5), "mu=nan"),
-    (lambda: acc.eps_from_mu(1, 0), "delta=0"),
-    (lambda: acc.eps_from_mu(1, 1.5), "delta=1.5"),
-    (lambda: acc.mu_from_eps(-2, 1e-5), "eps=-2"),
-    (lambda: acc.mu_from_eps(float("inf"), 1e-5), "eps=inf"),
-    (lambda: acc.dpsgd_budget(noise_multiplier=0, sample_rate=1, steps=1, delta=1e-5), "noise_multiplier=0"),
-    (lambda: acc.dpsgd_budget(noise_multiplier=1, sample_rate=1.5, steps=1, delta=1e-5), "sample_rate=1.5"),
-    (lambda: acc.dpsgd_budget(noise_multiplier=1, sample_rate=1, steps=0, delta=1e-5), "steps=0"),
-])
+@pytest.mark.parametrize(
+    "call,bad",
+    [
+        (lambda: acc.eps_from_mu(-1, 1e-5), "mu=-1"),
+        (lambda: acc.eps_from_mu(float("nan"), 1e-5), "mu=nan"),
+        (lambda: acc.eps_from_mu(1, 0), "delta=0"),
+        (lambda: acc.eps_from_mu(1, 1.5), "delta=1.5"),
+        (lambda: acc.mu_from_eps(-2, 1e-5), "eps=-2"),
+        (lambda: acc.mu_from_eps(float("inf"), 1e-5), "eps=inf"),
+        (
+            lambda: acc.dpsgd_budget(noise_multiplier=0, sample_rate=1, steps=1, delta=1e-5),
+            "noise_multiplier=0",
+        ),
+        (
+            lambda: acc.dpsgd_budget(noise_multiplier=1, sample_rate=1.5, steps=1, delta=1e-5),
+            "sample_rate=1.5",
+        ),
+        (
+            lambda: acc.dpsgd_budget(noise_multiplier=1, sample_rate=1, steps=0, delta=1e-5),
+            "steps=0",
+        ),
+    ],
+)
 def test_validation_names_the_value(call, bad):
     with pytest.raises(ValueError, match=bad.replace("(", r"\(")):
         call()

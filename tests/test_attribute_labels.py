@@ -1,5 +1,6 @@
 """Attributes for any labelled folder: labels read where users keep them, one classifier per
 prior trained on its training split by the same code as the embedded one, audited by name."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ def _bars(n: int, size: int, seed: int) -> torch.Tensor:
     for k in range(n):
         top = int(torch.randint(2, size - 6, (1,), generator=g))
         height = int(torch.randint(2, 4, (1,), generator=g))
-        out[k, 0, top:top + height, 2:size - 2] = 0.8 + 0.2 * float(torch.rand(1, generator=g))
+        out[k, 0, top : top + height, 2 : size - 2] = 0.8 + 0.2 * float(torch.rand(1, generator=g))
     return out
 
 
@@ -54,9 +55,14 @@ def trained(labelled, tmp_path_factory):
     from audit_engine.training.train import TrainConfig, train_prior
 
     out = tmp_path_factory.mktemp("priors") / "shapes"
-    info = train_prior(labelled, out, TrainConfig(size=16, steps=3, batch_size=16, seed=0,
-                                                  attribute="shape", attribute_steps=150),
-                       fitness=False)
+    info = train_prior(
+        labelled,
+        out,
+        TrainConfig(
+            size=16, steps=3, batch_size=16, seed=0, attribute="shape", attribute_steps=150
+        ),
+        fitness=False,
+    )
     return out, info
 
 
@@ -64,8 +70,9 @@ def test_labels_come_from_class_subfolders_or_a_csv(labelled, tmp_path):
     data = read_folder(labelled, size=16, labels="auto")
     assert data.label_source == "subfolders" and data.label_names == ["bar", "ring"]
     names = np.array(data.label_names)
-    assert all(names[lab] == Path(f).parts[0]
-               for f, lab in zip(data.train_files, data.train_labels))
+    assert all(
+        names[lab] == Path(f).parts[0] for f, lab in zip(data.train_files, data.train_labels)
+    )
     assert (data.heldout_labels >= 0).all() and len(data.heldout) > 0
     assert read_folder(labelled, size=16, labels="none").label_names == []
     # a flat folder with labels.csv: paths or unique bare names, a header, a missing row
@@ -98,7 +105,7 @@ def test_calibration_error_against_a_direct_count():
 
     rng = np.random.default_rng(0)
     conf = rng.uniform(0.3, 1.0, 500)
-    correct = rng.uniform(size=500) < conf ** 2
+    correct = rng.uniform(size=500) < conf**2
     total = 0.0
     for b in range(15):
         lo, hi = b / 15, (b + 1) / 15
@@ -137,8 +144,12 @@ def test_the_embedded_classifier_is_one_instance_of_the_same_code():
     assert clf.labels == [str(d) for d in range(10)] and clf.caveat == NEAR_DOMAIN_CAVEAT
     spec = json.loads((EMBEDDED / "classifier.json").read_text())
     assert 0.95 < spec["heldout"]["accuracy"] and spec["heldout"]["calibration_error"] < 0.05
-    done = subprocess.run([sys.executable, "scripts/train_classifier.py", "--check"], cwd=ROOT,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "scripts/train_classifier.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -152,7 +163,10 @@ def test_train_prior_ships_a_measured_classifier_of_the_named_attribute(trained)
     assert 0 <= h["calibration_error"] < 0.2 and set(h["per_label"]) == {"bar", "ring"}
     assert json.loads((out / "classifier.json").read_text())["heldout"] == h
     saved = json.loads((out / "training.json").read_text())
-    assert saved["attribute"]["heldout"] == h and saved["data"]["labels"]["names"] == ["bar", "ring"]
+    assert saved["attribute"]["heldout"] == h and saved["data"]["labels"]["names"] == [
+        "bar",
+        "ring",
+    ]
     # the held-out images were never trained on, by the prior or by the classifier
     split = json.loads((out / "split.json").read_text())
     assert h["images"] == len(split["heldout"])
@@ -172,8 +186,15 @@ def test_the_audit_speaks_of_the_attribute_by_name(trained):
     held = np.load(out / "heldout.npz")["images"]
     split = json.loads((out / "split.json").read_text())
     k = next(i for i, f in enumerate(split["heldout"]) if f.startswith("ring/"))
-    res = run_audit(torch.from_numpy(held[k]).float() / 255, mus=[0.1, 20.0],
-                    prior=str(out), trials=2, max_trials=2, lpips=None, steps=2)
+    res = run_audit(
+        torch.from_numpy(held[k]).float() / 255,
+        mus=[0.1, 20.0],
+        prior=str(out),
+        trials=2,
+        max_trials=2,
+        lpips=None,
+        steps=2,
+    )
     assert res.attribute["name"] == "shape" and res.attribute["original"] == "ring"
     low, high = res.verdicts
     assert low.attribute.level == "not revealed" and low.attribute.prior.proven
@@ -192,8 +213,9 @@ def test_a_prior_without_labels_says_there_is_no_attribute_and_why(tmp_path):
     for k, x in enumerate(ring_images(30, 16, seed=5)):
         _save(x, flat / f"r{k:03d}.png")
     with pytest.raises(ValueError, match="--attribute grade needs labels"):
-        train_prior(flat, tmp_path / "p0", TrainConfig(size=16, steps=1, attribute="grade"),
-                    fitness=False)
+        train_prior(
+            flat, tmp_path / "p0", TrainConfig(size=16, steps=1, attribute="grade"), fitness=False
+        )
     assert not (tmp_path / "p0" / "training.json").exists()  # refused before any training
     info = train_prior(flat, tmp_path / "p1", TrainConfig(size=16, steps=1), fitness=False)
     assert not info["attribute"]["trained"] and "no labels" in info["attribute"]["why"]
@@ -202,8 +224,15 @@ def test_a_prior_without_labels_says_there_is_no_attribute_and_why(tmp_path):
     assert "no labels" in why and attribute_name(tmp_path / "p1") is None
     from audit_engine import run_audit
 
-    res = run_audit(ring_images(1, 16, seed=9)[0], mus=[1.0], prior=prior, trials=1,
-                    verdicts=False, lpips=None, steps=2)
+    res = run_audit(
+        ring_images(1, 16, seed=9)[0],
+        mus=[1.0],
+        prior=prior,
+        trials=1,
+        verdicts=False,
+        lpips=None,
+        steps=2,
+    )
     assert res.attribute is None and res.attribute_note() == why
 
     class Hub:  # a Hub prior: no folder of ours, no classifier
@@ -213,14 +242,19 @@ def test_a_prior_without_labels_says_there_is_no_attribute_and_why(tmp_path):
 
 
 def test_the_search_offers_the_prior_s_attribute_by_name():
+    from audit_engine.attacker.priors import EMBEDDED
+    from audit_engine.session import actions
     from webui import handlers as h
 
-    radio = h.level_choices(h.EMBEDDED)
+    radio = h.level_choices(EMBEDDED)
     assert ("digit class not revealed", "no attribute") in [tuple(c) for c in radio.choices]
+    choices, why = actions.level_choices(EMBEDDED)  # the same without Gradio
+    assert ("digit class not revealed", "no attribute") in choices and why is None
 
 
 def test_the_release_attacker_holds_the_labelled_training_images_never_the_image(
-        trained, monkeypatch):
+    trained, monkeypatch
+):
     """attack-pool.npz holds the labelled training images; the prior-free attacker's pool is
     the held-out images and those, without the audited image even when it is one of them."""
     from audit_engine import run_audit
@@ -266,7 +300,10 @@ def test_the_temperature_minimises_the_validation_nll_and_needs_errors_to_fit():
     model.logits = lambda images: logits[: len(images)]  # the same logits, whatever the batch
     y = torch.randint(0, 3, (200,), generator=torch.Generator().manual_seed(1))
     t = _fit_temperature(model, x, y)
-    best = minimize_scalar(lambda lt: float(F.cross_entropy(logits / np.exp(lt), y)),
-                           bounds=(np.log(0.05), np.log(20)), method="bounded")
+    best = minimize_scalar(
+        lambda lt: float(F.cross_entropy(logits / np.exp(lt), y)),
+        bounds=(np.log(0.05), np.log(20)),
+        method="bounded",
+    )
     assert t == pytest.approx(float(np.exp(best.x)), rel=0.05) and t > 1
     assert _fit_temperature(model, x, logits.argmax(1)) == 1.0  # no error: nothing to fit

@@ -1,4 +1,5 @@
 """run_audit end to end on the tiny prior, and the command line."""
+
 import json
 
 import numpy as np
@@ -12,8 +13,9 @@ from audit_engine.maths import accounting
 
 
 def test_run_audit_records(tiny_prior, digit_image):
-    res = run_audit(digit_image, mus=[0.5, 5, 50], prior=tiny_prior, trials=2, max_trials=2,
-                    steps=5, lpips=None)
+    res = run_audit(
+        digit_image, mus=[0.5, 5, 50], prior=tiny_prior, trials=2, max_trials=2, steps=5, lpips=None
+    )
     recs = res.records()
     assert len(recs) == 6 and res.trials == 2 and len(res.verdicts) == 3
     assert res.clip_norm > 0 and "median norm" in res.clip_source and res.looks == [2]
@@ -30,21 +32,47 @@ def test_run_audit_records(tiny_prior, digit_image):
 
 
 def test_common_random_numbers_across_budgets(tiny_prior, digit_image):
-    res = run_audit(digit_image, mus=[1, 10, 100], prior=tiny_prior, steps=2, lpips=None,
-                    trials=2, verdicts=False, clip_norm=2 * float(digit_image.norm()))
-    xis = [(s.observation - digit_image) / s.sigma for s in res.at(1) + res.at(10) + res.at(100)
-           if s.trial == 0]
+    res = run_audit(
+        digit_image,
+        mus=[1, 10, 100],
+        prior=tiny_prior,
+        steps=2,
+        lpips=None,
+        trials=2,
+        verdicts=False,
+        clip_norm=2 * float(digit_image.norm()),
+    )
+    xis = [
+        (s.observation - digit_image) / s.sigma
+        for s in res.at(1) + res.at(10) + res.at(100)
+        if s.trial == 0
+    ]
     for xi in xis[1:]:
         torch.testing.assert_close(xi, xis[0], atol=1e-4, rtol=1e-4)
     assert not torch.allclose(res.at(1)[1].observation, res.at(1)[0].observation)  # trials differ
-    other = run_audit(digit_image, mus=[1], prior=tiny_prior, steps=2, lpips=None, seed=1,
-                      trials=1, verdicts=False)
+    other = run_audit(
+        digit_image,
+        mus=[1],
+        prior=tiny_prior,
+        steps=2,
+        lpips=None,
+        seed=1,
+        trials=1,
+        verdicts=False,
+    )
     assert not torch.allclose((other.samples[0].observation - digit_image), xis[0])
 
 
 def test_eps_budgets_and_dpsgd_mechanism(tiny_prior, digit_image):
-    res = run_audit(digit_image, epsilons=[10, 1000], delta=1e-6, prior=tiny_prior, steps=2,
-                    mechanism="dpsgd", lpips=None)
+    res = run_audit(
+        digit_image,
+        epsilons=[10, 1000],
+        delta=1e-6,
+        prior=tiny_prior,
+        steps=2,
+        mechanism="dpsgd",
+        lpips=None,
+    )
     for s, e in zip(res.samples, [10, 1000]):
         assert s.eps == e and s.delta == 1e-6
         assert s.mu == pytest.approx(accounting.mu_from_eps(e, 1e-6))
@@ -59,8 +87,7 @@ def test_sequential_rule_adds_tries_only_where_undetermined(tiny_prior, digit_im
     and continue_audit finishes it to the same result (a new one; the first is unchanged)."""
     from audit_engine.audit.run import continue_audit
 
-    kw = dict(mus=[0.05, 3.0, 300.0], prior=tiny_prior, steps=2, lpips=None, trials=2,
-              max_trials=8)
+    kw = dict(mus=[0.05, 3.0, 300.0], prior=tiny_prior, steps=2, lpips=None, trials=2, max_trials=8)
     full = run_audit(digit_image, **kw)
     assert full.looks == [2, 4, 8]
     for v in full.verdicts:
@@ -82,23 +109,31 @@ def test_sequential_rule_adds_tries_only_where_undetermined(tiny_prior, digit_im
 def test_lpips_random_backbone_in_audit(tiny_prior, digit_image):
     from audit_engine.attacker.metrics import get_lpips
 
-    res = run_audit(digit_image, mus=[2], prior=tiny_prior, steps=2,
-                    lpips=get_lpips("alex", random_backbone=True))
+    res = run_audit(
+        digit_image,
+        mus=[2],
+        prior=tiny_prior,
+        steps=2,
+        lpips=get_lpips("alex", random_backbone=True),
+    )
     assert res.lpips_available and res.samples[0].recon["lpips"] is not None
 
 
-@pytest.mark.parametrize("kwargs,msg", [
-    (dict(mus=[1], epsilons=[1]), "either"),
-    (dict(mus=[]), "no budgets"),
-    (dict(mus=[-1]), "mu=-1"),
-    (dict(epsilons=[float("nan")]), "eps="),
-    (dict(mus=[1], delta=0), "delta=0"),
-    (dict(mus=[1], trials=0), "trials"),
-    (dict(mus=[1], trials=10**6), "trials"),
-    (dict(mus=[1], steps=0), "steps"),
-    (dict(mus=[1], sampler="euler"), "sampler"),
-    (dict(mus=[1], mechanism="laplace"), "mechanism"),
-])
+@pytest.mark.parametrize(
+    "kwargs,msg",
+    [
+        (dict(mus=[1], epsilons=[1]), "either"),
+        (dict(mus=[]), "no budgets"),
+        (dict(mus=[-1]), "mu=-1"),
+        (dict(epsilons=[float("nan")]), "eps="),
+        (dict(mus=[1], delta=0), "delta=0"),
+        (dict(mus=[1], trials=0), "trials"),
+        (dict(mus=[1], trials=10**6), "trials"),
+        (dict(mus=[1], steps=0), "steps"),
+        (dict(mus=[1], sampler="euler"), "sampler"),
+        (dict(mus=[1], mechanism="laplace"), "mechanism"),
+    ],
+)
 def test_bad_arguments(tiny_prior, digit_image, kwargs, msg):
     with pytest.raises(ValueError, match=msg):
         run_audit(digit_image, prior=tiny_prior, lpips=None, **kwargs)
@@ -108,8 +143,26 @@ def test_cli_writes_grid_and_metrics(tiny_prior_dir, digit_image, tmp_path, caps
     img = tmp_path / "digit.png"
     array_to_pil(digit_image).resize((40, 40)).convert("RGB").save(img)
     out = tmp_path / "out"
-    rc = main(["audit", str(img), "--eps", "10", "100", "1000", "--prior", str(tiny_prior_dir),
-               "--steps", "3", "--trials", "2", "--max-trials", "2", "--out", str(out)])
+    rc = main(
+        [
+            "audit",
+            str(img),
+            "--eps",
+            "10",
+            "100",
+            "1000",
+            "--prior",
+            str(tiny_prior_dir),
+            "--steps",
+            "3",
+            "--trials",
+            "2",
+            "--max-trials",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     recs = json.loads((out / "metrics.json").read_text())
     assert len(recs) == 6
@@ -118,7 +171,9 @@ def test_cli_writes_grid_and_metrics(tiny_prior_dir, digit_image, tmp_path, caps
             assert key in r
         for who in ("noisy", "recon"):
             assert set(r[who]) >= {"mse", "psnr", "ssim", "lpips"}
-    assert (out / "grid.png").stat().st_size > 0 and (out / "metrics.csv").read_text().count("\n") == 7
+    assert (out / "grid.png").stat().st_size > 0 and (out / "metrics.csv").read_text().count(
+        "\n"
+    ) == 7
     from PIL import Image
 
     assert Image.open(out / "grid.png").size[0] > 5 * 16
@@ -134,7 +189,9 @@ def test_cli_writes_grid_and_metrics(tiny_prior_dir, digit_image, tmp_path, caps
 def test_cli_reports_errors(tmp_path, tiny_prior_dir, capsys):
     bad = tmp_path / "bad.png"
     bad.write_text("<html>not an image</html>")
-    rc = main(["audit", str(bad), "--mu", "1", "--prior", str(tiny_prior_dir), "--out", str(tmp_path)])
+    rc = main(
+        ["audit", str(bad), "--mu", "1", "--prior", str(tiny_prior_dir), "--out", str(tmp_path)]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "cannot be read as an image" in err and "bad.png" not in err
     rc = main(["audit", str(tmp_path / "missing.png"), "--mu", "1", "--out", str(tmp_path)])
@@ -147,9 +204,26 @@ def test_cli_writes_verdicts_and_samples(tiny_prior_dir, digit_image, tmp_path):
     img = tmp_path / "digit.png"
     array_to_pil(digit_image).save(img)
     out = tmp_path / "out"
-    rc = main(["audit", str(img), "--mu", "0.5", "50", "--prior", str(tiny_prior_dir),
-               "--steps", "2", "--trials", "3", "--save-samples", "--lpips", "none",
-               "--out", str(out)])
+    rc = main(
+        [
+            "audit",
+            str(img),
+            "--mu",
+            "0.5",
+            "50",
+            "--prior",
+            str(tiny_prior_dir),
+            "--steps",
+            "2",
+            "--trials",
+            "3",
+            "--save-samples",
+            "--lpips",
+            "none",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     v = json.loads((out / "verdicts.json").read_text())
     assert v["prior"] == str(tiny_prior_dir)
@@ -159,8 +233,17 @@ def test_cli_writes_verdicts_and_samples(tiny_prior_dir, digit_image, tmp_path):
     assert v["release"]["clip_norm"] > 0 and "add or remove" in v["release"]["adjacency"]
     assert v["looks"] == [3, 6, 12, 24] and v["tolerance"] == 0.1
     for b in v["budgets"]:
-        assert set(b) >= {"mu", "eps", "delta", "trials", "identification", "gallery",
-                          "attribute", "verdict", "by"}
+        assert set(b) >= {
+            "mu",
+            "eps",
+            "delta",
+            "trials",
+            "identification",
+            "gallery",
+            "attribute",
+            "verdict",
+            "by",
+        }
         i, g = b["identification"], b["gallery"]
         assert i["trials"] == b["trials"] and b["trials"] in (3, 6, 12, 24)
         assert i["candidates"] == 10 and i["chance"] >= 0.1 and g["trials"] == 4096
@@ -168,8 +251,11 @@ def test_cli_writes_verdicts_and_samples(tiny_prior_dir, digit_image, tmp_path):
             assert 0 <= a["ci95"][0] <= a["rate"] <= a["ci95"][1] <= 1
             assert a["lower"] <= a["rate"] <= a["upper"]
         assert b["attribute"] is None  # the tiny prior ships no classifier
-        assert b["verdict"] in ("recognisable", "partly recognisable", "undetermined",
-                                "not recognisable") and b["by"]
+        assert (
+            b["verdict"]
+            in ("recognisable", "partly recognisable", "undetermined", "not recognisable")
+            and b["by"]
+        )
     import numpy as np
 
     z = np.load(out / "samples.npz")

@@ -1,5 +1,6 @@
 """Batch audits of a folder: outputs per image, errors, summary and report; resuming after a
 rerun or an interruption; the same numbers locally and on a local Ray cluster."""
+
 from __future__ import annotations
 
 import csv
@@ -30,13 +31,18 @@ def _cfg(tiny_prior_dir) -> BatchConfig:
 
 
 def _numbers(out: Path) -> dict:
-    return {d.name: (json.loads((d / "metrics.json").read_text()),
-                     json.loads((d / "verdicts.json").read_text()))
-            for d in sorted((out / "images").iterdir())}
+    return {
+        d.name: (
+            json.loads((d / "metrics.json").read_text()),
+            json.loads((d / "verdicts.json").read_text()),
+        )
+        for d in sorted((out / "images").iterdir())
+    }
 
 
-def test_batch_writes_every_image_the_errors_the_summary_and_the_report(folder, tmp_path,
-                                                                        tiny_prior_dir):
+def test_batch_writes_every_image_the_errors_the_summary_and_the_report(
+    folder, tmp_path, tiny_prior_dir
+):
     out = tmp_path / "out"
     r = run_batch(folder, out, _cfg(tiny_prior_dir))
     assert (r["files"], r["audited"], r["errors"]) == (4, 3, 1)
@@ -52,8 +58,10 @@ def test_batch_writes_every_image_the_errors_the_summary_and_the_report(folder, 
     assert [float(s["mu"]) for s in summary] == [0.5, 50.0]
     assert all(int(s["images"]) == 3 for s in summary)
     for s in summary:  # every level counted, over the images judged
-        levels = [int(s[k]) for k in ("recognisable", "partly_recognisable", "undetermined",
-                                      "not_recognisable")]
+        levels = [
+            int(s[k])
+            for k in ("recognisable", "partly_recognisable", "undetermined", "not_recognisable")
+        ]
         assert sum(levels) == int(s["judged"])
         assert int(s["exposed"]) == levels[0] + levels[1]
         if s["exposed_fraction"]:
@@ -63,8 +71,9 @@ def test_batch_writes_every_image_the_errors_the_summary_and_the_report(folder, 
     assert not list(out.rglob(".*.tmp"))  # no temporary file left behind
 
 
-def test_rerun_resumes_and_never_trusts_a_half_written_file(folder, tmp_path, tiny_prior_dir,
-                                                            monkeypatch):
+def test_rerun_resumes_and_never_trusts_a_half_written_file(
+    folder, tmp_path, tiny_prior_dir, monkeypatch
+):
     out = tmp_path / "out"
     cfg = _cfg(tiny_prior_dir)
     calls = []
@@ -109,8 +118,22 @@ def test_batch_command_line(folder, tmp_path, tiny_prior_dir, capsys):
     from audit_engine.cli import main
 
     out = tmp_path / "cli"
-    rc = main(["batch", str(folder), "--mu", "1", "--prior", str(tiny_prior_dir), "--trials",
-               "1", "--steps", "2", "--out", str(out)])
+    rc = main(
+        [
+            "batch",
+            str(folder),
+            "--mu",
+            "1",
+            "--prior",
+            str(tiny_prior_dir),
+            "--trials",
+            "1",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     assert "3 audited now" in capsys.readouterr().out
     assert main(["batch", str(tmp_path / "nowhere"), "--mu", "1", "--out", str(out)]) == 2

@@ -1,4 +1,5 @@
 """Bounds against closed forms and Monte Carlo on the real mechanism."""
+
 import math
 
 import numpy as np

@@ -1,6 +1,7 @@
 """Claims of protection (issue 27): the release is the mechanism its label names, the gallery
 attacker is the likelihood test (checked against a direct computation) and stays under the
 ReRo bound on held-out digits, and every output states the release and names both attackers."""
+
 import json
 
 import numpy as np
@@ -36,8 +37,9 @@ def test_gallery_attack_is_the_nearest_candidate():
     ref = torch.rand(40, 1, 6, 6, generator=g)
     target = torch.rand(1, 6, 6, generator=g)
     c, mus, tries = 2.0, [0.3, 1.0, 4.0], 300
-    res = gallery_attack(target, ref, clip_norm=c, mus=mus, tries=tries,
-                         generator=torch.Generator().manual_seed(5))
+    res = gallery_attack(
+        target, ref, clip_norm=c, mus=mus, tries=tries, generator=torch.Generator().manual_seed(5)
+    )
     # the same draws, in the same order, the direct way
     gen = torch.Generator().manual_seed(5)
     keep = eligible_decoys(target, ref)
@@ -60,7 +62,13 @@ def test_gallery_attack_is_the_nearest_candidate():
 def _heldout() -> torch.Tensor:
     from pathlib import Path
 
-    z = np.load(Path(__file__).resolve().parent.parent / "audit_engine" / "assets" / "prior-mnist32" / "heldout.npz")
+    z = np.load(
+        Path(__file__).resolve().parent.parent
+        / "audit_engine"
+        / "assets"
+        / "prior-mnist32"
+        / "heldout.npz"
+    )
     a = z["images"]
     return torch.from_numpy(a.reshape(len(a), 1, 32, 32)).float().div(255)
 
@@ -76,9 +84,15 @@ def test_likelihood_attack_stays_under_the_rero_bound_on_held_out_digits():
     hits = np.zeros(len(mus))
     n_targets, tries = 100, 200
     for i in range(n_targets):
-        others = torch.cat([images[:i], images[i + 1:]])
-        r = gallery_attack(images[i], others, clip_norm=c, mus=mus, tries=tries,
-                           generator=torch.Generator().manual_seed(1000 + i))
+        others = torch.cat([images[:i], images[i + 1 :]])
+        r = gallery_attack(
+            images[i],
+            others,
+            clip_norm=c,
+            mus=mus,
+            tries=tries,
+            generator=torch.Generator().manual_seed(1000 + i),
+        )
         hits += np.asarray(r.successes)
     total = n_targets * tries
     for m, h in zip(mus, hits):
@@ -96,8 +110,9 @@ def test_outside_the_domain_no_verdict_value_anywhere(tmp_path):
     from audit_engine.cli import main
 
     cat = Path(__file__).resolve().parent.parent / "assets" / "examples" / "ood-text.png"
-    assert main(["audit", str(cat), "--mu", "1", "50", "--lpips", "none",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(["audit", str(cat), "--mu", "1", "50", "--lpips", "none", "--out", str(tmp_path)]) == 0
+    )
     v = json.loads((tmp_path / "verdicts.json").read_text())
     assert v["domain"]["in_domain"] is False
     for b in v["budgets"]:
@@ -155,9 +170,13 @@ def test_the_class_search_answer_holds_against_an_independent_class_attack():
         out = []
         for signal in (xc, 0 * xc):
             o = signal[None] + s * rng.standard_normal((n, xc.size))
-            logw = -(((o ** 2).sum(1)[:, None] - 2 * o @ pool.T + (pool ** 2).sum(1)[None]) / (2 * s * s))
+            logw = -(
+                ((o**2).sum(1)[:, None] - 2 * o @ pool.T + (pool**2).sum(1)[None]) / (2 * s * s)
+            )
             classes = np.unique(labels)
-            scores = np.stack([np.logaddexp.reduce(logw[:, labels == c], axis=1) for c in classes], 1)
+            scores = np.stack(
+                [np.logaddexp.reduce(logw[:, labels == c], axis=1) for c in classes], 1
+            )
             out.append(float((classes[scores.argmax(1)] == label).mean()))
         return out
 

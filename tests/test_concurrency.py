@@ -1,5 +1,6 @@
 """One model run at a time, a fast slider, bounded session caches, per-prior loading and
 network checks that recover: the dashboard under many threads."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -85,10 +86,22 @@ def test_two_model_runs_never_overlap(app_server, model_runs):
     def user(k):
         try:
             client = Client(app_server, verbose=False)
-            client.predict(handle_file(str(DIGITS[k % len(DIGITS)])), "embedded", "eps", 1e-5,
-                           2.0, "ddim", 3, 1, k, api_name="/audit")
-            jobs = [client.submit(1.5 + 0.1 * k, "eps", 1e-5, api_name="/exact_budget"),
-                    client.submit(["eps 8"], 1e-5, api_name="/compare")]
+            client.predict(
+                handle_file(str(DIGITS[k % len(DIGITS)])),
+                "embedded",
+                "eps",
+                1e-5,
+                2.0,
+                "ddim",
+                3,
+                1,
+                k,
+                api_name="/audit",
+            )
+            jobs = [
+                client.submit(1.5 + 0.1 * k, "eps", 1e-5, api_name="/exact_budget"),
+                client.submit(["eps 8"], 1e-5, api_name="/compare"),
+            ]
             for job in jobs:
                 job.result(timeout=120)
         except Exception as exc:  # noqa: BLE001 - reported below
@@ -116,13 +129,26 @@ def test_fast_slider_on_one_session_gives_no_error(app_server, eager_threads, mo
             return ladder["result"]
         res = ladder["result"]
         first = res.at(res.budgets()[0])
-        return dataclasses.replace(res, verdicts=[], samples=[
-            dataclasses.replace(s, mu=float(m)) for m in mus for s in first])
+        return dataclasses.replace(
+            res,
+            verdicts=[],
+            samples=[dataclasses.replace(s, mu=float(m)) for m in mus for s in first],
+        )
 
     monkeypatch.setattr(db, "_run", fast)
     client = Client(app_server, verbose=False)
-    client.predict(handle_file(str(DIGITS[0])), "embedded", "eps", 1e-5, 2.0, "ddim", 2, 1, 0,
-                   api_name="/audit")
+    client.predict(
+        handle_file(str(DIGITS[0])),
+        "embedded",
+        "eps",
+        1e-5,
+        2.0,
+        "ddim",
+        2,
+        1,
+        0,
+        api_name="/audit",
+    )
     errors, answers, superseded = [], [], []
 
     def drag(k):
@@ -159,8 +185,9 @@ def _fake_runs(monkeypatch, session):
 
 
 def test_session_cache_stays_bounded(tiny_prior, digit_image, monkeypatch):
-    session = db.compute_ladder(digit_image, db.Settings(prior=tiny_prior.source, steps=2,
-                                                         trials=1, lpips=None))
+    session = db.compute_ladder(
+        digit_image, db.Settings(prior=tiny_prior.source, steps=2, trials=1, lpips=None)
+    )
     _fake_runs(monkeypatch, session)
     for i in range(500):
         session, res = db.compute_exact(session, 0.5 + i * 0.01)
@@ -170,12 +197,12 @@ def test_session_cache_stays_bounded(tiny_prior, digit_image, monkeypatch):
     assert not views.view_budget(session, 0.5).exact  # the oldest were dropped
 
 
-def test_slider_reads_while_budgets_are_stored(tiny_prior, digit_image, monkeypatch,
-                                              eager_threads):
+def test_slider_reads_while_budgets_are_stored(tiny_prior, digit_image, monkeypatch, eager_threads):
     """Slider moves read a session while another thread stores exact budgets into it (the
     race of a queue=False listener against a queued one)."""
-    session = db.compute_ladder(digit_image, db.Settings(prior=tiny_prior.source, steps=2,
-                                                         trials=1, lpips=None))
+    session = db.compute_ladder(
+        digit_image, db.Settings(prior=tiny_prior.source, steps=2, trials=1, lpips=None)
+    )
     _fake_runs(monkeypatch, session)
     state = {"session": session}
     stop, errors = threading.Event(), []
@@ -195,8 +222,9 @@ def test_slider_reads_while_budgets_are_stored(tiny_prior, digit_image, monkeypa
                 errors.append(repr(exc))
                 return
 
-    threads = [threading.Thread(target=store)] + [threading.Thread(target=read, args=(k,))
-                                                  for k in range(3)]
+    threads = [threading.Thread(target=store)] + [
+        threading.Thread(target=read, args=(k,)) for k in range(3)
+    ]
     for t in threads:
         t.start()
     time.sleep(2.0)
@@ -222,8 +250,7 @@ def test_lru_is_least_recently_used_and_copies():
         LRU(0)
 
 
-def test_a_slow_prior_download_does_not_block_a_cached_prior(tiny_prior, digit_image,
-                                                             monkeypatch):
+def test_a_slow_prior_download_does_not_block_a_cached_prior(tiny_prior, digit_image, monkeypatch):
     release, entered = threading.Event(), threading.Event()
     real = priors._resolve_folder
 
@@ -236,15 +263,25 @@ def test_a_slow_prior_download_does_not_block_a_cached_prior(tiny_prior, digit_i
 
     monkeypatch.setattr(priors, "_resolve_folder", resolve)
     outcome = []
-    slow = threading.Thread(target=lambda: outcome.append(
-        pytest.raises(priors.PriorUnavailable, priors.load_prior, "slow/prior", device="cpu")))
+    slow = threading.Thread(
+        target=lambda: outcome.append(
+            pytest.raises(priors.PriorUnavailable, priors.load_prior, "slow/prior", device="cpu")
+        )
+    )
     slow.start()
     try:
         assert entered.wait(10)
         t0 = time.perf_counter()
         again = priors.load_prior(tiny_prior.source, device="cpu", dtype=tiny_prior.dtype)
-        res = run_audit(digit_image, mus=[5.0], prior=tiny_prior.source, steps=2, trials=1,
-                        lpips=None, verdicts=False)
+        res = run_audit(
+            digit_image,
+            mus=[5.0],
+            prior=tiny_prior.source,
+            steps=2,
+            trials=1,
+            lpips=None,
+            verdicts=False,
+        )
         other = priors.load_prior(tiny_prior.source, device="cpu", dtype=torch.float64)
         waited = time.perf_counter() - t0
         assert again is tiny_prior and res.samples and other.dtype == torch.float64
@@ -265,8 +302,11 @@ def test_offline_start_recovers_after_the_retry_time(monkeypatch, tmp_path):
     """The Hub check and the LPIPS build fail while offline; once the network is back they
     succeed again after RETRY_S, without a restart."""
     clock = _Clock()
-    monkeypatch.setattr(caches, "_REACHABLE", Memo(failed=lambda ok: not ok,
-                                                   retry_after=caches.RETRY_S, clock=clock))
+    monkeypatch.setattr(
+        caches,
+        "_REACHABLE",
+        Memo(failed=lambda ok: not ok, retry_after=caches.RETRY_S, clock=clock),
+    )
     online = {"up": False}
 
     class _Conn:
@@ -294,8 +334,11 @@ def test_offline_start_recovers_after_the_retry_time(monkeypatch, tmp_path):
     # LPIPS: the same, through the metric's own cache
     import lpips
 
-    monkeypatch.setattr(metrics, "_LPIPS", Memo(failed=lambda m: not m.available,
-                                                retry_after=caches.RETRY_S, clock=clock))
+    monkeypatch.setattr(
+        metrics,
+        "_LPIPS",
+        Memo(failed=lambda m: not m.available, retry_after=caches.RETRY_S, clock=clock),
+    )
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch"))  # no backbone
     monkeypatch.setattr(lpips, "LPIPS", lambda **kw: torch.nn.Identity())
     online["up"] = False
@@ -322,5 +365,9 @@ def test_every_model_handler_shares_one_group_and_is_gpu_wrapped():
     assert set(groups.values()) == {("model", app.MODEL_CONCURRENCY)}
     from webui import handlers
 
-    assert {name for name in dir(handlers) if callable(getattr(handlers, name, None))
-            and hasattr(getattr(handlers, name), "gpu_seconds")} == model_fns
+    assert {
+        name
+        for name in dir(handlers)
+        if callable(getattr(handlers, name, None))
+        and hasattr(getattr(handlers, name), "gpu_seconds")
+    } == model_fns

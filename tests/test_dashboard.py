@@ -1,4 +1,5 @@
 """The dashboard's engine side: slider mapping, ladder, views, report, calculator."""
+
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,9 @@ def test_ladder_spans_useless_to_strong(tiny_prior, digit_image):
     mus = db.ladder_mus(s.ladder.clip_norm * s.ladder.attacker_scale)
     assert len(mus) == 8 and mus == sorted(mus)
     assert s.ladder.budgets() == pytest.approx(mus)
-    other = db.compute_ladder(digit_image * 0.5, db.Settings(prior=tiny_prior.source, steps=3,
-                                                             lpips=None))
+    other = db.compute_ladder(
+        digit_image * 0.5, db.Settings(prior=tiny_prior.source, steps=3, lpips=None)
+    )
     assert other.ladder.budgets() == pytest.approx(mus)
     shown = [views.view_budget(s, m) for m in mus]
     assert shown[0].beyond_range  # the strongest protection: beyond the prior's range
@@ -80,8 +82,11 @@ def test_slider_moves_are_served_from_the_ladder(tiny_prior, digit_image, monkey
 
 
 def test_report_is_self_contained(tiny_prior, digit_image):
-    s = db.compute_ladder(digit_image, db.Settings(prior=tiny_prior.source, steps=2, trials=2,
-                                                   lpips="alex"), current_mu=5.0)
+    s = db.compute_ladder(
+        digit_image,
+        db.Settings(prior=tiny_prior.source, steps=2, trials=2, lpips="alex"),
+        current_mu=5.0,
+    )
     html = views.report_html(s, "eps", 5.0)
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
     assert "plotly" in html and "date (UTC)" in html
@@ -95,7 +100,7 @@ def test_report_is_self_contained(tiny_prior, digit_image):
     searched = views.report_html(replace(s, search="Up to eps = 1.05 (...)."), "eps", 5.0)
     assert "<h2>The largest safe budget</h2><p>Up to eps = 1.05 (...).</p>" in searched
     assert "clip_C(x) + (C / mu) xi" in html and "verdict rule" in html
-    assert "src=\"http" not in html and "src='http" not in html  # nothing fetched online
+    assert 'src="http' not in html and "src='http" not in html  # nothing fetched online
 
 
 def test_dpsgd_text():
@@ -129,8 +134,11 @@ def test_large_priors_stream_the_chosen_budget_first(tiny_prior, digit_image, mo
     batched = db.compute_ladder(digit_image, settings, current_mu=7.0)
     monkeypatch.setattr(db, "STREAM_ABOVE", 8)  # the 16-pixel tiny prior now streams
     messages = []
-    steps = list(db.ladder_steps(digit_image, settings, current_mu=7.0,
-                                 progress=lambda f, m: messages.append((f, m))))
+    steps = list(
+        db.ladder_steps(
+            digit_image, settings, current_mu=7.0, progress=lambda f, m: messages.append((f, m))
+        )
+    )
     assert len(steps) == 1 + db.LADDER_SIZE
     first = steps[0]
     assert first.pending == db.LADDER_SIZE and views.view_budget(first, 7.0).exact
@@ -146,8 +154,10 @@ def test_large_priors_stream_the_chosen_budget_first(tiny_prior, digit_image, mo
     fractions = [f for f, _ in messages]
     assert fractions == sorted(fractions) and any("s left" in m for _, m in messages)
     # a stream stopped half-way is computed again; a complete one is reused
-    assert len(list(db.ladder_steps(digit_image, settings, current_mu=7.0,
-                                    previous=steps[3]))) == 1 + db.LADDER_SIZE
+    assert (
+        len(list(db.ladder_steps(digit_image, settings, current_mu=7.0, previous=steps[3])))
+        == 1 + db.LADDER_SIZE
+    )
     assert list(db.ladder_steps(digit_image, settings, current_mu=7.0, previous=last)) == [last]
 
 
@@ -174,12 +184,24 @@ def test_an_image_outside_the_domain_gets_its_warning_and_nothing_else():
     from audit_engine.session.views import BudgetView
 
     def view(domain, reference):
-        return BudgetView(mu=1.0, eps=1.0, exact=True, samples=[], verdict=None, domain=domain,
-                          spread=torch.zeros(1, 2, 2), beyond_range=False, reference=reference)
+        return BudgetView(
+            mu=1.0,
+            eps=1.0,
+            exact=True,
+            samples=[],
+            verdict=None,
+            domain=domain,
+            spread=torch.zeros(1, 2, 2),
+            beyond_range=False,
+            reference=reference,
+        )
 
-    text = view(DomainCheck(in_domain=False, score=30.0, percentile=100.0, threshold=7.7,
-                            tail="more complex"),
-                "500 held-out images shipped with the prior").verdict_markdown()
+    text = view(
+        DomainCheck(
+            in_domain=False, score=30.0, percentile=100.0, threshold=7.7, tail="more complex"
+        ),
+        "500 held-out images shipped with the prior",
+    ).verdict_markdown()
     assert "outside what the prior knows" in text and "held-out" not in text
     assert "No verdict" not in text
     text = view(None, "no reference set, so no verdict: offline").verdict_markdown()

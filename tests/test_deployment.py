@@ -1,5 +1,6 @@
 """Deployment: the Space's front matter, the Dockerfile (hadolint and structure),
 configuration by environment, ZeroGPU wrapping, device and precision choice."""
+
 from __future__ import annotations
 
 import inspect
@@ -43,16 +44,29 @@ def test_space_front_matter_matches_the_pins_and_the_registry():
     assert _pins()["torch"] in TORCH
     assert _pins()["torchvision"] == TORCHVISION_FOR[_pins()["torch"]]
     assert meta["suggested_hardware"] == "zero-a10g"
-    assert meta["suggested_hardware"] in {"cpu-basic", "cpu-upgrade", "t4-small", "t4-medium",
-                                          "zero-a10g", "a10g-small", "a10g-large", "a100-large"}
+    assert meta["suggested_hardware"] in {
+        "cpu-basic",
+        "cpu-upgrade",
+        "t4-small",
+        "t4-medium",
+        "zero-a10g",
+        "a10g-small",
+        "a10g-large",
+        "a100-large",
+    }
     for repo in meta["models"] + meta["preload_from_hub"]:
         assert repo in REGISTRY, repo
     assert len(meta["short_description"]) <= 60
 
 
 # torchvision's release for each torch release (pytorch/vision's compatibility table)
-TORCHVISION_FOR = {"2.8.0": "0.23.0", "2.9.1": "0.24.1", "2.10.0": "0.25.0", "2.11.0": "0.26.0",
-                   "2.14.1": "0.29.1"}
+TORCHVISION_FOR = {
+    "2.8.0": "0.23.0",
+    "2.9.1": "0.24.1",
+    "2.10.0": "0.25.0",
+    "2.11.0": "0.26.0",
+    "2.14.1": "0.29.1",
+}
 
 
 def test_zero_gpu_quota_is_said_up_front():
@@ -126,17 +140,33 @@ def test_zero_gpu_wrapping_keeps_the_handler_signature(monkeypatch):
                 def inner(*a, **k):
                     calls.append(duration(*a, **k))
                     return fn(*a, **k)
+
                 return inner
+
             return deco
 
     monkeypatch.setattr(handlers, "spaces", FakeSpaces)
 
-    def handler(image, prior, mode, delta, slider, sampler, steps, seeds, seed, session,
-                request=None, progress=None):
+    def handler(
+        image,
+        prior,
+        mode,
+        delta,
+        slider,
+        sampler,
+        steps,
+        seeds,
+        seed,
+        session,
+        request=None,
+        progress=None,
+    ):
         return "ran"
 
-    wrapped = handlers.on_gpu(handlers._gpu_seconds)(handler)
-    assert list(inspect.signature(wrapped).parameters) == list(inspect.signature(handler).parameters)
+    wrapped = handlers.on_gpu(handlers._audit_seconds)(handler)
+    assert list(inspect.signature(wrapped).parameters) == list(
+        inspect.signature(handler).parameters
+    )
     assert wrapped(None, "embedded", "eps", 1e-5, 2.0, "ddim", 20, 1, 0, None) == "ran"
     assert calls and calls[0] >= 20
 
@@ -150,14 +180,21 @@ def test_zero_gpu_space_touches_no_cuda_at_start(tmp_path):
         "    def deco(fn):\n"
         "        WRAPPED.append((fn.__name__, duration))\n"
         "        return fn\n"
-        "    return deco\n")
-    code = ("import torch, app, spaces, webui.config; print(sorted(n for n, _ in spaces.WRAPPED), "
-            "webui.config.ZERO_GPU, torch.cuda.is_initialized())")
+        "    return deco\n"
+    )
+    code = (
+        "import torch, app, spaces, webui.config; print(sorted(n for n, _ in spaces.WRAPPED), "
+        "webui.config.ZERO_GPU, torch.cuda.is_initialized())"
+    )
     env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}", SPACES_ZERO_GPU="true")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "['compare', 'dataset', 'exact', 'find_budget', 'run'] True False"
+    assert (
+        out.stdout.strip().splitlines()[-1]
+        == "['compare', 'dataset', 'exact', 'find_budget', 'run'] True False"
+    )
 
 
 def test_priors_offered_by_environment(monkeypatch):
@@ -170,7 +207,9 @@ def test_priors_offered_by_environment(monkeypatch):
         assert reg["google/ddpm-cifar10-32"].resolution == 32
         priors.REGISTRY.clear()
         priors.REGISTRY.update(saved)
-        assert priors.configure_registry("") is priors.REGISTRY and len(priors.REGISTRY) == len(saved)
+        assert priors.configure_registry("") is priors.REGISTRY and len(priors.REGISTRY) == len(
+            saved
+        )
     finally:
         priors.REGISTRY.clear()
         priors.REGISTRY.update(saved)
@@ -206,12 +245,18 @@ def test_half_precision_path_matches_float32(tiny_prior_dir, digit_image):
     p32 = load_prior(str(tiny_prior_dir), device="cpu", dtype=torch.float32)
     mus = [1.0, 10.0, 100.0]
     xi = torch.randn(digit_image.shape, generator=torch.Generator().manual_seed(0))
-    obs = pipeline.observe(p32, digit_image.expand(3, *digit_image.shape), mus,
-                           clip_norm=float(digit_image.norm()), xi=xi.expand(3, *xi.shape))
+    obs = pipeline.observe(
+        p32,
+        digit_image.expand(3, *digit_image.shape),
+        mus,
+        clip_norm=float(digit_image.norm()),
+        xi=xi.expand(3, *xi.shape),
+    )
     a = pipeline.attack(p32, obs, steps=10)
     for half, tol in ((torch.float16, 0.01), (torch.bfloat16, 0.05)):  # bfloat16: 8-bit mantissa
-        b = pipeline.attack(load_prior(str(tiny_prior_dir), device="cpu", dtype=half), obs,
-                            steps=10)
+        b = pipeline.attack(
+            load_prior(str(tiny_prior_dir), device="cpu", dtype=half), obs, steps=10
+        )
         assert b.dtype == torch.float32 and (a - b).abs().mean() < tol, half
 
 
@@ -219,11 +264,12 @@ def test_time_limit_stops_an_audit(monkeypatch, tiny_prior_dir):
     import gradio as gr
 
     from audit_engine.attacker.priors import REGISTRY, PriorSpec
-    from webui import handlers
+    from webui import errors, handlers
 
     key = str(tiny_prior_dir)
     monkeypatch.setitem(REGISTRY, key, PriorSpec(key, "tiny", key, "rings", 16))
-    monkeypatch.setattr(handlers, "TIME_LIMIT", -1.0)
+    monkeypatch.setattr(handlers, "TIME_LIMIT", -1.0)  # the request's deadline
+    monkeypatch.setattr(errors, "TIME_LIMIT", -1.0)  # and the sentence that reports it
     img = sorted((ROOT / "assets" / "examples").glob("digit-*.png"))[0]
     with pytest.raises(gr.Error, match=re.escape("limit of -1 s")):
         list(handlers.run(str(img), key, "eps", 1e-5, 2.0, "ddim", 3, 1, 0, None, progress=None))

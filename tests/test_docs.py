@@ -1,4 +1,5 @@
 """Numbers in docs come from the run's files: the committed tables match the committed data."""
+
 import json
 import math
 from pathlib import Path
@@ -31,7 +32,9 @@ def test_reproduction_doc_matches_its_run():
     info = json.loads((run_dir / "run.json").read_text())
     doc = (ROOT / "docs" / "REPRODUCTION.md").read_text()
     assert doc.count("<!-- generated:") >= 7
-    assert fill(doc, tables(summary, info)) == doc, "regenerate: python -m audit_engine reproduce ... --doc docs/REPRODUCTION.md"
+    assert fill(doc, tables(summary, info)) == doc, (
+        "regenerate: python -m audit_engine reproduce ... --doc docs/REPRODUCTION.md"
+    )
     for row in summary:
         assert row["eps"] == accounting.eps_from_mu(row["mu"], info["config"]["delta"])
     assert info["set_sizes"]["in-domain (held-out)"] >= 200
@@ -47,8 +50,9 @@ def test_model_card_training_section_matches_training_json():
     assert card.fill(text, info) == text, "regenerate: python scripts/model_card.py"
     stages = card.stages(info)
     assert info["total_epochs_all_stages"] == sum(s["epochs"] for s in stages)
-    assert math.isclose(info["total_training_minutes_all_stages"],
-                        sum(s["training_minutes"] for s in stages))
+    assert math.isclose(
+        info["total_training_minutes_all_stages"], sum(s["training_minutes"] for s in stages)
+    )
 
 
 def _script(name: str):
@@ -65,13 +69,29 @@ def test_retraining_commands_carry_each_stages_dropout():
     command names --dropout exactly where its dropout differs from the weights it starts
     from; a stage written before dropout existed had none."""
     card = _script("model_card")
-    base = {"epochs": 1, "steps": 71, "lr": 2e-4, "warmup": 100, "ema_decay": 0.999, "seed": 0,
-            "threads": 1, "training_minutes": 1.0, "final_loss_avg_last_200": 0.02,
-            "batch_size": 64, "torch": "x"}
-    info = {**base, "dropout": 0.0, "previous_stages": [
-        dict(base), {**base, "dropout": 0.1}, {**base, "dropout": 0.1}]}
-    commands = [line for line in card.render(info).splitlines()
-                if line.strip().startswith(".venv/bin/python scripts/train_prior.py")]
+    base = {
+        "epochs": 1,
+        "steps": 71,
+        "lr": 2e-4,
+        "warmup": 100,
+        "ema_decay": 0.999,
+        "seed": 0,
+        "threads": 1,
+        "training_minutes": 1.0,
+        "final_loss_avg_last_200": 0.02,
+        "batch_size": 64,
+        "torch": "x",
+    }
+    info = {
+        **base,
+        "dropout": 0.0,
+        "previous_stages": [dict(base), {**base, "dropout": 0.1}, {**base, "dropout": 0.1}],
+    }
+    commands = [
+        line
+        for line in card.render(info).splitlines()
+        if line.strip().startswith(".venv/bin/python scripts/train_prior.py")
+    ]
     flags = [c.split("--dropout ")[1] if "--dropout" in c else None for c in commands]
     assert flags == [None, "0.1", None, "0"]
     table = [line for line in card.render(info).splitlines() if line.startswith("| 2 ")][0]
@@ -85,8 +105,11 @@ def test_verdict_error_rates_doc_is_generated_and_in_step():
     import sys as _sys
 
     root = Path(__file__).resolve().parent.parent
-    r = subprocess.run([_sys.executable, str(root / "scripts" / "verdict_error_rates.py"),
-                        "--check"], capture_output=True, text=True)
+    r = subprocess.run(
+        [_sys.executable, str(root / "scripts" / "verdict_error_rates.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     data = json.loads((root / "docs" / "verdict-error-rates.json").read_text())
     for row in data["rows"]:
@@ -98,8 +121,12 @@ def test_docs_link_only_to_files_in_the_repository():
     repository, and nothing names a file outside it (the design notes a clone lacks)."""
     import re
 
-    pages = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "research").glob("*.md"),
-             ROOT / "audit_engine" / "assets" / "prior-mnist32" / "README.md"]
+    pages = [
+        ROOT / "README.md",
+        *(ROOT / "docs").glob("*.md"),
+        *(ROOT / "research").glob("*.md"),
+        ROOT / "audit_engine" / "assets" / "prior-mnist32" / "README.md",
+    ]
     broken = []
     for page in pages:
         text = page.read_text()
@@ -117,7 +144,9 @@ def test_docs_link_only_to_files_in_the_repository():
 def test_readme_is_what_a_visitor_needs():
     text = (ROOT / "README.md").read_text()
     assert len(text.splitlines()) <= 130
-    commands = [line.strip() for line in text.splitlines() if line.startswith("    python3 -m venv")]
+    commands = [
+        line.strip() for line in text.splitlines() if line.startswith("    python3 -m venv")
+    ]
     assert len(commands) == 2 and "app.py" in commands[0] and "pytest" in commands[1]
     assert "docs/dashboard.png" in text and (ROOT / "docs" / "dashboard.png").stat().st_size < 1e6
 
@@ -140,7 +169,6 @@ def test_training_throughput_in_performance_doc_is_its_run():
     assert data["rows"][0]["ratio"] == 1.0 and all(r["images_per_s"] > 0 for r in data["rows"])
 
 
-
 def test_soak_and_memory_bound_in_the_docs_are_their_runs():
     """The soak's table in docs/PERFORMANCE.md and the memory at the bounds in
     docs/DEPLOYMENT.md are what the runs wrote (docs/soak.json, docs/memory-bound.json)."""
@@ -150,8 +178,9 @@ def test_soak_and_memory_bound_in_the_docs_are_their_runs():
     assert block((ROOT / "docs" / "PERFORMANCE.md").read_text(), soak.BLOCK) == soak.render(data)
     assert data["minutes"] >= 60 and data["passed"]
     mem = json.loads((ROOT / "docs" / "memory-bound.json").read_text())
-    assert (block((ROOT / "docs" / "DEPLOYMENT.md").read_text(), memory_bound.BLOCK)
-            == memory_bound.render(mem))
+    assert block(
+        (ROOT / "docs" / "DEPLOYMENT.md").read_text(), memory_bound.BLOCK
+    ) == memory_bound.render(mem)
 
 
 def test_letters_table_in_the_domain_doc_is_its_run():
@@ -162,8 +191,12 @@ def test_letters_table_in_the_domain_doc_is_its_run():
 
     from audit_engine.audit.verdict import NEAR_DOMAIN_CAVEAT
 
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate_letters.py"),
-                          "--check"], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "evaluate_letters.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     data = json.loads((ROOT / "docs" / "letters.json").read_text())
     best = max(r["letters_rejected"] for r in data["candidates"].values())

@@ -1,4 +1,5 @@
 """The shipped embedded prior: present, small, loads offline fast, and reconstructs."""
+
 import json
 import os
 import subprocess
@@ -43,16 +44,24 @@ def test_default_prior_is_embedded_and_ready():
 def test_loads_offline_in_a_fresh_process():
     """A fresh process with every socket refused loads the embedded prior (no network at all;
     the load time is measured in docs/PRIOR.md and bench/, not asserted here)."""
-    code = ("import socket, time\n"
-            "def refuse(*a, **k): raise OSError('network used')\n"
-            "socket.socket.connect = refuse; socket.create_connection = refuse\n"
-            "import torch, diffusers; from diffusers import UNet2DModel\n"
-            "t = time.perf_counter()\n"
-            "from audit_engine.attacker.priors import load_prior; p = load_prior(device='cpu')\n"
-            "print(time.perf_counter() - t, p.sample_size, p.channels)")
+    code = (
+        "import socket, time\n"
+        "def refuse(*a, **k): raise OSError('network used')\n"
+        "socket.socket.connect = refuse; socket.create_connection = refuse\n"
+        "import torch, diffusers; from diffusers import UNet2DModel\n"
+        "t = time.perf_counter()\n"
+        "from audit_engine.attacker.priors import load_prior; p = load_prior(device='cpu')\n"
+        "print(time.perf_counter() - t, p.sample_size, p.channels)"
+    )
     env = dict(os.environ, HF_HUB_OFFLINE="1", AUDIT_OFFLINE="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parent.parent, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=True,
+    ).stdout.split()
     seconds, size, channels = float(out[-3]), int(out[-2]), int(out[-1])
     assert (size, channels) == (32, 1)
     print(f"loaded in {seconds:.2f} s")
@@ -94,7 +103,10 @@ def test_verdicts_on_held_out_digits_low_and_high_budget():
         x = torch.from_numpy(held["images"][i]).float().div(255).unsqueeze(0)
         res = run_audit(x, mus=[0.2, 60.0], prior=prior, lpips=None)
         assert res.domain.in_domain and res.attribute["index"] == int(held["labels"][i])
-        assert res.attribute["original"] == str(held["labels"][i]) and res.attribute["name"] == "digit class"
+        assert (
+            res.attribute["original"] == str(held["labels"][i])
+            and res.attribute["name"] == "digit class"
+        )
         weak, strong = res.verdicts
         # mu 0.2: the DP bound itself proves both attackers within chance + 0.10
         assert weak.verdict == "not recognisable" and not weak.attribute.revealed
@@ -136,8 +148,9 @@ def test_out_of_domain_images_get_no_attribute_claim():
 
     prior = load_prior(device="cpu")
     for name in ("ood-cat.png", "ood-text.png"):
-        res = run_audit(ROOT / "assets" / "examples" / name, mus=[60.0], prior=prior,
-                        lpips=None, trials=2)
+        res = run_audit(
+            ROOT / "assets" / "examples" / name, mus=[60.0], prior=prior, lpips=None, trials=2
+        )
         assert not res.domain.in_domain and res.domain.score > res.domain.threshold
         assert all(v.attribute is None for v in res.verdicts)
 
@@ -154,8 +167,9 @@ def test_simple_images_the_prior_denoises_well_are_still_outside_its_domain():
     ref = reference_for(prior)
     word = Image.new("L", (96, 96), 0)
     ImageDraw.Draw(word).text((6, 30), "privacy", fill=255, font=ImageFont.load_default(size=24))
-    images = torch.stack([torch.full((1, 32, 32), v) for v in (0.0, 0.1, 0.5)]
-                         + [prior.load_image(word)])
+    images = torch.stack(
+        [torch.full((1, 32, 32), v) for v in (0.0, 0.1, 0.5)] + [prior.load_image(word)]
+    )
     profiles = typicality(prior, images)
     assert not any(domain_check(ref, p[None]).in_domain for p in profiles)
     alone = _profile_only(ref)
@@ -170,8 +184,12 @@ def test_simple_images_the_prior_denoises_well_are_still_outside_its_domain():
 def _profile_only(ref):
     from audit_engine.audit.reference import Reference
 
-    return Reference(images=ref.images[:1], samples=ref.samples[:1], profiles=ref.profiles[:, :-2],
-                     source="the denoising profile alone")
+    return Reference(
+        images=ref.images[:1],
+        samples=ref.samples[:1],
+        profiles=ref.profiles[:, :-2],
+        source="the denoising profile alone",
+    )
 
 
 def test_shipped_reference_matches_the_shipped_prior(monkeypatch, tmp_path):
@@ -181,10 +199,15 @@ def test_shipped_reference_matches_the_shipped_prior(monkeypatch, tmp_path):
 
     monkeypatch.setenv("AUDIT_CACHE_DIR", str(tmp_path))  # no other cached copy to fall back on
     monkeypatch.setattr(ref_mod, "_MEMORY", Memo())
-    monkeypatch.setattr(ref_mod, "build_reference",
-                        lambda *a, **k: pytest.fail("the shipped reference.npz is stale"))
+    monkeypatch.setattr(
+        ref_mod,
+        "build_reference",
+        lambda *a, **k: pytest.fail("the shipped reference.npz is stale"),
+    )
     ref = ref_mod.reference_for(load_prior(device="cpu"))
-    assert len(ref.images) == 500 and len(ref.samples) == 500 and domain_threshold(ref.distances) > 0
+    assert (
+        len(ref.images) == 500 and len(ref.samples) == 500 and domain_threshold(ref.distances) > 0
+    )
     assert ref.sample_classes is not None and len(ref.image_classes) == 500
     monkeypatch.setattr(ref_mod, "_MEMORY", Memo())
     ref_mod.reference_for(load_prior(device="cpu", dtype=torch.bfloat16))
@@ -199,8 +222,9 @@ def test_bfloat16_keeps_the_reconstruction_quality():
     held = np.load(FOLDER / "heldout.npz")
     x = torch.from_numpy(held["images"][::50][:10]).float().div(255).unsqueeze(1)
     xi = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
-    obs = pipeline.observe(load_prior(device="cpu"), x, 10.0, xi=xi,
-                           clip_norm=float(x.flatten(1).norm(dim=1).median()))
+    obs = pipeline.observe(
+        load_prior(device="cpu"), x, 10.0, xi=xi, clip_norm=float(x.flatten(1).norm(dim=1).median())
+    )
     ssim = {}
     for dtype in (torch.float32, torch.bfloat16):
         rec = pipeline.attack(load_prior(device="cpu", dtype=dtype), obs, steps=10)

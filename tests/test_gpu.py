@@ -1,6 +1,7 @@
 """GPU checks (marker gpu: `python -m pytest -m gpu` on a CUDA machine): the engine with the
 google/ddpm-celebahq-256 architecture (random weights) in float16 against float32, and the
 8-budget ladder's time (target under 5 s)."""
+
 import time
 
 import pytest
@@ -35,7 +36,9 @@ def test_celebahq_half_matches_float32_and_ladder_is_fast(cuda):
     ladder_s = time.perf_counter() - t
     diff = (a - b).abs()
     ssim = [r["ssim"] for r in similarity(a[0], b[:1])]
-    print(f"float16 vs float32: max |diff| {diff.max():.4f}, mean {diff.mean():.5f}, "
-          f"SSIM {ssim[0]:.4f}; 8-budget ladder in float16: {ladder_s:.2f} s")
+    print(
+        f"float16 vs float32: max |diff| {diff.max():.4f}, mean {diff.mean():.5f}, "
+        f"SSIM {ssim[0]:.4f}; 8-budget ladder in float16: {ladder_s:.2f} s"
+    )
     assert diff.mean() < 0.01 and ssim[0] > 0.98
     assert ladder_s < 5.0

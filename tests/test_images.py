@@ -1,4 +1,5 @@
 """Any input image is brought to the prior's size and channels the documented way."""
+
 import io
 
 import numpy as np
@@ -62,11 +63,14 @@ def test_exif_orientation_applied_and_metadata_dropped():
     assert opened.size == (10, 20) and not opened.info.get("exif") and not opened.getexif()
 
 
-@pytest.mark.parametrize("data,msg", [
-    (b"", "the file is empty"),
-    (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "cannot be read as an image.*SVG"),
-    (_png(Image.new("RGB", (30, 30)))[:40], "truncated or broken"),
-])
+@pytest.mark.parametrize(
+    "data,msg",
+    [
+        (b"", "the file is empty"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "cannot be read as an image.*SVG"),
+        (_png(Image.new("RGB", (30, 30)))[:40], "truncated or broken"),
+    ],
+)
 def test_bad_files_give_clear_errors(data, msg):
     with pytest.raises(ImageError, match=msg):
         to_prior_tensor(data, size=8, channels=1)

@@ -1,6 +1,7 @@
 """`python app.py` started the way platforms start it: with Gradio's own variables only
 (GRADIO_SERVER_NAME, GRADIO_SERVER_PORT), as a Hugging Face Space does, and as the
 Dockerfile does."""
+
 from __future__ import annotations
 
 import os
@@ -16,10 +17,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # what a Gradio Space's container sets (https://huggingface.co/docs/hub/spaces-overview)
-SPACE_ENV = {"SYSTEM": "spaces", "SPACE_ID": "someone/privacy-audit",
-             "SPACE_AUTHOR_NAME": "someone", "SPACE_REPO_NAME": "privacy-audit",
-             "SPACE_TITLE": "Visual privacy audit", "SPACE_HOST": "someone-privacy-audit.hf.space",
-             "GRADIO_SERVER_NAME": "0.0.0.0"}
+SPACE_ENV = {
+    "SYSTEM": "spaces",
+    "SPACE_ID": "someone/privacy-audit",
+    "SPACE_AUTHOR_NAME": "someone",
+    "SPACE_REPO_NAME": "privacy-audit",
+    "SPACE_TITLE": "Visual privacy audit",
+    "SPACE_HOST": "someone-privacy-audit.hf.space",
+    "GRADIO_SERVER_NAME": "0.0.0.0",
+}
 
 
 def _free_port() -> int:
@@ -30,28 +36,39 @@ def _free_port() -> int:
 
 def _clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any launch setting, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GRADIO_", "AUDIT_HOST", "AUDIT_PORT", "SPACE", "SYSTEM"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GRADIO_", "AUDIT_HOST", "AUDIT_PORT", "SPACE", "SYSTEM"))
+    }
     env.update(extra)
     return env
 
 
 def _start(env: dict[str, str], port: int, tmp_path: Path) -> subprocess.Popen:
     log = (tmp_path / "app.log").open("wb")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"app.py exited ({proc.returncode}): "
-                        f"{(tmp_path / 'app.log').read_text()[-2000:]}")
+            pytest.fail(
+                f"app.py exited ({proc.returncode}): {(tmp_path / 'app.log').read_text()[-2000:]}"
+            )
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2).read()
             return proc
         except OSError:
             time.sleep(0.5)
     proc.kill()
-    pytest.fail(f"app.py did not answer on port {port}: {(tmp_path / 'app.log').read_text()[-2000:]}")
+    pytest.fail(
+        f"app.py did not answer on port {port}: {(tmp_path / 'app.log').read_text()[-2000:]}"
+    )
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -80,8 +97,9 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def test_gradio_variables_choose_address_and_port(tmp_path):
     port = _free_port()
-    proc = _start(_clean_env(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port)),
-                  port, tmp_path)
+    proc = _start(
+        _clean_env(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port)), port, tmp_path
+    )
     try:
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read()
         assert b"gradio" in page.lower()
@@ -101,8 +119,14 @@ def test_started_as_a_space_listens_on_all_interfaces(tmp_path):
 
 
 def test_retired_variables_stop_the_app_with_a_message(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120, env=_clean_env(AUDIT_HOST="0.0.0.0"))
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_clean_env(AUDIT_HOST="0.0.0.0"),
+    )
     assert out.returncode != 0 and "GRADIO_SERVER_NAME" in out.stderr
 
 

@@ -38,6 +38,8 @@ def test_a_three_minute_soak_keeps_the_main_job():
     print(render(r))
     assert r["server_alive"] and r["unexpected"] == 0, r["unexpected_examples"]
     assert r["refused_audits"] == 0
-    assert sum(o["outcomes"].get("ok", 0) for a, o in r["actions"].items()
-               if a.startswith("audit")) >= 3
+    assert (
+        sum(o["outcomes"].get("ok", 0) for a, o in r["actions"].items() if a.startswith("audit"))
+        >= 3
+    )
     assert not r["memory_rising"], r["memory_mb"]

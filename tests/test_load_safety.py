@@ -1,11 +1,13 @@
 """The server keeps doing its main job under load: estimates that cannot lock it out, a time
 limit that ends the sequential rule honestly instead of failing, and every failure a
 sentence."""
+
 from __future__ import annotations
 
 import json
 import logging
 import math
+import sys
 from types import SimpleNamespace
 
 import gradio as gr
@@ -17,6 +19,7 @@ from audit_engine.audit.reference import NotPrepared
 from audit_engine.audit.run import run_audit
 from audit_engine.images import ImageError
 from audit_engine.progress import Deadline, TimeLimit, seconds_left, within
+from audit_engine.session import actions
 from audit_engine.session import ladder as db
 from webui import handlers as h
 
@@ -42,11 +45,15 @@ def test_a_poisoned_store_does_not_refuse_the_embedded_audit(fresh_costs):
     real = costs.measure(prior)  # what an evaluation costs here now
     costs.forget()
     evaluations = db.first_look_evaluations(8, 10, "ddim")
-    poisoned = max(100 * real, 2 * h.TIME_LIMIT / evaluations)  # over the limit, whatever the machine
+    poisoned = max(
+        100 * real, 2 * h.TIME_LIMIT / evaluations
+    )  # over the limit, whatever the machine
     _poison(fresh_costs, costs.key_of(prior), poisoned)
     assert costs.source(prior) == "file" and costs.per_eval(prior) == pytest.approx(poisoned)
     assert poisoned * evaluations > h.TIME_LIMIT  # the seed alone would refuse
-    h.check_feasible(EMBEDDED, evaluations, "This audit", fewer="")  # no gr.Error
+    actions.check_feasible(
+        EMBEDDED, evaluations, "This audit", fewer="", limit=h.TIME_LIMIT
+    )  # not refused
     assert costs.source(prior) == "probe" and costs.per_eval(prior) < poisoned / 10
 
 
@@ -72,9 +79,14 @@ def test_a_truly_slow_prior_is_still_refused(fresh_costs, monkeypatch):
     prior = load_prior(EMBEDDED)
     _poison(fresh_costs, costs.key_of(prior), 10.0)
     monkeypatch.setattr(costs, "measure", lambda p, **k: costs.record(p, 1, 10.0, direct=True))
-    with pytest.raises(gr.Error, match=r"about [\d,]+ s on this server .*limit of 300 s"):
-        h.check_feasible(EMBEDDED, db.first_look_evaluations(8, 10, "ddim"), "This audit",
-                         fewer="with fewer tries")
+    with pytest.raises(actions.Infeasible, match=r"about [\d,]+ s on this server .*limit of 300 s"):
+        actions.check_feasible(
+            EMBEDDED,
+            db.first_look_evaluations(8, 10, "ddim"),
+            "This audit",
+            fewer="with fewer tries",
+            limit=h.TIME_LIMIT,
+        )
 
 
 def test_only_the_first_look_must_fit():
@@ -101,8 +113,9 @@ def _undetermined_audit(**kw):
     """An embedded digit at budgets where the first look leaves verdicts undetermined."""
     from pathlib import Path
 
-    digit = sorted((Path(__file__).resolve().parent.parent / "assets" / "examples")
-                   .glob("digit-*.png"))[0]
+    digit = sorted(
+        (Path(__file__).resolve().parent.parent / "assets" / "examples").glob("digit-*.png")
+    )[0]
     return run_audit(digit, mus=[0.6, 1.0, 1.5, 2.2], trials=4, steps=3, lpips=None, **kw)
 
 
@@ -152,12 +165,19 @@ def test_an_audit_past_the_limit_returns_partial_honest_verdicts(monkeypatch):
 
 
 # ------------------------------------------------------------------ every failure a sentence
-FAILURES = [ValueError("the budget must be a number"), ImageError("cannot read this image"),
-            PriorUnavailable("the prior cannot be loaded here"),
-            NotPrepared("the prior is being prepared (40%)"), TimeLimit("late"),
-            MemoryError(), RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"),
-            AttributeError("'Attribute' object has no attribute 'lower'"), KeyError("x"),
-            ZeroDivisionError("division by zero"), OSError(28, "No space left on device")]
+FAILURES = [
+    ValueError("the budget must be a number"),
+    ImageError("cannot read this image"),
+    PriorUnavailable("the prior cannot be loaded here"),
+    NotPrepared("the prior is being prepared (40%)"),
+    TimeLimit("late"),
+    MemoryError(),
+    RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"),
+    AttributeError("'Attribute' object has no attribute 'lower'"),
+    KeyError("x"),
+    ZeroDivisionError("division by zero"),
+    OSError(28, "No space left on device"),
+]
 
 
 def _session():
@@ -169,45 +189,49 @@ def _session():
 def _raise(exc):
     def boom(*a, **k):
         raise exc
+
     return boom
 
 
-# (API name, handler, arguments, the name in webui.handlers to make fail)
+# (API name, handler, arguments, the name in the handler's module to make fail: "actions",
+# the engine's door, fails in every function)
 ENDPOINTS = [
     ("audit", h.run, ("IMG", EMBEDDED, "eps", 1e-5, 2.0, "ddim", 10, 8, 0, None), "settings"),
-    ("budget", h.move, (2.0, "eps", 1e-5, "SESSION"), "_budget_outputs"),
-    ("exact_budget", h.exact, (2.0, "eps", 1e-5, "SESSION"), "views"),
-    ("dpsgd", h.calculator, (1.0, 0.01, 1000, 1e-5), "views"),
-    ("report", h.report, (2.0, "eps", 1e-5, "SESSION", None), "views"),
-    ("compare", h.compare, (["eps 8"], 1e-5, "SESSION"), "views"),
-    ("find_budget", h.find_budget, ("no attribute", "eps", 1e-5, "SESSION"), "check_feasible"),
+    ("budget", h.move, (2.0, "eps", 1e-5, "SESSION"), "actions"),
+    ("exact_budget", h.exact, (2.0, "eps", 1e-5, "SESSION"), "actions"),
+    ("dpsgd", h.calculator, (1.0, 0.01, 1000, 1e-5), "actions"),
+    ("report", h.report, (2.0, "eps", 1e-5, "SESSION", None), "actions"),
+    ("compare", h.compare, (["eps 8"], 1e-5, "SESSION"), "actions"),
+    ("find_budget", h.find_budget, ("no attribute", "eps", 1e-5, "SESSION"), "actions"),
     ("dataset", h.dataset, (["a.png"], EMBEDDED, 1e-5, 10, 8, 0), "settings"),
     ("prior list", h.refresh_priors, (), "prior_choices"),
-    ("alt texts", h.alt_texts, (2.0, "eps", 1e-5, "SESSION"), "views"),
+    ("alt texts", h.alt_texts, (2.0, "eps", 1e-5, "SESSION"), "actions"),
     ("upload", h.choose_files, (["a.png"],), "remember_upload"),
 ]
 
 
 class _Broken:
-    """A stand-in for webui's views module whose every function raises ``exc`` (its
-    constants are the real ones)."""
+    """A stand-in for the engine's door (session.actions) whose every function raises
+    ``exc`` (its constants and types are the real ones)."""
 
     def __init__(self, exc):
         self.exc = exc
 
     def __getattr__(self, name):
-        from audit_engine.session import views
+        from audit_engine.session import actions
 
-        real = getattr(views, name)
-        return _raise(self.exc) if callable(real) else real
+        real = getattr(actions, name)
+        return _raise(self.exc) if callable(real) and not isinstance(real, type) else real
 
 
 @pytest.mark.parametrize("exc", FAILURES, ids=lambda e: type(e).__name__)
 @pytest.mark.parametrize("api,fn,args,target", ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
-def test_every_endpoint_turns_every_failure_into_a_sentence(api, fn, args, target, exc,
-                                                            monkeypatch, caplog, pil_image):
-    broken = _Broken(exc) if target == "views" else _raise(exc)
-    monkeypatch.setattr(h, target, broken)
+def test_every_endpoint_turns_every_failure_into_a_sentence(
+    api, fn, args, target, exc, monkeypatch, caplog, pil_image
+):
+    broken = _Broken(exc) if target == "actions" else _raise(exc)
+    module = sys.modules[fn.__module__]  # the handler's own module (the priors' list has its own)
+    monkeypatch.setattr(module, target, broken)
     args = tuple(pil_image if a == "IMG" else _session() if a == "SESSION" else a for a in args)
     with caplog.at_level(logging.ERROR, logger="audit.web"):
         with pytest.raises(gr.Error) as info:
@@ -223,8 +247,10 @@ def test_every_endpoint_turns_every_failure_into_a_sentence(api, fn, args, targe
     if isinstance(exc, TimeoutError):
         assert "limit of" in text
     if not foreseen and not isinstance(exc, TimeoutError):
-        assert any(r.exc_info for r in caplog.records), "an unforeseen failure is logged with its traceback"
-        assert ("went wrong" in text or "out of memory" in text)
+        assert any(r.exc_info for r in caplog.records), (
+            "an unforeseen failure is logged with its traceback"
+        )
+        assert "went wrong" in text or "out of memory" in text
 
 
 @pytest.fixture()
@@ -238,8 +264,11 @@ def test_every_event_of_the_page_answers_in_sentences():
     """Every Python function wired to an event of the page goes through the adapter."""
     import app
 
-    fns = [f.fn for f in app.demo.fns.values()  # ours, not Gradio's own (examples)
-           if f.fn is not None and not getattr(f.fn, "__module__", "").startswith("gradio")]
+    fns = [
+        f.fn
+        for f in app.demo.fns.values()  # ours, not Gradio's own (examples)
+        if f.fn is not None and not getattr(f.fn, "__module__", "").startswith("gradio")
+    ]
     assert len(fns) > 15
     bare = [getattr(f, "__name__", f) for f in fns if not getattr(f, "sentences", False)]
     assert not bare, f"events whose exceptions would reach Gradio's generic error: {bare}"
@@ -250,12 +279,25 @@ def test_the_class_search_answers(monkeypatch):
     AttributeError from every digit)."""
     from pathlib import Path
 
-    digit = sorted((Path(__file__).resolve().parent.parent / "assets" / "examples")
-                   .glob("digit-*.png"))[0]
-    *_, session = list(h.run(str(digit), EMBEDDED, "eps", 1e-5, 2.0, "ddim", 2, 2, 0, None,
-                             progress=lambda *a, **k: None))[-1]
-    text, *_ = h.find_budget("no attribute", "eps", 1e-5, session,
-                             progress=lambda *a, **k: None)
+    digit = sorted(
+        (Path(__file__).resolve().parent.parent / "assets" / "examples").glob("digit-*.png")
+    )[0]
+    *_, session = list(
+        h.run(
+            str(digit),
+            EMBEDDED,
+            "eps",
+            1e-5,
+            2.0,
+            "ddim",
+            2,
+            2,
+            0,
+            None,
+            progress=lambda *a, **k: None,
+        )
+    )[-1]
+    text, *_ = h.find_budget("no attribute", "eps", 1e-5, session, progress=lambda *a, **k: None)
     assert text.startswith("**") and ("class" in text or "budget" in text), text
 
 
@@ -268,7 +310,9 @@ def test_the_soak_calls_a_leak_a_rise_and_a_plateau_with_peaks_not():
     assert not rising([(0, 900), (5, 950)])  # too short to tell
     assert classify("This audit needs about 740 UNet evaluations") == "refused: estimate"
     assert classify("Something went wrong on the server while running the audit") == "unexpected"
-    assert classify("Error") == "unexpected" and classify("Upload an image first.") == "refused: other"
+    assert (
+        classify("Error") == "unexpected" and classify("Upload an image first.") == "refused: other"
+    )
 
 
 def test_files_of_sessions_that_never_said_goodbye_are_swept(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """The analytic Gaussian path against a real Opacus DP-SGD step with gradient inversion: both
 release clip_C(x) + (C / mu) xi with a public clipping bound C."""
+
 import numpy as np
 import pytest
 import torch
@@ -49,8 +50,9 @@ def test_opacus_step_matches_analytic_law(image, mu, factor):
     assert release.noise_std == pytest.approx(s, rel=1e-6)
     xc = clip_to(image[None].double(), c)[0].float()
     real = ((release.x_tilde - xc) / s).flatten().double().numpy()
-    analytic = ((privatize(image, mu, clip_norm=c, generator=torch.Generator().manual_seed(8))
-                 - xc) / s)
+    analytic = (
+        privatize(image, mu, clip_norm=c, generator=torch.Generator().manual_seed(8)) - xc
+    ) / s
     analytic = analytic.flatten().double().numpy()
     assert real.size >= 10_000
     # same law: two-sample KS test, and each against N(0, 1)
@@ -61,8 +63,12 @@ def test_opacus_step_matches_analytic_law(image, mu, factor):
 
 
 def test_opacus_step_is_seeded(image):
-    a = privatize_dpsgd(image, 3.0, clip_norm=5.0, generator=torch.Generator().manual_seed(5)).x_tilde
-    b = privatize_dpsgd(image, 3.0, clip_norm=5.0, generator=torch.Generator().manual_seed(5)).x_tilde
+    a = privatize_dpsgd(
+        image, 3.0, clip_norm=5.0, generator=torch.Generator().manual_seed(5)
+    ).x_tilde
+    b = privatize_dpsgd(
+        image, 3.0, clip_norm=5.0, generator=torch.Generator().manual_seed(5)
+    ).x_tilde
     torch.testing.assert_close(a, b)
 
 

@@ -1,4 +1,5 @@
 """Metrics against closed forms; LPIPS plumbing on a random backbone; graceful unavailability."""
+
 import math
 
 import pytest
@@ -27,7 +28,9 @@ def test_mse_and_psnr_closed_form(pair):
 
 def test_ssim_ordering_and_identity(pair):
     ref, noisy = pair
-    worse = (ref + 0.4 * torch.randn(3, 32, 32, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    worse = (ref + 0.4 * torch.randn(3, 32, 32, generator=torch.Generator().manual_seed(1))).clamp(
+        0, 1
+    )
     same, a, b = similarity(ref, torch.stack([ref, noisy, worse]))
     assert same["ssim"] == pytest.approx(1.0) and same["mse"] == 0 and same["psnr"] == math.inf
     assert 1 > a["ssim"] > b["ssim"]
@@ -44,8 +47,8 @@ def _ssim_by_hand(a, b, win: int) -> float:
     ma, mb = pa.mean(1), pb.mean(1)
     va, vb = pa.var(1, ddof=1), pb.var(1, ddof=1)
     cov = ((pa - ma[:, None]) * (pb - mb[:, None])).sum(1) / (win * win - 1)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    s = (2 * ma * mb + c1) * (2 * cov + c2) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2))
+    c1, c2 = 0.01**2, 0.03**2
+    s = (2 * ma * mb + c1) * (2 * cov + c2) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
     return float(s.mean())
 
 

@@ -1,6 +1,7 @@
 """The package's shape: pyproject's dependencies and requirements.txt in step, no import
 cycle (between modules or between subpackages), no module importing another's private or
 unexported name, no sys.path manipulation, the console command and the public API."""
+
 from __future__ import annotations
 
 import ast
@@ -34,9 +35,15 @@ def _pins(path: Path) -> dict[str, str]:
     return out
 
 
-@pytest.mark.parametrize("extra,requirements", [
-    (None, "requirements.txt"), ("scale", "requirements-scale.txt"),
-    ("train", "requirements-train.txt"), ("dev", "requirements-dev.txt")])
+@pytest.mark.parametrize(
+    "extra,requirements",
+    [
+        (None, "requirements.txt"),
+        ("scale", "requirements-scale.txt"),
+        ("train", "requirements-train.txt"),
+        ("dev", "requirements-dev.txt"),
+    ],
+)
 def test_requirements_pin_exactly_what_the_package_depends_on(extra, requirements):
     project = PYPROJECT["project"]
     deps = project["dependencies"] if extra is None else project["optional-dependencies"][extra]
@@ -45,18 +52,22 @@ def test_requirements_pin_exactly_what_the_package_depends_on(extra, requirement
     wanted = {Requirement(d).name.lower(): Requirement(d) for d in deps}
     for name, req in wanted.items():
         assert name in pins, f"{requirements} does not pin {name} ({req})"
-        assert req.specifier.contains(pins[name]), f"{requirements}: {name}=={pins[name]} " \
-                                                   f"is outside pyproject's {req}"
+        assert req.specifier.contains(pins[name]), (
+            f"{requirements}: {name}=={pins[name]} is outside pyproject's {req}"
+        )
     extra_pins = set(pins) - set(wanted) - (runtime if extra else set())
     if extra == "dev":
-        extra_pins -= {Requirement(d).name.lower()
-                       for d in project["optional-dependencies"]["scale"]}
+        extra_pins -= {
+            Requirement(d).name.lower() for d in project["optional-dependencies"]["scale"]
+        }
     assert not extra_pins, f"{requirements} pins what pyproject does not declare: {extra_pins}"
 
 
 def _modules() -> dict[str, Path]:
-    return {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
-            for p in sorted(PKG.rglob("*.py"))}
+    return {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in sorted(PKG.rglob("*.py"))
+    }
 
 
 def _imports(name: str, path: Path):
@@ -74,7 +85,7 @@ def _imports(name: str, path: Path):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 mod = ".".join(base + ([node.module] if node.module else []))
             else:
                 mod = node.module
@@ -105,7 +116,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(n)
         for m in sorted(graph.get(n, ())):
             if state.get(m) == 1:
-                return stack[stack.index(m):] + [m]
+                return stack[stack.index(m) :] + [m]
             if m not in state and (found := visit(m)):
                 return found
         state[n] = 2
@@ -126,15 +137,18 @@ def test_the_cycle_finder_finds_one():
 def test_no_import_cycle_between_modules():
     graph = _graph()
     # a package's __init__ importing its own modules is no cycle of the architecture
-    graph = {m: {t for t in ts if not (m == t.rpartition(".")[0] and _modules()[m].name
-                                       == "__init__.py")} for m, ts in graph.items()}
+    graph = {
+        m: {
+            t for t in ts if not (m == t.rpartition(".")[0] and _modules()[m].name == "__init__.py")
+        }
+        for m, ts in graph.items()
+    }
     assert _cycle(graph) is None, " -> ".join(_cycle(graph))
 
 
 def _layer(module: str) -> str:
     parts = module.split(".")
-    return parts[1] if len(parts) > 2 or (len(parts) == 2 and
-                                           (PKG / parts[1]).is_dir()) else module
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and (PKG / parts[1]).is_dir()) else module
 
 
 def test_no_import_cycle_between_subpackages():
@@ -142,15 +156,21 @@ def test_no_import_cycle_between_subpackages():
     for m, targets in _graph().items():
         if m in ("audit_engine", "audit_engine.cli", "audit_engine.__main__"):
             continue  # the command line and the lazy public API sit above everything
-        layers.setdefault(_layer(m), set()).update(_layer(t) for t in targets
-                                                   if _layer(t) != _layer(m))
+        layers.setdefault(_layer(m), set()).update(
+            _layer(t) for t in targets if _layer(t) != _layer(m)
+        )
     assert _cycle(layers) is None, " -> ".join(_cycle(layers))
 
 
 def _code_files() -> list[Path]:
-    return ([*PKG.rglob("*.py"), *(ROOT / "webui").rglob("*.py"), ROOT / "app.py",
-             *(ROOT / "scripts").rglob("*.py"), *(ROOT / "bench").rglob("*.py"),
-             *(ROOT / "research").rglob("*.py")])
+    return [
+        *PKG.rglob("*.py"),
+        *(ROOT / "webui").rglob("*.py"),
+        ROOT / "app.py",
+        *(ROOT / "scripts").rglob("*.py"),
+        *(ROOT / "bench").rglob("*.py"),
+        *(ROOT / "research").rglob("*.py"),
+    ]
 
 
 def test_no_module_imports_another_modules_private_or_unexported_name():
@@ -172,14 +192,20 @@ def test_no_module_imports_another_modules_private_or_unexported_name():
 
 
 def test_nothing_edits_sys_path():
-    found = [f"{p.relative_to(ROOT)}" for p in [*_code_files(), *(ROOT / "tests").rglob("*.py")]
-             if p != Path(__file__) and re.search(r"sys\.path\.(insert|append)", p.read_text())]
+    found = [
+        f"{p.relative_to(ROOT)}"
+        for p in [*_code_files(), *(ROOT / "tests").rglob("*.py")]
+        if p != Path(__file__) and re.search(r"sys\.path\.(insert|append)", p.read_text())
+    ]
     assert not found, found
 
 
 def test_every_module_declares_its_public_names():
-    missing = [m for m, p in _modules().items()
-               if p.name not in ("__init__.py", "__main__.py") and "__all__" not in p.read_text()]
+    missing = [
+        m
+        for m, p in _modules().items()
+        if p.name not in ("__init__.py", "__main__.py") and "__all__" not in p.read_text()
+    ]
     assert not missing, missing
 
 

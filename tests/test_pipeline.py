@@ -1,5 +1,6 @@
 """The pipeline's two steps (observe, attack), checked against the formulas computed a
 second, independent way, and the seeded streams."""
+
 import numpy as np
 import pytest
 import torch
@@ -28,8 +29,9 @@ def test_analytic_release_and_its_timestep(tiny_prior, digit_image, scale):
     abar = tiny_prior.alphas_cumprod.double().numpy()
     for i, mu in enumerate(mus):
         assert obs.noise_std[i] == pytest.approx(c / mu, rel=1e-6)
-        np.testing.assert_allclose(obs.images[i].numpy(), (x[i] + c / mu * xi[i]).numpy(),
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            obs.images[i].numpy(), (x[i] + c / mu * xi[i]).numpy(), atol=1e-5
+        )
         assert obs.matches[i].t_star == _oracle_t_star(abar, scale * c / mu)
         assert obs.matches[i].sigma_dm == pytest.approx(2 * scale * c / mu, rel=1e-6)
     assert len(obs) == n and obs.clip_norm == c and obs.scale == scale
@@ -44,14 +46,22 @@ def test_public_clip_norm_release(tiny_prior, digit_image):
     for i in range(2):
         norm = float(x[i].norm())
         clipped = x[i] * min(1.0, c / norm)
-        np.testing.assert_allclose(obs.images[i].numpy(), (clipped + c / mu * xi[i]).numpy(), atol=1e-6)
+        np.testing.assert_allclose(
+            obs.images[i].numpy(), (clipped + c / mu * xi[i]).numpy(), atol=1e-6
+        )
         assert obs.noise_std[i] == pytest.approx(c / mu)
 
 
 def test_dpsgd_release_matches_the_mechanism(tiny_prior, digit_image):
     mu = 3.0
-    obs = pipeline.observe(tiny_prior, digit_image[None], mu, mechanism="dpsgd", clip_norm=1.5,
-                           generators=[streams.keyed(7, 1)])
+    obs = pipeline.observe(
+        tiny_prior,
+        digit_image[None],
+        mu,
+        mechanism="dpsgd",
+        clip_norm=1.5,
+        generators=[streams.keyed(7, 1)],
+    )
     ref = privatize_dpsgd(digit_image, mu, clip_norm=1.5, generator=streams.keyed(7, 1))
     torch.testing.assert_close(obs.images[0], ref.x_tilde)
     assert obs.noise_std == [pytest.approx(ref.noise_std)]
@@ -66,8 +76,9 @@ def test_observe_refuses_what_it_cannot_release(tiny_prior, digit_image):
     with pytest.raises(ValueError, match="2 budgets for 1 images"):
         pipeline.observe(tiny_prior, x, [1.0, 2.0], clip_norm=1.0, xi=torch.zeros_like(x))
     with pytest.raises(ValueError, match="mechanism"):
-        pipeline.observe(tiny_prior, x, 1.0, clip_norm=1.0, xi=torch.zeros_like(x),
-                         mechanism="laplace")
+        pipeline.observe(
+            tiny_prior, x, 1.0, clip_norm=1.0, xi=torch.zeros_like(x), mechanism="laplace"
+        )
     with pytest.raises(ValueError, match="clipping bound"):
         pipeline.observe(tiny_prior, x, 1.0, clip_norm=0.0, xi=torch.zeros_like(x))
 
@@ -76,8 +87,13 @@ def test_attack_starts_where_observe_matched(tiny_prior, digit_image):
     """attack is the reverse process from the matched timestep: with almost no noise the
     reconstruction is the image itself."""
     x = digit_image[None]
-    obs = pipeline.observe(tiny_prior, x, 1e5, clip_norm=float(x.norm()),
-                           xi=torch.randn(x.shape, generator=torch.Generator().manual_seed(3)))
+    obs = pipeline.observe(
+        tiny_prior,
+        x,
+        1e5,
+        clip_norm=float(x.norm()),
+        xi=torch.randn(x.shape, generator=torch.Generator().manual_seed(3)),
+    )
     assert obs.matches[0].t_star == 0
     rec = pipeline.attack(tiny_prior, obs, steps=1)
     assert float((rec - x).abs().max()) < 0.05

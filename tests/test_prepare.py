@@ -2,6 +2,7 @@
 progress on every phase; once the dashboard has launched no request builds a reference set;
 a prior being prepared is refused at once while another prior's audit runs; work that cannot
 finish within the server's limit is refused at once with its estimate."""
+
 import threading
 
 import gradio as gr
@@ -42,8 +43,9 @@ def test_an_unprepared_reference_set_is_refused_not_built(cache, tiny_prior_dir,
         reference.reference_for(prior, build=False)
     assert not reference.is_prepared(prior) and not (cache / "reference").exists()
     prepare(prior)  # what the preparer does, outside any request
-    res = run_audit(digit_image, mus=[1.0], prior=prior, steps=2, lpips=None, trials=2,
-                    max_trials=2)
+    res = run_audit(
+        digit_image, mus=[1.0], prior=prior, steps=2, lpips=None, trials=2, max_trials=2
+    )
     assert res.verdicts and reference.is_prepared(prior)
 
 
@@ -54,11 +56,13 @@ def test_prepare_command(cache, tiny_prior_dir, capsys):
     assert main(["prepare", "nobody/nothing-here"]) == 2
 
 
-def test_an_audit_completes_while_another_prior_is_being_prepared(cache, tiny_prior_dir,
-                                                                   monkeypatch, digit_image):
+def test_an_audit_completes_while_another_prior_is_being_prepared(
+    cache, tiny_prior_dir, monkeypatch, digit_image
+):
     """One prior's preparation is held; an embedded-prior audit through the page's handler
     completes meanwhile, and a request for the held prior is refused at once with its
     progress; when the preparation ends, that prior is ready."""
+    import webui.priors
     from audit_engine.attacker.priors import REGISTRY, PriorSpec
     from audit_engine.images import array_to_pil
     from webui import handlers as h
@@ -75,8 +79,8 @@ def test_an_audit_completes_while_another_prior_is_being_prepared(cache, tiny_pr
         release.wait(30)
         return prepare(name, progress=progress)
 
-    prep = Preparer([ "embedded", key], run=held)
-    monkeypatch.setattr(h, "PREPARER", prep)
+    prep = Preparer(["embedded", key], run=held)
+    monkeypatch.setattr(webui.priors, "PREPARER", prep)
     prep.start(first=("embedded",))
     assert started.wait(30)
     assert prep.label(key) == "preparing (40%)"
@@ -84,12 +88,28 @@ def test_an_audit_completes_while_another_prior_is_being_prepared(cache, tiny_pr
     _, timer = h.refresh_priors()
     assert timer.active  # the selector keeps looking while a prior is prepared
     img = array_to_pil(load_prior().load_image("assets/examples/digit-3-1543.png"))
-    out = list(h.run(img, "embedded", "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None,
-                     progress=lambda *a, **k: None))
+    out = list(
+        h.run(
+            img, "embedded", "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None, progress=lambda *a, **k: None
+        )
+    )
     assert out and "eps =" in out[-1][4]  # the embedded audit answered meanwhile
     with pytest.raises(gr.Error, match=r"being prepared \(40%"):
-        list(h.run(array_to_pil(digit_image), key, "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None,
-                   progress=lambda *a, **k: None))
+        list(
+            h.run(
+                array_to_pil(digit_image),
+                key,
+                "eps",
+                1e-5,
+                2.0,
+                "ddim",
+                3,
+                2,
+                0,
+                None,
+                progress=lambda *a, **k: None,
+            )
+        )
     release.set()
     prep._thread.join(60)
     assert prep.status(key)["state"] == "ready" and prep.label(key) == ""
@@ -104,13 +124,19 @@ def test_every_prior_is_timed_before_any_is_prepared(cache, tiny_prior_dir, monk
     """The background thread first times every offered prior's UNet (seconds), then prepares
     them one after another: the estimates exist before the long preparations."""
     order = []
-    prep = Preparer(["embedded", str(tiny_prior_dir)],
-                    run=lambda key, **k: order.append(("prepare", key)),
-                    measure=lambda key: order.append(("time", key)))
+    prep = Preparer(
+        ["embedded", str(tiny_prior_dir)],
+        run=lambda key, **k: order.append(("prepare", key)),
+        measure=lambda key: order.append(("time", key)),
+    )
     prep.start()
     prep._thread.join(30)
-    assert order == [("time", "embedded"), ("time", str(tiny_prior_dir)),
-                     ("prepare", "embedded"), ("prepare", str(tiny_prior_dir))]
+    assert order == [
+        ("time", "embedded"),
+        ("time", str(tiny_prior_dir)),
+        ("prepare", "embedded"),
+        ("prepare", str(tiny_prior_dir)),
+    ]
     from audit_engine.audit.prepare import measure_cost
 
     assert measure_cost(str(tiny_prior_dir)) > 0
@@ -118,16 +144,21 @@ def test_every_prior_is_timed_before_any_is_prepared(cache, tiny_prior_dir, monk
 
 
 def test_work_past_the_limit_is_refused_at_once_with_its_estimate(monkeypatch, tiny_prior_dir):
+    from audit_engine.session import actions
     from webui import handlers as h
 
     monkeypatch.setattr(costs, "per_eval", lambda key: 2.0)  # a slow machine: 2 s each
-    with pytest.raises(gr.Error) as info:
-        h.check_feasible(str(tiny_prior_dir), 4000, "This audit", fewer="with fewer tries")
+    with pytest.raises(actions.Infeasible) as info:
+        actions.check_feasible(
+            str(tiny_prior_dir), 4000, "This audit", fewer="with fewer tries", limit=h.TIME_LIMIT
+        )
     msg = str(info.value)
     assert "8,000 s" in msg and "2000 ms each" in msg and "GPU" in msg and "fewer tries" in msg
-    h.check_feasible(str(tiny_prior_dir), 10, "This audit", fewer="")  # 20 s: fine
+    actions.check_feasible(
+        str(tiny_prior_dir), 10, "This audit", fewer="", limit=h.TIME_LIMIT
+    )  # 20 s: fine
     monkeypatch.setattr(costs, "per_eval", lambda key: None)  # never measured: no refusal
-    h.check_feasible(str(tiny_prior_dir), 10**9, "This audit", fewer="")
+    actions.check_feasible(str(tiny_prior_dir), 10**9, "This audit", fewer="", limit=h.TIME_LIMIT)
 
 
 def test_tries_follow_the_prior():
@@ -149,9 +180,11 @@ def test_offline_advice_names_the_current_cli(monkeypatch):
 
 
 def test_an_infeasible_prior_is_refused_with_its_estimate_even_while_prepared(
-        cache, tiny_prior_dir, monkeypatch, digit_image):
+    cache, tiny_prior_dir, monkeypatch, digit_image
+):
     """The cost is measured first in a preparation: from then on an audit that cannot finish
     is refused with its estimate, before the reference set is ready, without waiting."""
+    import webui.priors
     from audit_engine.attacker.priors import REGISTRY, PriorSpec, default_device, default_dtype
     from audit_engine.images import array_to_pil
     from webui import handlers as h
@@ -162,10 +195,28 @@ def test_an_infeasible_prior_is_refused_with_its_estimate_even_while_prepared(
     store = {costs.key_for(key, device, default_dtype(device)): 5.0}  # 5 s per evaluation
     monkeypatch.setattr(costs, "per_eval", lambda k: store.get(k))
     monkeypatch.setattr(costs, "probe", lambda prior: 5.0)  # and so does a probe now
-    prep = Preparer([key], run=lambda *a, **k: threading.Event().wait(30),  # never finishes
-                    measure=None)
-    monkeypatch.setattr(h, "PREPARER", prep)
+    prep = Preparer(
+        [key],
+        run=lambda *a, **k: threading.Event().wait(30),  # never finishes
+        measure=None,
+    )
+    monkeypatch.setattr(webui.priors, "PREPARER", prep)
     prep.start()
-    with pytest.raises(gr.Error, match=r"UNet evaluations of this prior before its first verdict: about [\d,]+ s"):
-        list(h.run(array_to_pil(digit_image), key, "eps", 1e-5, 2.0, "ddim", 3, 2, 0, None,
-                   progress=lambda *a, **k: None))
+    with pytest.raises(
+        gr.Error, match=r"UNet evaluations of this prior before its first verdict: about [\d,]+ s"
+    ):
+        list(
+            h.run(
+                array_to_pil(digit_image),
+                key,
+                "eps",
+                1e-5,
+                2.0,
+                "ddim",
+                3,
+                2,
+                0,
+                None,
+                progress=lambda *a, **k: None,
+            )
+        )

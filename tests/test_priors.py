@@ -1,4 +1,5 @@
 """Loading priors from folders and the Hub, offline, with clear errors."""
+
 import json
 
 import pytest
@@ -26,7 +27,9 @@ def test_loads_flat_layout_and_a_non_default_schedule(tmp_path):
     (folder / "scheduler_config.json").write_text(json.dumps(cfg))
     p = load_prior(str(folder), device="cpu")
     assert p.channels == 3 and p.num_train_timesteps == 500
-    expected = DDPMScheduler(num_train_timesteps=500, beta_schedule="squaredcos_cap_v2").alphas_cumprod
+    expected = DDPMScheduler(
+        num_train_timesteps=500, beta_schedule="squaredcos_cap_v2"
+    ).alphas_cumprod
     torch.testing.assert_close(p.alphas_cumprod, expected.double())
 
 

@@ -1,4 +1,5 @@
 """The explicit reverse process against diffusers' own DDIM and DDPM schedulers."""
+
 import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
@@ -22,8 +23,15 @@ def test_timestep_grid():
 
 def _match(t, abar):
     a = float(abar[t])
-    return TimestepMatch(t_star=t, sigma_dm=((1 - a) / a) ** 0.5, sigma_t=((1 - a) / a) ** 0.5,
-                         abar=a, beyond_range=False, below_range=False, sigma_max=157.0)
+    return TimestepMatch(
+        t_star=t,
+        sigma_dm=((1 - a) / a) ** 0.5,
+        sigma_t=((1 - a) / a) ** 0.5,
+        abar=a,
+        beyond_range=False,
+        below_range=False,
+        sigma_max=157.0,
+    )
 
 
 def _observation_for_start(x_start, m):
@@ -33,9 +41,15 @@ def _observation_for_start(x_start, m):
 
 def test_ddim_matches_diffusers_on_a_uniform_grid(tiny_prior64):
     tiny_prior = tiny_prior64
-    sched = DDIMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02,
-                          beta_schedule="linear", clip_sample=True, set_alpha_to_one=True,
-                          timestep_spacing="leading")
+    sched = DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_start=1e-4,
+        beta_end=0.02,
+        beta_schedule="linear",
+        clip_sample=True,
+        set_alpha_to_one=True,
+        timestep_spacing="leading",
+    )
     sched.set_timesteps(10)
     sched.alphas_cumprod = sched.alphas_cumprod.double()  # its scalar algebra in float64 too
     assert sched.timesteps.tolist() == list(range(900, -1, -100))
@@ -53,8 +67,14 @@ def test_ddim_matches_diffusers_on_a_uniform_grid(tiny_prior64):
 
 def test_ddpm_matches_diffusers_step_by_step(tiny_prior64):
     tiny_prior = tiny_prior64
-    sched = DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02,
-                          beta_schedule="linear", clip_sample=True, variance_type="fixed_small")
+    sched = DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_start=1e-4,
+        beta_end=0.02,
+        beta_schedule="linear",
+        clip_sample=True,
+        variance_type="fixed_small",
+    )
     sched.alphas_cumprod = sched.alphas_cumprod.double()  # its scalar algebra in float64 too
     t_star, seed = 40, 11
     torch.manual_seed(2)
@@ -65,8 +85,9 @@ def test_ddpm_matches_diffusers_step_by_step(tiny_prior64):
             eps = tiny_prior.unet(ref, t).sample
             ref = sched.step(eps, t, ref, generator=gen).prev_sample
     m = _match(t_star, tiny_prior.alphas_cumprod)
-    ours = reconstruct(tiny_prior, _observation_for_start(x, m), [m], sampler="ddpm", steps=None,
-                       seeds=[seed])
+    ours = reconstruct(
+        tiny_prior, _observation_for_start(x, m), [m], sampler="ddpm", steps=None, seeds=[seed]
+    )
     torch.testing.assert_close(ours, to_unit(ref).clamp(0, 1), atol=1e-9, rtol=0)
 
 
@@ -81,17 +102,31 @@ def _inputs(tiny_prior, n=4, sigmas=(0.05, 0.5, 3.0, 400.0)):
 def test_batched_equals_one_by_one_and_is_deterministic(tiny_prior64, sampler, steps):
     # float64, so that batch composition cannot hide behind float32 rounding
     tiny_prior = tiny_prior64
-    sigmas = (0.05, 0.5, 3.0, 400.0) if steps else (0.02, 0.05, 0.1, 0.2)  # all steps: keep t* small
+    sigmas = (
+        (0.05, 0.5, 3.0, 400.0) if steps else (0.02, 0.05, 0.1, 0.2)
+    )  # all steps: keep t* small
     obs, matches = _inputs(tiny_prior, sigmas=sigmas)
     seeds = [3, 3, 4, 5]
     batched = reconstruct(tiny_prior, obs, matches, sampler=sampler, steps=steps, seeds=seeds)
     again = reconstruct(tiny_prior, obs, matches, sampler=sampler, steps=steps, seeds=seeds)
     torch.testing.assert_close(batched, again, atol=0, rtol=0)
-    single = torch.cat([reconstruct(tiny_prior, obs[i:i + 1], [matches[i]], sampler=sampler,
-                                    steps=steps, seeds=[seeds[i]]) for i in range(4)])
+    single = torch.cat(
+        [
+            reconstruct(
+                tiny_prior,
+                obs[i : i + 1],
+                [matches[i]],
+                sampler=sampler,
+                steps=steps,
+                seeds=[seeds[i]],
+            )
+            for i in range(4)
+        ]
+    )
     torch.testing.assert_close(batched, single, atol=1e-9, rtol=0)
-    chunked = reconstruct(tiny_prior, obs, matches, sampler=sampler, steps=steps, seeds=seeds,
-                          batch_size=3)
+    chunked = reconstruct(
+        tiny_prior, obs, matches, sampler=sampler, steps=steps, seeds=seeds, batch_size=3
+    )
     torch.testing.assert_close(batched, chunked, atol=1e-9, rtol=0)
     assert batched.shape == obs.shape and batched.min() >= 0 and batched.max() <= 1
 
@@ -108,15 +143,18 @@ def test_progress_callback_counts_unet_calls(tiny_prior):
     calls = []
     reconstruct(tiny_prior, obs, matches, steps=6, progress=lambda f, m: calls.append((f, m)))
     rounds, _ = count_unet_calls([timestep_grid(m.t_star, 6) for m in matches])
-    assert calls == [(k / rounds, f"reverse diffusion step {k}/{rounds}")
-                     for k in range(1, rounds + 1)]
+    assert calls == [
+        (k / rounds, f"reverse diffusion step {k}/{rounds}") for k in range(1, rounds + 1)
+    ]
 
 
 def test_each_sample_starts_at_its_own_t_star(tiny_prior, monkeypatch):
     obs, matches = _inputs(tiny_prior)
     seen = []
     real = tiny_prior.predict_eps
-    monkeypatch.setattr(tiny_prior, "predict_eps", lambda x, t: (seen.append(t.tolist()), real(x, t))[1])
+    monkeypatch.setattr(
+        tiny_prior, "predict_eps", lambda x, t: (seen.append(t.tolist()), real(x, t))[1]
+    )
     reconstruct(tiny_prior, obs, matches, steps=5)
     assert seen[0] == [m.t_star for m in matches]  # the first call: every sample at its own t*
     assert all(ts[-1] == 0 for ts in seen[-1:])
@@ -145,8 +183,7 @@ def test_unconditional_samples_are_seeded(tiny_prior):
     assert (d - a[:2]).abs().max() > 1e-4
 
 
-def test_default_batch_is_bounded_in_pixels_and_chunks_change_nothing(tiny_prior64,
-                                                                      monkeypatch):
+def test_default_batch_is_bounded_in_pixels_and_chunks_change_nothing(tiny_prior64, monkeypatch):
     """A 256-pixel prior gets 16 samples per UNet call by default (its ladder would ask for
     tens of gigabytes at once on a CPU); chunked sampling gives the same samples."""
     from types import SimpleNamespace

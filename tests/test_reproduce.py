@@ -1,4 +1,5 @@
 """The reproduction: attacks checked against brute force and closed forms, outputs complete."""
+
 import csv
 import json
 import math
@@ -63,8 +64,9 @@ def test_the_norm_attack_exploits_per_image_scaling_and_not_a_public_clip_norm()
 
     x = heldout_images(load_prior(device="cpu"), 200)[0].double()
     idx, pos = candidate_sets(len(x), 10, np.random.default_rng(0))
-    xi = torch.randn(len(x), 16, *x.shape[1:], generator=torch.Generator().manual_seed(0),
-                     dtype=torch.float64)
+    xi = torch.randn(
+        len(x), 16, *x.shape[1:], generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
     mu = 0.5
     # per-image scale: obs = x + (||x|| / mu) xi, i.e. a norm attack that divides it out
     norms = x.flatten(1).norm(dim=1)
@@ -118,7 +120,10 @@ def test_gdp_bound_is_never_looser_than_the_eps_delta_bound():
         for delta in (1e-8, 1e-5, 1e-2):
             for kappa in (0.001, 0.1, 0.5):
                 eps = eps_from_mu(mu, delta)
-                assert bounds.rero_bound_gdp(mu, kappa) <= bounds.rero_bound_dp(eps, delta, kappa) + 1e-12
+                assert (
+                    bounds.rero_bound_gdp(mu, kappa)
+                    <= bounds.rero_bound_dp(eps, delta, kappa) + 1e-12
+                )
 
 
 def test_cluster_interval_covers_the_mean_and_follows_images():
@@ -149,8 +154,16 @@ def prior_with_heldout(tiny_prior_dir, tmp_path_factory):
 
 
 def test_reproduction_writes_every_number_and_figure(prior_with_heldout, tmp_path):
-    cfg = ReproConfig(n_images=8, mus=(1.0, 300.0), n_candidates=3, n_draws=4, n_ood=3,
-                      steps=2, lpips=None, n_boot=50)
+    cfg = ReproConfig(
+        n_images=8,
+        mus=(1.0, 300.0),
+        n_candidates=3,
+        n_draws=4,
+        n_ood=3,
+        steps=2,
+        lpips=None,
+        n_boot=50,
+    )
     rep = run_reproduction(cfg, prior=prior_with_heldout)
     assert len(rep.rows) == (8 + 3 + 3) * 2
     assert rep.kappa_candidate == pytest.approx(1 / 3) and 0 < rep.kappa_threshold < 1
@@ -158,22 +171,40 @@ def test_reproduction_writes_every_number_and_figure(prior_with_heldout, tmp_pat
     ind = [s for s in summary if s["set"] == IN_DOMAIN]
     assert [s["mu"] for s in ind] == [1.0, 300.0]
     c = rep.clip_norms[IN_DOMAIN]
-    assert c == pytest.approx(float(max(x.norm() for x in heldout_images(prior_with_heldout, 8)[0])))
+    assert c == pytest.approx(
+        float(max(x.norm() for x in heldout_images(prior_with_heldout, 8)[0]))
+    )
     for s in ind:
         assert s["sigma"] == pytest.approx(c / s["mu"])  # one noise scale for every candidate
         assert s["rero_bound_candidate"] == pytest.approx(
-            stats.norm.cdf(stats.norm.ppf(1 / 3) + s["mu"]))
+            stats.norm.cdf(stats.norm.ppf(1 / 3) + s["mu"])
+        )
         assert s["ziller_mse_law"] == pytest.approx(
-            stats.gamma.cdf(rep.eta, a=rep.pixels / 2, scale=2 * s["sigma"] ** 2 / rep.pixels))
-        for key in ("candidate_success", "norm_attack_success", "recon_identification_success",
-                    "recon_threshold_success", "noisy_unclipped_mse_success"):
+            stats.gamma.cdf(rep.eta, a=rep.pixels / 2, scale=2 * s["sigma"] ** 2 / rep.pixels)
+        )
+        for key in (
+            "candidate_success",
+            "norm_attack_success",
+            "recon_identification_success",
+            "recon_threshold_success",
+            "noisy_unclipped_mse_success",
+        ):
             assert 0 <= s[f"{key}_lo"] <= s[key] <= s[f"{key}_hi"] <= 1
         assert s["recon_psnr"] == pytest.approx(10 * math.log10(1 / s["recon_mse"]))
     # at mu = 300 the observation is almost the image: the candidate attack always succeeds
     assert ind[1]["candidate_success"] == 1.0 and ind[1]["noisy_mse"] < 1.3 * (c / 300) ** 2
     paths = write_reproduction(rep, tmp_path)
-    for key in ("rows", "summary", "run", "tables", "html", "figure_a", "figure_b", "figure_c",
-                "examples"):
+    for key in (
+        "rows",
+        "summary",
+        "run",
+        "tables",
+        "html",
+        "figure_a",
+        "figure_b",
+        "figure_c",
+        "examples",
+    ):
         assert paths[key].is_file() and paths[key].stat().st_size > 0, key
     rows = list(csv.DictReader(paths["rows"].open()))
     assert len(rows) == len(rep.rows) and "norm_attack_success" in rows[0]
@@ -215,10 +246,34 @@ def test_reproduce_on_a_folder_with_any_prior(tiny_prior_dir, digit_image, tmp_p
         Image.fromarray((rng.random((20, 20)) * 255).astype(np.uint8)).save(ood / f"o{k}.png")
     (targets / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "out"
-    rc = main(["reproduce", "--prior", str(tiny_prior_dir), "--images", str(targets),
-               "--ood", str(ood), "--n-images", "8", "--n-ood", "3", "--mu", "2", "40",
-               "--n-draws", "3", "--steps", "2", "--lpips", "none", "--mechanism", "dpsgd",
-               "--out", str(out)])
+    rc = main(
+        [
+            "reproduce",
+            "--prior",
+            str(tiny_prior_dir),
+            "--images",
+            str(targets),
+            "--ood",
+            str(ood),
+            "--n-images",
+            "8",
+            "--n-ood",
+            "3",
+            "--mu",
+            "2",
+            "40",
+            "--n-draws",
+            "3",
+            "--steps",
+            "2",
+            "--lpips",
+            "none",
+            "--mechanism",
+            "dpsgd",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     run = json.loads((out / "run.json").read_text())
     assert run["set_sizes"] == {IN_DOMAIN: 5, "out of domain: ood": 3}
@@ -243,8 +298,26 @@ def test_doc_blocks_are_filled_and_checked():
 def test_cli_reproduce_on_the_embedded_prior(tmp_path):
     from audit_engine.cli import main
 
-    rc = main(["reproduce", "--n-images", "6", "--n-ood", "2", "--mu", "5", "50",
-               "--n-draws", "4", "--steps", "2", "--lpips", "none", "--out", str(tmp_path)])
+    rc = main(
+        [
+            "reproduce",
+            "--n-images",
+            "6",
+            "--n-ood",
+            "2",
+            "--mu",
+            "5",
+            "50",
+            "--n-draws",
+            "4",
+            "--steps",
+            "2",
+            "--lpips",
+            "none",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     summary = list(csv.DictReader((tmp_path / "summary.csv").open()))
     assert len(summary) == 2 * 3

@@ -1,4 +1,5 @@
 """t* against a direct computation on the scheduler's own alphas_cumprod."""
+
 import math
 
 import numpy as np
@@ -18,10 +19,15 @@ def brute_force_t(sigma, abar):
 
 
 SCHEDULES = {
-    "linear": DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02).alphas_cumprod,
-    "cosine": DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2").alphas_cumprod,
-    "scaled_linear_500": DDIMScheduler(num_train_timesteps=500, beta_schedule="scaled_linear",
-                                       beta_start=0.00085, beta_end=0.012).alphas_cumprod,
+    "linear": DDPMScheduler(
+        num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02
+    ).alphas_cumprod,
+    "cosine": DDPMScheduler(
+        num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2"
+    ).alphas_cumprod,
+    "scaled_linear_500": DDIMScheduler(
+        num_train_timesteps=500, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012
+    ).alphas_cumprod,
 }
 
 

@@ -4,6 +4,7 @@ parameters, file access outside Gradio's cache, upload clean-up, metadata and lo
 The app runs as a separate process (``python app.py``) with its own cache folder and a
 log file, so the tests see what a deployment would: its files, its logs, its memory.
 """
+
 from __future__ import annotations
 
 import io
@@ -31,11 +32,16 @@ def server(tmp_path_factory):
     port = free_port()
     with open(log_path, "wb") as log:
         # a short heartbeat: the server notices a closed session within seconds
-        proc = start_app(port, {"GRADIO_TEMP_DIR": str(cache), "GRADIO_HEARTBEAT_INTERVAL": "1"},
-                         log=log)
+        proc = start_app(
+            port, {"GRADIO_TEMP_DIR": str(cache), "GRADIO_HEARTBEAT_INTERVAL": "1"}, log=log
+        )
         try:
-            yield {"url": f"http://127.0.0.1:{port}/", "cache": cache, "log": log_path,
-                   "proc": proc}
+            yield {
+                "url": f"http://127.0.0.1:{port}/",
+                "cache": cache,
+                "log": log_path,
+                "proc": proc,
+            }
         finally:
             proc.terminate()
             proc.wait(10)
@@ -48,12 +54,33 @@ def client(server):
     return Client(server["url"], verbose=False)
 
 
-def _audit(client, path, *, prior="embedded", mode="eps", delta=1e-5, slider=2.0,
-           sampler="ddim", steps=2, trials=1, seed=0):
+def _audit(
+    client,
+    path,
+    *,
+    prior="embedded",
+    mode="eps",
+    delta=1e-5,
+    slider=2.0,
+    sampler="ddim",
+    steps=2,
+    trials=1,
+    seed=0,
+):
     from gradio_client import handle_file
 
-    return client.predict(handle_file(str(path)), prior, mode, delta, slider, sampler, steps,
-                          trials, seed, api_name="/audit")
+    return client.predict(
+        handle_file(str(path)),
+        prior,
+        mode,
+        delta,
+        slider,
+        sampler,
+        steps,
+        trials,
+        seed,
+        api_name="/audit",
+    )
 
 
 def _error(fn) -> str:
@@ -93,7 +120,9 @@ def test_hostile_files(server, client, tmp_path, name, data, expect):
     _alive(server)
 
 
-@pytest.mark.parametrize("name,args,expect", parameter_cases(), ids=[c[0] for c in parameter_cases()])
+@pytest.mark.parametrize(
+    "name,args,expect", parameter_cases(), ids=[c[0] for c in parameter_cases()]
+)
 def test_hostile_parameters(client, name, args, expect):
     msg = _error(lambda: _audit(client, DIGIT, **args))
     assert re.search(expect, msg), f"{name}: unclear message {msg!r}"
@@ -103,18 +132,30 @@ def test_no_image_and_budget_moves_before_any_audit(server):
     from gradio_client import Client
 
     fresh = Client(server["url"], verbose=False)
-    assert "Upload an image" in _error(lambda: fresh.predict(
-        None, "embedded", "eps", 1e-5, 2.0, "ddim", 2, 1, 0, api_name="/audit"))
+    assert "Upload an image" in _error(
+        lambda: fresh.predict(
+            None, "embedded", "eps", 1e-5, 2.0, "ddim", 2, 1, 0, api_name="/audit"
+        )
+    )
     assert "finite" in _error(lambda: fresh.predict("NaN", "eps", 1e-5, api_name="/budget"))
-    assert "Run an audit first" in _error(lambda: fresh.predict(2.0, "eps", 1e-5, api_name="/report"))
+    assert "Run an audit first" in _error(
+        lambda: fresh.predict(2.0, "eps", 1e-5, api_name="/report")
+    )
 
 
-@pytest.mark.parametrize("z,q,steps,delta,expect", [
-    (0.0, 0.01, 100, 1e-5, "noise.multiplier"), (-1.0, 0.01, 100, 1e-5, "noise.multiplier"),
-    (1.0, 0.0, 100, 1e-5, "sample.rate"), (1.0, 2.0, 100, 1e-5, "sample.rate"),
-    (1.0, 0.01, 0, 1e-5, "steps"), (1.0, 0.01, 100, 0.0, "delta"),
-    ("NaN", 0.01, 100, 1e-5, "noise.multiplier"), (1.0, 0.01, -3, 1e-5, "steps"),
-])
+@pytest.mark.parametrize(
+    "z,q,steps,delta,expect",
+    [
+        (0.0, 0.01, 100, 1e-5, "noise.multiplier"),
+        (-1.0, 0.01, 100, 1e-5, "noise.multiplier"),
+        (1.0, 0.0, 100, 1e-5, "sample.rate"),
+        (1.0, 2.0, 100, 1e-5, "sample.rate"),
+        (1.0, 0.01, 0, 1e-5, "steps"),
+        (1.0, 0.01, 100, 0.0, "delta"),
+        ("NaN", 0.01, 100, 1e-5, "noise.multiplier"),
+        (1.0, 0.01, -3, 1e-5, "steps"),
+    ],
+)
 def test_hostile_calculator(client, z, q, steps, delta, expect):
     msg = _error(lambda: client.predict(z, q, steps, delta, api_name="/dpsgd"))
     assert re.search(expect, msg.lower()), msg
@@ -123,16 +164,31 @@ def test_hostile_calculator(client, z, q, steps, delta, expect):
 # ------------------------------------------------------------------ file access
 def test_files_outside_the_cache_are_refused(server, client):
     base = server["url"].rstrip("/")
-    targets = ["/etc/passwd", str(ROOT / "app.py"), str(ROOT / "audit_engine/assets/prior-mnist32/split.json"),
-               str(ROOT / ".git/config"), "../../../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd",
-               str(Path(os.environ.get("HOME", "/root")) / ".bash_history")]
-    for route in ("/gradio_api/file=", "/file=", "/gradio_api/file/", "/gradio_api/static/",
-                  "/static/", "/gradio_api/"):
+    targets = [
+        "/etc/passwd",
+        str(ROOT / "app.py"),
+        str(ROOT / "audit_engine/assets/prior-mnist32/split.json"),
+        str(ROOT / ".git/config"),
+        "../../../../etc/passwd",
+        "%2e%2e/%2e%2e/etc/passwd",
+        str(Path(os.environ.get("HOME", "/root")) / ".bash_history"),
+    ]
+    for route in (
+        "/gradio_api/file=",
+        "/file=",
+        "/gradio_api/file/",
+        "/gradio_api/static/",
+        "/static/",
+        "/gradio_api/",
+    ):
         for target in targets:
             r = httpx.get(base + route + target, follow_redirects=True, timeout=10)
             body = r.text
-            assert "root:x:0:0" not in body and "launch(" not in body and "[core]" not in body, \
-                (route, target, r.status_code)
+            assert "root:x:0:0" not in body and "launch(" not in body and "[core]" not in body, (
+                route,
+                target,
+                r.status_code,
+            )
             assert "test_indices" not in body, (route, target)
     _serving(client)
 
@@ -161,7 +217,11 @@ def _raw_audit(base: str, path: str) -> tuple[str, str]:
 def test_a_request_cannot_name_a_server_file_as_its_input(server):
     """The browser's payload names an uploaded file; naming any other file is refused."""
     base = server["url"].rstrip("/")
-    for target in ("/etc/passwd", str(ROOT / "app.py"), str(ROOT / "assets/examples/../../audit_engine/assets/prior-mnist32/heldout.npz")):
+    for target in (
+        "/etc/passwd",
+        str(ROOT / "app.py"),
+        str(ROOT / "assets/examples/../../audit_engine/assets/prior-mnist32/heldout.npz"),
+    ):
         event, body = _raw_audit(base, target)
         assert event in ("error", "refused"), (target, event, body[:200])
         assert "root:x" not in body
@@ -197,7 +257,13 @@ def test_outputs_carry_no_metadata(client, tmp_path):
     path = tmp_path / f"{MARKER}-exif.jpg"
     path.write_bytes(_exif_jpeg())
     out = _audit(client, path)
-    for f in (out[0], out[1], out[2], out[3], out[9]):  # original, privatized, tries, spread, ladder
+    for f in (
+        out[0],
+        out[1],
+        out[2],
+        out[3],
+        out[11],
+    ):  # original, privatized, tries, spread, ladder
         img = Image.open(f)
         assert not img.getexif() and "exif" not in img.info and "icc_profile" not in img.info
         assert MARKER.encode() not in Path(f).read_bytes()

@@ -1,5 +1,6 @@
 """Solving for the budget: the search's rule, the data set's bound, the command line, the
 batch and the dashboard's action."""
+
 import json
 import math
 from pathlib import Path
@@ -17,15 +18,21 @@ Z = 1.959963984540054
 def _wilson_upper(k: int, n: int) -> float:
     """Wilson's upper end written out here from its definition (not verdict.py's code)."""
     p = k / n
-    return ((p + Z * Z / (2 * n) + Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n)))
-            / (1 + Z * Z / n))
+    return (p + Z * Z / (2 * n) + Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n))) / (
+        1 + Z * Z / n
+    )
 
 
 def test_first_failure_from_below_is_the_answer():
     """Between neighbouring budgets a verdict may waver; the answer stops below the first
     failure even when a larger budget holds again."""
-    rows = {0.5: {"holds": True}, 1.0: {"holds": True}, 2.0: {"holds": False},
-            3.0: {"holds": True}, 8.0: {"holds": False}}
+    rows = {
+        0.5: {"holds": True},
+        1.0: {"holds": True},
+        2.0: {"holds": False},
+        3.0: {"holds": True},
+        8.0: {"holds": False},
+    }
     assert solve._answer(rows) == (1.0, 2.0)
     assert solve._answer({1.0: {"holds": False}}) == (None, 1.0)
     assert solve._answer({1.0: {"holds": True}, 2.0: {"holds": True}}) == (2.0, None)
@@ -93,8 +100,17 @@ def test_solve_command_writes_solve_json(tmp_path):
     digit = sorted((ROOT / "assets" / "examples").glob("digit-*.png"))[0]
     assert main(["solve", str(digit), "--trials", "4", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "solve.json").read_text())
-    assert set(data) >= {"prior", "level", "delta", "mu_max", "eps_max", "bracket", "evaluations",
-                         "trials", "in_domain"}
+    assert set(data) >= {
+        "prior",
+        "level",
+        "delta",
+        "mu_max",
+        "eps_max",
+        "bracket",
+        "evaluations",
+        "trials",
+        "in_domain",
+    }
     assert data["prior"] == "embedded" and data["trials"] == 4 and data["in_domain"] is True
     grid = (tmp_path / "grid.csv").read_text().splitlines()
     assert 1 < len(grid) <= data["evaluations"] + 1 and grid[0].startswith("mu,eps,holds")
@@ -112,13 +128,14 @@ def test_batch_solve_gives_the_data_set_budget(tiny_prior_dir, digit_image, tmp_
     for k, shift in enumerate((0, 2, 4)):
         array_to_pil(digit_image.roll(shift, dims=-1)).save(folder / f"d{k}.png")
     (folder / "bad.png").write_bytes(b"not an image")
-    cfg = BatchConfig(prior=str(tiny_prior_dir), trials=4, steps=2, solve=True,
-                      max_fraction=0.6)
+    cfg = BatchConfig(prior=str(tiny_prior_dir), trials=4, steps=2, solve=True, max_fraction=0.6)
     r = run_batch(folder, tmp_path / "out", cfg)
     assert r["audited"] == 3 and r["errors"] == 1
     answer = json.loads((tmp_path / "out" / "solve.json").read_text())
-    per_image = [json.loads((tmp_path / "out" / "images" / f"d{k}.png" / "solve.json").read_text())
-                 for k in range(3)]
+    per_image = [
+        json.loads((tmp_path / "out" / "images" / f"d{k}.png" / "solve.json").read_text())
+        for k in range(3)
+    ]
     # 0 of 3 failing keeps the upper bound under 0.6, one failing does not: the smallest
     # per-image budget is the data set's
     assert answer["mu_max"] == min(p["mu_max"] for p in per_image)

@@ -1,4 +1,5 @@
 """privacy-audit train-prior: a folder of images made into a prior ready to audit with."""
+
 from __future__ import annotations
 
 import hashlib
@@ -58,9 +59,12 @@ def trained(rings, tmp_path_factory):
     """A prior trained for a few steps on the ring folder, with its fitness checks."""
     out = tmp_path_factory.mktemp("priors") / "rings"
     said = []
-    info = train_prior(rings, out, TrainConfig(size=16, steps=20, batch_size=16,
-                                               checkpoint_every=10, seed=1),
-                       progress=lambda f, m: said.append((f, m)))
+    info = train_prior(
+        rings,
+        out,
+        TrainConfig(size=16, steps=20, batch_size=16, checkpoint_every=10, seed=1),
+        progress=lambda f, m: said.append((f, m)),
+    )
     info["_progress"] = said
     return out, info
 
@@ -95,8 +99,16 @@ def test_the_output_is_a_diffusers_folder_with_its_card_and_checks(trained, ring
     out, info = trained
     pipe = DDPMPipeline.from_pretrained(out)
     assert pipe.unet.config.sample_size == 16 and pipe.unet.config.in_channels == 1
-    for name in ("errors.csv", "training.json", "split.json", "heldout.npz", "reference.npz",
-                 "README.md", "samples.png", "loss.png"):
+    for name in (
+        "errors.csv",
+        "training.json",
+        "split.json",
+        "heldout.npz",
+        "reference.npz",
+        "README.md",
+        "samples.png",
+        "loss.png",
+    ):
         assert (out / name).is_file(), name
     assert not (out / "checkpoints").exists()  # removed once the run is complete
     errors = (out / "errors.csv").read_text()
@@ -133,11 +145,17 @@ def test_the_trained_prior_audits_at_once_from_its_held_out_images(trained, monk
 
     out, info = trained
     monkeypatch.setattr(reference, "_MEMORY", Memo())
-    monkeypatch.setattr(reference, "build_reference",
-                        lambda *a, **k: pytest.fail("the reference set was rebuilt"))
+    monkeypatch.setattr(
+        reference, "build_reference", lambda *a, **k: pytest.fail("the reference set was rebuilt")
+    )
     held = np.load(out / "heldout.npz")["images"]
-    result = run_audit(torch.from_numpy(held[0]).float() / 255, mus=[0.1, 50.0],
-                       prior=str(out), trials=2, lpips=None)
+    result = run_audit(
+        torch.from_numpy(held[0]).float() / 255,
+        mus=[0.1, 50.0],
+        prior=str(out),
+        trials=2,
+        lpips=None,
+    )
     assert "held-out images shipped with the prior" in result.reference
     assert len(result.samples) == 4
 
@@ -151,8 +169,9 @@ def test_the_trained_prior_runs_in_the_batch_command(trained, tmp_path):
     folder.mkdir()
     for i, x in enumerate(ring_images(2, 16, seed=3)):
         Image.fromarray(x[0].mul(255).to(torch.uint8).numpy()).save(folder / f"{i}.png")
-    r = run_batch(folder, tmp_path / "out", BatchConfig(mus=[1.0], prior=str(out), trials=2,
-                                                        lpips=None))
+    r = run_batch(
+        folder, tmp_path / "out", BatchConfig(mus=[1.0], prior=str(out), trials=2, lpips=None)
+    )
     assert r["audited"] == 2 and r["errors"] == 0
 
 
@@ -179,15 +198,23 @@ def test_a_killed_run_resumes_to_the_same_weights(rings, tmp_path):
     train_prior(rings, tmp_path / "a", cfg, fitness=False)
     with pytest.raises(TrainingInterrupted):
         train_prior(rings, tmp_path / "b", cfg, fitness=False, stop_after=12)
-    assert json.loads((_latest_checkpoint(tmp_path / "b") / "progress.json").read_text())["step"] == 10
+    assert (
+        json.loads((_latest_checkpoint(tmp_path / "b") / "progress.json").read_text())["step"] == 10
+    )
     train_prior(rings, tmp_path / "b", cfg, fitness=False, resume=True)
     assert weights(tmp_path / "a") == weights(tmp_path / "b")
 
-    code = ("import sys; from audit_engine.training.train import TrainConfig, train_prior; "
-            "train_prior(sys.argv[1], sys.argv[2], TrainConfig(size=16, steps=20, batch_size=8, "
-            "checkpoint_every=5, seed=3), fitness=False, resume=True)")
-    run = lambda: subprocess.Popen([sys.executable, "-c", code, str(rings), str(tmp_path / "c")],  # noqa: E731
-                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    code = (
+        "import sys; from audit_engine.training.train import TrainConfig, train_prior; "
+        "train_prior(sys.argv[1], sys.argv[2], TrainConfig(size=16, steps=20, batch_size=8, "
+        "checkpoint_every=5, seed=3), fitness=False, resume=True)"
+    )
+    run = lambda: subprocess.Popen(
+        [sys.executable, "-c", code, str(rings), str(tmp_path / "c")],  # noqa: E731
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     proc = run()
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -218,8 +245,9 @@ class _Memoriser(torch.nn.Module):
     def __init__(self, images: torch.Tensor, abar: torch.Tensor):
         super().__init__()
         self.y, self.abar = images * 2 - 1, abar
-        self.config = types.SimpleNamespace(sample_size=images.shape[-1],
-                                            in_channels=images.shape[1])
+        self.config = types.SimpleNamespace(
+            sample_size=images.shape[-1], in_channels=images.shape[1]
+        )
 
     def forward(self, x_t, t):
         a = self.abar.to(x_t.dtype)[t].view(-1, 1, 1, 1)
@@ -237,9 +265,15 @@ def test_the_memorization_check_flags_a_prior_that_copies_its_images():
 
     five = ring_images(5, 16, seed=11)
     abar = build_scheduler().alphas_cumprod.double()
-    prior = Prior(name="memoriser", source="test", unet=_Memoriser(five.double(), abar),
-                  alphas_cumprod=abar, prediction_type="epsilon", scheduler_config={},
-                  dtype=torch.float64)
+    prior = Prior(
+        name="memoriser",
+        source="test",
+        unet=_Memoriser(five.double(), abar),
+        alphas_cumprod=abar,
+        prediction_type="epsilon",
+        scheduler_config={},
+        dtype=torch.float64,
+    )
     samples = sample(prior, 16, sampler="ddpm", steps=250, seed=0).float()
     _, ratio = near_copies(samples, five)
     assert np.mean(ratio < NEAR_COPY_RATIO) > MEMORIZATION_LIMIT and np.mean(ratio < 0.1) > 0.9
@@ -254,8 +288,11 @@ def test_a_prior_trained_on_five_images_for_long_enough_memorises(tmp_path):
     folder.mkdir()
     for i, x in enumerate(ring_images(5, 16, seed=11)):
         Image.fromarray(x[0].mul(255).to(torch.uint8).numpy()).save(folder / f"{i}.png")
-    info = train_prior(folder, tmp_path / "p", TrainConfig(size=16, steps=3000, batch_size=5,
-                                                           lr=1e-3, holdout=0.01))
+    info = train_prior(
+        folder,
+        tmp_path / "p",
+        TrainConfig(size=16, steps=3000, batch_size=5, lr=1e-3, holdout=0.01),
+    )
     f = info["fitness"]
     assert not f["fit"] and "memorises" in f["sentence"] and "too few images" in f["sentence"]
 
@@ -271,22 +308,44 @@ def test_the_command_line_refuses_plainly_and_never_overwrites(tmp_path, capsys,
         assert "already holds a trained prior" in capsys.readouterr().err
     stopped = tmp_path / "stopped"
     with pytest.raises(TrainingInterrupted):
-        train_prior(rings, stopped, TrainConfig(size=16, steps=8, batch_size=8,
-                                                checkpoint_every=2), fitness=False, stop_after=3)
+        train_prior(
+            rings,
+            stopped,
+            TrainConfig(size=16, steps=8, batch_size=8, checkpoint_every=2),
+            fitness=False,
+            stop_after=3,
+        )
     assert main(["train-prior", str(rings), "--out", str(stopped)]) == 2
     assert "--resume" in capsys.readouterr().err  # the unfinished run is kept
     assert _latest_checkpoint(stopped) is not None
     # resuming with other settings is refused, not mixed
-    assert main(["train-prior", str(rings), "--out", str(stopped), "--resume", "--size", "16",
-                 "--steps", "9", "--batch-size", "8"]) == 2
+    assert (
+        main(
+            [
+                "train-prior",
+                str(rings),
+                "--out",
+                str(stopped),
+                "--resume",
+                "--size",
+                "16",
+                "--steps",
+                "9",
+                "--batch-size",
+                "8",
+            ]
+        )
+        == 2
+    )
     assert "other settings (steps)" in capsys.readouterr().err
 
 
 def test_the_architecture_table_keeps_the_embedded_prior_at_32_pixels():
     from audit_engine.training.architectures import unet_config
 
-    shipped = json.loads((ROOT / "audit_engine" / "assets" / "prior-mnist32" / "unet"
-                          / "config.json").read_text())
+    shipped = json.loads(
+        (ROOT / "audit_engine" / "assets" / "prior-mnist32" / "unet" / "config.json").read_text()
+    )
     for key, value in unet_config(32, 1).items():
         assert shipped[key] == (list(value) if isinstance(value, tuple) else value), key
     with pytest.raises(ValueError, match="size"):
@@ -298,11 +357,21 @@ def test_a_weak_attacker_is_not_fit_whatever_else_holds():
     held-out images; everything else in order. Not fit, and the reason says what it means."""
     from audit_engine.training.fitness import _reasons, verdict_sentence
 
-    ok = {"train_images": 400, "heldout_images": 60, "near_copies": 0.0,
-          "median_nearest_distance": 3.9, "heldout_median_nearest_distance": 3.77,
-          "data_copying_p": 0.5, "train_loss": 0.1, "heldout_loss": 0.11,
-          "loss_first_tenth": 1.0, "loss_last_tenth": 0.1, "loss_tenth_before": 0.1,
-          "heldout_in_domain": 0.95, "flat_flagged": 0.9}
+    ok = {
+        "train_images": 400,
+        "heldout_images": 60,
+        "near_copies": 0.0,
+        "median_nearest_distance": 3.9,
+        "heldout_median_nearest_distance": 3.77,
+        "data_copying_p": 0.5,
+        "train_loss": 0.1,
+        "heldout_loss": 0.11,
+        "loss_first_tenth": 1.0,
+        "loss_last_tenth": 0.1,
+        "loss_tenth_before": 0.1,
+        "heldout_in_domain": 0.95,
+        "flat_flagged": 0.9,
+    }
     assert _reasons(ok, fine_tuned=False) == []
     weak = dict(ok, median_nearest_distance=6.83)
     reasons = _reasons(weak, fine_tuned=False)

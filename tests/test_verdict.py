@@ -1,6 +1,7 @@
 """The verdict rules: the exact and Wilson intervals against second methods, the labels and
 their error rate under guessing, the exact guessing rate against simulation, and the noise
 streams."""
+
 import math
 
 import numpy as np
@@ -34,7 +35,9 @@ def _wilson_by_root_finding(k, n, z=Z95):
     return lo, hi
 
 
-@pytest.mark.parametrize("k,n", [(0, 8), (1, 8), (3, 8), (4, 8), (8, 8), (7, 20), (50, 100), (1, 1)])
+@pytest.mark.parametrize(
+    "k,n", [(0, 8), (1, 8), (3, 8), (4, 8), (8, 8), (7, 20), (50, 100), (1, 1)]
+)
 def test_wilson_matches_root_finding(k, n):
     assert wilson_interval(k, n) == pytest.approx(_wilson_by_root_finding(k, n), abs=1e-9)
 
@@ -82,12 +85,23 @@ def test_headline_is_the_worse_attacker_and_names_it():
     v = BudgetVerdict.of(2.0, 10.0, 1e-5, p, g, None)
     assert v.verdict == "partly recognisable" and v.by == ("gallery",)
     assert "holds your image among 10 candidates" in v.headline()
-    both = BudgetVerdict.of(0.2, 1.0, 1e-5, AttackVerdict.of("prior", 0, 8, 0.1, 10, mu=0.2),
-                            AttackVerdict.of("gallery", 420, 4096, 0.1, 10, mu=0.2), None)
+    both = BudgetVerdict.of(
+        0.2,
+        1.0,
+        1e-5,
+        AttackVerdict.of("prior", 0, 8, 0.1, 10, mu=0.2),
+        AttackVerdict.of("gallery", 420, 4096, 0.1, 10, mu=0.2),
+        None,
+    )
     assert both.verdict == "not recognisable" and both.by == ("prior", "gallery")
-    und = BudgetVerdict.of(1.0, 4.4, 1e-5, AttackVerdict.of("prior", 9, 64, 0.1, 10, mu=1.0,
-                                                            n_looks=4),
-                           AttackVerdict.of("gallery", 500, 4096, 0.1, 10, mu=1.0), None)
+    und = BudgetVerdict.of(
+        1.0,
+        4.4,
+        1e-5,
+        AttackVerdict.of("prior", 9, 64, 0.1, 10, mu=1.0, n_looks=4),
+        AttackVerdict.of("gallery", 500, 4096, 0.1, 10, mu=1.0),
+        None,
+    )
     assert und.verdict == "undetermined" and und.headline() == "undetermined at 64 tries"
 
 
@@ -104,8 +118,8 @@ def _exact_by_bisection(k: int, n: int, level: float = 0.95) -> tuple[float, flo
     from math import comb
 
     tail = (1 - level) / 2
-    sf = lambda p: sum(comb(n, j) * p ** j * (1 - p) ** (n - j) for j in range(k, n + 1))
-    cdf = lambda p: sum(comb(n, j) * p ** j * (1 - p) ** (n - j) for j in range(0, k + 1))
+    sf = lambda p: sum(comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(k, n + 1))
+    cdf = lambda p: sum(comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(0, k + 1))
 
     def solve(f, increasing):
         lo, hi = 0.0, 1.0
@@ -142,8 +156,10 @@ def test_both_error_rates_are_controlled(first, cap, chance):
         assert sum(r[k] for k in ("disclosure", "protection", "undetermined")) == pytest.approx(1)
 
 
-@pytest.mark.parametrize("first,cap,chance,p", [(8, 64, 0.1, 0.1), (8, 64, 0.1, 0.2),
-                                                (4, 32, 0.23, 0.5), (8, 64, 0.15, 0.05)])
+@pytest.mark.parametrize(
+    "first,cap,chance,p",
+    [(8, 64, 0.1, 0.1), (8, 64, 0.1, 0.2), (4, 32, 0.23, 0.5), (8, 64, 0.15, 0.05)],
+)
 def test_error_rates_match_a_simulation_of_the_rule(first, cap, chance, p):
     """error_rates (dynamic programming) against running the rule on simulated tries."""
     rng = np.random.default_rng(7)
@@ -159,8 +175,13 @@ def test_error_rates_match_a_simulation_of_the_rule(first, cap, chance, p):
             label = table[key]
             if label != "undetermined":
                 break
-        counts["protection" if label == "not recognisable" else
-               "undetermined" if label == "undetermined" else "disclosure"] += 1
+        counts[
+            "protection"
+            if label == "not recognisable"
+            else "undetermined"
+            if label == "undetermined"
+            else "disclosure"
+        ] += 1
     exact = error_rates(first, cap, chance, p)
     for k, v in counts.items():
         assert exact[k] == pytest.approx(v / n_runs, abs=0.025)
@@ -171,7 +192,7 @@ def test_wilson_breaks_the_false_alarm_level_at_8_tries():
     which guessing reaches 3.8% of the time (above 2.5%)."""
     from math import comb
 
-    pmf = lambda k: comb(8, k) * 0.1 ** k * 0.9 ** (8 - k)
+    pmf = lambda k: comb(8, k) * 0.1**k * 0.9 ** (8 - k)
     assert sum(pmf(k) for k in range(9) if wilson_interval(k, 8)[0] > 0.1) > 0.03
 
 
@@ -179,9 +200,13 @@ def test_identify_picks_the_most_correlated_candidate():
     g = torch.Generator().manual_seed(0)
     target = torch.rand(1, 8, 8, generator=g)
     decoys = torch.rand(3, 9, 1, 8, 8, generator=g)
-    recons = torch.stack([target + 0.01 * torch.randn(1, 8, 8, generator=g),  # near target
-                          decoys[1, 4] * 2 + 0.1,  # a decoy, brighter: correlation ignores it
-                          torch.rand(1, 8, 8, generator=g)])
+    recons = torch.stack(
+        [
+            target + 0.01 * torch.randn(1, 8, 8, generator=g),  # near target
+            decoys[1, 4] * 2 + 0.1,  # a decoy, brighter: correlation ignores it
+            torch.rand(1, 8, 8, generator=g),
+        ]
+    )
     hits = identify(recons, target, decoys)
     assert hits[0] and not hits[1]
     c = correlation(recons, target[None])
@@ -256,8 +281,12 @@ def test_the_attribute_claim_uses_the_one_rule_the_dp_bound_and_the_worse_attack
     assert claim.decisive is release and claim.successes == 257
     text = claim.sentence()
     assert "revealed" in text and "release itself" in text and "257 of 1024" in text
-    assert Attribute.of("digit class", "7", prior, AttributeAttack.of(
-        "release", 100, 1024, 0.12, mu=0.6)).level == "not revealed"
+    assert (
+        Attribute.of(
+            "digit class", "7", prior, AttributeAttack.of("release", 100, 1024, 0.12, mu=0.6)
+        ).level
+        == "not revealed"
+    )
     assert claim.to_dict()["release"]["ci95"] == list(release.ci95)
 
 
@@ -273,8 +302,16 @@ def test_the_release_attribute_attack_matches_a_direct_simulation():
     labels = np.arange(60) % 3
     x = pool[4].clone()  # class 1
     mu, c = 1.5, 3.0
-    hits, blind = release_attribute_attack(x, pool, labels, clip_norm=c, mu=mu, label=1,
-                                           tries=8192, generator=torch.Generator().manual_seed(1))
+    hits, blind = release_attribute_attack(
+        x,
+        pool,
+        labels,
+        clip_norm=c,
+        mu=mu,
+        label=1,
+        tries=8192,
+        generator=torch.Generator().manual_seed(1),
+    )
     rng = np.random.default_rng(2)
     s = c / mu
     xc = x.numpy().ravel() * min(1.0, c / float(x.norm()))

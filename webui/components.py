@@ -1,4 +1,5 @@
 """The page's input components, theme and small helpers for labels."""
+
 from __future__ import annotations
 
 import math
@@ -67,9 +68,14 @@ THEME = gr.themes.Default(primary_hue="orange").set(
 )
 # a focus ring on everything the keyboard reaches (Gradio's example buttons have none)
 CSS = """:focus-visible { outline: 3px solid #1d4ed8 !important; outline-offset: 2px; }
-#budget-slider input[type=number] { display: none; }"""
+#budget-slider input[type=number] { display: none; }
+#report-file { position: absolute !important; width: 1px; height: 1px; overflow: hidden;
+  clip-path: inset(50%); white-space: nowrap; }
+@media (min-width: 1000px) { .prose table th, .prose table td { word-break: normal !important;
+  overflow-wrap: normal !important; hyphens: manual; } }"""
 # (the slider is log-scale: its own number box would show log10 of the budget; the box beside
-# it, #budget-value, takes the budget itself)
+# it, #budget-value, takes the budget itself; the report's download button is clicked by
+# CLICK_REPORT, never seen; on a wide screen table cells break between words only)
 # the upload area's visible text equals its accessible name (Gradio labels it so)
 UPLOAD_TEXT = "Drop an image file here to upload"
 
@@ -87,7 +93,6 @@ def example_label(path: str) -> str:
 
 def slider_label(mode: str) -> str:
     return f"Privacy budget, {mode} on a log scale:  ◀ more privacy  ·  less privacy ▶"
-
 
 
 # A DownloadButton downloads the file it already holds: the visible button makes the report,

@@ -1,4 +1,5 @@
-"""The deployment's settings, read once from the environment (the README's table)."""
+"""The deployment's settings, read once from the environment (docs/DEPLOYMENT.md's table)."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,10 @@ ZERO_GPU = spaces is not None and bool(os.environ.get("SPACES_ZERO_GPU"))
 configure_registry()  # AUDIT_PRIORS: the priors this deployment offers (embedded always)
 DEFAULT_PRIOR = os.environ.get("AUDIT_DEFAULT_PRIOR", EMBEDDED)
 if DEFAULT_PRIOR not in REGISTRY:
-    raise SystemExit(f"AUDIT_DEFAULT_PRIOR={DEFAULT_PRIOR!r} is not among the offered priors "
-                     f"({', '.join(REGISTRY)})")
+    raise SystemExit(
+        f"AUDIT_DEFAULT_PRIOR={DEFAULT_PRIOR!r} is not among the offered priors "
+        f"({', '.join(REGISTRY)})"
+    )
 TEMP_DIR = Path(os.environ.get("GRADIO_TEMP_DIR", Path(tempfile.gettempdir()) / "gradio"))
 REPORT_DIR = TEMP_DIR / "reports"
 IMAGE_DIR = TEMP_DIR / "audit-images"  # result images, named by content (files.png)
@@ -42,5 +45,7 @@ def check_launch_environment() -> None:
     AUDIT_HOST / AUDIT_PORT stop the app with a message rather than being ignored."""
     retired = [v for v in ("AUDIT_HOST", "AUDIT_PORT") if v in os.environ]
     if retired:
-        raise SystemExit(f"{' and '.join(retired)} no longer choose the address: set Gradio's "
-                         "own GRADIO_SERVER_NAME (e.g. 0.0.0.0) and GRADIO_SERVER_PORT instead")
+        raise SystemExit(
+            f"{' and '.join(retired)} no longer choose the address: set Gradio's "
+            "own GRADIO_SERVER_NAME (e.g. 0.0.0.0) and GRADIO_SERVER_PORT instead"
+        )

@@ -1,5 +1,6 @@
 """Files on disk: the uploads each session used (removed when it ends) and the result
 images, written once under a name of their content."""
+
 from __future__ import annotations
 
 import hashlib
@@ -35,8 +36,12 @@ def touch_session(session_hash: str | None) -> None:
             _SEEN[session_hash] = time.time()
 
 
-def sweep_sessions(dirs: tuple[Path, ...] = (REPORT_DIR, DATASET_DIR), *,
-                   max_age: float = SESSION_TTL, every: float = 60.0) -> None:
+def sweep_sessions(
+    dirs: tuple[Path, ...] = (REPORT_DIR, DATASET_DIR),
+    *,
+    max_age: float = SESSION_TTL,
+    every: float = 60.0,
+) -> None:
     """Files of sessions that ended without saying so (API clients, closed laptops): the
     uploads, reports and data-set runs of every session not active for ``max_age`` seconds
     are removed, at most once every ``every`` seconds."""

@@ -6,6 +6,7 @@ then leave freed memory in many arenas, which glibc keeps. Measured under bench/
 resident memory grew by about 600 MB in two minutes that way. Two arenas (``limit_arenas``,
 at start-up) and returning freed memory to the system after each model run
 (``give_back``) keep it flat (docs/DEPLOYMENT.md, "Memory")."""
+
 from __future__ import annotations
 
 import ctypes
@@ -46,12 +47,14 @@ def trimmed(fn):
     """``fn`` followed by ``give_back`` (for handlers that run the model, which allocate and
     free hundreds of MB); works for functions that return and that yield."""
     if inspect.isgeneratorfunction(fn):
+
         @functools.wraps(fn)
         def stream(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
             finally:
                 give_back()
+
         return stream
 
     @functools.wraps(fn)
@@ -60,4 +63,5 @@ def trimmed(fn):
             return fn(*args, **kwargs)
         finally:
             give_back()
+
     return call

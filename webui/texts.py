@@ -1,8 +1,11 @@
 """What the page says: the introduction, the explanation of what is shown, the data-set tab."""
 
-DATASET_INTRO = """**Audit a data set.** Upload several images of one kind: each is audited
-at eps 1, 3, 8, 100 and 1000 (delta as set on the first tab) with the prior, tries and seed of
-the first tab, and you get the fraction an attacker with this prior recognises at each budget,
+from .config import DATASET_EPS
+
+_EPS = ", ".join(f"{e:g}" for e in DATASET_EPS[:-1]) + f" and {DATASET_EPS[-1]:g}"
+DATASET_INTRO = f"""**Audit a data set.** Upload several images of one kind: each is audited
+at eps {_EPS} (delta as set on the first tab) with the prior, tries and seed of the first
+tab, and you get the share of the images recognisable or partly recognisable at each budget,
 with its uncertainty over the images. Images outside the prior's domain are counted apart
 and not judged. For more images use the command line (`python -m audit_engine batch`)."""
 

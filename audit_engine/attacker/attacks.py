@@ -10,6 +10,7 @@
   the noise level and labelled images of the domain (no diffusion model): what a release
   reveals about the class without a generative prior.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,19 @@ import torch
 
 from .metrics import LPIPSMetric, mean_metrics, similarity
 
-__all__ = ["noisy_observation_attack", "candidate_attack", "unrelated_baseline",
-           "load_baseline", "noise_aware_labels", "correlation", "identify", "eligible_decoys",
-           "guess_rate", "gallery_attack", "GalleryResult"]
+__all__ = [
+    "noisy_observation_attack",
+    "candidate_attack",
+    "unrelated_baseline",
+    "load_baseline",
+    "noise_aware_labels",
+    "correlation",
+    "identify",
+    "eligible_decoys",
+    "guess_rate",
+    "gallery_attack",
+    "GalleryResult",
+]
 
 
 def noisy_observation_attack(observation: torch.Tensor) -> torch.Tensor:
@@ -52,8 +63,9 @@ def unrelated_baseline(
     rng = np.random.default_rng(seed)
     i = rng.integers(0, n, n_pairs)
     j = (i + rng.integers(1, n, n_pairs)) % n  # j != i
-    rows = [similarity(images[a], images[b][None], lpips_metric=lpips_metric)[0]
-            for a, b in zip(i, j)]
+    rows = [
+        similarity(images[a], images[b][None], lpips_metric=lpips_metric)[0] for a, b in zip(i, j)
+    ]
     out: dict = mean_metrics(rows)
     out["n_pairs"] = n_pairs
     return out
@@ -70,6 +82,7 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Pearson correlation of every image in a (N, ...) with every image in b (M, ...): (N, M).
     The identification's similarity: insensitive to brightness and contrast, so a faint
     image is not "close to everything" as it is in L2 (a flat image correlates 0)."""
+
     def unit(x):
         x = x.flatten(1).double()
         x = x - x.mean(dim=1, keepdim=True)
@@ -78,8 +91,9 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return unit(a) @ unit(b).T
 
 
-def identify(reconstructions: torch.Tensor, target: torch.Tensor, decoys: torch.Tensor
-             ) -> torch.Tensor:
+def identify(
+    reconstructions: torch.Tensor, target: torch.Tensor, decoys: torch.Tensor
+) -> torch.Tensor:
     """Per trial, whether the candidate most correlated with the reconstruction is the target.
 
     reconstructions (K, C, H, W); target (C, H, W); decoys (K, n - 1, C, H, W), the other
@@ -99,8 +113,14 @@ def eligible_decoys(target: torch.Tensor, reference: torch.Tensor) -> torch.Tens
     return torch.nonzero(diff > 1.5 / 255).flatten()
 
 
-def guess_rate(target: torch.Tensor, samples: torch.Tensor, reference: torch.Tensor, *,
-               candidates: int, samples_are_reference: bool = False) -> float:
+def guess_rate(
+    target: torch.Tensor,
+    samples: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    candidates: int,
+    samples_are_reference: bool = False,
+) -> float:
     """What the identification achieves with no information: the probability that the
     prior's own sample (its output when the observation carries nothing) picks the target
     among it and candidates - 1 decoys drawn at random from the reference images.
@@ -110,22 +130,30 @@ def guess_rate(target: torch.Tensor, samples: torch.Tensor, reference: torch.Ten
     keep = eligible_decoys(target, reference)
     n_eligible, k = len(keep), candidates - 1
     if n_eligible < k:
-        raise ValueError(f"the reference set has {n_eligible} images besides the target; "
-                         f"{k} look-alikes are needed")
+        raise ValueError(
+            f"the reference set has {n_eligible} images besides the target; "
+            f"{k} look-alikes are needed"
+        )
     c_t = correlation(samples, target[None])[:, 0]
     c_r = correlation(samples, reference[keep])
     below = c_r < c_t[:, None]
     # sample i is reference image i when they are one set: it is not its own look-alike
-    others = (keep[None, :] != torch.arange(len(samples))[:, None] if samples_are_reference
-              else torch.ones_like(below))
+    others = (
+        keep[None, :] != torch.arange(len(samples))[:, None]
+        if samples_are_reference
+        else torch.ones_like(below)
+    )
     below = below & others
     totals = others.sum(dim=1)
     m = below.sum(dim=1)
     from scipy.special import gammaln
 
     m_np, n_np = m.numpy().astype(float), totals.numpy().astype(float)
-    log_p = np.where(m_np >= k, gammaln(m_np + 1) - gammaln(m_np - k + 1)
-                     - (gammaln(n_np + 1) - gammaln(n_np - k + 1)), -np.inf)
+    log_p = np.where(
+        m_np >= k,
+        gammaln(m_np + 1) - gammaln(m_np - k + 1) - (gammaln(n_np + 1) - gammaln(n_np - k + 1)),
+        -np.inf,
+    )
     return float(np.mean(np.exp(log_p)))
 
 
@@ -141,9 +169,17 @@ class GalleryResult:
 
 
 @torch.inference_mode()
-def gallery_attack(target: torch.Tensor, reference: torch.Tensor, *, clip_norm: float,
-                   mus, tries: int, generator: torch.Generator, candidates: int = 10,
-                   chunk: int | None = None) -> GalleryResult:
+def gallery_attack(
+    target: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    clip_norm: float,
+    mus,
+    tries: int,
+    generator: torch.Generator,
+    candidates: int = 10,
+    chunk: int | None = None,
+) -> GalleryResult:
     """The likelihood test of an attacker who holds the target among ``candidates`` images
     (the target and look-alikes drawn from the reference images), on the release
     clip_C(x) + (C / mu) xi: the candidate nearest to the release in L2 (the Bayes test for
@@ -160,8 +196,10 @@ def gallery_attack(target: torch.Tensor, reference: torch.Tensor, *, clip_norm: 
     keep = eligible_decoys(target, reference)
     k = candidates - 1
     if len(keep) < k:
-        raise ValueError(f"the reference set has {len(keep)} images besides the target; "
-                         f"{k} look-alikes are needed")
+        raise ValueError(
+            f"the reference set has {len(keep)} images besides the target; "
+            f"{k} look-alikes are needed"
+        )
     dtype = torch.float64 if target.numel() <= 4096 else torch.float32
     chunk = chunk or max(16, min(512, 2**24 // target.numel()))
     x = clip_to(target[None].to(dtype), clip_norm).flatten(1)  # (1, d)
@@ -181,12 +219,22 @@ def gallery_attack(target: torch.Tensor, reference: torch.Tensor, *, clip_norm: 
         margin = 2 * sigmas[:, None, None] * inner[None]  # (B, m, k)
         hits += ((d2[pick][None] + margin) > 0).all(dim=2).sum(dim=1)
         blind += ((offset[pick][None] + margin) > 0).all(dim=2).sum(dim=1)
-    return GalleryResult(tuple(float(v) for v in mus), int(tries), tuple(hits.tolist()),
-                         tuple(blind.tolist()), candidates)
+    return GalleryResult(
+        tuple(float(v) for v in mus),
+        int(tries),
+        tuple(hits.tolist()),
+        tuple(blind.tolist()),
+        candidates,
+    )
 
 
-def noise_aware_labels(obs: torch.Tensor, s: float, pool: torch.Tensor, pool_labels: np.ndarray,
-                       exclude: np.ndarray | None = None) -> np.ndarray:
+def noise_aware_labels(
+    obs: torch.Tensor,
+    s: float,
+    pool: torch.Tensor,
+    pool_labels: np.ndarray,
+    exclude: np.ndarray | None = None,
+) -> np.ndarray:
     """The Bayes class of each observation (N, C, H, W) when x_tilde = x + s xi and x is drawn
     from the pool's images (M, C, H, W) with their labels: argmax over classes of
     log sum_{j in class} exp(-||x_tilde - x_j||^2 / (2 s^2)). ``exclude[i]``: a pool index
@@ -198,6 +246,8 @@ def noise_aware_labels(obs: torch.Tensor, s: float, pool: torch.Tensor, pool_lab
     if exclude is not None:
         logw[torch.arange(len(o)), torch.from_numpy(exclude)] = -math.inf
     classes = np.unique(pool_labels)
-    scores = torch.stack([torch.logsumexp(logw[:, torch.from_numpy(pool_labels == c)], dim=1)
-                          for c in classes], dim=1)
+    scores = torch.stack(
+        [torch.logsumexp(logw[:, torch.from_numpy(pool_labels == c)], dim=1) for c in classes],
+        dim=1,
+    )
     return classes[scores.argmax(1).numpy()]

@@ -18,6 +18,7 @@ The embedded digit prior's classifier is one such instance (attribute "digit cla
 "0" to "9"). A prior without ``classifier.json`` (trained without labels, a Hub prior) has
 no attribute to audit, and ``no_attribute_reason`` says why.
 """
+
 from __future__ import annotations
 
 import functools
@@ -29,9 +30,22 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["AttributeCNN", "architecture", "load_classifier", "classify", "classifier_for",
-           "no_attribute_reason", "WEIGHTS", "SPEC", "generic_caveat", "attribute_name",
-           "POOL", "POOL_BYTES", "save_pool", "attack_pool"]
+__all__ = [
+    "AttributeCNN",
+    "architecture",
+    "load_classifier",
+    "classify",
+    "classifier_for",
+    "no_attribute_reason",
+    "WEIGHTS",
+    "SPEC",
+    "generic_caveat",
+    "attribute_name",
+    "POOL",
+    "POOL_BYTES",
+    "save_pool",
+    "attack_pool",
+]
 
 WEIGHTS, SPEC, POOL = "classifier.safetensors", "classifier.json", "attack-pool.npz"
 POOL_BYTES = 20_000_000  # the attack pool's images at most (a seeded choice beyond)
@@ -44,20 +58,34 @@ def architecture(size: int, channels: int) -> dict:
     widths doubling from 32 up to 256, then one hidden layer of 128."""
     stages = math.log2(size / FEATURE_SIDE) if size >= FEATURE_SIDE else -1
     if stages < 1 or stages != int(stages):
-        raise ValueError(f"an attribute classifier needs a power-of-two size of at least "
-                         f"{2 * FEATURE_SIDE} pixels, got {size}")
+        raise ValueError(
+            f"an attribute classifier needs a power-of-two size of at least "
+            f"{2 * FEATURE_SIDE} pixels, got {size}"
+        )
     if channels not in (1, 3):
         raise ValueError(f"an attribute classifier reads 1 or 3 channels, got {channels}")
-    return {"kind": "AttributeCNN", "size": int(size), "channels": int(channels),
-            "widths": [min(32 * 2 ** i, 256) for i in range(int(stages))], "hidden": 128}
+    return {
+        "kind": "AttributeCNN",
+        "size": int(size),
+        "channels": int(channels),
+        "widths": [min(32 * 2**i, 256) for i in range(int(stages))],
+        "hidden": 128,
+    }
 
 
 class AttributeCNN(nn.Module):
     """A small CNN reading images in [0, 1] of one prior's shape; ``architecture`` chooses
     it. Carries its attribute's name, label names and temperature (not parameters)."""
 
-    def __init__(self, arch: dict, labels: list[str], *, name: str = "class",
-                 temperature: float = 1.0, caveat: str = "") -> None:
+    def __init__(
+        self,
+        arch: dict,
+        labels: list[str],
+        *,
+        name: str = "class",
+        temperature: float = 1.0,
+        caveat: str = "",
+    ) -> None:
         super().__init__()
         if len(labels) < 2:
             raise ValueError(f"an attribute needs at least two labels, got {labels}")
@@ -66,9 +94,12 @@ class AttributeCNN(nn.Module):
             layers += [nn.Conv2d(width, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
             width = w
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Dropout(0.3),
-                                  nn.Linear(width * FEATURE_SIDE ** 2, arch["hidden"]),
-                                  nn.ReLU(), nn.Linear(arch["hidden"], len(labels)))
+        self.head = nn.Sequential(
+            nn.Dropout(0.3),
+            nn.Linear(width * FEATURE_SIDE**2, arch["hidden"]),
+            nn.ReLU(),
+            nn.Linear(arch["hidden"], len(labels)),
+        )
         self.arch, self.labels, self.name = dict(arch), [str(v) for v in labels], name
         self.temperature, self.caveat = float(temperature), caveat
 
@@ -84,9 +115,11 @@ class AttributeCNN(nn.Module):
 def generic_caveat(name: str, labels: list[str]) -> str:
     """What a reading of the original assumes, for a classifier no near-domain check was
     measured for (docs/DOMAIN.md measures the embedded one's)."""
-    return (f"This reading assumes your image is one of the kinds the classifier was trained "
-            f"on ({name}: {', '.join(labels)}): a classifier reads any image as one of its "
-            "labels, and no check here tells an image of another kind apart reliably.")
+    return (
+        f"This reading assumes your image is one of the kinds the classifier was trained "
+        f"on ({name}: {', '.join(labels)}): a classifier reads any image as one of its "
+        "labels, and no check here tells an image of another kind apart reliably."
+    )
 
 
 def load_classifier(folder: str | Path) -> AttributeCNN | None:
@@ -99,10 +132,13 @@ def load_classifier(folder: str | Path) -> AttributeCNN | None:
     spec = json.loads((folder / SPEC).read_text())
     if "labels" not in spec or "architecture" not in spec:
         return None  # an older description without the attribute's labels
-    model = AttributeCNN(spec["architecture"], spec["labels"], name=spec["attribute"],
-                         temperature=spec.get("temperature", 1.0),
-                         caveat=spec.get("caveat") or generic_caveat(spec["attribute"],
-                                                                     spec["labels"]))
+    model = AttributeCNN(
+        spec["architecture"],
+        spec["labels"],
+        name=spec["attribute"],
+        temperature=spec.get("temperature", 1.0),
+        caveat=spec.get("caveat") or generic_caveat(spec["attribute"], spec["labels"]),
+    )
     model.load_state_dict(load_file(folder / WEIGHTS))
     return model.eval().requires_grad_(False)
 
@@ -134,8 +170,10 @@ def classifier_for(prior) -> AttributeCNN | None:
     if folder is None:
         return None
     clf = _cached_classifier(str(folder), _stamp(Path(folder)))
-    if clf is None or (clf.arch["channels"], clf.arch["size"]) != (prior.channels,
-                                                                   prior.sample_size):
+    if clf is None or (clf.arch["channels"], clf.arch["size"]) != (
+        prior.channels,
+        prior.sample_size,
+    ):
         return None
     return clf
 
@@ -149,9 +187,11 @@ def no_attribute_reason(prior) -> str:
         spec = json.loads((Path(folder) / SPEC).read_text())
         if "labels" in spec and "architecture" in spec:
             a = spec["architecture"]
-            return (f"The prior's attribute classifier reads {a['channels']}x{a['size']}x"
-                    f"{a['size']} images, not the prior's {prior.channels}x"
-                    f"{prior.sample_size}x{prior.sample_size}, so no attribute is audited.")
+            return (
+                f"The prior's attribute classifier reads {a['channels']}x{a['size']}x"
+                f"{a['size']} images, not the prior's {prior.channels}x"
+                f"{prior.sample_size}x{prior.sample_size}, so no attribute is audited."
+            )
     trained = folder is not None and (Path(folder) / "training.json").is_file()
     if trained:
         info = json.loads((Path(folder) / "training.json").read_text())
@@ -159,22 +199,24 @@ def no_attribute_reason(prior) -> str:
         if why:
             return f"No attribute is audited with this prior: {why.rstrip('.')}."
     name = Path(prior.name).name if Path(str(prior.name)).is_absolute() else prior.name
-    return (f"No attribute is audited with {name}: it ships no attribute classifier "
-            "(what its images are labelled with is unknown here). A prior trained with "
-            "`privacy-audit train-prior DIR --attribute NAME` on a folder with labels (class "
-            "subfolders or a labels.csv) audits that attribute.")
+    return (
+        f"No attribute is audited with {name}: it ships no attribute classifier "
+        "(what its images are labelled with is unknown here). A prior trained with "
+        "`privacy-audit train-prior DIR --attribute NAME` on a folder with labels (class "
+        "subfolders or a labels.csv) audits that attribute."
+    )
 
 
-def save_pool(folder: str | Path, images: np.ndarray, labels: np.ndarray, *, seed: int = 0
-              ) -> int:
+def save_pool(folder: str | Path, images: np.ndarray, labels: np.ndarray, *, seed: int = 0) -> int:
     """Write the attack pool (uint8 images (N, C, S, S) and label indices): every labelled
     image, or a seeded choice of them within POOL_BYTES. Returns how many were written."""
     keep = np.flatnonzero(np.asarray(labels) >= 0)
     most = max(1, POOL_BYTES // max(1, images[0].nbytes)) if len(images) else 0
     if len(keep) > most:
         keep = np.sort(np.random.default_rng(seed).choice(keep, most, replace=False))
-    np.savez_compressed(Path(folder) / POOL, images=images[keep],
-                        labels=np.asarray(labels)[keep].astype(np.int64))
+    np.savez_compressed(
+        Path(folder) / POOL, images=images[keep], labels=np.asarray(labels)[keep].astype(np.int64)
+    )
     return len(keep)
 
 
@@ -198,12 +240,13 @@ def attack_pool(prior) -> tuple[torch.Tensor, np.ndarray] | None:
 
 
 @torch.inference_mode()
-def classify(model: nn.Module, images: torch.Tensor, *, batch: int = 512
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+def classify(
+    model: nn.Module, images: torch.Tensor, *, batch: int = 512
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(label indices, confidences) for images (N, C, H, W) in [0, 1] (clipped first)."""
     labels, conf = [], []
     for i in range(0, len(images), batch):
-        p = model(images[i:i + batch].float().clamp(0, 1)).softmax(dim=1)
+        p = model(images[i : i + batch].float().clamp(0, 1)).softmax(dim=1)
         c, l = p.max(dim=1)
         labels.append(l)
         conf.append(c)

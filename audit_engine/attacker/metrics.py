@@ -6,6 +6,7 @@ LPIPS needs torchvision's ImageNet backbone weights, fetched from the internet o
 first use; when they are not available the metric is reported as unavailable, with
 the reason, and the other metrics are still computed.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,15 +69,18 @@ class LPIPSMetric:
         side = min(img.shape[-2:])
         if side < LPIPS_MIN_SIDE:  # AlexNet's strides need >= 32 pixels: upsample tiny images
             size = [round(d * LPIPS_MIN_SIDE / side) for d in img.shape[-2:]]
-            ref, img = (torch.nn.functional.interpolate(v, size=size, mode="bilinear",
-                                                        align_corners=False) for v in (ref, img))
+            ref, img = (
+                torch.nn.functional.interpolate(v, size=size, mode="bilinear", align_corners=False)
+                for v in (ref, img)
+            )
         d = self.model(ref, img, normalize=True)
         return [float(v) for v in d.flatten()]
 
 
 # a metric without weights is built again after caches.RETRY_S seconds (the network may return)
-_LPIPS: Memo[tuple[str, bool], LPIPSMetric] = Memo(failed=lambda m: not m.available,
-                                                   retry_after=RETRY_S)
+_LPIPS: Memo[tuple[str, bool], LPIPSMetric] = Memo(
+    failed=lambda m: not m.available, retry_after=RETRY_S
+)
 
 
 def get_lpips(net: str = "alex", *, random_backbone: bool = False) -> LPIPSMetric:
@@ -93,15 +97,25 @@ def get_lpips(net: str = "alex", *, random_backbone: bool = False) -> LPIPSMetri
 
 def _build_lpips(net: str, random_backbone: bool) -> LPIPSMetric:
     path = _backbone_path(net)
-    offline = any(os.environ.get(v, "0").lower() in ("1", "true", "yes")
-                  for v in ("HF_HUB_OFFLINE", "AUDIT_OFFLINE"))
+    offline = any(
+        os.environ.get(v, "0").lower() in ("1", "true", "yes")
+        for v in ("HF_HUB_OFFLINE", "AUDIT_OFFLINE")
+    )
     if not random_backbone and not path.is_file():
         if offline:
-            return LPIPSMetric(net, None, f"LPIPS unavailable: the {net} backbone weights are "
-                               f"not cached at {path} and the app runs offline")
+            return LPIPSMetric(
+                net,
+                None,
+                f"LPIPS unavailable: the {net} backbone weights are "
+                f"not cached at {path} and the app runs offline",
+            )
         if not _reachable(_WEIGHTS_HOST):  # torch.hub's download has no timeout: never hang
-            return LPIPSMetric(net, None, f"LPIPS unavailable: the {net} backbone weights are "
-                               f"not cached at {path} and {_WEIGHTS_HOST[0]} cannot be reached")
+            return LPIPSMetric(
+                net,
+                None,
+                f"LPIPS unavailable: the {net} backbone weights are "
+                f"not cached at {path} and {_WEIGHTS_HOST[0]} cannot be reached",
+            )
     try:
         import lpips
 
@@ -110,16 +124,23 @@ def _build_lpips(net: str, random_backbone: bool) -> LPIPSMetric:
             model = lpips.LPIPS(net=net, pnet_rand=random_backbone, verbose=False).eval()
         return LPIPSMetric(net, model, None, random_backbone)
     except Exception as exc:
-        return LPIPSMetric(net, None, f"LPIPS unavailable: could not load the {net} backbone "
-                           f"weights ({type(exc).__name__}: {exc}); place {LPIPS_NETS[net]} "
-                           f"in {path.parent} to enable it")
+        return LPIPSMetric(
+            net,
+            None,
+            f"LPIPS unavailable: could not load the {net} backbone "
+            f"weights ({type(exc).__name__}: {exc}); place {LPIPS_NETS[net]} "
+            f"in {path.parent} to enable it",
+        )
 
 
 def _ssim(ref: np.ndarray, img: np.ndarray) -> float:
     h, w = ref.shape[:2]
     win = min(7, h if h % 2 else h - 1, w if w % 2 else w - 1)
-    return float(structural_similarity(ref, img, data_range=1.0, win_size=win,
-                                       channel_axis=2 if ref.ndim == 3 else None))
+    return float(
+        structural_similarity(
+            ref, img, data_range=1.0, win_size=win, channel_axis=2 if ref.ndim == 3 else None
+        )
+    )
 
 
 def _hwc(x: torch.Tensor) -> np.ndarray:
@@ -145,7 +166,9 @@ def similarity(
         img = _hwc(img_t)
         mse = float(mean_squared_error(ref, img))
         with np.errstate(divide="ignore"):
-            psnr = math.inf if mse == 0 else float(peak_signal_noise_ratio(ref, img, data_range=1.0))
+            psnr = (
+                math.inf if mse == 0 else float(peak_signal_noise_ratio(ref, img, data_range=1.0))
+            )
         rows.append({"mse": mse, "psnr": psnr, "ssim": _ssim(ref, img), "lpips": lpips_value})
     return rows
 

@@ -12,6 +12,7 @@ benchmarks, the prior's evaluation) goes through these two steps.
 Which noise enters is the caller's choice (a standard-normal draw per release for the
 analytic law, a generator per release for a real Opacus step): streams.py keys them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -82,25 +83,36 @@ def observe(
     else:
         if generators is None or len(generators) != n:
             raise ValueError("a DP-SGD release needs one generator per image")
-        images = torch.stack([privatize_dpsgd(x[i], mu[i], clip_norm=clip_norm,
-                                              generator=generators[i]).x_tilde for i in range(n)])
+        images = torch.stack(
+            [
+                privatize_dpsgd(x[i], mu[i], clip_norm=clip_norm, generator=generators[i]).x_tilde
+                for i in range(n)
+            ]
+        )
     matches = match_release([scale * s for s in stds], prior.alphas_cumprod)
     return Observations(images, stds, matches, float(clip_norm), float(scale))
 
 
-def observe_at_own_norm(prior: Prior, x: torch.Tensor, mus: float | Sequence[float], *,
-                        xi: torch.Tensor) -> Observations:
+def observe_at_own_norm(
+    prior: Prior, x: torch.Tensor, mus: float | Sequence[float], *, xi: torch.Tensor
+) -> Observations:
     """Each image released with its own norm as the clipping bound (x + ||x|| / mu xi, the
     noise scale of the source paper's single-image figures): for measuring reconstruction
     quality against a noise level (docs/PRIOR.md, bench/steps.py), never for a verdict, as
     the noise scale tells the attacker the image's norm (verdict.py uses ``observe``)."""
     n = len(x)
     mu = [float(mus)] * n if isinstance(mus, (int, float)) else [float(m) for m in mus]
-    parts = [observe(prior, x[i:i + 1], mu[i], clip_norm=max(float(x[i].norm()), 1e-12),
-                     xi=xi[i:i + 1]) for i in range(n)]
-    return Observations(torch.cat([p.images for p in parts]),
-                        [s for p in parts for s in p.noise_std],
-                        [m for p in parts for m in p.matches])
+    parts = [
+        observe(
+            prior, x[i : i + 1], mu[i], clip_norm=max(float(x[i].norm()), 1e-12), xi=xi[i : i + 1]
+        )
+        for i in range(n)
+    ]
+    return Observations(
+        torch.cat([p.images for p in parts]),
+        [s for p in parts for s in p.noise_std],
+        [m for p in parts for m in p.matches],
+    )
 
 
 def attack(
@@ -115,5 +127,13 @@ def attack(
 ) -> torch.Tensor:
     """Reconstructions (N, C, H, W) in [0, 1]: the prior's reverse process from each
     observation's matched timestep (see reconstruct.reconstruct for the arguments)."""
-    return reconstruct(prior, obs.images * obs.scale, obs.matches, sampler=sampler, steps=steps,
-                       seeds=seeds, batch_size=batch_size, progress=progress)
+    return reconstruct(
+        prior,
+        obs.images * obs.scale,
+        obs.matches,
+        sampler=sampler,
+        steps=steps,
+        seeds=seeds,
+        batch_size=batch_size,
+        progress=progress,
+    )

@@ -11,6 +11,7 @@ config (never hard-coded). Sources:
   cache, or downloaded when the network allows. Offline, loading fails at once with
   an error that says what to do; it never hangs.
 """
+
 from __future__ import annotations
 
 import functools
@@ -64,24 +65,51 @@ class PriorSpec:
 REGISTRY: dict[str, PriorSpec] = {
     spec.key: spec
     for spec in [
-        PriorSpec(EMBEDDED, "Embedded MNIST digits (32x32, trained by this project)",
-                  str(ASSETS / "prior-mnist32"), "handwritten digits", 32),
-        PriorSpec("google/ddpm-cifar10-32", "CIFAR-10 (32x32, Ho et al. 2020)",
-                  "google/ddpm-cifar10-32", "small natural images", 32),
-        PriorSpec("google/ddpm-celebahq-256", "CelebA-HQ faces (256x256)",
-                  "google/ddpm-celebahq-256", "faces", 256),
-        PriorSpec("google/ddpm-ema-church-256", "LSUN churches (256x256)",
-                  "google/ddpm-ema-church-256", "churches", 256),
-        PriorSpec("google/ddpm-ema-cat-256", "LSUN cats (256x256)",
-                  "google/ddpm-ema-cat-256", "cats", 256),
-        PriorSpec("google/ddpm-ema-bedroom-256", "LSUN bedrooms (256x256)",
-                  "google/ddpm-ema-bedroom-256", "bedrooms", 256),
+        PriorSpec(
+            EMBEDDED,
+            "Embedded MNIST digits (32x32, trained by this project)",
+            str(ASSETS / "prior-mnist32"),
+            "handwritten digits",
+            32,
+        ),
+        PriorSpec(
+            "google/ddpm-cifar10-32",
+            "CIFAR-10 (32x32, Ho et al. 2020)",
+            "google/ddpm-cifar10-32",
+            "small natural images",
+            32,
+        ),
+        PriorSpec(
+            "google/ddpm-celebahq-256",
+            "CelebA-HQ faces (256x256)",
+            "google/ddpm-celebahq-256",
+            "faces",
+            256,
+        ),
+        PriorSpec(
+            "google/ddpm-ema-church-256",
+            "LSUN churches (256x256)",
+            "google/ddpm-ema-church-256",
+            "churches",
+            256,
+        ),
+        PriorSpec(
+            "google/ddpm-ema-cat-256", "LSUN cats (256x256)", "google/ddpm-ema-cat-256", "cats", 256
+        ),
+        PriorSpec(
+            "google/ddpm-ema-bedroom-256",
+            "LSUN bedrooms (256x256)",
+            "google/ddpm-ema-bedroom-256",
+            "bedrooms",
+            256,
+        ),
     ]
 }
 
 
-def configure_registry(offered: str | None = None,
-                       directory: str | os.PathLike | None = None) -> dict[str, PriorSpec]:
+def configure_registry(
+    offered: str | None = None, directory: str | os.PathLike | None = None
+) -> dict[str, PriorSpec]:
     """Restrict the registry to the priors a deployment offers (AUDIT_PRIORS), then add every
     prior folder under AUDIT_PRIORS_DIR (``local_priors``).
 
@@ -94,8 +122,9 @@ def configure_registry(offered: str | None = None,
     if keys:
         chosen = {EMBEDDED: REGISTRY[EMBEDDED]}
         for key in keys:
-            chosen[key] = REGISTRY.get(key) or PriorSpec(key, key, key,
-                                                         "configured by AUDIT_PRIORS", 0)
+            chosen[key] = REGISTRY.get(key) or PriorSpec(
+                key, key, key, "configured by AUDIT_PRIORS", 0
+            )
         REGISTRY.clear()
         REGISTRY.update(chosen)
     for spec in local_priors(directory):
@@ -142,8 +171,15 @@ def local_priors(directory: str | os.PathLike | None = None) -> list[PriorSpec]:
             continue
         size = int(size[0] if isinstance(size, (list, tuple)) else size or 0)
         summary = card_summary(folder)
-        specs.append(PriorSpec(str(folder), f"{folder.name}: {summary or 'a local prior'}",
-                               str(folder), summary or "a local prior folder", size))
+        specs.append(
+            PriorSpec(
+                str(folder),
+                f"{folder.name}: {summary or 'a local prior'}",
+                str(folder),
+                summary or "a local prior folder",
+                size,
+            )
+        )
     return specs
 
 
@@ -169,8 +205,9 @@ def default_dtype(device: torch.device) -> torch.dtype:
 def _cpu_has_fast_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX, as oneDNN reports)."""
     try:
-        return bool(torch.backends.mkldnn.is_available()
-                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
     except (AttributeError, RuntimeError):
         return False
 
@@ -207,8 +244,9 @@ class Prior:
         """Any image as this prior sees it: (C, H, W) in [0, 1] (images.to_prior_tensor)."""
         from ..images import to_prior_tensor
 
-        return to_prior_tensor(source, size=self.sample_size, channels=self.channels,
-                               content_size=self.content_size)
+        return to_prior_tensor(
+            source, size=self.sample_size, channels=self.channels, content_size=self.content_size
+        )
 
     @property
     def sample_size(self) -> int:
@@ -270,13 +308,16 @@ def find_configs(folder: Path) -> tuple[Path, Path]:
     """(folder holding the UNet config + weights, scheduler config file)."""
     unet_dir = folder / "unet" if (folder / "unet" / "config.json").is_file() else folder
     if not (unet_dir / "config.json").is_file():
-        raise PriorUnavailable(f"{folder} is not a diffusers model folder: no unet/config.json "
-                               "or config.json")
+        raise PriorUnavailable(
+            f"{folder} is not a diffusers model folder: no unet/config.json or config.json"
+        )
     for sched in (folder / "scheduler" / "scheduler_config.json", folder / "scheduler_config.json"):
         if sched.is_file():
             return unet_dir, sched
-    raise PriorUnavailable(f"{folder} has no scheduler config (scheduler/scheduler_config.json "
-                           "or scheduler_config.json): the noise schedule must come from it")
+    raise PriorUnavailable(
+        f"{folder} has no scheduler config (scheduler/scheduler_config.json "
+        "or scheduler_config.json): the noise schedule must come from it"
+    )
 
 
 def prior_status(name: str) -> tuple[str, str]:
@@ -299,8 +340,10 @@ def prior_status(name: str) -> tuple[str, str]:
     if _offline():
         return "unavailable", f"{source} is not cached and HF_HUB_OFFLINE is set"
     if not _hub_reachable():
-        return "unavailable", (f"{source} is not cached and the Hugging Face Hub cannot be "
-                               "reached from this machine (offline)")
+        return "unavailable", (
+            f"{source} is not cached and the Hugging Face Hub cannot be "
+            "reached from this machine (offline)"
+        )
     return "needs download", f"{source} will be downloaded from the Hugging Face Hub on first use"
 
 
@@ -311,31 +354,42 @@ def _resolve_folder(name: str) -> tuple[str, Path]:
     if path.is_dir():
         return source, path
     if name == EMBEDDED:
-        raise PriorUnavailable(f"the embedded prior is missing from {path}; restore assets/ "
-                               "from the repository or reinstall the package")
+        raise PriorUnavailable(
+            f"the embedded prior is missing from {path}; restore assets/ "
+            "from the repository or reinstall the package"
+        )
     if not _looks_like_hub_id(source):
-        raise PriorUnavailable(f"prior {source!r} not found: give a local diffusers folder, a Hub "
-                               f"id (owner/name) or one of {', '.join(REGISTRY)}")
+        raise PriorUnavailable(
+            f"prior {source!r} not found: give a local diffusers folder, a Hub "
+            f"id (owner/name) or one of {', '.join(REGISTRY)}"
+        )
     cached = _hub_cached_folder(source)
     if cached is not None:
         return source, cached
-    advice = (f"download it where the network allows (`hf download {source}`, "
-              "then copy the Hugging Face cache, or pass the downloaded folder as the prior), "
-              f"or use the embedded prior ({EMBEDDED!r})")
+    advice = (
+        f"download it where the network allows (`hf download {source}`, "
+        "then copy the Hugging Face cache, or pass the downloaded folder as the prior), "
+        f"or use the embedded prior ({EMBEDDED!r})"
+    )
     if _offline():
-        raise PriorUnavailable(f"{source} is not in the local cache and HF_HUB_OFFLINE is set: "
-                               + advice)
+        raise PriorUnavailable(
+            f"{source} is not in the local cache and HF_HUB_OFFLINE is set: " + advice
+        )
     if not _hub_reachable():
-        raise PriorUnavailable(f"{source} is not in the local cache and the Hugging Face Hub "
-                               "cannot be reached from this machine: " + advice)
+        raise PriorUnavailable(
+            f"{source} is not in the local cache and the Hugging Face Hub "
+            "cannot be reached from this machine: " + advice
+        )
     from huggingface_hub import snapshot_download
 
     try:
-        return source, Path(snapshot_download(
-            source, allow_patterns=["*.json", "*.safetensors", "*.bin"]))
+        return source, Path(
+            snapshot_download(source, allow_patterns=["*.json", "*.safetensors", "*.bin"])
+        )
     except Exception as exc:
-        raise PriorUnavailable(f"downloading {source} failed ({type(exc).__name__}: {exc}): "
-                               + advice) from None
+        raise PriorUnavailable(
+            f"downloading {source} failed ({type(exc).__name__}: {exc}): " + advice
+        ) from None
 
 
 def _content_size(folder: Path) -> int | None:
@@ -365,8 +419,12 @@ def load_prior(
     return _PRIORS.get((name, str(device), dtype), lambda: _load(name, device, dtype))
 
 
-def loaded_prior(name: str | os.PathLike | None = None, *, device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None) -> Prior | None:
+def loaded_prior(
+    name: str | os.PathLike | None = None,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> Prior | None:
     """The prior if it is already in memory (as ``load_prior`` would return it), else None:
     never loads, downloads or waits."""
     name = EMBEDDED if name is None else str(name)
@@ -389,10 +447,11 @@ def _load(name: str, device: torch.device, dtype: torch.dtype) -> Prior:
         scheduler = diffusers.DDPMScheduler.from_config(sched_cfg)
     unet_cfg = json.loads((unet_dir / "config.json").read_text())
     if unet_cfg.get("_class_name", "UNet2DModel") != "UNet2DModel":
-        raise PriorUnavailable(f"{source}: only unconditional UNet2DModel priors are "
-                               f"supported, found {unet_cfg.get('_class_name')}")
-    unet = diffusers.UNet2DModel.from_pretrained(unet_dir, local_files_only=True,
-                                                 torch_dtype=dtype)
+        raise PriorUnavailable(
+            f"{source}: only unconditional UNet2DModel priors are "
+            f"supported, found {unet_cfg.get('_class_name')}"
+        )
+    unet = diffusers.UNet2DModel.from_pretrained(unet_dir, local_files_only=True, torch_dtype=dtype)
     unet = unet.to(device=device).eval().requires_grad_(False)
     return Prior(
         name=name,

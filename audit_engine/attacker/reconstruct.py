@@ -15,6 +15,7 @@ respaced process, on the full grid exactly DDPM with the "fixed_small" variance)
     x_s      = mean(x_t, x0_hat) + sqrt(beta~) z,  z ~ N(0, I),  no noise at the last step
 with abar_s = 1 after the last step (t = 0).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -28,9 +29,18 @@ from ..maths.schedule import TimestepMatch
 from ..progress import Progress, counted
 from .priors import Prior
 
-__all__ = ["SAMPLERS", "DEFAULT_DDIM_STEPS", "timestep_grid", "reconstruct", "sample", "count_unet_calls",
-           "default_batch",
-           "predict_x0", "ddim_step", "ddpm_step"]
+__all__ = [
+    "SAMPLERS",
+    "DEFAULT_DDIM_STEPS",
+    "timestep_grid",
+    "reconstruct",
+    "sample",
+    "count_unet_calls",
+    "default_batch",
+    "predict_x0",
+    "ddim_step",
+    "ddpm_step",
+]
 
 SAMPLERS = ("ddim", "ddpm")
 # DDIM steps from t* by default: chosen from bench/steps.py (docs/PERFORMANCE.md): on 100
@@ -80,7 +90,7 @@ MAX_BATCH_PIXELS = 2**20
 def default_batch(prior: Prior) -> int:
     """Samples per UNet call when none is given: bounded in pixels, so that a large prior's
     ladder does not ask for tens of gigabytes at once."""
-    return max(1, MAX_BATCH_PIXELS // (prior.sample_size ** 2))
+    return max(1, MAX_BATCH_PIXELS // (prior.sample_size**2))
 
 
 @torch.inference_mode()
@@ -119,16 +129,26 @@ def reconstruct(
         raise ValueError(f"{len(seeds)} seeds for {n} observations")
     expected = (prior.channels, prior.sample_size, prior.sample_size)
     if tuple(observations.shape[1:]) != expected:
-        raise ValueError(f"observations are {tuple(observations.shape[1:])}, the prior "
-                         f"expects {expected}")
+        raise ValueError(
+            f"observations are {tuple(observations.shape[1:])}, the prior expects {expected}"
+        )
     grids = [timestep_grid(m.t_star, steps) for m in matches]
     chunk = max(1, int(batch_size)) if batch_size else default_batch(prior)
     chunks = [range(i, min(i + chunk, n)) for i in range(0, n, chunk)]
     tick = _ticker(sum(count_unet_calls([grids[i] for i in c])[0] for c in chunks), progress)
     scale = torch.tensor([m.start_scale for m in matches], dtype=torch.float64)
     starts = scale.view(-1, 1, 1, 1) * to_model(observations.double().cpu())  # x_{t*} = c y
-    out = [_reverse(prior, starts[c.start:c.stop], [grids[i] for i in c], [seeds[i] for i in c],
-                    sampler, tick) for c in chunks]
+    out = [
+        _reverse(
+            prior,
+            starts[c.start : c.stop],
+            [grids[i] for i in c],
+            [seeds[i] for i in c],
+            sampler,
+            tick,
+        )
+        for c in chunks
+    ]
     return torch.cat(out).cpu()
 
 
@@ -150,18 +170,35 @@ def sample(
         raise ValueError(f"sampler must be one of {SAMPLERS}, got sampler={sampler!r}")
     shape = (prior.channels, prior.sample_size, prior.sample_size)
     seeds = [seed + i for i in range(n)]
-    x_T = torch.stack([torch.randn(shape, generator=streams.keyed(k % 2**64, streams.SAMPLE),
-                                   dtype=torch.float64) for k in seeds])
+    x_T = torch.stack(
+        [
+            torch.randn(
+                shape, generator=streams.keyed(k % 2**64, streams.SAMPLE), dtype=torch.float64
+            )
+            for k in seeds
+        ]
+    )
     grid = timestep_grid(prior.num_train_timesteps - 1, steps)
     chunk = default_batch(prior)
     tick = _ticker(len(grid) * -(-n // chunk), progress)
-    return torch.cat([_reverse(prior, x_T[i:i + chunk], [grid] * len(x_T[i:i + chunk]),
-                               seeds[i:i + chunk], sampler, tick).cpu()
-                      for i in range(0, n, chunk)])
+    return torch.cat(
+        [
+            _reverse(
+                prior,
+                x_T[i : i + chunk],
+                [grid] * len(x_T[i : i + chunk]),
+                seeds[i : i + chunk],
+                sampler,
+                tick,
+            ).cpu()
+            for i in range(0, n, chunk)
+        ]
+    )
 
 
 # The samplers' updates, each a pure function of tensors (abar_t: alphas_cumprod at the
 # current timestep t, abar_s at the next one s < t, 1 after the last step; all broadcast).
+
 
 def predict_x0(x_t: torch.Tensor, eps: torch.Tensor, abar_t: torch.Tensor) -> torch.Tensor:
     """The clean image the noise prediction implies (Ho et al. 2020, eq. 15; Song et al.
@@ -175,15 +212,18 @@ def ddim_step(x0: torch.Tensor, eps: torch.Tensor, abar_s: torch.Tensor) -> torc
     return abar_s.sqrt() * x0 + (1 - abar_s).sqrt() * eps
 
 
-def ddpm_step(x_t: torch.Tensor, x0: torch.Tensor, abar_t: torch.Tensor, abar_s: torch.Tensor,
-              z: torch.Tensor) -> torch.Tensor:
+def ddpm_step(
+    x_t: torch.Tensor, x0: torch.Tensor, abar_t: torch.Tensor, abar_s: torch.Tensor, z: torch.Tensor
+) -> torch.Tensor:
     """One ancestral step from the posterior q(x_s | x_t, x0) (Ho et al. 2020, eqs. 6-7, with
     alpha = abar_t / abar_s, beta = 1 - alpha for a step that may skip timesteps):
     mean = sqrt(abar_s) beta / (1 - abar_t) x0 + sqrt(alpha) (1 - abar_s) / (1 - abar_t) x_t,
     variance beta~ = (1 - abar_s) / (1 - abar_t) beta; ``z`` is N(0, I) (zero at the last step)."""
     alpha = abar_t / abar_s
     beta = 1 - alpha
-    mean = (abar_s.sqrt() * beta / (1 - abar_t)) * x0 + (alpha.sqrt() * (1 - abar_s) / (1 - abar_t)) * x_t
+    mean = (abar_s.sqrt() * beta / (1 - abar_t)) * x0 + (
+        alpha.sqrt() * (1 - abar_s) / (1 - abar_t)
+    ) * x_t
     var = ((1 - abar_s) / (1 - abar_t) * beta).clamp(min=1e-20)
     return mean + var.sqrt() * z
 
@@ -197,7 +237,11 @@ def _reverse(prior: Prior, x_start, grids, seeds, sampler, tick) -> torch.Tensor
     work = torch.float64 if prior.dtype == torch.float64 else torch.float32
     abar = prior.alphas_cumprod  # float64, CPU
     x = x_start.to(device, work)
-    gens = [streams.keyed(seed % 2**64, streams.REVERSE) for seed in seeds] if sampler == "ddpm" else None
+    gens = (
+        [streams.keyed(seed % 2**64, streams.REVERSE) for seed in seeds]
+        if sampler == "ddpm"
+        else None
+    )
     rounds = max(len(g) for g in grids)
     for k in range(rounds):
         active = [i for i, g in enumerate(grids) if k < len(g)]
@@ -216,7 +260,9 @@ def _reverse(prior: Prior, x_start, grids, seeds, sampler, tick) -> torch.Tensor
         if sampler == "ddim":
             x_s = ddim_step(x0, eps, a_s)
         else:
-            z = torch.stack([torch.randn(x.shape[1:], generator=gens[i], dtype=work) for i in active])
+            z = torch.stack(
+                [torch.randn(x.shape[1:], generator=gens[i], dtype=work) for i in active]
+            )
             z = z.to(device, work) * (t_next.to(device) >= 0).view(-1, 1, 1, 1)
             x_s = ddpm_step(x_t, x0, a_t, a_s, z)
         if len(active) == len(grids):

@@ -14,6 +14,7 @@ The JSON file under the cache directory (reference.cache_dir) only seeds a fresh
 writes its measurements there for the next one. A command-line batch or a test run
 rewriting the file never changes a running server's estimate.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,21 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["key_of", "key_for", "per_eval", "record", "measure", "estimate", "store_path",
-           "source", "forget", "probe", "measure_quickly", "seconds_for", "PROBE_EVERY_S"]
+__all__ = [
+    "key_of",
+    "key_for",
+    "per_eval",
+    "record",
+    "measure",
+    "estimate",
+    "store_path",
+    "source",
+    "forget",
+    "probe",
+    "measure_quickly",
+    "seconds_for",
+    "PROBE_EVERY_S",
+]
 
 _LOCK = threading.Lock()
 WEIGHT = 0.5  # the newest run's weight in the running average
@@ -105,8 +119,11 @@ def _save(key: str, value: float) -> None:
     data = _read()
     old = data.get(key)
     runs = old.get("runs", 0) if isinstance(old, dict) else 0
-    data[key] = {"per_eval_s": value, "runs": runs + 1,
-                 "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    data[key] = {
+        "per_eval_s": value,
+        "runs": runs + 1,
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     try:
         path = store_path()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,8 +149,11 @@ def record(prior, evaluations: int, seconds: float, *, direct: bool = False) -> 
             value = new
         else:
             value = WEIGHT * new + (1 - WEIGHT) * float(old["per_eval_s"])
-        _LIVE[key] = {"per_eval_s": value, "source": "probe" if direct else "run",
-                      "at": time.monotonic()}
+        _LIVE[key] = {
+            "per_eval_s": value,
+            "source": "probe" if direct else "run",
+            "at": time.monotonic(),
+        }
         _save(key, value)
 
 
@@ -167,8 +187,11 @@ def probe(prior) -> float | None:
     key = key_of(prior)
     with _LOCK:
         entry = _entry(key)
-        recent = (entry is not None and entry["source"] == "probe"
-                  and time.monotonic() - entry["at"] < PROBE_EVERY_S)
+        recent = (
+            entry is not None
+            and entry["source"] == "probe"
+            and time.monotonic() - entry["at"] < PROBE_EVERY_S
+        )
     if not recent:
         measure_quickly(prior)
     return per_eval(prior)

@@ -16,6 +16,7 @@ Phases (each reported through ``progress(fraction, message)``):
 Dockerfile does, for the priors it bakes in); the dashboard runs it in a background thread
 at launch for every prior it offers.
 """
+
 from __future__ import annotations
 
 import time
@@ -32,8 +33,12 @@ __all__ = ["Prepared", "Preparer", "prepare", "measure_cost", "PHASES"]
 # each phase's share of the progress bar (the reference set is most of the work)
 # (the cost first: from then on the app can refuse, with an estimate, work that cannot
 # finish on this hardware, even while the reference set is still being built)
-PHASES = {"weights": (0.0, 0.05), "cost": (0.05, 0.1), "reference": (0.1, 0.95),
-          "baseline": (0.95, 1.0)}
+PHASES = {
+    "weights": (0.0, 0.05),
+    "cost": (0.05, 0.1),
+    "reference": (0.1, 0.95),
+    "baseline": (0.95, 1.0),
+}
 
 
 @dataclass
@@ -59,8 +64,13 @@ def measure_cost(prior: Prior | str, *, device: str | None = None) -> float:
     return costs.measure_quickly(prior)
 
 
-def prepare(prior: Prior | str | None = None, *, reference=None, device: str | None = None,
-            progress: Progress | None = None) -> Prepared:
+def prepare(
+    prior: Prior | str | None = None,
+    *,
+    reference=None,
+    device: str | None = None,
+    progress: Progress | None = None,
+) -> Prepared:
     """Prepare ``prior`` (a loaded Prior, a registry key, a folder or a Hub id; default the
     embedded prior); ``reference``: a folder of images of its kind to use instead;
     ``device``: where to load it (default: the audit's)."""
@@ -84,8 +94,9 @@ def prepare(prior: Prior | str | None = None, *, reference=None, device: str | N
 
     t = time.perf_counter()
     phase("reference", 0.0, "the reference set (look-alikes, chance levels, domain check)")
-    ref = reference_for(prior, folder=reference, build=True,
-                        progress=lambda f, m: phase("reference", f, m))
+    ref = reference_for(
+        prior, folder=reference, build=True, progress=lambda f, m: phase("reference", f, m)
+    )
     times["reference"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -93,9 +104,15 @@ def prepare(prior: Prior | str | None = None, *, reference=None, device: str | N
     _ = ref.baseline  # computed with the reference set; here for the record of its time
     times["baseline"] = time.perf_counter() - t
     say(1.0, "ready")
-    return Prepared(prior=prior.name, device=str(prior.device),
-                    dtype=str(prior.dtype).removeprefix("torch."), reference=ref.source,
-                    reference_images=len(ref.images), per_eval_s=per, seconds=times)
+    return Prepared(
+        prior=prior.name,
+        device=str(prior.device),
+        dtype=str(prior.dtype).removeprefix("torch."),
+        reference=ref.source,
+        reference_images=len(ref.images),
+        per_eval_s=per,
+        seconds=times,
+    )
 
 
 class Preparer:
@@ -103,15 +120,22 @@ class Preparer:
     launch): never inside a request, never in the one-at-a-time model group. ``status`` and
     ``require`` answer at once, from any thread, while a preparation runs."""
 
-    def __init__(self, keys, *, run: Callable[..., Prepared] = prepare,
-                 measure: Callable[..., float] | None = measure_cost,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        keys,
+        *,
+        run: Callable[..., Prepared] = prepare,
+        measure: Callable[..., float] | None = measure_cost,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         import threading
 
         self._run, self._measure, self._clock = run, measure, clock
         self._lock = threading.Lock()
-        self._state = {k: {"state": "waiting", "fraction": 0.0, "message": "", "started": None,
-                           "error": ""} for k in keys}
+        self._state = {
+            k: {"state": "waiting", "fraction": 0.0, "message": "", "started": None, "error": ""}
+            for k in keys
+        }
         self._thread = None
 
     @property
@@ -210,11 +234,15 @@ class Preparer:
         if s["state"] == "preparing":
             left = self.seconds_left(key)
             eta = "" if left is None else f", about {max(1, round(left / 60))} min left"
-            raise NotPrepared(f"This prior is being prepared ({s['fraction']:.0%}{eta}: "
-                              f"{s['message']}). Its first audit can start when it is ready; "
-                              "the embedded prior is ready now.")
+            raise NotPrepared(
+                f"This prior is being prepared ({s['fraction']:.0%}{eta}: "
+                f"{s['message']}). Its first audit can start when it is ready; "
+                "the embedded prior is ready now."
+            )
         if s["state"] == "waiting":
-            raise NotPrepared("This prior waits to be prepared: the server times each prior it "
-                              "offers, then prepares them one at a time. The embedded prior is "
-                              "ready now.")
+            raise NotPrepared(
+                "This prior waits to be prepared: the server times each prior it "
+                "offers, then prepares them one at a time. The embedded prior is "
+                "ready now."
+            )
         raise NotPrepared(f"This prior cannot be used here: {s['error']}")

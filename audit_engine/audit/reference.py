@@ -36,6 +36,7 @@ more it rates a flat grey square or a printed word typical; the image's own stat
 keep those out whatever the prior (docs/DOMAIN.md has the measurements). ``tail`` says
 which side the mean denoising error is on.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,10 +54,24 @@ from ..caches import Memo
 from ..images import IMAGE_SUFFIXES, stack_to_tensor, to_model
 from ..progress import Progress, counted, within
 
-__all__ = ["baseline_for", "write_shipped_reference", "reference_from_arrays", "Reference", "ReferenceUnavailable", "NotPrepared", "reference_for", "typicality",
-           "cache_dir", "is_prepared",
-           "reference_size", "image_statistics", "DOMAIN_TIMESTEPS", "DOMAIN_DRAWS",
-           "IMAGE_STATISTICS", "REFERENCE_VERSION"]
+__all__ = [
+    "baseline_for",
+    "write_shipped_reference",
+    "reference_from_arrays",
+    "Reference",
+    "ReferenceUnavailable",
+    "NotPrepared",
+    "reference_for",
+    "typicality",
+    "cache_dir",
+    "is_prepared",
+    "reference_size",
+    "image_statistics",
+    "DOMAIN_TIMESTEPS",
+    "DOMAIN_DRAWS",
+    "IMAGE_STATISTICS",
+    "REFERENCE_VERSION",
+]
 
 DOMAIN_TIMESTEPS = (10, 50, 150, 400, 700)
 DOMAIN_DRAWS = 4
@@ -85,8 +100,13 @@ def reference_size(prior: Prior) -> int:
 
 
 @torch.inference_mode()
-def typicality(prior: Prior, images: torch.Tensor, *, batch: int | None = None,
-               progress: Progress | None = None) -> np.ndarray:
+def typicality(
+    prior: Prior,
+    images: torch.Tensor,
+    *,
+    batch: int | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
     """The typicality profile of each image (N, C, H, W) in [0, 1] (module docstring): (N, T + 2),
     the prior's log denoising errors at DOMAIN_TIMESTEPS, then image_statistics. Fixed noise:
     the same for every image.
@@ -102,20 +122,27 @@ def typicality(prior: Prior, images: torch.Tensor, *, batch: int | None = None,
     chunk = max(1, batch // per_image)
     out = []
     for i in range(0, len(images), chunk):
-        y = to_model(images[i:i + chunk].float())
+        y = to_model(images[i : i + chunk].float())
         n = len(y)
         xs, tt, ee = [], [], []
         for t in ts:
             a = float(abar[t])
             for e in noise:
-                xs.append(a ** 0.5 * y + (1 - a) ** 0.5 * e)
+                xs.append(a**0.5 * y + (1 - a) ** 0.5 * e)
                 tt.append(torch.full((n,), t))
                 ee.append(e.expand(n, *shape))
         x_t, t_all = torch.cat(xs), torch.cat(tt)
-        e_hat = torch.cat([  # at most ``batch`` evaluations per UNet call
-            prior.predict_eps(x_t[k:k + batch].to(prior.device).float(),
-                              t_all[k:k + batch].to(prior.device)).float().cpu()
-            for k in range(0, len(x_t), batch)])
+        e_hat = torch.cat(
+            [  # at most ``batch`` evaluations per UNet call
+                prior.predict_eps(
+                    x_t[k : k + batch].to(prior.device).float(),
+                    t_all[k : k + batch].to(prior.device),
+                )
+                .float()
+                .cpu()
+                for k in range(0, len(x_t), batch)
+            ]
+        )
         err = (e_hat - torch.cat(ee)).pow(2).flatten(1).mean(1).clamp(min=1e-12).log()
         out.append(err.view(len(ts), DOMAIN_DRAWS, n).mean(1).T)
         counted(progress, min(i + chunk, len(images)), len(images), "images scored")
@@ -169,7 +196,6 @@ class Reference:
         return np.sqrt(np.einsum("ij,jk,ik->i", d, self._icov, d))
 
 
-
 _MEMORY: Memo[tuple, Reference] = Memo()
 
 
@@ -193,8 +219,10 @@ def _load_folder(folder: Path, prior: Prior) -> torch.Tensor:
         except Exception:  # unreadable files are skipped; the count is reported
             continue
     if len(images) < 10:
-        raise ReferenceUnavailable(f"the reference folder holds {len(images)} readable images; "
-                                   "at least 10 are needed (100 or more for a useful domain check)")
+        raise ReferenceUnavailable(
+            f"the reference folder holds {len(images)} readable images; "
+            "at least 10 are needed (100 or more for a useful domain check)"
+        )
     return torch.stack(images)
 
 
@@ -206,19 +234,31 @@ def _f(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a).float().div(255)
 
 
-def build_reference(prior: Prior, *, images: torch.Tensor | None, n_samples: int,
-                    progress: Progress | None = None) -> dict:
+def build_reference(
+    prior: Prior, *, images: torch.Tensor | None, n_samples: int, progress: Progress | None = None
+) -> dict:
     """Compute a reference's arrays (the content of a ``reference.npz``)."""
     say = progress or (lambda f, m: None)
     say(0.0, f"drawing {n_samples} images from the prior (once; cached)")
-    samples = sample(prior, n_samples, sampler="ddim", steps=DEFAULT_DDIM_STEPS, seed=0,
-                     progress=within(say, 0.0, 0.8, "sampling the reference set"))
+    samples = sample(
+        prior,
+        n_samples,
+        sampler="ddim",
+        steps=DEFAULT_DDIM_STEPS,
+        seed=0,
+        progress=within(say, 0.0, 0.8, "sampling the reference set"),
+    )
     ref = samples if images is None else images
     say(0.8, "scoring the reference images' typicality")
-    profiles = typicality(prior, ref, progress=within(say, 0.8, 1.0,
-                                                      "scoring the reference images' typicality"))
-    return {"images": _u8(ref), "samples": _u8(samples), "profiles": profiles,
-            "samples_are_images": images is None}
+    profiles = typicality(
+        prior, ref, progress=within(say, 0.8, 1.0, "scoring the reference images' typicality")
+    )
+    return {
+        "images": _u8(ref),
+        "samples": _u8(samples),
+        "profiles": profiles,
+        "samples_are_images": images is None,
+    }
 
 
 def reference_from_arrays(arrays, source: str, prior: Prior) -> Reference:
@@ -230,15 +270,26 @@ def reference_from_arrays(arrays, source: str, prior: Prior) -> Reference:
     base = unrelated_baseline(images, n_pairs=min(1000, 4 * len(images)))
     base["data"] = source
     clf = classifier_for(prior)
-    classes = ((None, None) if clf is None else
-               (classify(clf, samples)[0], classify(clf, images)[0]))
-    return Reference(images=images, samples=samples, profiles=arrays["profiles"],
-                     source=source, samples_are_images=bool(arrays["samples_are_images"]),
-                     baseline=base, sample_classes=classes[0], image_classes=classes[1])
+    classes = (None, None) if clf is None else (classify(clf, samples)[0], classify(clf, images)[0])
+    return Reference(
+        images=images,
+        samples=samples,
+        profiles=arrays["profiles"],
+        source=source,
+        samples_are_images=bool(arrays["samples_are_images"]),
+        baseline=base,
+        sample_classes=classes[0],
+        image_classes=classes[1],
+    )
 
 
-def reference_for(prior: Prior, *, folder: str | Path | None = None,
-                  progress: Progress | None = None, build: bool = True) -> Reference:
+def reference_for(
+    prior: Prior,
+    *,
+    folder: str | Path | None = None,
+    progress: Progress | None = None,
+    build: bool = True,
+) -> Reference:
     """The reference set of a prior (see the module docstring), from memory, from disk, or
     computed once (with progress). ``folder``: images of the prior's kind to use instead of
     the shipped or sampled ones (at least 10). ``build=False``: NotPrepared rather than
@@ -253,8 +304,9 @@ def is_prepared(prior: Prior, folder: str | Path | None = None) -> bool:
     return (prior.name, str(prior.folder), str(folder) if folder else None) in _MEMORY
 
 
-def _make(prior: Prior, folder, progress, *, write_to: Path | None = None,
-          allowed: bool = True) -> Reference:
+def _make(
+    prior: Prior, folder, progress, *, write_to: Path | None = None, allowed: bool = True
+) -> Reference:
     shipped = prior.folder / "heldout.npz" if prior.folder is not None else None
     if folder is not None:
         images = _load_folder(Path(folder), prior)
@@ -267,12 +319,23 @@ def _make(prior: Prior, folder, progress, *, write_to: Path | None = None,
         images, source = None, None
     n_samples = len(images) if images is not None else reference_size(prior)
     image_hash = None if images is None else hashlib.sha256(_u8(images).tobytes()).hexdigest()
-    tag = hashlib.sha256(json.dumps(
-        [REFERENCE_VERSION, _weights_digest(prior), DOMAIN_TIMESTEPS, DOMAIN_DRAWS, n_samples,
-         DEFAULT_DDIM_STEPS, image_hash]).encode()).hexdigest()[:16]
+    tag = hashlib.sha256(
+        json.dumps(
+            [
+                REFERENCE_VERSION,
+                _weights_digest(prior),
+                DOMAIN_TIMESTEPS,
+                DOMAIN_DRAWS,
+                n_samples,
+                DEFAULT_DDIM_STEPS,
+                image_hash,
+            ]
+        ).encode()
+    ).hexdigest()[:16]
     cached = cache_dir() / "reference" / f"{tag}.npz"
-    places = ([prior.folder / "reference.npz"] if prior.folder is not None and folder is None
-              else []) + [cached]
+    places = (
+        [prior.folder / "reference.npz"] if prior.folder is not None and folder is None else []
+    ) + [cached]
     arrays = None
     for path in places if write_to is None else []:
         if path.is_file():
@@ -282,8 +345,10 @@ def _make(prior: Prior, folder, progress, *, write_to: Path | None = None,
                     break
     if arrays is None:
         if not allowed:
-            raise NotPrepared(f"the reference set of {prior.name} has not been prepared "
-                              f"(python -m audit_engine prepare {prior.name})")
+            raise NotPrepared(
+                f"the reference set of {prior.name} has not been prepared "
+                f"(python -m audit_engine prepare {prior.name})"
+            )
         arrays = build_reference(prior, images=images, n_samples=n_samples, progress=progress)
         arrays["tag"] = np.array(tag)
         target = write_to or cached

@@ -19,6 +19,7 @@ look-alikes). The prior attacker's tries follow the sequential rule: where the h
 still undetermined after K tries, K more are run at those budgets only (2K, 4K, ... up to
 ``max_trials``). Outside the prior's domain no verdict is made.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,9 +52,22 @@ from .verdict import (
     looks,
 )
 
-__all__ = ["AuditSample", "AuditResult", "run_audit", "budgets_to_mu", "default_trials",
-           "default_max_trials", "continue_audit", "check_settings", "clip_norm_for", "MECHANISMS", "MAX_TRIALS",
-           "MAX_TRIES", "MAX_STEPS", "MAX_BUDGETS"]
+__all__ = [
+    "AuditSample",
+    "AuditResult",
+    "run_audit",
+    "budgets_to_mu",
+    "default_trials",
+    "default_max_trials",
+    "continue_audit",
+    "check_settings",
+    "clip_norm_for",
+    "MECHANISMS",
+    "MAX_TRIALS",
+    "MAX_TRIES",
+    "MAX_STEPS",
+    "MAX_BUDGETS",
+]
 
 MECHANISMS = pipeline.MECHANISMS
 MAX_TRIALS = 32  # tries of the first look
@@ -92,10 +106,17 @@ class AuditSample:
     def record(self) -> dict:
         clean = lambda d: {k: (v if v is None or math.isfinite(v) else None) for k, v in d.items()}
         return {
-            "mu": self.mu, "eps": self.eps, "delta": self.delta, "trial": self.trial,
-            "t_star": self.t_star, "sigma": self.sigma, "sigma_dm": self.sigma_dm,
-            "beyond_range": self.beyond_range, "below_range": self.below_range,
-            "noisy": clean(self.noisy), "recon": clean(self.recon),
+            "mu": self.mu,
+            "eps": self.eps,
+            "delta": self.delta,
+            "trial": self.trial,
+            "t_star": self.t_star,
+            "sigma": self.sigma,
+            "sigma_dm": self.sigma_dm,
+            "beyond_range": self.beyond_range,
+            "below_range": self.below_range,
+            "noisy": clean(self.noisy),
+            "recon": clean(self.recon),
             "attribute": self.attribute,
         }
 
@@ -144,9 +165,15 @@ class AuditResult:
         measure with more tries."""
         if self._more is None or self.stopped:
             return []
-        return [v.mu for v in self.verdicts if v.trials < self.max_trials and (
+        return [
+            v.mu
+            for v in self.verdicts
+            if v.trials < self.max_trials
+            and (
                 (v.verdict == UNDETERMINED and v.identification.level == UNDETERMINED)
-                or (v.attribute is not None and v.attribute.needs_tries()))]
+                or (v.attribute is not None and v.attribute.needs_tries())
+            )
+        ]
 
     def records(self) -> list[dict]:
         return [s.record() for s in self.samples]
@@ -171,9 +198,14 @@ class AuditResult:
     def subset(self, mus: Sequence[float]) -> "AuditResult":
         """The same result holding only the budgets ``mus`` (their samples and verdicts)."""
         keep = lambda m: any(math.isclose(m, b) for b in mus)
-        return AuditResult(**{**self.__dict__, "samples": [s for s in self.samples if keep(s.mu)],
-                              "verdicts": [v for v in self.verdicts if keep(v.mu)],
-                              "_more": None})
+        return AuditResult(
+            **{
+                **self.__dict__,
+                "samples": [s for s in self.samples if keep(s.mu)],
+                "verdicts": [v for v in self.verdicts if keep(v.mu)],
+                "_more": None,
+            }
+        )
 
     def settled(self) -> "AuditResult":
         """The same result without its way to add tries (which holds the judge, the prior
@@ -185,16 +217,21 @@ class AuditResult:
 
     def release_json(self) -> dict:
         """The release's public parameters, as every output states them."""
-        return {"mechanism": "clip_C(x) + (C / mu) xi (" + self.mechanism + ")",
-                "clip_norm": self.clip_norm, "clip_source": self.clip_source,
-                "attacker_scale": self.attacker_scale,
-                "adjacency": "add or remove one image (mu-GDP)"}
+        return {
+            "mechanism": "clip_C(x) + (C / mu) xi (" + self.mechanism + ")",
+            "clip_norm": self.clip_norm,
+            "clip_source": self.clip_source,
+            "attacker_scale": self.attacker_scale,
+            "adjacency": "add or remove one image (mu-GDP)",
+        }
 
     def no_verdict_reason(self) -> str | None:
         """Why no budget has a verdict (outside the domain, no reference set), else None."""
         if self.domain is not None and not self.domain.in_domain:
-            return ("outside the prior's domain: the reconstructions show what the prior "
-                    "would guess, not a leak of this image")
+            return (
+                "outside the prior's domain: the reconstructions show what the prior "
+                "would guess, not a leak of this image"
+            )
         if not self.verdicts:
             return self.reference or "verdicts not requested"
         return None
@@ -207,9 +244,11 @@ class AuditResult:
         if any(v.attribute is not None for v in self.verdicts) or self.no_verdict_reason():
             return ""
         a = self.attribute
-        return (f"No {a['name']} claim is made: the classifier reads your image as "
-                f"\"{a['original']}\" with confidence {a['confidence']:.2f}, below the "
-                f"{ATTRIBUTE_CONFIDENCE:.2f} it needs to read an image honestly.")
+        return (
+            f"No {a['name']} claim is made: the classifier reads your image as "
+            f'"{a["original"]}" with confidence {a["confidence"]:.2f}, below the '
+            f"{ATTRIBUTE_CONFIDENCE:.2f} it needs to read an image honestly."
+        )
 
     def verdicts_json(self) -> dict:
         """verdicts.json: the prior, the release, the domain check and each budget's
@@ -218,12 +257,25 @@ class AuditResult:
         if why is None:
             budgets = [v.to_dict() for v in self.verdicts]
         else:
-            budgets = [{"mu": m, "eps": self.at(m)[0].eps, "delta": self.delta, "verdict": None,
-                        "reason": why} for m in self.budgets()]
-        out = {"prior": self.prior_name,
-               "domain": None if self.domain is None else self.domain.to_dict(), "reference": self.reference,
-               "release": self.release_json(), "tolerance": self.tolerance,
-               "looks": self.looks, "budgets": budgets}
+            budgets = [
+                {
+                    "mu": m,
+                    "eps": self.at(m)[0].eps,
+                    "delta": self.delta,
+                    "verdict": None,
+                    "reason": why,
+                }
+                for m in self.budgets()
+            ]
+        out = {
+            "prior": self.prior_name,
+            "domain": None if self.domain is None else self.domain.to_dict(),
+            "reference": self.reference,
+            "release": self.release_json(),
+            "tolerance": self.tolerance,
+            "looks": self.looks,
+            "budgets": budgets,
+        }
         if self.attribute is not None:
             out["attribute"] = {k: self.attribute[k] for k in ("name", "original", "confidence")}
         note = self.attribute_note()
@@ -235,7 +287,9 @@ class AuditResult:
 
 
 def budgets_to_mu(
-    *, mus: Sequence[float] | None = None, epsilons: Sequence[float] | None = None,
+    *,
+    mus: Sequence[float] | None = None,
+    epsilons: Sequence[float] | None = None,
     delta: float = 1e-5,
 ) -> list[tuple[float, float]]:
     """[(mu, eps)] from exactly one of mus or epsilons, eps and mu linked at ``delta``."""
@@ -256,20 +310,28 @@ def budgets_to_mu(
     return out
 
 
-def check_settings(*, sampler: str, mechanism: str, trials: int | None, seed: int,
-                   steps: int | None, delta: float) -> float:
+def check_settings(
+    *, sampler: str, mechanism: str, trials: int | None, seed: int, steps: int | None, delta: float
+) -> float:
     """ValueError naming the first setting out of range (the one place settings are checked,
     for the audit, the dashboard and the command line); returns delta as a float."""
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got sampler={sampler!r}")
     if mechanism not in MECHANISMS:
         raise ValueError(f"mechanism must be one of {MECHANISMS}, got mechanism={mechanism!r}")
-    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, (int, np.integer))
-                               or not 1 <= trials <= MAX_TRIALS):
-        raise ValueError(f"trials must be an integer between 1 and {MAX_TRIALS}, got trials={trials!r}")
+    if trials is not None and (
+        isinstance(trials, bool)
+        or not isinstance(trials, (int, np.integer))
+        or not 1 <= trials <= MAX_TRIALS
+    ):
+        raise ValueError(
+            f"trials must be an integer between 1 and {MAX_TRIALS}, got trials={trials!r}"
+        )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be a whole number >= 0, got seed={seed!r}")
-    if steps is not None and (isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= MAX_STEPS):
+    if steps is not None and (
+        isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= MAX_STEPS
+    ):
         raise ValueError(f"steps must be an integer between 1 and {MAX_STEPS}, got steps={steps!r}")
     return accounting.validate_delta(delta)
 
@@ -292,9 +354,12 @@ def clip_norm_for(prior: Prior, reference: Reference | None) -> tuple[float, flo
     image at the prior's resolution."""
     if reference is not None:
         c = reference.typical_norm
-        return c, c, (f"the median norm of the prior's {len(reference.images)} reference "
-                      f"images ({c:.3g})")
-    c = 0.5 * (prior.channels * prior.sample_size ** 2) ** 0.5
+        return (
+            c,
+            c,
+            (f"the median norm of the prior's {len(reference.images)} reference images ({c:.3g})"),
+        )
+    c = 0.5 * (prior.channels * prior.sample_size**2) ** 0.5
     return c, c, f"the norm of a mid-grey image at the prior's resolution ({c:.3g})"
 
 
@@ -342,8 +407,9 @@ def run_audit(
     """
     t0 = time.perf_counter()
     say = progress or (lambda f, m: None)
-    delta = check_settings(sampler=sampler, mechanism=mechanism, trials=trials, seed=seed,
-                           steps=steps, delta=delta)
+    delta = check_settings(
+        sampler=sampler, mechanism=mechanism, trials=trials, seed=seed, steps=steps, delta=delta
+    )
     if not 0 < tolerance < 1:
         raise ValueError(f"tolerance must lie strictly between 0 and 1, got {tolerance!r}")
     budgets = budgets_to_mu(mus=mus, epsilons=epsilons, delta=delta)
@@ -361,18 +427,32 @@ def run_audit(
     else:
         x = prior.load_image(image)
     first = default_trials(prior) if trials is None else int(trials)
-    cap = first if not verdicts else default_max_trials(first) if max_trials is None else int(max_trials)
+    cap = (
+        first
+        if not verdicts
+        else default_max_trials(first)
+        if max_trials is None
+        else int(max_trials)
+    )
     if not first <= cap <= MAX_TRIES:
-        raise ValueError(f"max_trials must lie between trials ({first}) and {MAX_TRIES}, "
-                         f"got max_trials={max_trials!r}")
+        raise ValueError(
+            f"max_trials must lie between trials ({first}) and {MAX_TRIES}, "
+            f"got max_trials={max_trials!r}"
+        )
     digest = streams.image_digest(x)
 
     ref, why = None, ""
     if verdicts:
         try:
-            ref = reference if isinstance(reference, Reference) else reference_for(
-                prior, folder=reference,
-                progress=lambda f, m: say(0.3 * f, f"preparing the prior (once): {m}"))
+            ref = (
+                reference
+                if isinstance(reference, Reference)
+                else reference_for(
+                    prior,
+                    folder=reference,
+                    progress=lambda f, m: say(0.3 * f, f"preparing the prior (once): {m}"),
+                )
+            )
         except (ReferenceUnavailable, OSError) as exc:
             why = f"no reference set, so no verdict: {exc}"
     c_default, typical, c_words = clip_norm_for(prior, ref)
@@ -385,8 +465,9 @@ def run_audit(
     metric = get_lpips(lpips) if isinstance(lpips, str) else lpips
     clf = classifier_for(prior)
 
-    def run_tries(mus_eps: list[tuple[float, float]], ks: range, lo: float, hi: float
-                  ) -> list[AuditSample]:
+    def run_tries(
+        mus_eps: list[tuple[float, float]], ks: range, lo: float, hi: float
+    ) -> list[AuditSample]:
         """The releases, reconstructions, metrics and attributes of tries ``ks`` at these
         budgets (trial-major: every budget of a try privatized with that try's one draw)."""
         rows = [(mu, eps, k) for k in ks for mu, eps in mus_eps]
@@ -394,35 +475,66 @@ def run_audit(
         if mechanism == "dpsgd":  # a fresh Opacus step per budget, noised from the try's stream
             gens = [streams.generator(seed, digest, k, streams.PRIVATIZE) for _, _, k in rows]
         else:
-            draws = {k: torch.randn(x.shape, generator=streams.generator(
-                seed, digest, k, streams.PRIVATIZE)) for k in ks}
+            draws = {
+                k: torch.randn(
+                    x.shape, generator=streams.generator(seed, digest, k, streams.PRIVATIZE)
+                )
+                for k in ks
+            }
             xi = torch.stack([draws[k] for _, _, k in rows])
         say(lo, "privatizing")
-        obs = pipeline.observe(prior, x.expand(len(rows), *x.shape), [mu for mu, _, _ in rows],
-                               clip_norm=c, xi=xi, generators=gens, mechanism=mechanism,
-                               scale=scale)
+        obs = pipeline.observe(
+            prior,
+            x.expand(len(rows), *x.shape),
+            [mu for mu, _, _ in rows],
+            clip_norm=c,
+            xi=xi,
+            generators=gens,
+            mechanism=mechanism,
+            scale=scale,
+        )
         started = time.perf_counter()
         recons = pipeline.attack(
-            prior, obs, sampler=sampler, steps=steps,
+            prior,
+            obs,
+            sampler=sampler,
+            steps=steps,
             seeds=[streams.stream_seed(seed, digest, k, streams.REVERSE) for _, _, k in rows],
             batch_size=batch_size,
-            progress=within(say, lo, lo + (hi - lo) * 0.9))
+            progress=within(say, lo, lo + (hi - lo) * 0.9),
+        )
         # what an evaluation costs here, for the estimates made before long work (costs.py)
-        costs.record(prior, count_unet_calls([timestep_grid(m.t_star, steps)
-                                              for m in obs.matches])[1],
-                     time.perf_counter() - started)
+        costs.record(
+            prior,
+            count_unet_calls([timestep_grid(m.t_star, steps) for m in obs.matches])[1],
+            time.perf_counter() - started,
+        )
         say(lo + (hi - lo) * 0.9, "measuring similarity")
         noisy_m = similarity(x, obs.images.clamp(0, 1), lpips_metric=metric)
         recon_m = similarity(x, recons, lpips_metric=metric)
-        out = [AuditSample(mu=mu, eps=eps, delta=delta, trial=k, t_star=m.t_star, sigma=sv,
-                           sigma_dm=m.sigma_dm, beyond_range=m.beyond_range,
-                           below_range=m.below_range, observation=o, reconstruction=r,
-                           noisy=nm, recon=rm)
-               for (mu, eps, k), sv, m, o, r, nm, rm in zip(rows, obs.noise_std, obs.matches,
-                                                           obs.images, recons, noisy_m, recon_m)]
+        out = [
+            AuditSample(
+                mu=mu,
+                eps=eps,
+                delta=delta,
+                trial=k,
+                t_star=m.t_star,
+                sigma=sv,
+                sigma_dm=m.sigma_dm,
+                beyond_range=m.beyond_range,
+                below_range=m.below_range,
+                observation=o,
+                reconstruction=r,
+                noisy=nm,
+                recon=rm,
+            )
+            for (mu, eps, k), sv, m, o, r, nm, rm in zip(
+                rows, obs.noise_std, obs.matches, obs.images, recons, noisy_m, recon_m
+            )
+        ]
         if clf is not None:
             labels = classify(clf, torch.cat([obs.images.clamp(0, 1), recons]))[0].tolist()
-            for smp, ln, lr in zip(out, labels[:len(out)], labels[len(out):]):
+            for smp, ln, lr in zip(out, labels[: len(out)], labels[len(out) :]):
                 smp.attribute = {"noisy": ln, "recon": lr}
         return out
 
@@ -430,20 +542,39 @@ def run_audit(
     attribute = None
     if clf is not None:
         label, conf = classify(clf, x[None])
-        attribute = {"name": clf.name, "original": clf.labels[int(label[0])],
-                     "index": int(label[0]), "confidence": float(conf[0]),
-                     "labels": list(clf.labels)}
+        attribute = {
+            "name": clf.name,
+            "original": clf.labels[int(label[0])],
+            "index": int(label[0]),
+            "confidence": float(conf[0]),
+            "labels": list(clf.labels),
+        }
     if metric is None:
         lp_label, lp_ok = "LPIPS not requested", False
     else:
         lp_label, lp_ok = (metric.label if metric.available else metric.reason), metric.available
     result = AuditResult(
-        original=x, samples=samples, prior_name=prior.name, prior_source=prior.source,
-        sampler=sampler, steps=steps, seed=int(seed), trials=first, delta=delta,
-        mechanism=mechanism, lpips_note=lp_label, lpips_available=lp_ok, elapsed_s=0.0,
-        attribute=attribute, attribute_why="" if clf is not None else no_attribute_reason(prior),
-        reference=why, clip_norm=c, clip_source=c_source,
-        attacker_scale=scale, tolerance=float(tolerance), max_trials=cap,
+        original=x,
+        samples=samples,
+        prior_name=prior.name,
+        prior_source=prior.source,
+        sampler=sampler,
+        steps=steps,
+        seed=int(seed),
+        trials=first,
+        delta=delta,
+        mechanism=mechanism,
+        lpips_note=lp_label,
+        lpips_available=lp_ok,
+        elapsed_s=0.0,
+        attribute=attribute,
+        attribute_why="" if clf is not None else no_attribute_reason(prior),
+        reference=why,
+        clip_norm=c,
+        clip_source=c_source,
+        attacker_scale=scale,
+        tolerance=float(tolerance),
+        max_trials=cap,
         looks=looks(first, cap),
     )
     if ref is not None:
@@ -457,9 +588,14 @@ def run_audit(
             grids = [timestep_grid(result.at(m)[0].t_star, steps) for m in mus]
             return costs.estimate(prior, tries * count_unet_calls(grids)[1])
 
-        result = replace(result, _more=(
-            lambda mus, ks, lo, hi: run_tries([(m, eps_of[m]) for m in mus], ks, lo, hi),
-            judge, seconds))
+        result = replace(
+            result,
+            _more=(
+                lambda mus, ks, lo, hi: run_tries([(m, eps_of[m]) for m in mus], ks, lo, hi),
+                judge,
+                seconds,
+            ),
+        )
         if not first_look_only:
             result = continue_audit(result, progress=progress)
     result = replace(result, elapsed_s=time.perf_counter() - t0)
@@ -490,24 +626,37 @@ def continue_audit(result: AuditResult, *, progress: Progress | None = None) -> 
             continue
         need, left = seconds(open_, hi_k - lo_k), seconds_left(progress)
         if need is not None and need > left:
-            stopped = _stopped(lo_k, len(open_), f"{hi_k - lo_k} more tries would take "
-                               f"about {need:.0f} s, {max(left, 0):.0f} s were left")
+            stopped = _stopped(
+                lo_k,
+                len(open_),
+                f"{hi_k - lo_k} more tries would take "
+                f"about {need:.0f} s, {max(left, 0):.0f} s were left",
+            )
             break
         frac = 0.62 + 0.3 * lo_k / cap
         try:
-            say(frac, f"undetermined at {lo_k} tries: {hi_k - lo_k} more at "
-                      f"{len(open_)} budget{'s' * (len(open_) > 1)}")
+            say(
+                frac,
+                f"undetermined at {lo_k} tries: {hi_k - lo_k} more at "
+                f"{len(open_)} budget{'s' * (len(open_) > 1)}",
+            )
             more = run_tries(open_, range(lo_k, hi_k), frac, 0.62 + 0.3 * hi_k / cap)
         except TimeLimit:
-            stopped = _stopped(lo_k, len(open_), "the time ran out during the next tries, "
-                               "which were dropped")
+            stopped = _stopped(
+                lo_k, len(open_), "the time ran out during the next tries, which were dropped"
+            )
             break
         result = judge.apply(replace(result, samples=result.samples + more), open_)
-    return replace(result, stopped=stopped or result.stopped,
-                   elapsed_s=result.elapsed_s + time.perf_counter() - t0)
+    return replace(
+        result,
+        stopped=stopped or result.stopped,
+        elapsed_s=result.elapsed_s + time.perf_counter() - t0,
+    )
 
 
 def _stopped(k: int, n: int, why: str) -> str:
-    return (f"undetermined at {k} tries at {n} budget{'s' * (n > 1)}: this request's time "
-            f"limit ended the sequential rule before its cap ({why}); the command line, which "
-            "has no such limit, adds the tries")
+    return (
+        f"undetermined at {k} tries at {n} budget{'s' * (n > 1)}: this request's time "
+        f"limit ended the sequential rule before its cap ({why}); the command line, which "
+        "has no such limit, adds the tries"
+    )

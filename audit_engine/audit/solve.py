@@ -24,6 +24,7 @@ a ratio of ``tolerance`` (1.25). Each round is one batched audit. The answer's s
 states the upper bounds measured at mu_max and the first budget above it where disclosure
 is shown.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,19 @@ from ..progress import Progress, within
 from .run import AuditResult, default_trials, run_audit
 from .verdict import ATTRIBUTE_ATTACKERS, PROTECTED, TOLERANCE
 
-__all__ = ["LEVELS", "ATTACK_CHOICES", "SEARCH_RANGE", "SolveResult", "NotSolvable",
-           "level_holds", "disclosed", "solve_budget", "dataset_budget", "write_solve", "refusal"]
+__all__ = [
+    "LEVELS",
+    "ATTACK_CHOICES",
+    "SEARCH_RANGE",
+    "SolveResult",
+    "NotSolvable",
+    "level_holds",
+    "disclosed",
+    "solve_budget",
+    "dataset_budget",
+    "write_solve",
+    "refusal",
+]
 
 LEVELS = ("not recognisable", "no attribute")
 ATTACK_CHOICES = {"both": ("gallery", "prior"), "gallery": ("gallery",), "prior": ("prior",)}
@@ -98,26 +110,36 @@ class SolveResult:
         tol = f"chance + {self.tolerance:.0%}"
         if self.mu_max is None:
             first = self.at(self.bracket[1])
-            return (f"Protection is not shown even at the smallest budget searched (mu = "
-                    f"{self.bracket[1]:.3g}: {first['verdict']}): no budget in the searched "
-                    f"range is shown to keep the attacker from picking your image out of 10 of "
-                    f"its kind more often than {tol}.")
+            return (
+                f"Protection is not shown even at the smallest budget searched (mu = "
+                f"{self.bracket[1]:.3g}: {first['verdict']}): no budget in the searched "
+                f"range is shown to keep the attacker from picking your image out of 10 of "
+                f"its kind more often than {tol}."
+            )
         at = self.at(self.mu_max)
         bounds = "; ".join(_bound_words(a, at) for a in self.attackers)
-        verb = ("picks" if len(self.attackers) > 1 else "pick") + " your image out of 10 of its kind"
-        head = (f"Up to eps = {self.eps_max:.3g} (delta = {self.delta:g}; mu = {self.mu_max:.3g}; "
-                f"clipping bound {self.clip_norm:.3g}), it is shown with 95% confidence that "
-                f"{who} {verb if len(self.attackers) > 1 else 'does not ' + verb} more often "
-                f"than {tol} ({bounds})")
+        verb = (
+            "picks" if len(self.attackers) > 1 else "pick"
+        ) + " your image out of 10 of its kind"
+        head = (
+            f"Up to eps = {self.eps_max:.4g} (delta = {self.delta:g}; mu = {self.mu_max:.4g}; "
+            f"clipping bound {self.clip_norm:.3g}), it is shown with 95% confidence that "
+            f"{who} {verb if len(self.attackers) > 1 else 'does not ' + verb} more often "
+            f"than {tol} ({bounds})"
+        )
         if self.bracket[1] is None:
             return head + "; protection is shown at every budget searched."
         d = self.disclosure
         if d is None:
-            return head + (f"; above mu = {self.bracket[1]:.3g} protection is not shown "
-                           "(undetermined), and no searched budget shows disclosure.")
-        return head + (f"; disclosure is first shown at eps = {d['eps']:.3g} (mu = {d['mu']:.3g}): "
-                       f"{d['by_words']} succeeds in {d['successes']} of {d['trials_disclosed']} "
-                       f"tries (at least {d['lower']:.0%} with 95% confidence).")
+            return head + (
+                f"; above mu = {self.bracket[1]:.3g} protection is not shown "
+                "(undetermined), and no searched budget shows disclosure."
+            )
+        return head + (
+            f"; disclosure is first shown at eps = {d['eps']:.3g} (mu = {d['mu']:.3g}): "
+            f"{d['by_words']} succeeds in {d['successes']} of {d['trials_disclosed']} "
+            f"tries (at least {d['lower']:.0%} with 95% confidence)."
+        )
 
     def _attribute_sentence(self) -> str:
         """The class search's answer, in the class verdict's own terms: both attribute
@@ -127,50 +149,68 @@ class SolveResult:
         tol = f"its base rate + {self.tolerance:.0%}"
         if self.mu_max is None:
             first = self.at(self.bracket[1])
-            return (f"That the {name} stays hidden is not shown even at the smallest budget "
-                    f"searched (mu = {self.bracket[1]:.3g}: the {name} is "
-                    f"{first['attribute_level']}).")
+            return (
+                f"That the {name} stays hidden is not shown even at the smallest budget "
+                f"searched (mu = {self.bracket[1]:.3g}: the {name} is "
+                f"{first['attribute_level']})."
+            )
         at = self.at(self.mu_max)
-        bounds = "; ".join(_attribute_bound_words(w, at) for w in ("prior", "release")
-                           if at.get(f"attribute_{w}_level") is not None)
-        head = (f"Up to eps = {self.eps_max:.3g} (delta = {self.delta:g}; mu = {self.mu_max:.3g}; "
-                f"clipping bound {self.clip_norm:.3g}), it is shown with 95% confidence that "
-                f"the {name} is not revealed: neither an attacker reading it off its "
-                f"reconstruction nor one reading it off the release names it more often than "
-                f"{tol} ({bounds})")
+        bounds = "; ".join(
+            _attribute_bound_words(w, at)
+            for w in ("prior", "release")
+            if at.get(f"attribute_{w}_level") is not None
+        )
+        head = (
+            f"Up to eps = {self.eps_max:.4g} (delta = {self.delta:g}; mu = {self.mu_max:.4g}; "
+            f"clipping bound {self.clip_norm:.3g}), it is shown with 95% confidence that "
+            f"the {name} is not revealed: neither an attacker reading it off its "
+            f"reconstruction nor one reading it off the release names it more often than "
+            f"{tol} ({bounds})"
+        )
         if self.bracket[1] is None:
             return head + "; this holds at every budget searched."
         d = self.disclosure
         if d is None:
-            return head + (f"; above mu = {self.bracket[1]:.3g} that is not shown (undetermined), "
-                           f"and no searched budget shows the {name} revealed.")
-        return head + (f"; the {name} is first shown revealed at eps = {d['eps']:.3g} "
-                       f"(mu = {d['mu']:.3g}): {d['by_words']} names it in {d['successes']} of "
-                       f"{d['trials_disclosed']} tries (at least {d['lower']:.0%} with 95% "
-                       f"confidence, above its base rate of {d['chance_disclosed']:.0%}).")
-
+            return head + (
+                f"; above mu = {self.bracket[1]:.3g} that is not shown (undetermined), "
+                f"and no searched budget shows the {name} revealed."
+            )
+        return head + (
+            f"; the {name} is first shown revealed at eps = {d['eps']:.3g} "
+            f"(mu = {d['mu']:.3g}): {d['by_words']} names it in {d['successes']} of "
+            f"{d['trials_disclosed']} tries (at least {d['lower']:.0%} with 95% "
+            f"confidence, above its base rate of {d['chance_disclosed']:.0%})."
+        )
 
 
 def _bound_words(attacker: str, row: dict) -> str:
     name = "holding it among 10" if attacker == "gallery" else "reconstructing"
     if row[attacker + "_proven"]:
         return f"{name}: chance {row[attacker + '_chance']:.0%}, proven by the DP guarantee"
-    return (f"{name}: at most {row[attacker + '_upper']:.0%} with 95% confidence, chance "
-            f"{row[attacker + '_chance']:.0%}")
+    return (
+        f"{name}: at most {row[attacker + '_upper']:.0%} with 95% confidence, chance "
+        f"{row[attacker + '_chance']:.0%}"
+    )
 
 
 def _attribute_bound_words(who: str, row: dict) -> str:
     name = "reading the reconstruction" if who == "prior" else "reading the release"
     k = f"attribute_{who}_"
     if row[k + "proven"]:
-        return (f"{name}: base rate {row[k + 'chance']:.0%}, at most {row[k + 'bound']:.0%} "
-                "by the DP guarantee")
-    return (f"{name}: at most {row[k + 'upper']:.0%} with 95% confidence, base rate "
-            f"{row[k + 'chance']:.0%}")
+        return (
+            f"{name}: base rate {row[k + 'chance']:.0%}, at most {row[k + 'bound']:.0%} "
+            "by the DP guarantee"
+        )
+    return (
+        f"{name}: at most {row[k + 'upper']:.0%} with 95% confidence, base rate "
+        f"{row[k + 'chance']:.0%}"
+    )
 
 
-_WHO = {"gallery": "an attacker who already holds your image among 10 candidates",
-        "prior": "an attacker who only knows what such images look like"}
+_WHO = {
+    "gallery": "an attacker who already holds your image among 10 candidates",
+    "prior": "an attacker who only knows what such images look like",
+}
 
 
 def level_holds(verdict, level: str, attackers=("gallery", "prior")) -> bool:
@@ -183,43 +223,81 @@ def level_holds(verdict, level: str, attackers=("gallery", "prior")) -> bool:
 def disclosed(verdict, level: str, attackers=("gallery", "prior")):
     """The attacker verdict that shows disclosure at this budget, or None."""
     if level == "not recognisable":
-        hits = [verdict.attack(a) for a in attackers
-                if verdict.attack(a).level in ("recognisable", "partly recognisable")]
+        hits = [
+            verdict.attack(a)
+            for a in attackers
+            if verdict.attack(a).level in ("recognisable", "partly recognisable")
+        ]
         return max(hits, key=lambda v: v.lower) if hits else None
     a = verdict.attribute
     if a is None or not a.revealed:
         return None
-    return max((x for x in (a.prior, a.release) if x is not None and x.level == "revealed"),
-               key=lambda x: x.lower)
+    return max(
+        (x for x in (a.prior, a.release) if x is not None and x.level == "revealed"),
+        key=lambda x: x.lower,
+    )
 
 
 def _row(result: AuditResult, mu: float, level: str, attackers) -> dict:
     v = result.verdict_at(mu)
-    row = {"mu": float(mu), "eps": float(v.eps), "holds": level_holds(v, level, attackers),
-           "verdict": v.verdict, "trials": int(v.trials)}
+    row = {
+        "mu": float(mu),
+        "eps": float(v.eps),
+        "holds": level_holds(v, level, attackers),
+        "verdict": v.verdict,
+        "trials": int(v.trials),
+    }
     for a in ("gallery", "prior"):
         av = v.attack(a)
-        row.update({f"{a}_successes": av.successes, f"{a}_trials": av.trials,
-                    f"{a}_rate": av.rate, f"{a}_upper": av.upper, f"{a}_lower": av.lower,
-                    f"{a}_chance": av.chance, f"{a}_level": av.level, f"{a}_proven": av.proven})
+        row.update(
+            {
+                f"{a}_successes": av.successes,
+                f"{a}_trials": av.trials,
+                f"{a}_rate": av.rate,
+                f"{a}_upper": av.upper,
+                f"{a}_lower": av.lower,
+                f"{a}_chance": av.chance,
+                f"{a}_level": av.level,
+                f"{a}_proven": av.proven,
+            }
+        )
     a = v.attribute
-    row.update({"attribute_level": None if a is None else a.level,
-                "attribute_name": None if a is None else a.name,
-                "attribute_successes": None if a is None else a.successes,
-                "attribute_upper": None if a is None else a.upper})
+    row.update(
+        {
+            "attribute_level": None if a is None else a.level,
+            "attribute_name": None if a is None else a.name,
+            "attribute_successes": None if a is None else a.successes,
+            "attribute_upper": None if a is None else a.upper,
+        }
+    )
     for who in ("prior", "release"):
         x = None if a is None else getattr(a, who)
-        row.update({f"attribute_{who}_{k}": None if x is None else getattr(x, k)
-                    for k in ("successes", "trials", "rate", "lower", "upper", "chance",
-                              "level", "proven", "bound")})
+        row.update(
+            {
+                f"attribute_{who}_{k}": None if x is None else getattr(x, k)
+                for k in (
+                    "successes",
+                    "trials",
+                    "rate",
+                    "lower",
+                    "upper",
+                    "chance",
+                    "level",
+                    "proven",
+                    "bound",
+                )
+            }
+        )
     d = disclosed(v, level, attackers)
     row["disclosed"] = d is not None
     words = _WHO if level == "not recognisable" else ATTRIBUTE_ATTACKERS
-    row.update(successes=None if d is None else d.successes,
-               trials_disclosed=None if d is None else d.trials,
-               lower=None if d is None else d.lower,
-               chance_disclosed=None if d is None else d.chance,
-               by_words=None if d is None else words[d.attacker])
+    row.update(
+        successes=None if d is None else d.successes,
+        trials_disclosed=None if d is None else d.trials,
+        lower=None if d is None else d.lower,
+        chance_disclosed=None if d is None else d.chance,
+        by_words=None if d is None else words[d.attacker],
+    )
     return row
 
 
@@ -286,10 +364,20 @@ def solve_budget(
         if not mus:
             return
         say(frac, f"{what}: {len(mus)} budgets")
-        result = run_audit(x, mus=mus, delta=delta, prior=prior, trials=trials,
-                           max_trials=max_trials, seed=seed, steps=steps, lpips=None,
-                           clip_norm=clip_norm, tolerance=tolerance,
-                           progress=within(say, frac, frac + 0.1, what))
+        result = run_audit(
+            x,
+            mus=mus,
+            delta=delta,
+            prior=prior,
+            trials=trials,
+            max_trials=max_trials,
+            seed=seed,
+            steps=steps,
+            lpips=None,
+            clip_norm=clip_norm,
+            tolerance=tolerance,
+            progress=within(say, frac, frac + 0.1, what),
+        )
         _check(result, level)
         clip[0] = result.clip_norm
         for m in result.budgets():
@@ -302,33 +390,56 @@ def solve_budget(
             break
         audit(np.geomspace(lo, hi, 5)[1:-1].tolist(), min(0.9, 0.3 + 0.15 * round_), "refining")
     lo, hi = _answer(rows)
-    first_disclosure = next((rows[m] for m in sorted(rows)
-                             if (lo is None or m > lo) and rows[m]["disclosed"]), None)
+    first_disclosure = next(
+        (rows[m] for m in sorted(rows) if (lo is None or m > lo) and rows[m]["disclosed"]), None
+    )
     say(1.0, "done")
     return SolveResult(
-        prior=prior.name, level=level, attackers=list(attackers), delta=delta,
-        tolerance=float(tolerance), clip_norm=float(clip[0]), mu_max=lo,
+        prior=prior.name,
+        level=level,
+        attackers=list(attackers),
+        delta=delta,
+        tolerance=float(tolerance),
+        clip_norm=float(clip[0]),
+        mu_max=lo,
         eps_max=None if lo is None else accounting.eps_from_mu(lo, delta),
-        bracket=[lo, hi] if lo is not None else [None, min(rows)], evaluations=len(rows),
-        trials=trials, in_domain=True, grid=[rows[m] for m in sorted(rows)],
-        disclosure=first_disclosure, seed=seed, elapsed_s=time.perf_counter() - t0,
-        note=("protection is shown at every searched budget" if lo is not None and hi is None else ""),
-        results={m: audits[m].subset([m]) for m in (lo, hi) if m is not None})
+        bracket=[lo, hi] if lo is not None else [None, min(rows)],
+        evaluations=len(rows),
+        trials=trials,
+        in_domain=True,
+        grid=[rows[m] for m in sorted(rows)],
+        disclosure=first_disclosure,
+        seed=seed,
+        elapsed_s=time.perf_counter() - t0,
+        note=(
+            "protection is shown at every searched budget" if lo is not None and hi is None else ""
+        ),
+        results={m: audits[m].subset([m]) for m in (lo, hi) if m is not None},
+    )
 
 
 def _check(result: AuditResult, level: str) -> None:
     if result.domain is None:
         raise NotSolvable(f"no verdict can be made with this prior: {result.reference}")
     if not result.domain.in_domain:
-        raise NotSolvable(f"{result.domain.warning()} A budget found with this prior would "
-                          "say nothing about this image.", in_domain=False)
+        raise NotSolvable(
+            f"{result.domain.warning()} A budget found with this prior would "
+            "say nothing about this image.",
+            in_domain=False,
+        )
     if level == "no attribute" and result.attribute_note():
-        raise NotSolvable(f"the level 'no attribute' cannot be searched: "
-                          f"{result.attribute_note()} (use 'not recognisable')")
+        raise NotSolvable(
+            f"the level 'no attribute' cannot be searched: "
+            f"{result.attribute_note()} (use 'not recognisable')"
+        )
 
 
-def dataset_budget(per_image: list[float | None], *, max_fraction: float = 0.05,
-                   search_high: float = SEARCH_RANGE[1]) -> dict:
+def dataset_budget(
+    per_image: list[float | None],
+    *,
+    max_fraction: float = 0.05,
+    search_high: float = SEARCH_RANGE[1],
+) -> dict:
     """The largest mu at which at most ``max_fraction`` of the images fail the level, with
     the fraction's Wilson 95% upper bound (not its point estimate) held to it.
 
@@ -344,25 +455,39 @@ def dataset_budget(per_image: list[float | None], *, max_fraction: float = 0.05,
         raise ValueError(f"max_fraction must lie strictly between 0 and 1, got {max_fraction}")
     n = len(per_image)
     if n == 0:
-        return {"mu_max": None, "judged": 0, "allowed_failures": None,
-                "reason": "no image inside the prior's domain to judge"}
+        return {
+            "mu_max": None,
+            "judged": 0,
+            "allowed_failures": None,
+            "reason": "no image inside the prior's domain to judge",
+        }
     allowed = -1
     while allowed + 1 <= n and wilson_interval(allowed + 1, n)[1] <= max_fraction:
         allowed += 1
     if allowed < 0:
         need = next(m for m in range(n, 100_000) if wilson_interval(0, m)[1] <= max_fraction)
-        return {"mu_max": None, "judged": n, "allowed_failures": None,
-                "reason": (f"with {n} images, even none recognisable cannot show that at most "
-                           f"{max_fraction:.0%} are (the 95% upper bound of 0 of {n} is "
-                           f"{wilson_interval(0, n)[1]:.1%}); audit at least {need} images")}
+        return {
+            "mu_max": None,
+            "judged": n,
+            "allowed_failures": None,
+            "reason": (
+                f"with {n} images, even none recognisable cannot show that at most "
+                f"{max_fraction:.0%} are (the 95% upper bound of 0 of {n} is "
+                f"{wilson_interval(0, n)[1]:.1%}); audit at least {need} images"
+            ),
+        }
     budgets = sorted(0.0 if m is None else float(m) for m in per_image)
     mu = budgets[allowed]  # at mu, the images with mu_max < mu fail: at most `allowed` of them
     failing = sum(b < mu for b in budgets)
-    return {"mu_max": mu if mu > 0 else None, "judged": n, "allowed_failures": allowed,
-            "failing_at_mu_max": failing,
-            "upper_bound_at_mu_max": wilson_interval(failing, n)[1],
-            "capped_at_search_range": bool(mu >= search_high),
-            "reason": "" if mu > 0 else f"more than {allowed} images fail at every searched budget"}
+    return {
+        "mu_max": mu if mu > 0 else None,
+        "judged": n,
+        "allowed_failures": allowed,
+        "failing_at_mu_max": failing,
+        "upper_bound_at_mu_max": wilson_interval(failing, n)[1],
+        "capped_at_search_range": bool(mu >= search_high),
+        "reason": "" if mu > 0 else f"more than {allowed} images fail at every searched budget",
+    }
 
 
 def write_solve(out, result: SolveResult | None = None, *, refused: dict | None = None) -> dict:
@@ -379,11 +504,13 @@ def write_solve(out, result: SolveResult | None = None, *, refused: dict | None 
     data = refused if result is None else {**result.to_json(), "sentence": result.sentence()}
     paths = {"solve": out / "solve.json"}
     if result is not None:
+
         def grid(p):
             with p.open("w", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=list(result.grid[0]))
                 w.writeheader()
                 w.writerows(result.grid)
+
         paths["grid"] = out / "grid.csv"
         atomic_write(paths["grid"], grid)
     atomic_write(paths["solve"], lambda p: p.write_text(json.dumps(data, indent=2)))
@@ -392,6 +519,15 @@ def write_solve(out, result: SolveResult | None = None, *, refused: dict | None 
 
 def refusal(prior: str, level: str, delta: float, trials: int, why: NotSolvable) -> dict:
     """solve.json when no budget can be given: no number, the reason instead."""
-    return {"prior": prior, "level": level, "delta": delta, "mu_max": None, "eps_max": None,
-            "bracket": [None, None], "evaluations": 0, "trials": trials,
-            "in_domain": why.in_domain, "refused": str(why)}
+    return {
+        "prior": prior,
+        "level": level,
+        "delta": delta,
+        "mu_max": None,
+        "eps_max": None,
+        "bracket": [None, None],
+        "evaluations": 0,
+        "trials": trials,
+        "in_domain": why.in_domain,
+        "refused": str(why),
+    }

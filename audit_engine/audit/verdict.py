@@ -43,6 +43,7 @@ least ATTRIBUTE_CONFIDENCE.
 ``Judge`` applies all of it to one audit, in this order: the domain, the chance levels from
 the reference set, the gallery attack, the attribute's chance, each budget's verdict.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,12 +70,43 @@ from .reference import IMAGE_STATISTICS, Reference, typicality
 if TYPE_CHECKING:  # the audit's result, which the judge reads and returns judged
     from .run import AuditResult
 
-__all__ = ["Z95", "wilson_interval", "exact_interval", "one_sided_bounds", "decide", "looks",
-           "TOLERANCE", "ALPHA_DISCLOSURE", "ALPHA_PROTECTION", "GALLERY_TRIES",
-           "ATTRIBUTE_CONFIDENCE", "DOMAIN_PERCENTILE", "DOMAIN_FACTOR", "domain_threshold",
-           "in_domain", "outside_domain", "domain_check", "DomainCheck", "Judge", "CANDIDATES", "LABELS", "PROTECTED", "UNDETERMINED", "SEVERITY",
-           "ATTACKERS", "AttackVerdict", "Attribute", "AttributeAttack", "ATTRIBUTE_ATTACKERS",
-           "RELEASE_TRIES", "release_attribute_attack", "NEAR_DOMAIN_CAVEAT", "BudgetVerdict", "worst", "error_rates"]
+__all__ = [
+    "Z95",
+    "wilson_interval",
+    "exact_interval",
+    "one_sided_bounds",
+    "decide",
+    "looks",
+    "TOLERANCE",
+    "ALPHA_DISCLOSURE",
+    "ALPHA_PROTECTION",
+    "GALLERY_TRIES",
+    "ATTRIBUTE_CONFIDENCE",
+    "DOMAIN_PERCENTILE",
+    "DOMAIN_FACTOR",
+    "domain_threshold",
+    "in_domain",
+    "outside_domain",
+    "domain_check",
+    "DomainCheck",
+    "Judge",
+    "CANDIDATES",
+    "LABELS",
+    "PROTECTED",
+    "UNDETERMINED",
+    "SEVERITY",
+    "ATTACKERS",
+    "AttackVerdict",
+    "Attribute",
+    "AttributeAttack",
+    "ATTRIBUTE_ATTACKERS",
+    "RELEASE_TRIES",
+    "release_attribute_attack",
+    "NEAR_DOMAIN_CAVEAT",
+    "BudgetVerdict",
+    "worst",
+    "error_rates",
+]
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 CANDIDATES = 10  # n: the target and 9 look-alikes; chance 1/n
@@ -87,9 +119,11 @@ ATTRIBUTE_CONFIDENCE = 0.9  # the classifier's confidence on the original for an
 # said on every digit-class claim: letters drawn like digits pass the domain check and are
 # read as digits confidently, and no check tried separates them well enough to refuse the
 # claim for them (scripts/evaluate_letters.py, docs/DOMAIN.md)
-NEAR_DOMAIN_CAVEAT = ("This reading assumes your image is a digit: the classifier also reads "
-                      "letters drawn like digits as digits, and no check here tells them apart "
-                      "reliably (docs/DOMAIN.md).")
+NEAR_DOMAIN_CAVEAT = (
+    "This reading assumes your image is a digit: the classifier also reads "
+    "letters drawn like digits as digits, and no check here tells them apart "
+    "reliably (docs/DOMAIN.md)."
+)
 # an image whose typicality distance exceeds DOMAIN_FACTOR times this percentile of the
 # reference images' own distances is outside the domain (rates measured in docs/DOMAIN.md:
 # the margin keeps digits written a little differently, shifted or rotated, inside)
@@ -115,8 +149,9 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float,
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def one_sided_bounds(successes: int, trials: int, *, alpha_lo: float, alpha_hi: float
-                     ) -> tuple[float, float]:
+def one_sided_bounds(
+    successes: int, trials: int, *, alpha_lo: float, alpha_hi: float
+) -> tuple[float, float]:
     """Exact (Clopper-Pearson) one-sided bounds: the lower end at level 1 - alpha_lo and the
     upper end at level 1 - alpha_hi; each is a beta quantile."""
     from scipy.stats import beta
@@ -124,8 +159,11 @@ def one_sided_bounds(successes: int, trials: int, *, alpha_lo: float, alpha_hi: 
     if trials <= 0 or not 0 <= successes <= trials:
         raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes}/{trials}")
     lo = 0.0 if successes == 0 else float(beta.ppf(alpha_lo, successes, trials - successes + 1))
-    hi = 1.0 if successes == trials else float(beta.ppf(1 - alpha_hi, successes + 1,
-                                                        trials - successes))
+    hi = (
+        1.0
+        if successes == trials
+        else float(beta.ppf(1 - alpha_hi, successes + 1, trials - successes))
+    )
     return lo, hi
 
 
@@ -146,14 +184,16 @@ def looks(first: int, cap: int) -> list[int]:
     return out
 
 
-def decide(successes: int, trials: int, chance: float, *, n_looks: int = 1,
-           tolerance: float = TOLERANCE) -> tuple[str, float, float]:
+def decide(
+    successes: int, trials: int, chance: float, *, n_looks: int = 1, tolerance: float = TOLERANCE
+) -> tuple[str, float, float]:
     """(label, lower, upper) of one look of the rule (module docstring); ``n_looks``: the
     looks the sequential rule may take, which divides both error levels."""
     if not 0 < tolerance < 1:
         raise ValueError(f"tolerance must lie strictly between 0 and 1, got {tolerance!r}")
-    lo, hi = one_sided_bounds(successes, trials, alpha_lo=ALPHA_DISCLOSURE / n_looks,
-                              alpha_hi=ALPHA_PROTECTION / n_looks)
+    lo, hi = one_sided_bounds(
+        successes, trials, alpha_lo=ALPHA_DISCLOSURE / n_looks, alpha_hi=ALPHA_PROTECTION / n_looks
+    )
     if hi <= chance + tolerance:
         return PROTECTED, lo, hi
     if lo > chance:
@@ -174,15 +214,18 @@ def outside_domain(calibration: np.ndarray, profiles: np.ndarray) -> np.ndarray:
     """Which typicality profiles a domain check calibrated on the profiles ``calibration``
     (the reference images') puts outside the domain (the evaluations' two-fold rule: one
     half calibrates, the other is judged)."""
-    ref = Reference(images=torch.zeros(1), samples=torch.zeros(1), profiles=calibration,
-                    source="calibration")
+    ref = Reference(
+        images=torch.zeros(1), samples=torch.zeros(1), profiles=calibration, source="calibration"
+    )
     return ~in_domain(ref.distance(profiles), domain_threshold(ref.distances))
 
 
-DOMAIN_METHOD = ("Mahalanobis distance of the prior's denoising-error profile (log MSE at fixed "
-                 "timesteps and noise) and the image's mean grey level and contrast from its "
-                 "{n} reference images'; beyond {factor:g} x their {percentile:g}th percentile = "
-                 "outside the domain")
+DOMAIN_METHOD = (
+    "Mahalanobis distance of the prior's denoising-error profile (log MSE at fixed "
+    "timesteps and noise) and the image's mean grey level and contrast from its "
+    "{n} reference images'; beyond {factor:g} x their {percentile:g}th percentile = "
+    "outside the domain"
+)
 
 
 @dataclass(frozen=True)
@@ -192,6 +235,7 @@ class DomainCheck:
     threshold, the ``tail`` ("simpler" or "more complex" than the reference on average, by
     the mean log denoising error) and the method in words. Outside the domain no verdict is
     made; ``warning`` is the one sentence every output says then."""
+
     in_domain: bool
     score: float
     percentile: float
@@ -203,16 +247,20 @@ class DomainCheck:
         """What a reader is told about an image outside the domain ("" inside)."""
         if self.in_domain:
             return ""
-        return ("This image is outside what the prior knows: the attacker's prior was trained "
-                f"on other kinds of images (typicality distance {self.score:.1f}; images of its "
-                f"kind stay below {self.threshold:.1f}). The reconstructions show what the "
-                "prior would guess, not a leak of this image, and no verdict or attribute claim "
-                "is made. Pick a prior trained on images like yours.")
+        return (
+            "This image is outside what the prior knows: the attacker's prior was trained "
+            f"on other kinds of images (typicality distance {self.score:.1f}; images of its "
+            f"kind stay below {self.threshold:.1f}). The reconstructions show what the "
+            "prior would guess, not a leak of this image, and no verdict or attribute claim "
+            "is made. Pick a prior trained on images like yours."
+        )
 
     def summary(self) -> str:
         """The check in one line, for the report's parameters."""
-        return (f"{'inside' if self.in_domain else 'OUTSIDE'} the prior's domain (distance "
-                f"{self.score:.2f}, threshold {self.threshold:.2f}; {self.method})")
+        return (
+            f"{'inside' if self.in_domain else 'OUTSIDE'} the prior's domain (distance "
+            f"{self.score:.2f}, threshold {self.threshold:.2f}; {self.method})"
+        )
 
     def to_dict(self) -> dict:
         """As verdicts.json writes it."""
@@ -226,11 +274,15 @@ def domain_check(ref: Reference, profile: np.ndarray) -> DomainCheck:
     k = len(IMAGE_STATISTICS)
     errors = np.atleast_2d(profile)[0, :-k]
     return DomainCheck(
-        in_domain=bool(in_domain(dist, threshold)), score=dist,
-        percentile=100.0 * float(np.mean(ref.distances < dist)), threshold=threshold,
+        in_domain=bool(in_domain(dist, threshold)),
+        score=dist,
+        percentile=100.0 * float(np.mean(ref.distances < dist)),
+        threshold=threshold,
         tail="simpler" if float(np.mean(errors - ref.mean_profile[:-k])) < 0 else "more complex",
-        method=DOMAIN_METHOD.format(n=len(ref.distances), factor=DOMAIN_FACTOR,
-                                    percentile=DOMAIN_PERCENTILE))
+        method=DOMAIN_METHOD.format(
+            n=len(ref.distances), factor=DOMAIN_FACTOR, percentile=DOMAIN_PERCENTILE
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -253,16 +305,39 @@ class AttackVerdict:
     n_looks: int = 1
 
     @classmethod
-    def of(cls, attacker: str, successes: int, trials: int, chance: float, candidates: int, *,
-           mu: float, tolerance: float = TOLERANCE, n_looks: int = 1) -> "AttackVerdict":
+    def of(
+        cls,
+        attacker: str,
+        successes: int,
+        trials: int,
+        chance: float,
+        candidates: int,
+        *,
+        mu: float,
+        tolerance: float = TOLERANCE,
+        n_looks: int = 1,
+    ) -> "AttackVerdict":
         level, lo, hi = decide(successes, trials, chance, n_looks=n_looks, tolerance=tolerance)
         bound = float(rero_bound_gdp(mu, min(max(chance, 1e-9), 1 - 1e-9)))
         proven = bound <= chance + tolerance
         if proven:
             level = PROTECTED
-        return cls(attacker, int(successes), int(trials), successes / trials,
-                   exact_interval(successes, trials), lo, hi, float(chance), int(candidates),
-                   float(tolerance), bound, level, proven, int(n_looks))
+        return cls(
+            attacker,
+            int(successes),
+            int(trials),
+            successes / trials,
+            exact_interval(successes, trials),
+            lo,
+            hi,
+            float(chance),
+            int(candidates),
+            float(tolerance),
+            bound,
+            level,
+            proven,
+            int(n_looks),
+        )
 
     @property
     def who(self) -> str:
@@ -283,21 +358,26 @@ class AttackVerdict:
     def sentence(self) -> str:
         """This attacker's result in words."""
         if self.attacker == "gallery":
-            head = (f"An attacker who holds your image among {self.candidates} candidates "
-                    "picks it")
+            head = f"An attacker who holds your image among {self.candidates} candidates picks it"
         else:
-            head = ("An attacker who knows only what such images look like picks your image "
-                    f"out of {self.candidates} from its reconstruction")
+            head = (
+                "An attacker who knows only what such images look like picks your image "
+                f"out of {self.candidates} from its reconstruction"
+            )
         rate = f"{self.successes} of {self.trials} tries ({self.rate:.1%}; chance {self.chance:.1%}"
         limit = f"chance + {self.tolerance:.0%}"
         if self.proven:
-            tail = (f"). The DP guarantee alone keeps it below {self.bound:.1%}, within {limit}: "
-                    f"**{self.level}** (proven).")
+            tail = (
+                f"). The DP guarantee alone keeps it below {self.bound:.1%}, within {limit}: "
+                f"**{self.level}** (proven)."
+            )
         elif self.level == PROTECTED:
             tail = f"; at most {self.upper:.1%}, within {limit}): **{self.level}**."
         elif self.level == UNDETERMINED:
-            tail = (f"; between {self.lower:.1%} and {self.upper:.1%}): **undetermined at "
-                    f"{self.trials} tries**.")
+            tail = (
+                f"; between {self.lower:.1%} and {self.upper:.1%}): **undetermined at "
+                f"{self.trials} tries**."
+            )
         else:
             tail = f"; at least {self.lower:.1%}): **{self.level}**."
         return f"{head} in {rate}{tail}"
@@ -308,7 +388,7 @@ ATTRIBUTE_SEVERITY = {"not revealed": 0, UNDETERMINED: 1, "revealed": 2}
 ATTRIBUTE_ATTACKERS = {
     "prior": "an attacker who reads it off its reconstruction (with the prior)",
     "release": "an attacker who reads it off the release itself (a noise-aware classifier, no "
-               "generative model)",
+    "generative model)",
 }
 
 
@@ -334,17 +414,38 @@ class AttributeAttack:
     n_looks: int = 1
 
     @classmethod
-    def of(cls, attacker: str, successes: int, trials: int, chance: float, *, mu: float,
-           tolerance: float = TOLERANCE, n_looks: int = 1) -> "AttributeAttack":
+    def of(
+        cls,
+        attacker: str,
+        successes: int,
+        trials: int,
+        chance: float,
+        *,
+        mu: float,
+        tolerance: float = TOLERANCE,
+        n_looks: int = 1,
+    ) -> "AttributeAttack":
         label, lo, hi = decide(successes, trials, chance, n_looks=n_looks, tolerance=tolerance)
         level = ATTRIBUTE_LEVELS.get(label, "revealed")
         bound = float(rero_bound_gdp(mu, min(max(chance, 1e-9), 1 - 1e-9)))
         proven = bound <= chance + tolerance
         if proven:
             level = "not revealed"
-        return cls(attacker, int(successes), int(trials), successes / trials,
-                   exact_interval(successes, trials), lo, hi, float(chance), float(tolerance),
-                   bound, level, proven, int(n_looks))
+        return cls(
+            attacker,
+            int(successes),
+            int(trials),
+            successes / trials,
+            exact_interval(successes, trials),
+            lo,
+            hi,
+            float(chance),
+            float(tolerance),
+            bound,
+            level,
+            proven,
+            int(n_looks),
+        )
 
     @property
     def who(self) -> str:
@@ -377,13 +478,26 @@ class Attribute:
     caveat: str = ""  # what the reading of the original assumes (NEAR_DOMAIN_CAVEAT)
 
     @classmethod
-    def of(cls, name: str, original: str, prior: AttributeAttack,
-           release: AttributeAttack | None = None, caveat: str = "") -> "Attribute":
+    def of(
+        cls,
+        name: str,
+        original: str,
+        prior: AttributeAttack,
+        release: AttributeAttack | None = None,
+        caveat: str = "",
+    ) -> "Attribute":
         both = [a for a in (prior, release) if a is not None]
         top = max(ATTRIBUTE_SEVERITY[a.level] for a in both)
         level = next(k for k, v in ATTRIBUTE_SEVERITY.items() if v == top)
-        return cls(name, str(original), prior, release, level,
-                   tuple(a.attacker for a in both if a.level == level), caveat)
+        return cls(
+            name,
+            str(original),
+            prior,
+            release,
+            level,
+            tuple(a.attacker for a in both if a.level == level),
+            caveat,
+        )
 
     @property
     def revealed(self) -> bool:
@@ -410,21 +524,31 @@ class Attribute:
 
     def sentence(self) -> str:
         """The claim in words, with the evidence that decided it, for each attacker."""
-        head = {"revealed": f"**The {self.name} is revealed**",
-                "not revealed": f"**The {self.name} is not revealed**",
-                UNDETERMINED: f"**The {self.name} is undetermined**"}[self.level]
-        whose = ("both attackers" if len(self.by) > 1 else
-                 "the attacker " + ATTRIBUTE_ATTACKERS[self.by[0]].split(" who ", 1)[1])
+        head = {
+            "revealed": f"**The {self.name} is revealed**",
+            "not revealed": f"**The {self.name} is not revealed**",
+            UNDETERMINED: f"**The {self.name} is undetermined**",
+        }[self.level]
+        whose = (
+            "both attackers"
+            if len(self.by) > 1
+            else "the attacker " + ATTRIBUTE_ATTACKERS[self.by[0]].split(" who ", 1)[1]
+        )
         parts = []
         for a in (self.prior, self.release):
             if a is not None:
                 how = ATTRIBUTE_ATTACKERS[a.attacker].split(" who ", 1)[1]
-                parts.append(f"One who {how}: {a.successes} of {a.trials} tries name "
-                             f"\"{self.original}\" ({a.rate:.1%}; base rate {a.chance:.1%}; "
-                             f"{a.evidence()}): {a.level}.")
+                parts.append(
+                    f"One who {how}: {a.successes} of {a.trials} tries name "
+                    f'"{self.original}" ({a.rate:.1%}; base rate {a.chance:.1%}; '
+                    f"{a.evidence()}): {a.level}."
+                )
         tail = f" {self.caveat}" if self.caveat else ""
-        return (f"{head} (by {whose}). The classifier reads your image as: {self.original}. "
-                + " ".join(parts) + tail)
+        return (
+            f"{head} (by {whose}). The classifier reads your image as: {self.original}. "
+            + " ".join(parts)
+            + tail
+        )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -436,9 +560,18 @@ class Attribute:
         return d
 
 
-def release_attribute_attack(x: torch.Tensor, pool: torch.Tensor, pool_labels: np.ndarray, *,
-                             clip_norm: float, mu: float, label, tries: int,
-                             generator: torch.Generator, chunk: int = 256) -> tuple[int, int]:
+def release_attribute_attack(
+    x: torch.Tensor,
+    pool: torch.Tensor,
+    pool_labels: np.ndarray,
+    *,
+    clip_norm: float,
+    mu: float,
+    label,
+    tries: int,
+    generator: torch.Generator,
+    chunk: int = 256,
+) -> tuple[int, int]:
     """The prior-free attribute attack (a noise-aware Bayes classifier over the pool of the
     prior's images, attacks.noise_aware_labels) on ``tries`` fresh releases clip_C(x) +
     (C / mu) xi of the image, and on as many releases without it ((C / mu) xi: add/remove
@@ -475,8 +608,15 @@ class BudgetVerdict:
     by: tuple[str, ...] = ()  # which attacker(s) the headline comes from
 
     @classmethod
-    def of(cls, mu: float, eps: float, delta: float, prior: AttackVerdict,
-           gallery: AttackVerdict, attribute: Attribute | None) -> "BudgetVerdict":
+    def of(
+        cls,
+        mu: float,
+        eps: float,
+        delta: float,
+        prior: AttackVerdict,
+        gallery: AttackVerdict,
+        attribute: Attribute | None,
+    ) -> "BudgetVerdict":
         label, by = worst(prior, gallery)
         tries = max(prior.trials, attribute.prior.trials if attribute is not None else 0)
         return cls(mu, eps, delta, tries, prior, gallery, attribute, label, tuple(by))
@@ -503,8 +643,7 @@ class BudgetVerdict:
 
     def sentence(self) -> str:
         """Both attackers' results in words, the one that decides the headline first."""
-        order = sorted((self.identification, self.gallery),
-                       key=lambda v: -SEVERITY[v.level])
+        order = sorted((self.identification, self.gallery), key=lambda v: -SEVERITY[v.level])
         return " ".join(v.sentence() for v in order)
 
 
@@ -524,22 +663,41 @@ class Judge:
             return
         self.keep = eligible_decoys(x, ref.images)
         self.n = n = min(CANDIDATES, len(self.keep) + 1)
-        self.chance = max(1.0 / n, guess_rate(x, ref.samples, ref.images, candidates=n,
-                                              samples_are_reference=ref.samples_are_images))
+        self.chance = max(
+            1.0 / n,
+            guess_rate(
+                x,
+                ref.samples,
+                ref.images,
+                candidates=n,
+                samples_are_reference=ref.samples_are_images,
+            ),
+        )
         mus = result.budgets()
-        g = gallery_attack(x, ref.images, clip_norm=result.clip_norm, mus=mus, tries=GALLERY_TRIES,
-                           candidates=n, generator=streams.generator(
-                               result.seed, digest, 0, streams.GALLERY))
+        g = gallery_attack(
+            x,
+            ref.images,
+            clip_norm=result.clip_norm,
+            mus=mus,
+            tries=GALLERY_TRIES,
+            candidates=n,
+            generator=streams.generator(result.seed, digest, 0, streams.GALLERY),
+        )
         self.gallery = {}
         for m, hits, blind in zip(mus, g.successes, g.no_info):
             chance = max(1.0 / n, blind / g.tries)
-            self.gallery[m] = AttackVerdict.of("gallery", hits, g.tries, chance, n, mu=m,
-                                               tolerance=result.tolerance)
+            self.gallery[m] = AttackVerdict.of(
+                "gallery", hits, g.tries, chance, n, mu=m, tolerance=result.tolerance
+            )
         self.chance_attr = None
         self.caveat = getattr(clf, "caveat", "")
         a = result.attribute
-        if (clf is not None and a is not None and a["confidence"] >= ATTRIBUTE_CONFIDENCE
-                and ref.sample_classes is not None):
+        if (
+            clf is not None
+            and a is not None
+            and a["confidence"] >= ATTRIBUTE_CONFIDENCE
+            and ref.sample_classes is not None
+        ):
             sample_classes, image_classes = ref.sample_classes, ref.image_classes
             # the prior attacker's base rate: how often its output names the label when the
             # release carries nothing (the prior's own samples: the attack from pure noise)
@@ -558,12 +716,23 @@ class Judge:
             self.release_attr = {}
             for m in mus:
                 hits, blind = release_attribute_attack(
-                    x, self.pool, self.pool_labels, clip_norm=result.clip_norm, mu=m,
-                    label=a["index"], tries=RELEASE_TRIES,
-                    generator=streams.generator(result.seed, digest, 0, streams.RELEASE_CLASS))
+                    x,
+                    self.pool,
+                    self.pool_labels,
+                    clip_norm=result.clip_norm,
+                    mu=m,
+                    label=a["index"],
+                    tries=RELEASE_TRIES,
+                    generator=streams.generator(result.seed, digest, 0, streams.RELEASE_CLASS),
+                )
                 self.release_attr[m] = AttributeAttack.of(
-                    "release", hits, RELEASE_TRIES, blind / RELEASE_TRIES, mu=m,
-                    tolerance=result.tolerance)
+                    "release",
+                    hits,
+                    RELEASE_TRIES,
+                    blind / RELEASE_TRIES,
+                    mu=m,
+                    tolerance=result.tolerance,
+                )
 
     def _decoys(self, k: int) -> torch.Tensor:
         g = streams.generator(self.seed, self.digest, k, streams.DECOYS)
@@ -578,8 +747,10 @@ class Judge:
         result = replace(result, domain=self.domain, reference=self.ref.source)
         if not self.in_domain:
             return result
-        samples = [s if s.decoys is not None else replace(s, decoys=self._decoys(s.trial).tolist())
-                   for s in result.samples]
+        samples = [
+            s if s.decoys is not None else replace(s, decoys=self._decoys(s.trial).tolist())
+            for s in result.samples
+        ]
         res = replace(result, samples=samples, reference_images=self.ref.images)
         x, n_looks = res.original, len(res.looks)
         verdicts = {v.mu: v for v in res.verdicts}
@@ -592,29 +763,52 @@ class Judge:
                 recons = torch.stack([t.reconstruction for t in tries])
                 decoys = torch.stack([res.reference_images[t.decoys] for t in tries])
                 hits = int(identify(recons, x, decoys).sum())
-                ident = AttackVerdict.of("prior", hits, len(tries), self.chance, self.n, mu=mu,
-                                         tolerance=res.tolerance, n_looks=n_looks)
+                ident = AttackVerdict.of(
+                    "prior",
+                    hits,
+                    len(tries),
+                    self.chance,
+                    self.n,
+                    mu=mu,
+                    tolerance=res.tolerance,
+                    n_looks=n_looks,
+                )
             attr = None
             if self.chance_attr is not None:
-                if (before is not None and before.attribute is not None
-                        and before.attribute.prior.level != UNDETERMINED):
+                if (
+                    before is not None
+                    and before.attribute is not None
+                    and before.attribute.prior.level != UNDETERMINED
+                ):
                     prior_attr = before.attribute.prior
                 else:
                     original = res.attribute["index"]
                     same = sum(t.attribute["recon"] == original for t in tries)
-                    prior_attr = AttributeAttack.of("prior", int(same), len(tries),
-                                                    self.chance_attr, mu=mu,
-                                                    tolerance=res.tolerance, n_looks=n_looks)
-                attr = Attribute.of(res.attribute["name"], str(res.attribute["original"]),
-                                    prior_attr, self.release_attr[mu],
-                                    caveat=self.caveat)
-            verdicts[mu] = BudgetVerdict.of(mu, tries[0].eps, res.delta, ident,
-                                            self.gallery[mu], attr)
+                    prior_attr = AttributeAttack.of(
+                        "prior",
+                        int(same),
+                        len(tries),
+                        self.chance_attr,
+                        mu=mu,
+                        tolerance=res.tolerance,
+                        n_looks=n_looks,
+                    )
+                attr = Attribute.of(
+                    res.attribute["name"],
+                    str(res.attribute["original"]),
+                    prior_attr,
+                    self.release_attr[mu],
+                    caveat=self.caveat,
+                )
+            verdicts[mu] = BudgetVerdict.of(
+                mu, tries[0].eps, res.delta, ident, self.gallery[mu], attr
+            )
         return replace(res, verdicts=[verdicts[m] for m in sorted(verdicts)])
 
 
-def error_rates(first: int, cap: int, chance: float, p_true: float, *,
-                tolerance: float = TOLERANCE) -> dict:
+def error_rates(
+    first: int, cap: int, chance: float, p_true: float, *, tolerance: float = TOLERANCE
+) -> dict:
     """The sequential rule's outcome probabilities, exactly (dynamic programming over the
     binomial counts at each look), when the attack's true success rate is ``p_true``:
     {"disclosure", "protection", "undetermined"} (each the probability the rule ends there)

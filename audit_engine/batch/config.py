@@ -1,4 +1,5 @@
 """A batch's settings (BatchConfig) and where its files go."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +9,8 @@ from typing import Sequence
 __all__ = ["ENGINES", "BatchConfig", "list_images", "image_dir", "is_complete"]
 
 ENGINES = ("local", "ray")
+
+
 @dataclass
 class BatchConfig:
     mus: Sequence[float] | None = None
@@ -33,17 +36,32 @@ class BatchConfig:
 
     def audit_kwargs(self) -> dict:
         """run_audit's arguments besides the image and the prior (loaded once per worker)."""
-        kw = dict(mus=self.mus, epsilons=self.epsilons, delta=self.delta,
-                  trials=self.trials, seed=self.seed, lpips=self.lpips,
-                  clip_norm=self.clip_norm, tolerance=self.tolerance, max_trials=self.max_trials)
+        kw = dict(
+            mus=self.mus,
+            epsilons=self.epsilons,
+            delta=self.delta,
+            trials=self.trials,
+            seed=self.seed,
+            lpips=self.lpips,
+            clip_norm=self.clip_norm,
+            tolerance=self.tolerance,
+            max_trials=self.max_trials,
+        )
         if self.steps is not None:
             kw["steps"] = self.steps
         return kw
 
     def solve_kwargs(self) -> dict:
         """solve_budget's arguments besides the image and the prior."""
-        kw = dict(level=self.level, delta=self.delta, trials=self.trials, seed=self.seed,
-                  clip_norm=self.clip_norm, tolerance=self.tolerance, max_trials=self.max_trials)
+        kw = dict(
+            level=self.level,
+            delta=self.delta,
+            trials=self.trials,
+            seed=self.seed,
+            clip_norm=self.clip_norm,
+            tolerance=self.tolerance,
+            max_trials=self.max_trials,
+        )
         if self.steps is not None:
             kw["steps"] = self.steps
         return kw
@@ -65,5 +83,3 @@ def image_dir(out: Path, path: Path) -> Path:
 def is_complete(out: Path, path: Path, cfg: BatchConfig | None = None) -> bool:
     last = "solve.json" if cfg is not None and cfg.solve else "verdicts.json"  # written last
     return (image_dir(out, path) / last).is_file()
-
-

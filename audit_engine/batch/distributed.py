@@ -1,6 +1,7 @@
 """The batch engine on Ray: actors that each load the prior once and audit (or solve) a share of the
 images. Ray is optional (the `scale` extra); results come back to the driver, which
 writes them, so the workers need no shared file system."""
+
 from __future__ import annotations
 
 import os
@@ -28,16 +29,18 @@ class _Auditor:
         return (name, *compute_image(data, self.cfg, self.prior))
 
 
-def run_on_ray(paths: list[Path], out: Path, cfg, *, workers: int = 2,
-               address: str | None = None) -> Iterator[dict]:
+def run_on_ray(
+    paths: list[Path], out: Path, cfg, *, workers: int = 2, address: str | None = None
+) -> Iterator[dict]:
     """Audit ``paths`` on ``workers`` Ray actors (a local cluster, or the one at ``address``),
     writing each result under ``out`` as it arrives; yields {"name", "ok", "error"}."""
     try:
         import ray
         from ray.util import ActorPool
     except ImportError:
-        raise RuntimeError("--engine ray needs Ray: pip install -e .[scale] "
-                           "(or use --engine local)") from None
+        raise RuntimeError(
+            "--engine ray needs Ray: pip install -e .[scale] (or use --engine local)"
+        ) from None
     from .work import store_image
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a privacy tool reports no usage
@@ -46,12 +49,12 @@ def run_on_ray(paths: list[Path], out: Path, cfg, *, workers: int = 2,
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=workers * cfg.threads, include_dashboard=False,
-                     log_to_driver=False)
+            ray.init(num_cpus=workers * cfg.threads, include_dashboard=False, log_to_driver=False)
     try:
         gpus = ray.cluster_resources().get("GPU", 0)
-        actor = ray.remote(num_cpus=cfg.threads,
-                           num_gpus=(min(1.0, gpus / workers) if gpus else 0))(_Auditor)
+        actor = ray.remote(
+            num_cpus=cfg.threads, num_gpus=(min(1.0, gpus / workers) if gpus else 0)
+        )(_Auditor)
         pool = ActorPool([actor.remote(cfg) for _ in range(workers)])
         by_name = {p.name: p for p in paths}
         jobs = pool.map_unordered(lambda a, p: a.audit.remote(p.name, p.read_bytes()), paths)

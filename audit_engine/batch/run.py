@@ -19,6 +19,7 @@ the fraction's 95% upper bound: ``OUT/solve.json``, ``OUT/budgets.csv`` (per ima
 The noise streams of an audit are keyed by (seed, image), so the same image gets the same
 numbers whichever engine, worker or order audits it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -39,9 +40,17 @@ from .work import audit_image
 
 __all__ = ["run_batch"]
 
-def run_batch(folder: Path, out: Path, cfg: BatchConfig, *, engine: str = "local",
-              workers: int = 1, address: str | None = None,
-              progress: Progress | None = None) -> dict:
+
+def run_batch(
+    folder: Path,
+    out: Path,
+    cfg: BatchConfig,
+    *,
+    engine: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    progress: Progress | None = None,
+) -> dict:
     """Audit every image of ``folder`` not yet complete under ``out``; then write the
     errors, the summary and the report. Returns counts."""
     if engine not in ENGINES:
@@ -51,8 +60,10 @@ def run_batch(folder: Path, out: Path, cfg: BatchConfig, *, engine: str = "local
         if cfg.level not in LEVELS:
             raise ValueError(f"level must be one of {LEVELS}, got {cfg.level!r}")
         if not 0 < cfg.max_fraction < 1:
-            raise ValueError(f"the fraction of images allowed to fail must lie strictly between "
-                             f"0 and 1, got {cfg.max_fraction}")
+            raise ValueError(
+                f"the fraction of images allowed to fail must lie strictly between "
+                f"0 and 1, got {cfg.max_fraction}"
+            )
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     files = list_images(folder)
@@ -62,8 +73,11 @@ def run_batch(folder: Path, out: Path, cfg: BatchConfig, *, engine: str = "local
     results: list[dict] = []
 
     def done(k: int, name: str) -> None:
-        say((k + 1) / len(todo), f"image {k + 1} of {len(todo)}: {name}; "
-                                 f"{time_left(k + 1, len(todo), time.perf_counter() - t0)}")
+        say(
+            (k + 1) / len(todo),
+            f"image {k + 1} of {len(todo)}: {name}; "
+            f"{time_left(k + 1, len(todo), time.perf_counter() - t0)}",
+        )
 
     say(0.0, f"{len(files) - len(todo)} of {len(files)} files already complete")
     if engine == "local":
@@ -85,15 +99,25 @@ def run_batch(folder: Path, out: Path, cfg: BatchConfig, *, engine: str = "local
     errors = [r for r in results if not r["ok"]]
     _write_errors(out, errors)
     if cfg.solve:
-        write_solve_outputs(out, summarize_solve(out, cfg), cfg, engine=engine, workers=workers,
-                            n_errors=len(errors))
+        write_solve_outputs(
+            out,
+            summarize_solve(out, cfg),
+            cfg,
+            engine=engine,
+            workers=workers,
+            n_errors=len(errors),
+        )
     else:
         summary = summarize_batch(out, cfg)
         write_summary(out, summary)
         write_report(out, summary, cfg, engine=engine, workers=workers, n_errors=len(errors))
-    return {"files": len(files), "audited": len(results) - len(errors),
-            "skipped_complete": len(files) - len(todo), "errors": len(errors),
-            "elapsed_s": time.perf_counter() - t0}
+    return {
+        "files": len(files),
+        "audited": len(results) - len(errors),
+        "skipped_complete": len(files) - len(todo),
+        "errors": len(errors),
+        "elapsed_s": time.perf_counter() - t0,
+    }
 
 
 def _write_errors(out: Path, errors: list[dict]) -> None:
@@ -105,5 +129,3 @@ def _write_errors(out: Path, errors: list[dict]) -> None:
                 w.writerow([e["name"], e["error"]])
 
     atomic_write(Path(out) / "errors.csv", write)
-
-

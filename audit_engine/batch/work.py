@@ -1,5 +1,6 @@
 """One image's work in a batch, the same in every engine: compute it (an audit, a solve or
 the refusal) and store its files under OUT/images/<name>/."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +14,7 @@ from .config import BatchConfig, image_dir
 
 __all__ = ["compute_image", "store_image", "audit_image"]
 
+
 def compute_image(source, cfg: BatchConfig, prior) -> tuple[object, str]:
     """(what to store, error) for one image (a path or its bytes): its AuditResult, or in
     solve mode its SolveResult or, when no budget can be trusted, the refusal; (None, reason)
@@ -23,8 +25,9 @@ def compute_image(source, cfg: BatchConfig, prior) -> tuple[object, str]:
         try:
             return solve_budget(source, prior=prior, **cfg.solve_kwargs()), ""
         except NotSolvable as exc:
-            return refusal(prior.name, cfg.level, cfg.delta, cfg.trials or default_trials(prior),
-                           exc), ""
+            return refusal(
+                prior.name, cfg.level, cfg.delta, cfg.trials or default_trials(prior), exc
+            ), ""
     except (ImageError, OSError, ValueError) as exc:
         return None, f"{type(exc).__name__}: {exc}"
 
@@ -47,5 +50,3 @@ def audit_image(path: Path, out: Path, cfg: BatchConfig, prior=None) -> dict:
         return {"name": path.name, "ok": False, "error": error}
     store_image(out, path, payload)
     return {"name": path.name, "ok": True, "error": ""}
-
-

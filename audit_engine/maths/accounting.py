@@ -12,6 +12,7 @@ overflows for eps in the tens of thousands nor loses the small difference of two
 nearly equal terms, and it is inverted with a bracket that widens until it contains
 the root (as google/dp_accounting does; a fixed bracket fails near mu = 32).
 """
+
 from __future__ import annotations
 
 import math
@@ -213,7 +214,15 @@ def dpsgd_budget(
     except Exception as exc:  # Opacus raises various errors outside its domain
         prv_error = f"PRV accountant failed: {exc}"
     return DPSGDBudget(
-        noise_multiplier=z, sample_rate=q, steps=steps, delta=delta, mu=mu, mu_method=method,
-        mu_is_approximation=approx, eps_exact=eps_exact, eps_rdp=eps_rdp, eps_prv=eps_prv,
+        noise_multiplier=z,
+        sample_rate=q,
+        steps=steps,
+        delta=delta,
+        mu=mu,
+        mu_method=method,
+        mu_is_approximation=approx,
+        eps_exact=eps_exact,
+        eps_rdp=eps_rdp,
+        eps_prv=eps_prv,
         prv_error=prv_error,
     )

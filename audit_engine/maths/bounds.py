@@ -9,6 +9,7 @@
   P[MSE <= eta] = P(d/2, d eta / (2 s^2)) (regularised lower incomplete gamma), and
   P[PSNR >= p] = P[MSE <= R^2 10^(-p/10)].
 """
+
 from __future__ import annotations
 
 import numpy as np

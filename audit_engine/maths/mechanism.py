@@ -17,6 +17,7 @@ is not such a mechanism; the engine never releases it.
 ``privatize`` draws that law directly; ``privatize_dpsgd`` runs the real thing with Opacus
 (per-sample clipping and noise by ``DPOptimizer``) and inverts the update.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["noise_std", "check_clip_norm", "clip_to", "privatize", "privatize_dpsgd", "DPSGDRelease",
-           "attacker_scale"]
+__all__ = [
+    "noise_std",
+    "check_clip_norm",
+    "clip_to",
+    "privatize",
+    "privatize_dpsgd",
+    "DPSGDRelease",
+    "attacker_scale",
+]
 
 
 def _check_mu(mu: float) -> float:

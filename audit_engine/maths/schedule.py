@@ -8,6 +8,7 @@ scheduler's own timestep index (0 .. T-1, the value the UNet is conditioned on) 
 ratio is closest to sigma_dm^2; the schedule is always read from the scheduler, never
 hard-coded.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,8 +18,7 @@ import torch
 
 from ..images import model_std
 
-__all__ = ["TimestepMatch", "noise_to_signal", "match_timestep", "match_timesteps",
-           "match_release"]
+__all__ = ["TimestepMatch", "noise_to_signal", "match_timestep", "match_timesteps", "match_release"]
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,16 @@ class TimestepMatch:
 
     def describe(self) -> str:
         if self.beyond_range:
-            return (f"beyond the prior's range: noise std {self.sigma_dm:.3g} exceeds the "
-                    f"schedule's maximum {self.sigma_max:.3g}; the reconstruction is "
-                    "essentially a sample from the prior")
+            return (
+                f"beyond the prior's range: noise std {self.sigma_dm:.3g} exceeds the "
+                f"schedule's maximum {self.sigma_max:.3g}; the reconstruction is "
+                "essentially a sample from the prior"
+            )
         if self.below_range:
-            return (f"below the prior's smallest step: noise std {self.sigma_dm:.3g} < "
-                    f"{self.sigma_t:.3g}; one denoising step at t = 0")
+            return (
+                f"below the prior's smallest step: noise std {self.sigma_dm:.3g} < "
+                f"{self.sigma_t:.3g}; one denoising step at t = 0"
+            )
         return f"t* = {self.t_star} (noise std {self.sigma_dm:.3g}, schedule {self.sigma_t:.3g})"
 
 
@@ -72,9 +76,7 @@ def match_timestep(sigma_dm: float, alphas_cumprod: torch.Tensor | np.ndarray) -
     return match_timesteps([sigma_dm], alphas_cumprod)[0]
 
 
-def match_timesteps(
-    sigmas_dm, alphas_cumprod: torch.Tensor | np.ndarray
-) -> list[TimestepMatch]:
+def match_timesteps(sigmas_dm, alphas_cumprod: torch.Tensor | np.ndarray) -> list[TimestepMatch]:
     """Vectorised ``match_timestep`` for several noise levels."""
     sig = np.asarray(sigmas_dm, dtype=np.float64).reshape(-1)
     if not np.all(np.isfinite(sig)) or np.any(sig < 0):
@@ -89,23 +91,25 @@ def match_timesteps(
     sigma_max = float(np.sqrt(ratio[-1]))
     out = []
     for s, ti in zip(sig, t):
-        out.append(TimestepMatch(
-            t_star=int(ti),
-            sigma_dm=float(s),
-            sigma_t=float(np.sqrt(ratio[ti])),
-            abar=float(abar[ti]),
-            beyond_range=bool(s > sigma_max),
-            below_range=bool(s < np.sqrt(ratio[0])),
-            sigma_max=sigma_max,
-        ))
+        out.append(
+            TimestepMatch(
+                t_star=int(ti),
+                sigma_dm=float(s),
+                sigma_t=float(np.sqrt(ratio[ti])),
+                abar=float(abar[ti]),
+                beyond_range=bool(s > sigma_max),
+                below_range=bool(s < np.sqrt(ratio[0])),
+                sigma_max=sigma_max,
+            )
+        )
     return out
 
 
-def match_release(
-    pixel_stds, alphas_cumprod: torch.Tensor | np.ndarray
-) -> list[TimestepMatch]:
+def match_release(pixel_stds, alphas_cumprod: torch.Tensor | np.ndarray) -> list[TimestepMatch]:
     """Where the reverse process starts for releases whose noise std is given in [0, 1]
     pixel scale (s = C / mu for the release, times the attacker's public rescaling): the std is converted to the
     model's scale here, the one place the pipeline does so, then matched."""
-    return match_timesteps([model_std(float(s)) for s in np.asarray(pixel_stds, dtype=np.float64).reshape(-1)],
-                           alphas_cumprod)
+    return match_timesteps(
+        [model_std(float(s)) for s in np.asarray(pixel_stds, dtype=np.float64).reshape(-1)],
+        alphas_cumprod,
+    )

@@ -6,6 +6,7 @@ The image enters through a digest of its pixels at the prior's resolution (float
 bytes, SHA-256); the purpose is a small constant so that, say, the privatization noise
 and the reverse process's noise of the same trial are independent streams.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,19 @@ import hashlib
 import numpy as np
 import torch
 
-__all__ = ["PRIVATIZE", "REVERSE", "DECOYS", "GALLERY", "SAMPLE", "RELEASE_CLASS", "image_digest", "keyed_seed", "keyed",
-           "stream_seed", "generator"]
+__all__ = [
+    "PRIVATIZE",
+    "REVERSE",
+    "DECOYS",
+    "GALLERY",
+    "SAMPLE",
+    "RELEASE_CLASS",
+    "image_digest",
+    "keyed_seed",
+    "keyed",
+    "stream_seed",
+    "generator",
+]
 
 PRIVATIZE, REVERSE, DECOYS = 0xD1, 0x5EED, 0xDEC0
 GALLERY = 0x6A11  # the gallery attack's look-alikes and noise (all its tries, one stream)

@@ -2,6 +2,7 @@
 self-contained (images embedded, plotly.js inline in the first figure), readable offline
 and printable, with the accessibility the dashboard promises (``lang``, table headers with
 ``scope``, text alternatives on images)."""
+
 from __future__ import annotations
 
 import datetime
@@ -12,8 +13,16 @@ from typing import Iterable, Mapping
 from .. import __version__
 from ..files import package_versions
 
-__all__ = ["STYLE", "html_page", "table", "parameter_sections", "generated_at", "figure_html",
-           "public_value", "public_prior"]
+__all__ = [
+    "STYLE",
+    "html_page",
+    "table",
+    "parameter_sections",
+    "generated_at",
+    "figure_html",
+    "public_value",
+    "public_prior",
+]
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -21,12 +30,12 @@ table { border-collapse: collapse; margin: 1em 0; }
 td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: center; font-size: 0.9em; }
 th[scope='row'] { text-align: left; font-weight: normal; }
 td.left { text-align: left; }
-img { image-rendering: pixelated; width: 96px; height: 96px; }
+img { image-rendering: pixelated; width: 72px; height: 72px; }
 img.tile, img.grid { width: auto; height: auto; max-width: 100%; }
-img.tile { max-width: 320px; }
+img.tile { max-width: 224px; }
 .warn { border: 2px solid #b00020; padding: 0.5em; }
 body { max-width: 1100px; }
-td.verdict { min-width: 12em; max-width: 18em; }
+td.verdict { min-width: 10em; max-width: 16em; }
 tr.evidence td { font-size: 0.85em; border-top: none; }
 tr.evidence p { margin: 0.2em 0; }
 td, th { overflow-wrap: normal; word-break: normal; hyphens: manual; }
@@ -53,8 +62,10 @@ def table(rows: Mapping[str, object], caption: str | None = None) -> str:
     """A two-column table, one row per key (its header cell ``scope='row'``)."""
     esc = html.escape
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    body = "".join(f"<tr><th scope='row'>{esc(str(k))}</th><td class='left'>{esc(str(v))}</td></tr>"
-                   for k, v in rows.items())
+    body = "".join(
+        f"<tr><th scope='row'>{esc(str(k))}</th><td class='left'>{esc(str(v))}</td></tr>"
+        for k, v in rows.items()
+    )
     return f"<table>{cap}{body}</table>"
 
 
@@ -87,15 +98,22 @@ def parameter_sections(params: Mapping[str, object]) -> str:
 
 def figure_html(figures: Iterable) -> str:
     """Plotly figures, plotly.js inline once (with the first)."""
-    return "".join(fig.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False,
-                               config={"displaylogo": False})
-                   for i, fig in enumerate(figures))
+    return "".join(
+        fig.to_html(
+            full_html=False,
+            include_plotlyjs="inline" if i == 0 else False,
+            config={"displaylogo": False},
+        )
+        for i, fig in enumerate(figures)
+    )
 
 
 def html_page(title: str, sections: Iterable[str]) -> str:
     """A complete page: doctype, ``lang='en'``, charset, title, the shared style, the title
     as its heading, then the sections (HTML strings) in order."""
     esc = html.escape
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{esc(title)}</title>\n<style>\n{STYLE}\n</style></head><body>\n"
-            f"<h1>{esc(title)}</h1>\n" + "\n".join(sections) + "\n</body></html>\n")
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{esc(title)}</title>\n<style>\n{STYLE}\n</style></head><body>\n"
+        f"<h1>{esc(title)}</h1>\n" + "\n".join(sections) + "\n</body></html>\n"
+    )

@@ -1,5 +1,6 @@
 """Plotly figures of an audit: similarity against the budget, and the theoretical bounds.
 Never imports gradio."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,11 +10,21 @@ from plotly.subplots import make_subplots
 from ..audit.run import AuditResult
 from ..maths import accounting, bounds
 
-__all__ = ["similarity_figure", "bound_figure", "audit_figures", "budget_axis", "dataset_figure", "solve_figure"]
+__all__ = [
+    "similarity_figure",
+    "bound_figure",
+    "audit_figures",
+    "budget_axis",
+    "dataset_figure",
+    "solve_figure",
+]
 
 _DIFF, _NOISY, _BASE = "#1f77b4", "#ff7f0e", "#555555"
-_METRICS = [("lpips", "LPIPS (lower = more similar)"), ("ssim", "SSIM (higher = more similar)"),
-            ("psnr", "PSNR in dB (higher = more similar)")]
+_METRICS = [
+    ("lpips", "LPIPS (lower = more similar)"),
+    ("ssim", "SSIM (higher = more similar)"),
+    ("psnr", "PSNR in dB (higher = more similar)"),
+]
 
 
 def budget_axis(mode: str) -> str:
@@ -45,33 +56,59 @@ def similarity_figure(
     """LPIPS, SSIM and PSNR against the budget: diffusion vs noisy-observation attack."""
     delta = result.delta
     panels = [m for m in _METRICS if m[0] != "lpips" or result.lpips_available]
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for _, t in panels],
-                        horizontal_spacing=0.07)
+    fig = make_subplots(
+        rows=1, cols=len(panels), subplot_titles=[t for _, t in panels], horizontal_spacing=0.07
+    )
     labelled = False
     for col, (key, _) in enumerate(panels, start=1):
-        for who, name, color in (("recon", "diffusion reconstruction", _DIFF),
-                                 ("noisy", "noisy observation (no prior)", _NOISY)):
+        for who, name, color in (
+            ("recon", "diffusion reconstruction", _DIFF),
+            ("noisy", "noisy observation (no prior)", _NOISY),
+        ):
             mus, ys = _means(result, who, key)
             if all(y is None for y in ys):
                 continue
-            fig.add_trace(go.Scatter(
-                x=[_x(m, mode, delta) for m in mus], y=ys, mode="lines+markers", name=name,
-                line=dict(color=color), legendgroup=who, showlegend=col == 1), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=[_x(m, mode, delta) for m in mus],
+                    y=ys,
+                    mode="lines+markers",
+                    name=name,
+                    line=dict(color=color),
+                    legendgroup=who,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
         if baseline and baseline.get(key) is not None:
-            note = {} if labelled else dict(annotation_text="unrelated images",
-                                            annotation_position="top left")
-            fig.add_hline(y=baseline[key], line=dict(color=_BASE, dash="dash"), row=1, col=col,
-                          **note)
+            note = (
+                {}
+                if labelled
+                else dict(annotation_text="unrelated images", annotation_position="top left")
+            )
+            fig.add_hline(
+                y=baseline[key], line=dict(color=_BASE, dash="dash"), row=1, col=col, **note
+            )
             labelled = True
         if current_mu is not None:
-            fig.add_vline(x=_x(current_mu, mode, delta), line=dict(color="#d62728", width=2),
-                          row=1, col=col)
+            fig.add_vline(
+                x=_x(current_mu, mode, delta), line=dict(color="#d62728", width=2), row=1, col=col
+            )
         fig.update_xaxes(type="log", title_text=budget_axis(mode), row=1, col=col)
     if not result.lpips_available:
-        fig.update_layout(title=dict(text="LPIPS is not shown: its backbone weights are not "
-                                          "available here", font=dict(size=12)))
-    fig.update_layout(height=400, margin=dict(l=40, r=20, t=80, b=40),
-                      legend=dict(orientation="h", y=-0.25), template="plotly_white")
+        fig.update_layout(
+            title=dict(
+                text="LPIPS is not shown: its backbone weights are not available here",
+                font=dict(size=12),
+            )
+        )
+    fig.update_layout(
+        height=400,
+        margin=dict(l=40, r=20, t=80, b=40),
+        legend=dict(orientation="h", y=-0.25),
+        template="plotly_white",
+    )
     return fig
 
 
@@ -98,33 +135,63 @@ def bound_figure(
     xs = [_x(m, mode, delta) for m in mus]
     fig = go.Figure()
     for k in kappas:
-        fig.add_trace(go.Scatter(x=xs, y=bounds.rero_bound_gdp(mus, k), mode="lines",
-                                 name=f"ReRo bound, prior success kappa = {k:g}"))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=bounds.rero_bound_gdp(mus, k),
+                mode="lines",
+                name=f"ReRo bound, prior success kappa = {k:g}",
+            )
+        )
     if clip_norm and pixels:
         p = bounds.psnr_sf(psnr_db, s=clip_norm / mus, d=pixels)
-        fig.add_trace(go.Scatter(
-            x=xs, y=p, mode="lines", line=dict(dash="dot", color="black"),
-            name=f"Ziller et al.: P[PSNR >= {psnr_db:g} dB] of the unclipped observation "
-                 "(the picture shown is clipped to [0, 1] and does better at high budgets)"))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=p,
+                mode="lines",
+                line=dict(dash="dot", color="black"),
+                name=f"Ziller et al.: P[PSNR >= {psnr_db:g} dB] of the unclipped observation "
+                "(the picture shown is clipped to [0, 1] and does better at high budgets)",
+            )
+        )
     if current_mu is not None:
         fig.add_vline(x=_x(current_mu, mode, delta), line=dict(color="#d62728", width=2))
     fig.update_xaxes(type="log", title_text=budget_axis(mode))
     fig.update_yaxes(range=[0, 1.02], title_text="probability")
-    fig.update_layout(height=360, margin=dict(l=40, r=20, t=50, b=40), template="plotly_white",
-                      legend=dict(orientation="h", y=-0.3),
-                      title=dict(text="Bounds for any attacker on this release (clip_C(x) + "
-                                      "(C / mu) xi, mu-GDP for adding or removing the image)",
-                                 font=dict(size=12)))
+    fig.update_layout(
+        height=360,
+        margin=dict(l=40, r=20, t=50, b=40),
+        template="plotly_white",
+        legend=dict(orientation="h", y=-0.3),
+        title=dict(
+            text="Bounds for any attacker on this release (clip_C(x) + "
+            "(C / mu) xi, mu-GDP for adding or removing the image)",
+            font=dict(size=12),
+        ),
+    )
     return fig
 
 
-def audit_figures(result: AuditResult, *, mode: str = "eps", baseline: dict | None = None,
-                  current_mu: float | None = None) -> tuple[go.Figure, go.Figure]:
+def audit_figures(
+    result: AuditResult,
+    *,
+    mode: str = "eps",
+    baseline: dict | None = None,
+    current_mu: float | None = None,
+) -> tuple[go.Figure, go.Figure]:
     """The two plots of an audit, as the page and every report show them: similarity against
     the budget, and the bounds for this release (its delta, clipping bound and pixels)."""
-    return (similarity_figure(result, mode=mode, current_mu=current_mu, baseline=baseline),
-            bound_figure(mode=mode, delta=result.delta, current_mu=current_mu,
-                         clip_norm=result.clip_norm, pixels=result.original.numel()))
+    return (
+        similarity_figure(result, mode=mode, current_mu=current_mu, baseline=baseline),
+        bound_figure(
+            mode=mode,
+            delta=result.delta,
+            current_mu=current_mu,
+            clip_norm=result.clip_norm,
+            pixels=result.original.numel(),
+        ),
+    )
 
 
 def dataset_figure(rows: list[dict], delta: float) -> go.Figure:
@@ -133,23 +200,49 @@ def dataset_figure(rows: list[dict], delta: float) -> go.Figure:
     (batch.summarize_batch's rows)."""
     xs = [r["eps"] for r in rows]
     ys = [r["exposed_fraction"] for r in rows]
-    fig = go.Figure(go.Scatter(
-        x=xs, y=ys, mode="lines+markers",
-        name="recognisable or partly (95% interval over images)",
-        error_y=dict(type="data", symmetric=False,
-                     array=[0.0 if y is None else max(0.0, r["exposed_hi"] - y)
-                            for r, y in zip(rows, ys)],
-                     arrayminus=[0.0 if y is None else max(0.0, y - r["exposed_lo"])
-                                 for r, y in zip(rows, ys)])))
-    fig.add_trace(go.Scatter(x=xs, y=[None if not r["judged"] else r["undetermined"] / r["judged"]
-                                      for r in rows],
-                             mode="lines+markers", name="undetermined", line=dict(dash="dot")))
-    fig.add_trace(go.Scatter(x=xs, y=[r["attribute_revealed_fraction"] for r in rows],
-                             mode="lines+markers", name="attribute revealed"))
+    fig = go.Figure(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="lines+markers",
+            name="recognisable or partly (95% interval over images)",
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                array=[
+                    0.0 if y is None else max(0.0, r["exposed_hi"] - y) for r, y in zip(rows, ys)
+                ],
+                arrayminus=[
+                    0.0 if y is None else max(0.0, y - r["exposed_lo"]) for r, y in zip(rows, ys)
+                ],
+            ),
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=[None if not r["judged"] else r["undetermined"] / r["judged"] for r in rows],
+            mode="lines+markers",
+            name="undetermined",
+            line=dict(dash="dot"),
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=[r["attribute_revealed_fraction"] for r in rows],
+            mode="lines+markers",
+            name="attribute revealed",
+        )
+    )
     fig.update_xaxes(type="log", title_text=f"privacy budget eps at delta = {delta:g} (log scale)")
     fig.update_yaxes(range=[0, 1.02], title_text="fraction of the images")
-    fig.update_layout(title="Fraction of the data set an attacker with this prior recognises",
-                      height=380, template="plotly_white", margin=dict(l=40, r=20, t=50, b=40))
+    fig.update_layout(
+        title="Share of the images recognisable or partly recognisable",
+        height=380,
+        template="plotly_white",
+        margin=dict(l=40, r=20, t=50, b=40),
+    )
     return fig
 
 
@@ -158,19 +251,42 @@ def solve_figure(curve: list[dict], answer: dict, delta: float) -> go.Figure:
     level against eps (a step down at each image's largest safe budget), the allowed failing
     fraction's 95% upper bound, and the data set's answer (solve_report.summarize_solve)."""
     xs = [c["eps"] for c in curve]
-    fig = go.Figure(go.Scatter(
-        x=xs, y=[c["still_holding_fraction"] for c in curve], mode="lines+markers",
-        line_shape="hv", name=f"images still {answer['level']}"))
-    fig.add_trace(go.Scatter(x=xs, y=[1 - c["failing_hi"] for c in curve], mode="lines",
-                             line=dict(dash="dot"), line_shape="hv",
-                             name="the same, 95% lower bound"))
-    fig.add_hline(y=1 - answer["max_fraction"], line_dash="dash",
-                  annotation_text=f"target: at most {answer['max_fraction']:.0%} fail")
+    fig = go.Figure(
+        go.Scatter(
+            x=xs,
+            y=[c["still_holding_fraction"] for c in curve],
+            mode="lines+markers",
+            line_shape="hv",
+            name=f"images still {answer['level']}",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=[1 - c["failing_hi"] for c in curve],
+            mode="lines",
+            line=dict(dash="dot"),
+            line_shape="hv",
+            name="the same, 95% lower bound",
+        )
+    )
+    fig.add_hline(
+        y=1 - answer["max_fraction"],
+        line_dash="dash",
+        annotation_text=f"target: at most {answer['max_fraction']:.0%} fail",
+    )
     if answer.get("eps_max"):
-        fig.add_vline(x=answer["eps_max"], line_color="#b45309",
-                      annotation_text=f"data set: eps {answer['eps_max']:.3g}")
+        fig.add_vline(
+            x=answer["eps_max"],
+            line_color="#b45309",
+            annotation_text=f"data set: eps {answer['eps_max']:.3g}",
+        )
     fig.update_xaxes(type="log", title_text=f"privacy budget eps at delta = {delta:g} (log scale)")
     fig.update_yaxes(range=[0, 1.02], title_text="fraction of the images judged")
-    fig.update_layout(title="Images still protected against the budget", height=380,
-                      template="plotly_white", margin=dict(l=40, r=20, t=50, b=40))
+    fig.update_layout(
+        title="Images still protected against the budget",
+        height=380,
+        template="plotly_white",
+        margin=dict(l=40, r=20, t=50, b=40),
+    )
     return fig

@@ -1,4 +1,5 @@
 """What a reproduction run is asked to do."""
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,9 @@ DEFAULT_CANDIDATES = 10
 class ReproConfig:
     prior: str | None = None
     images: str | None = None  # folder of target images of the prior's domain (default: held-out)
-    ood: Sequence[str] = field(default_factory=tuple)  # out-of-domain folders (default: scikit-image)
+    ood: Sequence[str] = field(
+        default_factory=tuple
+    )  # out-of-domain folders (default: scikit-image)
     n_images: int = 200
     mus: Sequence[float] = DEFAULT_MUS
     n_candidates: int | None = None  # kappa = 1 / n; default min(10, images available)
@@ -54,7 +57,9 @@ class ReproConfig:
             raise ValueError("n_draws and steps must be >= 1, n_ood >= 0 and n_boot >= 10")
         if not self.mus or any(not (math.isfinite(m) and m > 0) for m in self.mus):
             raise ValueError(f"mus must be finite and > 0, got {list(self.mus)}")
-        if self.clip_norm is not None and not (math.isfinite(self.clip_norm) and self.clip_norm > 0):
+        if self.clip_norm is not None and not (
+            math.isfinite(self.clip_norm) and self.clip_norm > 0
+        ):
             raise ValueError(f"clip_norm must be a finite number > 0, got {self.clip_norm}")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"dtype must be float32, float16 or bfloat16, got {self.dtype!r}")

@@ -1,5 +1,6 @@
 """The image sets of a reproduction: targets of the prior's domain (its held-out images or a
 folder), out-of-domain sets (folders, or what ships with scikit-image) and candidate sets."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,15 @@ import torch
 from ..attacker.priors import Prior
 from ..images import IMAGE_SUFFIXES, stack_to_tensor
 
-__all__ = ["IN_DOMAIN", "FACES", "NATURAL", "heldout_images", "folder_images", "ood_sets",
-           "candidate_sets"]
+__all__ = [
+    "IN_DOMAIN",
+    "FACES",
+    "NATURAL",
+    "heldout_images",
+    "folder_images",
+    "ood_sets",
+    "candidate_sets",
+]
 
 IN_DOMAIN = "in-domain (held-out)"
 FACES = "faces (LFW subset, scikit-image)"
@@ -32,9 +40,11 @@ def heldout_images(prior: Prior, n: int) -> tuple[torch.Tensor, np.ndarray | Non
     with labels, the classes are taken in turn, so any n is balanced across classes."""
     path = (prior.folder or Path(".")) / "heldout.npz"
     if prior.folder is None or not path.is_file():
-        raise ValueError(f"prior {prior.name!r} ships no held-out images ({path.name} beside its "
-                         "UNet): give a folder of images of its domain that it was not trained "
-                         "on (--images DIR)")
+        raise ValueError(
+            f"prior {prior.name!r} ships no held-out images ({path.name} beside its "
+            "UNet): give a folder of images of its domain that it was not trained "
+            "on (--images DIR)"
+        )
     held = np.load(path)
     labels = held["labels"] if "labels" in held.files else None
     n = min(n, len(held["images"]))
@@ -44,8 +54,9 @@ def heldout_images(prior: Prior, n: int) -> tuple[torch.Tensor, np.ndarray | Non
     return _to_channels(x, prior.channels), labels
 
 
-def folder_images(folder: str | Path, prior: Prior, n: int | None = None
-                  ) -> tuple[torch.Tensor, list[str]]:
+def folder_images(
+    folder: str | Path, prior: Prior, n: int | None = None
+) -> tuple[torch.Tensor, list[str]]:
     """Up to n images of a folder (sorted by name) as the prior sees them; unreadable files
     are skipped and named in the second value."""
     folder = Path(folder)
@@ -74,8 +85,9 @@ def _to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
-                                           antialias=True, align_corners=False).clamp(0, 1)
+    return torch.nn.functional.interpolate(
+        x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    ).clamp(0, 1)
 
 
 def ood_sets(n: int, *, size: int, channels: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -87,8 +99,24 @@ def ood_sets(n: int, *, size: int, channels: int, seed: int = 0) -> dict[str, to
     pick = rng.choice(len(faces), size=min(n, len(faces)), replace=False)
     faces_t = _resize(torch.from_numpy(faces[pick]).float().unsqueeze(1), size)
 
-    names = ["camera", "coins", "moon", "page", "text", "brick", "grass", "gravel", "astronaut",
-             "coffee", "chelsea", "rocket", "horse", "cell", "clock", "hubble_deep_field"]
+    names = [
+        "camera",
+        "coins",
+        "moon",
+        "page",
+        "text",
+        "brick",
+        "grass",
+        "gravel",
+        "astronaut",
+        "coffee",
+        "chelsea",
+        "rocket",
+        "horse",
+        "cell",
+        "clock",
+        "hubble_deep_field",
+    ]
     pictures = []
     for name in names:
         img = np.asarray(getattr(data, name)(), dtype=np.float64)
@@ -103,17 +131,22 @@ def ood_sets(n: int, *, size: int, channels: int, seed: int = 0) -> dict[str, to
         h, w = img.shape
         side = int(rng.integers(min(h, w) // 8, min(h, w) // 2 + 1))
         top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-        patches.append(torch.from_numpy(img[top:top + side, left:left + side].copy()).float()[None, None])
+        patches.append(
+            torch.from_numpy(img[top : top + side, left : left + side].copy()).float()[None, None]
+        )
     natural = torch.cat([_resize(p, size) for p in patches])
     return {FACES: _to_channels(faces_t, channels), NATURAL: _to_channels(natural, channels)}
 
 
-def candidate_sets(n_images: int, n_candidates: int, rng: np.random.Generator
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def candidate_sets(
+    n_images: int, n_candidates: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(indices (N, n) into the image set, position of the target in each row)."""
     if not 2 <= n_candidates <= n_images:
-        raise ValueError(f"a candidate set of {n_candidates} needs at least that many target "
-                         f"images; {n_images} are available")
+        raise ValueError(
+            f"a candidate set of {n_candidates} needs at least that many target "
+            f"images; {n_images} are available"
+        )
     idx = np.empty((n_images, n_candidates), dtype=np.int64)
     pos = rng.integers(0, n_candidates, n_images)
     for i in range(n_images):

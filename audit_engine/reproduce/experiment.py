@@ -29,6 +29,7 @@ The attacks, measured against the original:
 Candidate and norm attacks average over ``n_draws`` draws per image; the other attacks
 use draw 0, shared by every budget (common random numbers).
 """
+
 from __future__ import annotations
 
 import time
@@ -48,8 +49,15 @@ from ..progress import Progress, within
 from .config import ReproConfig
 from .data import IN_DOMAIN, candidate_sets, folder_images, heldout_images, ood_sets
 
-__all__ = ["ATTACKS", "POOL_MAX", "Reproduction", "clip_to", "nearest_candidate_draws",
-           "nearest_norm_draws", "run_reproduction"]
+__all__ = [
+    "ATTACKS",
+    "POOL_MAX",
+    "Reproduction",
+    "clip_to",
+    "nearest_candidate_draws",
+    "nearest_norm_draws",
+    "run_reproduction",
+]
 
 ATTACKS = ("recon", "noisy", "candidate")
 POOL_MAX = 5000  # images of a folder read for the noise-aware classifier's picture of each class
@@ -81,8 +89,9 @@ class Reproduction:
     examples: dict[str, dict] = field(default_factory=dict, repr=False)  # set -> tensors
 
 
-def nearest_candidate_draws(xc: torch.Tensor, cand: torch.Tensor, pos: np.ndarray, s: float,
-                     xi: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def nearest_candidate_draws(
+    xc: torch.Tensor, cand: torch.Tensor, pos: np.ndarray, s: float, xi: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
     """Nearest-candidate attack on x_tilde = xc + s xi over draws xi (N, K, C, H, W), with
     clipped candidates cand (N, n, C, H, W): (success (N, K), chosen (N, K))."""
     obs = xc.flatten(1).double()[:, None, :] + s * xi.flatten(2).double()  # (N, K, d)
@@ -93,8 +102,9 @@ def nearest_candidate_draws(xc: torch.Tensor, cand: torch.Tensor, pos: np.ndarra
     return chosen == pos[:, None], chosen
 
 
-def nearest_norm_draws(xc: torch.Tensor, cand: torch.Tensor, pos: np.ndarray, s: float,
-                xi: torch.Tensor) -> np.ndarray:
+def nearest_norm_draws(
+    xc: torch.Tensor, cand: torch.Tensor, pos: np.ndarray, s: float, xi: torch.Tensor
+) -> np.ndarray:
     """The candidate whose squared norm is closest to ||x_tilde||^2 - d s^2 (the unbiased
     estimate of ||x||^2 when the noise scale s is public): success (N, K)."""
     d = xc[0].numel()
@@ -105,8 +115,9 @@ def nearest_norm_draws(xc: torch.Tensor, cand: torch.Tensor, pos: np.ndarray, s:
     return chosen == pos[:, None]
 
 
-def _kappa_threshold(x: torch.Tensor, tau: float, n_guesses: int, rng: np.random.Generator
-                     ) -> tuple[float, str]:
+def _kappa_threshold(
+    x: torch.Tensor, tau: float, n_guesses: int, rng: np.random.Generator
+) -> tuple[float, str]:
     """Best success rate SSIM >= tau of one fixed guess (pool images, the mean image): the
     prior success of the threshold criterion, estimated from below."""
     picks = rng.choice(len(x), size=min(n_guesses, len(x)), replace=False)
@@ -118,13 +129,29 @@ def _kappa_threshold(x: torch.Tensor, tau: float, n_guesses: int, rng: np.random
             hits[picks[gi]] = False  # the guess itself does not count as a target it matches
         rate = float(hits.mean())
         if rate > best:
-            best, which = rate, ("the mean image" if gi == len(picks) else f"pool image {picks[gi]}")
+            best, which = (
+                rate,
+                ("the mean image" if gi == len(picks) else f"pool image {picks[gi]}"),
+            )
     return best, which
 
 
-def _evaluate_set(prior: Prior, name: str, x: torch.Tensor, c: float, cfg: ReproConfig, *,
-                  metric, clf, labels_pool: tuple | None, candidates: tuple | None, tau: float,
-                  eta: float, say: Progress, frac: tuple[float, float]) -> tuple[list[dict], dict]:
+def _evaluate_set(
+    prior: Prior,
+    name: str,
+    x: torch.Tensor,
+    c: float,
+    cfg: ReproConfig,
+    *,
+    metric,
+    clf,
+    labels_pool: tuple | None,
+    candidates: tuple | None,
+    tau: float,
+    eta: float,
+    say: Progress,
+    frac: tuple[float, float],
+) -> tuple[list[dict], dict]:
     n = len(x)
     g = streams.keyed(cfg.seed, streams.PRIVATIZE)
     xi = torch.randn(x.shape, generator=g)  # draw 0, shared by every mu and by all attacks
@@ -133,10 +160,12 @@ def _evaluate_set(prior: Prior, name: str, x: torch.Tensor, c: float, cfg: Repro
     if candidates is not None:
         idx, pos = candidates
         cand = xc[torch.from_numpy(idx)]  # (N, n, C, H, W), clipped as released
-        cand_metrics = [similarity(x[i], x[torch.from_numpy(idx[i])], lpips_metric=metric)
-                        for i in range(n)]
-        xi_draws = torch.cat([xi[:, None], torch.randn((n, cfg.n_draws - 1, *x.shape[1:]),
-                                                       generator=g)], dim=1)
+        cand_metrics = [
+            similarity(x[i], x[torch.from_numpy(idx[i])], lpips_metric=metric) for i in range(n)
+        ]
+        xi_draws = torch.cat(
+            [xi[:, None], torch.randn((n, cfg.n_draws - 1, *x.shape[1:]), generator=g)], dim=1
+        )
     show = np.linspace(0, n - 1, 4).round().astype(int)
     examples = {"original": x[show], "noisy": [], "recon": [], "mus": list(cfg.mus)}
     rows = []
@@ -146,15 +175,24 @@ def _evaluate_set(prior: Prior, name: str, x: torch.Tensor, c: float, cfg: Repro
         say(lo + j * step, f"{name}: mu = {mu:g}")
         s = c / mu
         # draw 0 of every image: the analytic law, or a real Opacus step, with the public clip norm
-        gens = ([streams.keyed(cfg.seed, i, streams.PRIVATIZE) for i in range(n)]
-                if cfg.mechanism == "dpsgd" else None)
-        released = pipeline.observe(prior, x, mu, xi=xi, generators=gens, mechanism=cfg.mechanism,
-                                    clip_norm=c)
+        gens = (
+            [streams.keyed(cfg.seed, i, streams.PRIVATIZE) for i in range(n)]
+            if cfg.mechanism == "dpsgd"
+            else None
+        )
+        released = pipeline.observe(
+            prior, x, mu, xi=xi, generators=gens, mechanism=cfg.mechanism, clip_norm=c
+        )
         obs, matches = released.images, released.matches
-        rec = pipeline.attack(prior, released, sampler="ddim", steps=cfg.steps,
-                          seeds=list(range(n)), batch_size=256,
-                          progress=within(say, lo + j * step, lo + (j + 0.9) * step,
-                                          f"{name}: mu = {mu:g}"))
+        rec = pipeline.attack(
+            prior,
+            released,
+            sampler="ddim",
+            steps=cfg.steps,
+            seeds=list(range(n)),
+            batch_size=256,
+            progress=within(say, lo + j * step, lo + (j + 0.9) * step, f"{name}: mu = {mu:g}"),
+        )
         noisy = obs.clamp(0, 1)
         examples["noisy"].append(noisy[show])
         examples["recon"].append(rec[show])
@@ -164,8 +202,10 @@ def _evaluate_set(prior: Prior, name: str, x: torch.Tensor, c: float, cfg: Repro
         if candidates is not None:
             succ, chosen = nearest_candidate_draws(xc, cand, pos, s, xi_draws)
             norm_succ = nearest_norm_draws(xc, cand, pos, s, xi_draws)
-            rec_vs_cand = [[r["ssim"] for r in similarity(rec[i], x[torch.from_numpy(idx[i])])]
-                           for i in range(n)]
+            rec_vs_cand = [
+                [r["ssim"] for r in similarity(rec[i], x[torch.from_numpy(idx[i])])]
+                for i in range(n)
+            ]
         if clf is not None:
             attr_noisy = classify(clf, noisy)[0].numpy()
             attr_rec = classify(clf, rec)[0].numpy()
@@ -176,15 +216,26 @@ def _evaluate_set(prior: Prior, name: str, x: torch.Tensor, c: float, cfg: Repro
         eps = accounting.eps_from_mu(mu, cfg.delta)
         psnr_eta = 10.0 ** (-cfg.psnr_threshold / 10.0)
         for i in range(n):
-            row = {"set": name, "image": i, "mu": mu, "eps": eps, "clip_norm": c, "sigma": s,
-                   "sigma_dm": matches[i].sigma_dm, "t_star": matches[i].t_star,
-                   "beyond_range": matches[i].beyond_range}
+            row = {
+                "set": name,
+                "image": i,
+                "mu": mu,
+                "eps": eps,
+                "clip_norm": c,
+                "sigma": s,
+                "sigma_dm": matches[i].sigma_dm,
+                "t_star": matches[i].t_star,
+                "beyond_range": matches[i].beyond_range,
+            }
             for who, m in (("noisy", m_noisy[i]), ("recon", m_rec[i])):
                 row.update({f"{who}_{k}": m[k] for k in METRICS})
             row["noisy_unclipped_mse"] = float(raw_mse[i])
             row["recon_threshold_success"] = float(m_rec[i]["ssim"] >= tau)
-            for who, mse in (("recon", m_rec[i]["mse"]), ("noisy", m_noisy[i]["mse"]),
-                             ("noisy_unclipped", raw_mse[i])):
+            for who, mse in (
+                ("recon", m_rec[i]["mse"]),
+                ("noisy", m_noisy[i]["mse"]),
+                ("noisy_unclipped", raw_mse[i]),
+            ):
                 row[f"{who}_mse_success"] = float(mse <= eta)
                 row[f"{who}_psnr_success"] = float(mse <= psnr_eta)
             if candidates is not None:
@@ -193,10 +244,14 @@ def _evaluate_set(prior: Prior, name: str, x: torch.Tensor, c: float, cfg: Repro
                 row["candidate_success"] = float(succ[i].mean())
                 row["norm_attack_success"] = float(norm_succ[i].mean())
                 row["recon_identification_success"] = float(
-                    int(np.argmax(rec_vs_cand[i])) == pos[i])
+                    int(np.argmax(rec_vs_cand[i])) == pos[i]
+                )
             if clf is not None:
-                row.update(attr_original=int(attr_orig[i]), attr_noisy=int(attr_noisy[i]),
-                           attr_recon=int(attr_rec[i]))
+                row.update(
+                    attr_original=int(attr_orig[i]),
+                    attr_noisy=int(attr_noisy[i]),
+                    attr_recon=int(attr_rec[i]),
+                )
                 if attr_aware is not None:
                     row["attr_noise_aware"] = int(attr_aware[i])
             rows.append(row)
@@ -210,17 +265,18 @@ def _targets(prior: Prior, cfg: ReproConfig) -> tuple[torch.Tensor, torch.Tensor
     the targets first (target i is pool[i]); the noise-aware classifier draws on it."""
     if cfg.images:
         pool, skipped = folder_images(cfg.images, prior, POOL_MAX)
-        return pool[:cfg.n_images], pool, skipped
+        return pool[: cfg.n_images], pool, skipped
     pool = heldout_images(prior, 10**9)[0]
-    return pool[:cfg.n_images], pool, []
+    return pool[: cfg.n_images], pool, []
 
 
 def _ood(prior: Prior, cfg: ReproConfig) -> tuple[dict[str, torch.Tensor], list[str]]:
     if not cfg.n_ood:
         return {}, []
     if not cfg.ood:
-        return ood_sets(cfg.n_ood, size=prior.sample_size, channels=prior.channels,
-                        seed=cfg.seed), []
+        return ood_sets(
+            cfg.n_ood, size=prior.sample_size, channels=prior.channels, seed=cfg.seed
+        ), []
     sets, skipped = {}, []
     for folder in cfg.ood:
         imgs, bad = folder_images(folder, prior, cfg.n_ood)
@@ -229,8 +285,9 @@ def _ood(prior: Prior, cfg: ReproConfig) -> tuple[dict[str, torch.Tensor], list[
     return sets, skipped
 
 
-def run_reproduction(cfg: ReproConfig, *, prior: Prior | None = None,
-                     progress: Progress | None = None) -> Reproduction:
+def run_reproduction(
+    cfg: ReproConfig, *, prior: Prior | None = None, progress: Progress | None = None
+) -> Reproduction:
     """Run every attack on the target (and out-of-domain) images at every mu."""
     t0 = time.perf_counter()
     cfg.validate()
@@ -242,8 +299,13 @@ def run_reproduction(cfg: ReproConfig, *, prior: Prior | None = None,
     candidates = candidate_sets(len(x), n_cand, rng)
     metric = get_lpips(cfg.lpips) if cfg.lpips else None
     lp_ok = bool(metric is not None and metric.available)
-    lp_label = ("LPIPS not requested" if metric is None
-                else metric.label if metric.available else metric.reason)
+    lp_label = (
+        "LPIPS not requested"
+        if metric is None
+        else metric.label
+        if metric.available
+        else metric.reason
+    )
     metric = metric if lp_ok else None
     clf = classifier_for(prior)
 
@@ -252,10 +314,14 @@ def run_reproduction(cfg: ReproConfig, *, prior: Prior | None = None,
     ood, bad = _ood(prior, cfg)
     sets.update(ood)
     skipped += bad
-    baselines = {name: unrelated_baseline(imgs, n_pairs=2000, seed=cfg.seed, lpips_metric=metric)
-                 for name, imgs in sets.items()}
-    clip_norms = {name: float(cfg.clip_norm or imgs.flatten(1).norm(dim=1).max())
-                  for name, imgs in sets.items()}
+    baselines = {
+        name: unrelated_baseline(imgs, n_pairs=2000, seed=cfg.seed, lpips_metric=metric)
+        for name, imgs in sets.items()
+    }
+    clip_norms = {
+        name: float(cfg.clip_norm or imgs.flatten(1).norm(dim=1).max())
+        for name, imgs in sets.items()
+    }
     b = baselines[IN_DOMAIN]
     tau = b["ssim"] + cfg.recognisable_r * (1 - b["ssim"])
     eta = (1 - cfg.recognisable_r) * b["mse"]
@@ -263,27 +329,57 @@ def run_reproduction(cfg: ReproConfig, *, prior: Prior | None = None,
     kappa_thr = max(kappa_thr, 1.0 / len(x))  # not resolvable below 1/N
     labels_pool = None
     if clf is not None:  # the noise-aware classifier's prior: every other image of the domain
-        labels_pool = (clip_to(pool, clip_norms[IN_DOMAIN]), classify(clf, pool)[0].numpy(),
-                       np.arange(len(x)))
+        labels_pool = (
+            clip_to(pool, clip_norms[IN_DOMAIN]),
+            classify(clf, pool)[0].numpy(),
+            np.arange(len(x)),
+        )
 
     rows, examples = [], {}
     total = sum(len(v) for v in sets.values())
     done = 0
     for name, imgs in sets.items():
         frac = (0.05 + 0.95 * done / total, 0.05 + 0.95 * (done + len(imgs)) / total)
-        r, ex = _evaluate_set(prior, name, imgs, clip_norms[name], cfg, metric=metric, clf=clf,
-                              labels_pool=labels_pool if name == IN_DOMAIN else None,
-                              candidates=candidates if name == IN_DOMAIN else None, tau=tau,
-                              eta=eta, say=say, frac=frac)
+        r, ex = _evaluate_set(
+            prior,
+            name,
+            imgs,
+            clip_norms[name],
+            cfg,
+            metric=metric,
+            clf=clf,
+            labels_pool=labels_pool if name == IN_DOMAIN else None,
+            candidates=candidates if name == IN_DOMAIN else None,
+            tau=tau,
+            eta=eta,
+            say=say,
+            frac=frac,
+        )
         rows += r
         examples[name] = ex
         done += len(imgs)
     say(1.0, "done")
     return Reproduction(
-        config=cfg, prior_name=prior.name, rows=rows, baselines=baselines,
-        clip_norms=clip_norms, set_sizes={k: len(v) for k, v in sets.items()},
-        pixels=x[0].numel(), pool_size=len(pool), n_candidates=n_cand, tau=tau, eta=eta,
-        kappa_candidate=1.0 / n_cand, kappa_threshold=kappa_thr, kappa_threshold_guess=guess,
-        lpips_note=lp_label, lpips_available=lp_ok, has_attribute=clf is not None,
-        elapsed_s=time.perf_counter() - t0, skipped=skipped, examples=examples,
-        dtype=str(prior.dtype).removeprefix("torch."), device=str(prior.device))
+        config=cfg,
+        prior_name=prior.name,
+        rows=rows,
+        baselines=baselines,
+        clip_norms=clip_norms,
+        set_sizes={k: len(v) for k, v in sets.items()},
+        pixels=x[0].numel(),
+        pool_size=len(pool),
+        n_candidates=n_cand,
+        tau=tau,
+        eta=eta,
+        kappa_candidate=1.0 / n_cand,
+        kappa_threshold=kappa_thr,
+        kappa_threshold_guess=guess,
+        lpips_note=lp_label,
+        lpips_available=lp_ok,
+        has_attribute=clf is not None,
+        elapsed_s=time.perf_counter() - t0,
+        skipped=skipped,
+        examples=examples,
+        dtype=str(prior.dtype).removeprefix("torch."),
+        device=str(prior.device),
+    )

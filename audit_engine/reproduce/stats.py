@@ -1,5 +1,6 @@
 """From rows to the summary: means, standard errors, success rates with intervals that
 respect the clustering of draws within an image, and the bounds they are compared with."""
+
 from __future__ import annotations
 
 import csv
@@ -12,19 +13,35 @@ from ..attacker.metrics import METRICS
 from ..maths import bounds
 from .experiment import ATTACKS, Reproduction
 
-__all__ = ["SUCCESS", "ATTRIBUTE", "cluster_interval", "psnr_of_mean_mse", "summarize",
-           "write_csv", "read_csv"]
+__all__ = [
+    "SUCCESS",
+    "ATTRIBUTE",
+    "cluster_interval",
+    "psnr_of_mean_mse",
+    "summarize",
+    "write_csv",
+    "read_csv",
+]
 
 # success rates: each is a per-image value (one draw, or the mean over draws)
-SUCCESS = ("candidate_success", "norm_attack_success", "recon_identification_success",
-           "recon_threshold_success", "recon_mse_success", "noisy_mse_success",
-           "noisy_unclipped_mse_success", "recon_psnr_success", "noisy_psnr_success",
-           "noisy_unclipped_psnr_success")
+SUCCESS = (
+    "candidate_success",
+    "norm_attack_success",
+    "recon_identification_success",
+    "recon_threshold_success",
+    "recon_mse_success",
+    "noisy_mse_success",
+    "noisy_unclipped_mse_success",
+    "recon_psnr_success",
+    "noisy_psnr_success",
+    "noisy_unclipped_psnr_success",
+)
 ATTRIBUTE = ("recon", "noise_aware", "noisy")
 
 
-def cluster_interval(values: np.ndarray, n_boot: int, seed: int, level: float = 0.95
-                     ) -> tuple[float, float]:
+def cluster_interval(
+    values: np.ndarray, n_boot: int, seed: int, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of per-image values, resampling images
     (the draws of one image are not independent; images are)."""
     values = np.asarray(values, dtype=np.float64)
@@ -54,10 +71,16 @@ def summarize(rep: Reproduction) -> list[dict]:
         for mu in cfg.mus:
             rows = [r for r in rep.rows if r["set"] == name and r["mu"] == mu]
             n = len(rows)
-            s = {"set": name, "mu": mu, "eps": rows[0]["eps"], "n": n,
-                 "clip_norm": rows[0]["clip_norm"], "sigma": rows[0]["sigma"],
-                 "t_star_median": float(np.median([r["t_star"] for r in rows])),
-                 "beyond_range_fraction": float(np.mean([r["beyond_range"] for r in rows]))}
+            s = {
+                "set": name,
+                "mu": mu,
+                "eps": rows[0]["eps"],
+                "n": n,
+                "clip_norm": rows[0]["clip_norm"],
+                "sigma": rows[0]["sigma"],
+                "t_star_median": float(np.median([r["t_star"] for r in rows])),
+                "beyond_range_fraction": float(np.mean([r["beyond_range"] for r in rows])),
+            }
             for who in ATTACKS:
                 for k in METRICS:
                     if k == "psnr":
@@ -65,8 +88,11 @@ def summarize(rep: Reproduction) -> list[dict]:
                     vals = [r.get(f"{who}_{k}") for r in rows]
                     vals = [v for v in vals if v is not None and math.isfinite(v)]
                     s[f"{who}_{k}"] = float(np.mean(vals)) if vals else None
-                    s[f"{who}_{k}_se"] = (float(np.std(vals, ddof=1) / math.sqrt(len(vals)))
-                                          if len(vals) > 1 else None)
+                    s[f"{who}_{k}_se"] = (
+                        float(np.std(vals, ddof=1) / math.sqrt(len(vals)))
+                        if len(vals) > 1
+                        else None
+                    )
                 s[f"{who}_psnr"] = psnr_of_mean_mse(s[f"{who}_mse"])
             for key in SUCCESS:
                 if key in rows[0]:
@@ -85,7 +111,8 @@ def summarize(rep: Reproduction) -> list[dict]:
                         hit = np.array([r[f"attr_{who}"] for r in rows]) == orig
                         s[f"attr_{who}"] = float(hit.mean())
                         s[f"attr_{who}_lo"], s[f"attr_{who}_hi"] = cluster_interval(
-                            hit, cfg.n_boot, cfg.seed)
+                            hit, cfg.n_boot, cfg.seed
+                        )
                 # a constant guess of the most frequent class
                 s["attr_chance"] = float(np.bincount(orig).max() / n)
             out.append(s)
@@ -103,6 +130,7 @@ def write_csv(path: Path, table: list[dict]) -> None:
 
 def read_csv(path: Path) -> list[dict]:
     """A written table back, numbers as floats, empty cells as None."""
+
     def value(v: str):
         if v == "":
             return None

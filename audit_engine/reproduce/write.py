@@ -1,5 +1,6 @@
 """Writing a reproduction: rows.csv (every number), summary.csv, run.json, tables.md, the
 figures as PNG and as one HTML page, and examples.png."""
+
 from __future__ import annotations
 
 import json
@@ -30,18 +31,36 @@ def run_info(rep: Reproduction) -> dict:
         "command": " ".join(["python -m audit_engine"] + sys.argv[1:]) if sys.argv else None,
         "config": asdict(cfg) | {"mus": list(cfg.mus), "ood": list(cfg.ood)},
         "prior": rep.prior_name,
-        "targets": (f"the folder {Path(cfg.images).name}" if cfg.images
-                    else "held out from the prior's training, shipped beside it"),
-        "elapsed_s": rep.elapsed_s, "set_sizes": rep.set_sizes, "clip_norms": rep.clip_norms,
-        "pixels": rep.pixels, "pool_size": rep.pool_size, "n_candidates": rep.n_candidates, "tau_ssim": rep.tau,
-        "eta_mse": rep.eta, "psnr_threshold": cfg.psnr_threshold,
-        "kappa_candidate": rep.kappa_candidate, "kappa_threshold": rep.kappa_threshold,
+        "targets": (
+            f"the folder {Path(cfg.images).name}"
+            if cfg.images
+            else "held out from the prior's training, shipped beside it"
+        ),
+        "elapsed_s": rep.elapsed_s,
+        "set_sizes": rep.set_sizes,
+        "clip_norms": rep.clip_norms,
+        "pixels": rep.pixels,
+        "pool_size": rep.pool_size,
+        "n_candidates": rep.n_candidates,
+        "tau_ssim": rep.tau,
+        "eta_mse": rep.eta,
+        "psnr_threshold": cfg.psnr_threshold,
+        "kappa_candidate": rep.kappa_candidate,
+        "kappa_threshold": rep.kappa_threshold,
         "kappa_threshold_best_guess": rep.kappa_threshold_guess,
-        "baselines": rep.baselines, "lpips": rep.lpips_note, "lpips_available": rep.lpips_available,
-        "has_attribute": rep.has_attribute, "skipped": rep.skipped,
-        "dtype": rep.dtype, "device": rep.device,
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "baselines": rep.baselines,
+        "lpips": rep.lpips_note,
+        "lpips_available": rep.lpips_available,
+        "has_attribute": rep.has_attribute,
+        "skipped": rep.skipped,
+        "dtype": rep.dtype,
+        "device": rep.device,
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+        },
         "versions": package_versions(),
     }
 
@@ -54,35 +73,44 @@ def examples_image(rep: Reproduction, out: Path) -> Path:
     for ex in rep.examples.values():
         m = len(ex["mus"])
         for k in range(len(ex["original"])):
-            rows += [torch.cat([ex["original"][k][None], ex["noisy"][k]]),
-                     torch.cat([ex["original"][k][None], ex["recon"][k]])]
+            rows += [
+                torch.cat([ex["original"][k][None], ex["noisy"][k]]),
+                torch.cat([ex["original"][k][None], ex["recon"][k]]),
+            ]
     path = out / "examples.png"
     tile(torch.cat(rows), cols=m + 1, scale=2).save(path)
     return path
 
 
-def write_reproduction(rep: Reproduction, out: Path, *, doc: Path | None = None
-                       ) -> dict[str, Path]:
+def write_reproduction(rep: Reproduction, out: Path, *, doc: Path | None = None) -> dict[str, Path]:
     """Every output of a run under ``out``; with ``doc``, its generated blocks refreshed."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(rep)
     info = run_info(rep)
-    paths = {"rows": out / "rows.csv", "summary": out / "summary.csv", "run": out / "run.json",
-             "tables": out / "tables.md", "html": out / "reproduction.html"}
+    paths = {
+        "rows": out / "rows.csv",
+        "summary": out / "summary.csv",
+        "run": out / "run.json",
+        "tables": out / "tables.md",
+        "html": out / "reproduction.html",
+    }
     write_csv(paths["rows"], rep.rows)
     write_csv(paths["summary"], summary)
     paths["run"].write_text(json.dumps(info, indent=2) + "\n")
     blocks = tables(summary, info)
     paths["tables"].write_text("\n\n".join(f"## {k}\n\n{v}" for k, v in blocks.items()) + "\n")
     figs = figures(summary, info)
-    html = ["<html><head><meta charset='utf-8'><title>Reproduction</title></head><body>",
-            f"<h1>Visual privacy auditing: reproduction on {rep.prior_name}</h1>",
-            f"<p>{rep.set_sizes[IN_DOMAIN]} target images; LPIPS: {rep.lpips_note}; run time "
-            f"{rep.elapsed_s:.0f} s.</p>"]
+    html = [
+        "<html><head><meta charset='utf-8'><title>Reproduction</title></head><body>",
+        f"<h1>Visual privacy auditing: reproduction on {rep.prior_name}</h1>",
+        f"<p>{rep.set_sizes[IN_DOMAIN]} target images; LPIPS: {rep.lpips_note}; run time "
+        f"{rep.elapsed_s:.0f} s.</p>",
+    ]
     for i, fig in enumerate(figs):
-        html.append(to_plotly(fig).to_html(full_html=False,
-                                           include_plotlyjs="inline" if i == 0 else False))
+        html.append(
+            to_plotly(fig).to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False)
+        )
         paths[fig.key] = to_png(fig, out / f"{fig.key}.png")
     html.append("</body></html>")
     paths["html"].write_text("\n".join(html))

@@ -1,6 +1,7 @@
 """What the dashboard computes, without any UI: the slider's mapping to budgets, the settings,
-and one image's budget ladder (LadderCache: the ladder and the exact budgets computed since).
+and one image's budget ladder (Session: the ladder and the exact budgets computed since).
 views.py turns a ladder into what the page shows; the web app (webui/) only wires these."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,11 +30,26 @@ from ..maths import accounting
 from ..maths.mechanism import attacker_scale, check_clip_norm
 from ..progress import Progress
 
-__all__ = ["SLIDER_RANGE", "LADDER_SIZE", "Settings", "LadderCache", "slider_to_mu", "mu_to_slider",
-           "budget_to_slider",
-           "budget_label", "ladder_mus", "compute_ladder", "ladder_steps", "merge",
-           "compute_exact", "prior_choices", "prior_table", "gpu_seconds", "ladder_evaluations",
-           "first_look_evaluations"]
+__all__ = [
+    "SLIDER_RANGE",
+    "LADDER_SIZE",
+    "Settings",
+    "Session",
+    "slider_to_mu",
+    "mu_to_slider",
+    "budget_to_slider",
+    "budget_label",
+    "ladder_mus",
+    "compute_ladder",
+    "ladder_steps",
+    "merge",
+    "compute_exact",
+    "prior_choices",
+    "prior_table",
+    "gpu_seconds",
+    "ladder_evaluations",
+    "first_look_evaluations",
+]
 
 # slider positions are log10 of the budget in the chosen unit
 SLIDER_RANGE = {"eps": (-1.0, 5.0), "mu": (math.log10(0.05), math.log10(500.0))}
@@ -55,9 +71,11 @@ def slider_to_mu(value: float, mode: str, delta: float) -> tuple[float, float]:
         raise ValueError(f"the budget must be a finite number, got {value!r}")
     lo, hi = SLIDER_RANGE[mode]
     if not lo - 1e-9 <= v <= hi + 1e-9:
-        raise ValueError(f"the slider gives log10 of {mode}: it must lie between {lo:.3g} and "
-                         f"{hi:.3g} ({mode} {10 ** lo:.3g} to {10 ** hi:.3g}), got {v:g}")
-    budget = 10.0 ** v
+        raise ValueError(
+            f"the slider gives log10 of {mode}: it must lie between {lo:.3g} and "
+            f"{hi:.3g} ({mode} {10**lo:.3g} to {10**hi:.3g}), got {v:g}"
+        )
+    budget = 10.0**v
     if mode == "eps":
         return accounting.mu_from_eps(budget, delta), budget
     return budget, accounting.eps_from_mu(budget, delta)
@@ -71,13 +89,16 @@ def budget_to_slider(value, mode: str) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"Type the budget as a number ({mode} itself, for example 8), "
-                         f"not {str(value)[:40]!r}.") from None
+        raise ValueError(
+            f"Type the budget as a number ({mode} itself, for example 8), not {str(value)[:40]!r}."
+        ) from None
     lo, hi = SLIDER_RANGE[mode]
-    if not (math.isfinite(v) and 10 ** lo * (1 - 1e-9) <= v <= 10 ** hi * (1 + 1e-9)):
-        raise ValueError(f"The budget ({mode}) must lie between {10 ** lo:.3g} and "
-                         f"{10 ** hi:,.6g} here; you typed {v:g}. The budget on view is "
-                         "unchanged.")
+    if not (math.isfinite(v) and 10**lo * (1 - 1e-9) <= v <= 10**hi * (1 + 1e-9)):
+        raise ValueError(
+            f"The budget ({mode}) must lie between {10**lo:.3g} and "
+            f"{10**hi:,.6g} here; you typed {v:g}. The budget on view is "
+            "unchanged."
+        )
     return min(max(math.log10(v), lo), hi)
 
 
@@ -113,8 +134,14 @@ class Settings:
     clip_norm: float | None = None  # the release's clipping bound; None: the prior's default
 
     def __post_init__(self):
-        check_settings(sampler=self.sampler, mechanism=self.mechanism, trials=self.trials,
-                       seed=self.seed, steps=self.steps, delta=self.delta)
+        check_settings(
+            sampler=self.sampler,
+            mechanism=self.mechanism,
+            trials=self.trials,
+            seed=self.seed,
+            steps=self.steps,
+            delta=self.delta,
+        )
         if self.clip_norm is not None:
             check_clip_norm(self.clip_norm)
 
@@ -126,18 +153,22 @@ class Settings:
             delta = float(delta)
             whole = [float(v) for v in (steps, trials, seed)]
         except (TypeError, ValueError, OverflowError):
-            raise ValueError("delta must be a number; steps, trials and seed whole numbers") from None
+            raise ValueError(
+                "delta must be a number; steps, trials and seed whole numbers"
+            ) from None
         if any(not math.isfinite(v) or v != int(v) for v in whole):
             raise ValueError("steps, trials and seed must be whole numbers")
         steps, trials, seed = (int(v) for v in whole)
-        return cls(prior=prior, sampler=sampler, steps=steps, trials=trials, seed=seed,
-                   delta=delta, **rest)
+        return cls(
+            prior=prior, sampler=sampler, steps=steps, trials=trials, seed=seed, delta=delta, **rest
+        )
 
 
 @dataclass
-class LadderCache:
-    """One user's ladder for one (image, prior, settings), and the exact budgets computed
-    since (an LRU of at most EXACT_CACHE_SIZE results).
+class Session:
+    """One visitor's session, the page's state (one name wherever it is held): the ladder
+    for one (image, prior, settings), the exact budgets computed since (an LRU of at most
+    EXACT_CACHE_SIZE results) and the search's answer.
 
     A session is a value in Gradio's state: nothing changes it in place. Adding a budget
     (``with_exact``) makes a new session, which the handler returns as its new state, while
@@ -164,7 +195,7 @@ class LadderCache:
         near = min(mus, key=lambda m: abs(math.log(m) - math.log(mu)))
         return self.ladder, near, math.isclose(near, mu, rel_tol=1e-9)
 
-    def with_exact(self, mu: float, result: AuditResult) -> "LadderCache":
+    def with_exact(self, mu: float, result: AuditResult) -> "Session":
         """A new session that also holds ``result`` for ``mu`` (the least recently used
         budget dropped beyond EXACT_CACHE_SIZE)."""
         cache = LRU(self.exact.size)
@@ -186,13 +217,14 @@ def compute_ladder(
     *,
     current_mu: float | None = None,
     progress: Progress | None = None,
-    previous: LadderCache | None = None,
-) -> LadderCache:
+    previous: Session | None = None,
+) -> Session:
     """The ladder for this image and settings, plus the current budget (the last session of
     ``ladder_steps``). Returns ``previous`` unchanged when image and settings are the same."""
     session = previous
-    for session in ladder_steps(image, settings, current_mu=current_mu, progress=progress,
-                                previous=previous):
+    for session in ladder_steps(
+        image, settings, current_mu=current_mu, progress=progress, previous=previous
+    ):
         pass
     return session
 
@@ -203,8 +235,8 @@ def ladder_steps(
     *,
     current_mu: float | None = None,
     progress: Progress | None = None,
-    previous: LadderCache | None = None,
-) -> Iterator[LadderCache]:
+    previous: Session | None = None,
+) -> Iterator[Session]:
     """The ladder as it is computed, for a page that shows results as they come.
 
     Priors up to STREAM_ABOVE pixels a side: one batched pass over the ladder and the
@@ -215,22 +247,33 @@ def ladder_steps(
     prior = load_prior(settings.prior)
     x = image if isinstance(image, torch.Tensor) else prior.load_image(image)
     key = _key(x, settings)
-    if (previous is not None and previous.key == key and not previous.pending
-            and not previous.adding):
+    if (
+        previous is not None
+        and previous.key == key
+        and not previous.pending
+        and not previous.adding
+    ):
         yield previous  # a complete ladder of the same image and settings (a stopped stream
-        return          # is computed again)
+        return  # is computed again)
     ladder = ladder_mus(_attacker_norm(prior, settings))
     baseline = baseline_for(prior)
     current = [float(current_mu)] if current_mu is not None else []
     if prior.sample_size <= STREAM_ABOVE:
         # the first look of every budget (the first page, its verdicts included), then the
         # sequential rule's further tries where a verdict is still undetermined
-        res = _run(x, ladder + current, settings, prior=prior, progress=progress,
-                   first_look_only=True)
+        res = _run(
+            x, ladder + current, settings, prior=prior, progress=progress, first_look_only=True
+        )
         adding = len(res.undetermined())
         while True:
-            session = LadderCache(key=key, image=x, settings=settings, ladder=res.subset(ladder),
-                                  baseline=baseline, adding=adding)
+            session = Session(
+                key=key,
+                image=x,
+                settings=settings,
+                ladder=res.subset(ladder),
+                baseline=baseline,
+                adding=adding,
+            )
             yield session.with_exact(current[0], res.subset(current)) if current else session
             if not adding:
                 return
@@ -240,6 +283,7 @@ def ladder_steps(
     chunks = ([current] if current else []) + [[m] for m in ladder]
     t0, parts, first = time.perf_counter(), [], None
     for k, chunk in enumerate(chunks):
+
         def scaled(f, m, k=k):
             per = (time.perf_counter() - t0) / k if k else None  # seconds per budget so far
             left = "" if per is None else f"; about {per * (len(chunks) - k - f):.0f} s left"
@@ -248,20 +292,37 @@ def ladder_steps(
         res = _run(x, chunk, settings, prior=prior, progress=scaled)
         if first is None and current:
             first = res
-            session = LadderCache(key=key, image=x, settings=settings, ladder=res,
-                                  baseline=baseline, pending=len(ladder))
+            session = Session(
+                key=key,
+                image=x,
+                settings=settings,
+                ladder=res,
+                baseline=baseline,
+                pending=len(ladder),
+            )
         else:
             parts.append(res)
-            session = LadderCache(key=key, image=x, settings=settings, ladder=merge(parts),
-                                  baseline=baseline, pending=len(ladder) - len(parts))
+            session = Session(
+                key=key,
+                image=x,
+                settings=settings,
+                ladder=merge(parts),
+                baseline=baseline,
+                pending=len(ladder) - len(parts),
+            )
         yield session.with_exact(current[0], first) if first is not None else session
 
 
 def merge(results: list[AuditResult]) -> AuditResult:
     """One result holding the budgets of several runs of the same image and settings."""
-    return AuditResult(**{**results[0].__dict__, "_more": None,
-                          "samples": [s for r in results for s in r.samples],
-                          "verdicts": [v for r in results for v in r.verdicts]})
+    return AuditResult(
+        **{
+            **results[0].__dict__,
+            "_more": None,
+            "samples": [s for r in results for s in r.samples],
+            "verdicts": [v for r in results for v in r.verdicts],
+        }
+    )
 
 
 def _attacker_norm(prior, settings: Settings) -> float:
@@ -275,21 +336,36 @@ def _attacker_norm(prior, settings: Settings) -> float:
     return c * attacker_scale(c, typical)
 
 
-def _run(x: torch.Tensor, mus: list[float], settings: Settings, *, prior=None,
-         progress: Progress | None = None,
-         first_look_only: bool = False) -> AuditResult:
+def _run(
+    x: torch.Tensor,
+    mus: list[float],
+    settings: Settings,
+    *,
+    prior=None,
+    progress: Progress | None = None,
+    first_look_only: bool = False,
+) -> AuditResult:
     """run_audit with a session's settings (DDPM always walks every step from t*)."""
-    return run_audit(x, mus=mus, delta=settings.delta, prior=prior or settings.prior,
-                     trials=settings.trials, seed=settings.seed, sampler=settings.sampler,
-                     steps=settings.steps if settings.sampler == "ddim" else None,
-                     mechanism=settings.mechanism, lpips=settings.lpips,
-                     clip_norm=settings.clip_norm, progress=progress,
-                     first_look_only=first_look_only)
+    return run_audit(
+        x,
+        mus=mus,
+        delta=settings.delta,
+        prior=prior or settings.prior,
+        trials=settings.trials,
+        seed=settings.seed,
+        sampler=settings.sampler,
+        steps=settings.steps if settings.sampler == "ddim" else None,
+        mechanism=settings.mechanism,
+        lpips=settings.lpips,
+        clip_norm=settings.clip_norm,
+        progress=progress,
+        first_look_only=first_look_only,
+    )
 
 
-def compute_exact(session: LadderCache, mu: float, *,
-                  progress: Progress | None = None
-                  ) -> tuple[LadderCache, AuditResult]:
+def compute_exact(
+    session: Session, mu: float, *, progress: Progress | None = None
+) -> tuple[Session, AuditResult]:
     """The exact budget (same image, settings and trials): (the session that also holds it,
     its result). ``session`` itself is left as it was."""
     found, m, exact = session.result_for(mu)
@@ -317,18 +393,21 @@ def gpu_seconds(prior: str, sampler: str, steps: int, trials: int) -> int:
     return int(min(600, max(20, 15 + evaluations * per)))
 
 
-def ladder_evaluations(trials: int, steps: int, sampler: str, budgets: int = LADDER_SIZE + 1
-                       ) -> int:
+def ladder_evaluations(
+    trials: int, steps: int, sampler: str, budgets: int = LADDER_SIZE + 1
+) -> int:
     """UNet evaluations of one image's audit at ``budgets`` budgets at most: every budget at
     the first look, the sequential rule's further tries at two budgets, and the domain
     check's 20 (the estimate behind gpu_seconds and the page's refusals)."""
     first = max(1, int(trials))
-    return (first_look_evaluations(trials, steps, sampler, budgets)
-            + _rounds(steps, sampler) * 2 * (default_max_trials(first) - first))
+    return first_look_evaluations(trials, steps, sampler, budgets) + _rounds(steps, sampler) * 2 * (
+        default_max_trials(first) - first
+    )
 
 
-def first_look_evaluations(trials: int, steps: int, sampler: str,
-                           budgets: int = LADDER_SIZE + 1) -> int:
+def first_look_evaluations(
+    trials: int, steps: int, sampler: str, budgets: int = LADDER_SIZE + 1
+) -> int:
     """UNet evaluations of the first look of one image's audit at ``budgets`` budgets (and
     the domain check's 20): what must fit a request's time limit. The sequential rule's
     further tries are added within the time left (run.continue_audit)."""
@@ -361,4 +440,3 @@ def prior_table() -> list[tuple[str, str, str, str]]:
 def prior_choices(table: list[tuple[str, str, str, str]] | None = None) -> list[tuple[str, str]]:
     """(label with status, key) for the prior selector; the embedded prior first."""
     return [(f"{title} [{state}]", key) for key, title, state, _ in (table or prior_table())]
-

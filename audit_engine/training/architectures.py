@@ -12,6 +12,7 @@ an organisation with a GPU and many images fine-tunes a public prior instead
 schedule is DDPM's linear one (1,000 steps, beta 1e-4 to 0.02; Ho et al. 2020), as the
 embedded prior and Google's public priors use.
 """
+
 from __future__ import annotations
 
 __all__ = ["SIZES", "unet_config", "build_unet", "build_scheduler"]
@@ -35,10 +36,16 @@ def unet_config(size: int, channels: int) -> dict:
         raise ValueError(f"--channels must be 1 or 3, got {channels}")
     blocks, groups = _TABLE[size]
     n = len(blocks)
-    return dict(sample_size=size, in_channels=channels, out_channels=channels,
-                layers_per_block=1, block_out_channels=blocks, norm_num_groups=groups,
-                down_block_types=("DownBlock2D",) * (n - 1) + ("AttnDownBlock2D",),
-                up_block_types=("AttnUpBlock2D",) + ("UpBlock2D",) * (n - 1))
+    return dict(
+        sample_size=size,
+        in_channels=channels,
+        out_channels=channels,
+        layers_per_block=1,
+        block_out_channels=blocks,
+        norm_num_groups=groups,
+        down_block_types=("DownBlock2D",) * (n - 1) + ("AttnDownBlock2D",),
+        up_block_types=("AttnUpBlock2D",) + ("UpBlock2D",) * (n - 1),
+    )
 
 
 def build_unet(size: int, channels: int, dropout: float = 0.0):
@@ -50,5 +57,11 @@ def build_unet(size: int, channels: int, dropout: float = 0.0):
 def build_scheduler():
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4,
-                         beta_end=0.02, prediction_type="epsilon", clip_sample=True)
+    return DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="linear",
+        beta_start=1e-4,
+        beta_end=0.02,
+        prediction_type="epsilon",
+        clip_sample=True,
+    )

@@ -16,6 +16,7 @@
   calibration error (15 equal-width bins), the share read confidently and how often those
   readings are right, and the accuracy per label.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,14 @@ import torch.nn.functional as F
 from ..attacker.attributes import AttributeCNN, architecture, classify
 from ..progress import Progress, silent, time_left
 
-__all__ = ["train_classifier", "evaluate", "calibration_error", "default_steps",
-           "MIN_PER_LABEL", "NOISE_MAX"]
+__all__ = [
+    "train_classifier",
+    "evaluate",
+    "calibration_error",
+    "default_steps",
+    "MIN_PER_LABEL",
+    "NOISE_MAX",
+]
 
 MIN_PER_LABEL = 5  # a label with fewer training images is not learnt (and not claimed)
 NOISE_MAX = 0.3  # the largest pixel-noise standard deviation of the noisy training images
@@ -69,7 +76,7 @@ def _fit_temperature(model: AttributeCNN, x: torch.Tensor, y: torch.Tensor) -> f
     classifier makes no error there (then the NLL only falls as T goes to 0: nothing to
     calibrate against, and sharpening without evidence would only add false confidence)."""
     with torch.inference_mode():
-        logits = torch.cat([model.logits(x[i:i + 512]) for i in range(0, len(x), 512)])
+        logits = torch.cat([model.logits(x[i : i + 512]) for i in range(0, len(x), 512)])
     if bool((logits.argmax(1) == y).all()):
         return 1.0
     grid = np.exp(np.linspace(math.log(0.05), math.log(20.0), 241))
@@ -77,8 +84,9 @@ def _fit_temperature(model: AttributeCNN, x: torch.Tensor, y: torch.Tensor) -> f
     return float(grid[int(np.argmin(nll))])
 
 
-def evaluate(model: AttributeCNN, images: np.ndarray, labels: np.ndarray, *,
-             confident: float | None = None) -> dict:
+def evaluate(
+    model: AttributeCNN, images: np.ndarray, labels: np.ndarray, *, confident: float | None = None
+) -> dict:
     """Held-out accuracy (Wilson 95% interval), calibration error, confident share and
     accuracy, per-label accuracy, of images uint8 (N, C, S, S) with labels (N,)."""
     from ..audit.verdict import ATTRIBUTE_CONFIDENCE, wilson_interval
@@ -98,11 +106,16 @@ def evaluate(model: AttributeCNN, images: np.ndarray, labels: np.ndarray, *,
         mine = np.asarray(labels) == k
         if mine.any():
             per[name] = {"images": int(mine.sum()), "accuracy": float(right[mine].mean())}
-    return {"images": n, "accuracy": float(right.mean()), "accuracy_ci95": [lo, hi],
-            "calibration_error": calibration_error(conf, right),
-            "confidence_needed": confident, "confident_share": float(sure.mean()),
-            "confident_accuracy": float(right[sure].mean()) if sure.any() else None,
-            "per_label": per}
+    return {
+        "images": n,
+        "accuracy": float(right.mean()),
+        "accuracy_ci95": [lo, hi],
+        "calibration_error": calibration_error(conf, right),
+        "confidence_needed": confident,
+        "confident_share": float(sure.mean()),
+        "confident_accuracy": float(right[sure].mean()) if sure.any() else None,
+        "per_label": per,
+    }
 
 
 def _split_validation(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -113,10 +126,18 @@ def _split_validation(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(perm[k:]), np.sort(perm[:k])
 
 
-def train_classifier(images: np.ndarray, labels: np.ndarray, names: list[str], *,
-                     attribute: str, steps: int | None = None, batch_size: int = 64,
-                     seed: int = 0, device: str | torch.device = "cpu",
-                     progress: Progress | None = None) -> tuple[AttributeCNN, dict]:
+def train_classifier(
+    images: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    *,
+    attribute: str,
+    steps: int | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: Progress | None = None,
+) -> tuple[AttributeCNN, dict]:
     """Train the attribute classifier on training images uint8 (N, C, S, S) with label
     indices (N,) into ``names``; returns (the model on the CPU, in eval mode, what was
     done). See the module docstring."""
@@ -126,8 +147,10 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, names: list[str], *
         raise ValueError(f"need as many labels as images, got {len(labels)} and {len(images)}")
     counts = np.bincount(labels, minlength=len(names))
     if len(names) < 2 or (counts >= MIN_PER_LABEL).sum() < 2:
-        raise ValueError(f"an attribute classifier needs at least two labels with "
-                         f"{MIN_PER_LABEL} training images each, got {dict(zip(names, counts.tolist()))}")
+        raise ValueError(
+            f"an attribute classifier needs at least two labels with "
+            f"{MIN_PER_LABEL} training images each, got {dict(zip(names, counts.tolist()))}"
+        )
     _, channels, size, _ = images.shape
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -145,7 +168,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, names: list[str], *
     while step < steps:
         perm = torch.from_numpy(fit)[torch.randperm(len(fit), generator=gen)]
         for i in range(0, len(perm), batch_size):
-            b = perm[i:i + batch_size]
+            b = perm[i : i + batch_size]
             xb = _shift(x[b], gen)
             noisy = torch.rand(len(b), generator=gen) < 0.5
             sd = torch.rand(len(b), generator=gen) * NOISE_MAX * noisy
@@ -158,21 +181,34 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, names: list[str], *
             losses.append(float(loss.detach()))
             step += 1
             if step % 20 == 0 or step == steps:
-                say(step / steps, f"attribute classifier: step {step}/{steps}, loss "
-                                  f"{np.mean(losses[-20:]):.3f}, "
-                                  f"{time_left(step, steps, time.time() - t0)}")
+                say(
+                    step / steps,
+                    f"attribute classifier: step {step}/{steps}, loss "
+                    f"{np.mean(losses[-20:]):.3f}, "
+                    f"{time_left(step, steps, time.time() - t0)}",
+                )
             if step >= steps:
                 break
     model = model.cpu().eval().requires_grad_(False)
     if len(val):
         model.temperature = _fit_temperature(model, x[val], y[val])
-    report = {"attribute": attribute, "labels": list(names), "architecture": model.arch,
-              "parameters": sum(p.numel() for p in model.parameters()),
-              "temperature": model.temperature,
-              "trained_on": "the prior's training split only",
-              "training": {"images": int(len(fit)), "validation": int(len(val)),
-                           "per_label": dict(zip(names, counts.tolist())), "steps": steps,
-                           "batch_size": batch_size, "seed": seed, "noise_max": NOISE_MAX,
-                           "loss_last_50": float(np.mean(losses[-50:])),
-                           "seconds": time.time() - t0}}
+    report = {
+        "attribute": attribute,
+        "labels": list(names),
+        "architecture": model.arch,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "temperature": model.temperature,
+        "trained_on": "the prior's training split only",
+        "training": {
+            "images": int(len(fit)),
+            "validation": int(len(val)),
+            "per_label": dict(zip(names, counts.tolist())),
+            "steps": steps,
+            "batch_size": batch_size,
+            "seed": seed,
+            "noise_max": NOISE_MAX,
+            "loss_last_50": float(np.mean(losses[-50:])),
+            "seconds": time.time() - t0,
+        },
+    }
     return model, report

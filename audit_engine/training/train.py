@@ -19,6 +19,7 @@ uninterrupted run with the same seed: bit for bit on the CPU (tests/test_trainin
 a GPU up to the non-determinism of its kernels (cuDNN, atomics), so closely but not bit for
 bit unless PyTorch's deterministic algorithms are enabled.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -118,29 +119,35 @@ def _attribute_plan(data: ImageFolder, cfg: TrainConfig) -> dict:
 
     name = cfg.attribute or "class"
     if not data.labelled:
-        why = (f"{data.root.name} has no labels (no {LABELS_CSV} and no class subfolders), "
-               "so its prior has no attribute classifier")
+        why = (
+            f"{data.root.name} has no labels (no {LABELS_CSV} and no class subfolders), "
+            "so its prior has no attribute classifier"
+        )
         if cfg.attribute:
-            raise ValueError(f"--attribute {cfg.attribute} needs labels: put each label's "
-                             f"images in a subfolder named after it (DIR/LABEL/IMAGE), or list "
-                             f"them in DIR/{LABELS_CSV} as file,label rows")
+            raise ValueError(
+                f"--attribute {cfg.attribute} needs labels: put each label's "
+                f"images in a subfolder named after it (DIR/LABEL/IMAGE), or list "
+                f"them in DIR/{LABELS_CSV} as file,label rows"
+            )
         return {"why": why}
-    counts = np.bincount(data.train_labels[data.train_labels >= 0],
-                         minlength=len(data.label_names))
+    counts = np.bincount(data.train_labels[data.train_labels >= 0], minlength=len(data.label_names))
     keep = [k for k, c in enumerate(counts) if c >= MIN_PER_LABEL]
     dropped = [data.label_names[k] for k, c in enumerate(counts) if c < MIN_PER_LABEL]
     if len(keep) < 2:
-        why = (f"fewer than two of its labels have {MIN_PER_LABEL} training images "
-               f"({dict(zip(data.label_names, counts.tolist()))}), too few to learn the "
-               f"{name} from")
+        why = (
+            f"fewer than two of its labels have {MIN_PER_LABEL} training images "
+            f"({dict(zip(data.label_names, counts.tolist()))}), too few to learn the "
+            f"{name} from"
+        )
         if cfg.attribute:
             raise ValueError(f"--attribute {cfg.attribute}: {why}")
         return {"why": why}
     return {"name": name, "keep": keep, "dropped": dropped}
 
 
-def _train_attribute(out: Path, data: ImageFolder, cfg: TrainConfig, plan: dict, device,
-                     say: Progress) -> dict:
+def _train_attribute(
+    out: Path, data: ImageFolder, cfg: TrainConfig, plan: dict, device, say: Progress
+) -> dict:
     """Train, measure and save the attribute classifier beside the prior (classifier.py);
     returns what training.json records under "attribute"."""
     from safetensors.torch import save_file
@@ -157,22 +164,35 @@ def _train_attribute(out: Path, data: ImageFolder, cfg: TrainConfig, plan: dict,
     mine = lambda lab: np.flatnonzero((lab >= 0) & (remap[np.maximum(lab, 0)] >= 0))  # noqa: E731
     tr, ho = mine(data.train_labels), mine(data.heldout_labels)
     model, report = train_classifier(
-        data.train[tr], remap[data.train_labels[tr]], names, attribute=plan["name"],
-        steps=cfg.attribute_steps, seed=cfg.seed, device=device,
-        progress=lambda f, m: say(1.0, m))
+        data.train[tr],
+        remap[data.train_labels[tr]],
+        names,
+        attribute=plan["name"],
+        steps=cfg.attribute_steps,
+        seed=cfg.seed,
+        device=device,
+        progress=lambda f, m: say(1.0, m),
+    )
     report["heldout"] = evaluate(model, data.heldout[ho], remap[data.heldout_labels[ho]])
     report["labels_from"] = data.label_source
     report["dropped_labels"] = plan["dropped"]
     report["trained"] = True
     save_file(model.state_dict(), out / WEIGHTS)
-    report["attack_pool"] = save_pool(out, data.train, np.where(
-        data.train_labels >= 0, remap[np.maximum(data.train_labels, 0)], -1), seed=cfg.seed)
+    report["attack_pool"] = save_pool(
+        out,
+        data.train,
+        np.where(data.train_labels >= 0, remap[np.maximum(data.train_labels, 0)], -1),
+        seed=cfg.seed,
+    )
     atomic_write(out / SPEC, lambda p: p.write_text(json.dumps(report, indent=1)))
     h = report["heldout"]
     if h["images"]:
-        say(1.0, f"attribute classifier ({plan['name']}): held-out accuracy "
-                 f"{h['accuracy']:.1%} on {h['images']} images, calibration error "
-                 f"{h['calibration_error']:.3f}")
+        say(
+            1.0,
+            f"attribute classifier ({plan['name']}): held-out accuracy "
+            f"{h['accuracy']:.1%} on {h['images']} images, calibration error "
+            f"{h['calibration_error']:.3f}",
+        )
     return report
 
 
@@ -201,17 +221,29 @@ class _EpochSampler(torch.utils.data.Sampler):
 
 def _hardware(accelerator) -> dict:
     dev = accelerator.device
-    info = {"device": str(dev), "processes": accelerator.num_processes,
-            "mixed_precision": accelerator.mixed_precision, "cpu_threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
+    info = {
+        "device": str(dev),
+        "processes": accelerator.num_processes,
+        "mixed_precision": accelerator.mixed_precision,
+        "cpu_threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+    }
     if dev.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(dev)
     return info
 
 
-def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = None, *,
-                resume: bool = False, progress: Progress | None = None,
-                stop_after: int | None = None, fitness: bool = True) -> dict:
+def train_prior(
+    folder: str | Path,
+    out: str | Path,
+    cfg: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+    progress: Progress | None = None,
+    stop_after: int | None = None,
+    fitness: bool = True,
+) -> dict:
     """Train (or fine-tune) a prior on ``folder`` and write it to ``out`` (module docstring);
     then the reference set of its held-out images, the fitness report and the model card.
     Returns training.json's content. ``stop_after``: raise TrainingInterrupted once that
@@ -224,16 +256,19 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
     cfg = cfg or TrainConfig()
     say = progress or silent
     out = Path(out)
-    accelerator = Accelerator(cpu=cfg.cpu,
-                              mixed_precision=_mixed_precision(cfg.mixed_precision, cfg.cpu))
+    accelerator = Accelerator(
+        cpu=cfg.cpu, mixed_precision=_mixed_precision(cfg.mixed_precision, cfg.cpu)
+    )
     main = accelerator.is_main_process
     set_seed(cfg.seed)  # the new UNet's initial weights (and dropout) follow the seed
 
     if cfg.init:
         unet, scheduler, size, channels = _init_model(cfg.init)
         if cfg.channels and cfg.channels != channels:
-            raise ValueError(f"--init {cfg.init} has {channels} channels; --channels "
-                             f"{cfg.channels} cannot change them")
+            raise ValueError(
+                f"--init {cfg.init} has {channels} channels; --channels "
+                f"{cfg.channels} cannot change them"
+            )
     else:
         size, channels = cfg.size, cfg.channels
     if not cfg.init:
@@ -241,18 +276,25 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
     if not 0 < cfg.ema_decay < 1:
         raise ValueError(f"--ema-decay must lie strictly between 0 and 1, got {cfg.ema_decay}")
     if not resume and _latest_checkpoint(out) is not None:
-        raise ValueError(f"{out} holds the checkpoint of an unfinished run: add --resume to "
-                         "continue it, or delete its checkpoints folder to start again")
+        raise ValueError(
+            f"{out} holds the checkpoint of an unfinished run: add --resume to "
+            "continue it, or delete its checkpoints folder to start again"
+        )
     if (out / "training.json").is_file() and _latest_checkpoint(out) is None:
-        raise ValueError(f"{out} already holds a trained prior (training.json): choose another "
-                         "--out, or delete it first")
+        raise ValueError(
+            f"{out} already holds a trained prior (training.json): choose another "
+            "--out, or delete it first"
+        )
     say(0.0, "reading the images")
-    data: ImageFolder = read_folder(folder, size=size, channels=channels, holdout=cfg.holdout,
-                                    labels=cfg.labels)
+    data: ImageFolder = read_folder(
+        folder, size=size, channels=channels, holdout=cfg.holdout, labels=cfg.labels
+    )
     channels = data.channels
     if len(data.train) == 0:
-        raise ValueError(f"no readable image in {folder} to train on ({len(data.errors)} "
-                         "unreadable files, see errors.csv)")
+        raise ValueError(
+            f"no readable image in {folder} to train on ({len(data.errors)} "
+            "unreadable files, see errors.csv)"
+        )
     attribute_plan = _attribute_plan(data, cfg)
     if not cfg.init:
         unet, scheduler = build_unet(size, channels, cfg.dropout), build_scheduler()
@@ -260,8 +302,14 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
     if cfg.steps is None and cfg.epochs is None:
         total = DEFAULT_STEPS
     else:
-        total = cfg.steps if cfg.steps is not None else max(1, math.ceil(
-            cfg.epochs * math.ceil(n / (cfg.batch_size * accelerator.num_processes))))
+        total = (
+            cfg.steps
+            if cfg.steps is not None
+            else max(
+                1,
+                math.ceil(cfg.epochs * math.ceil(n / (cfg.batch_size * accelerator.num_processes))),
+            )
+        )
     if total < 1:
         raise ValueError(f"--steps must be at least 1, got {total}")
     if main:
@@ -269,18 +317,25 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
         write_errors(out / "errors.csv", data.errors)
 
     images = torch.from_numpy(data.train)
-    loader = torch.utils.data.DataLoader(images, batch_size=cfg.batch_size,
-                                         sampler=_EpochSampler(n, cfg.seed), drop_last=False)
+    loader = torch.utils.data.DataLoader(
+        images, batch_size=cfg.batch_size, sampler=_EpochSampler(n, cfg.seed), drop_last=False
+    )
     lr = cfg.learning_rate()
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-4)
     # accelerate steps a prepared schedule once per process: count in process-steps
     span = total * accelerator.num_processes
     warm = max(1, cfg.warmup) * accelerator.num_processes
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm)
-                                                 * 0.5 * (1 + math.cos(math.pi * min(s, span) / span)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, span) / span)),
+    )
     unet, optimizer, loader, schedule = accelerator.prepare(unet, optimizer, loader, schedule)
-    ema = EMAModel(accelerator.unwrap_model(unet).parameters(), decay=cfg.ema_decay,
-                   model_cls=UNet2DModel, model_config=accelerator.unwrap_model(unet).config)
+    ema = EMAModel(
+        accelerator.unwrap_model(unet).parameters(),
+        decay=cfg.ema_decay,
+        model_cls=UNet2DModel,
+        model_config=accelerator.unwrap_model(unet).config,
+    )
     ema.to(accelerator.device)
     accelerator.register_for_checkpointing(ema)
     abar = scheduler.alphas_cumprod.to(accelerator.device)
@@ -293,8 +348,10 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
         state = json.loads((latest / "progress.json").read_text())
         if state["settings"] != settings:
             changed = sorted(k for k in settings if state["settings"].get(k) != settings[k])
-            raise ValueError(f"the checkpoint in {out} was made with other settings "
-                             f"({', '.join(changed)}): resume with the same ones")
+            raise ValueError(
+                f"the checkpoint in {out} was made with other settings "
+                f"({', '.join(changed)}): resume with the same ones"
+            )
         accelerator.load_state(str(latest))
         step, losses, elapsed_before = state["step"], state["losses"], state["elapsed_s"]
         seen = state["images_seen"]
@@ -309,9 +366,17 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
         accelerator.wait_for_everyone()
         accelerator.save_state(str(folder))
         if main:
-            (folder / "progress.json").write_text(json.dumps(
-                {"step": step, "losses": losses, "images_seen": seen, "settings": settings,
-                 "elapsed_s": elapsed_before + time.time() - t0}))
+            (folder / "progress.json").write_text(
+                json.dumps(
+                    {
+                        "step": step,
+                        "losses": losses,
+                        "images_seen": seen,
+                        "settings": settings,
+                        "elapsed_s": elapsed_before + time.time() - t0,
+                    }
+                )
+            )
             atomic_write(out / CHECKPOINTS / "latest", lambda p: p.write_text(folder.name))
             for old in (out / CHECKPOINTS).glob("step-*"):
                 if old != folder:
@@ -332,11 +397,14 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
             t = torch.randint(0, len(abar), (len(x0),), generator=g).to(x0.device)
             a = abar[t].view(-1, 1, 1, 1).to(x0.dtype)
             x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-            target = {"epsilon": noise, "sample": x0,
-                      "v_prediction": a.sqrt() * noise - (1 - a).sqrt() * x0}[target_kind]
+            target = {
+                "epsilon": noise,
+                "sample": x0,
+                "v_prediction": a.sqrt() * noise - (1 - a).sqrt() * x0,
+            }[target_kind]
             with accelerator.autocast():
                 pred = unet(x_t, t).sample
-            loss = F.mse_loss(pred.float()[:, :x0.shape[1]], target.float())
+            loss = F.mse_loss(pred.float()[:, : x0.shape[1]], target.float())
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(unet.parameters(), 1.0)
             optimizer.step()
@@ -348,8 +416,11 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
             step += 1
             if step % 10 == 0 or step == total:
                 el = elapsed_before + time.time() - t0
-                say(step / total, f"step {step}/{total}, loss {np.mean(losses[-50:]):.4f}, "
-                                  f"{time_left(step, total, el)}")
+                say(
+                    step / total,
+                    f"step {step}/{total}, loss {np.mean(losses[-50:]):.4f}, "
+                    f"{time_left(step, total, el)}",
+                )
             if step % cfg.checkpoint_every == 0 and step < total:
                 save_checkpoint()
             if stop_after is not None and step >= stop_after:
@@ -368,23 +439,44 @@ def train_prior(folder: str | Path, out: str | Path, cfg: TrainConfig | None = N
     info_attribute = _train_attribute(out, data, cfg, attribute_plan, accelerator.device, say)
     if len(data.heldout) >= MIN_HELDOUT:  # enough to be the reference set (fitness.py)
         np.savez_compressed(out / "heldout.npz", images=data.heldout)
-    atomic_write(out / "split.json", lambda p: p.write_text(json.dumps(
-        {"rule": f"held out when the SHA-256 of the file's bytes, read as a number in [0, 1), "
-                 f"is below {cfg.holdout}", "heldout": data.heldout_files,
-         "train": data.train_files}, indent=1)))
+    atomic_write(
+        out / "split.json",
+        lambda p: p.write_text(
+            json.dumps(
+                {
+                    "rule": f"held out when the SHA-256 of the file's bytes, read as a number in [0, 1), "
+                    f"is below {cfg.holdout}",
+                    "heldout": data.heldout_files,
+                    "train": data.train_files,
+                },
+                indent=1,
+            )
+        ),
+    )
     every = max(1, len(losses) // 500)
     info = {
         "data": data.summary(),
-        "parameters": {**{k: v for k, v in asdict(cfg).items() if k != "extra"}, "lr": lr,
-                       "size": size, "channels": channels, "steps": total,
-                       "images_seen": seen, "epochs_seen": seen / n},
+        "parameters": {
+            **{k: v for k, v in asdict(cfg).items() if k != "extra"},
+            "lr": lr,
+            "size": size,
+            "channels": channels,
+            "steps": total,
+            "images_seen": seen,
+            "epochs_seen": seen / n,
+        },
         "command": cfg.extra.get("command"),
-        "architecture": {"parameters": sum(p.numel() for p in final.parameters()),
-                         "block_out_channels": list(final.config.block_out_channels),
-                         "prediction_type": target_kind},
-        "loss": {"every": every, "curve": [float(np.mean(losses[i:i + every]))
-                                           for i in range(0, len(losses), every)],
-                 "first_100": float(np.mean(losses[:100])), "last_100": float(np.mean(losses[-100:]))},
+        "architecture": {
+            "parameters": sum(p.numel() for p in final.parameters()),
+            "block_out_channels": list(final.config.block_out_channels),
+            "prediction_type": target_kind,
+        },
+        "loss": {
+            "every": every,
+            "curve": [float(np.mean(losses[i : i + every])) for i in range(0, len(losses), every)],
+            "first_100": float(np.mean(losses[:100])),
+            "last_100": float(np.mean(losses[-100:])),
+        },
         "time": {"training_s": elapsed, "images_per_s": seen / max(elapsed, 1e-9)},
         "hardware": _hardware(accelerator),
         "versions": package_versions(PACKAGES),

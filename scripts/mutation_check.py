@@ -119,8 +119,8 @@ MUTANTS = [
     Mutant(
         "verdict: the DP bound proves protection",
         "audit_engine/audit/verdict.py",
-        "proven = bound <= chance + tolerance",
-        "proven = bound <= chance",
+        "return bound, bound <= chance + tolerance",
+        "return bound, bound <= chance",
         ("tests/test_verdict.py",),
     ),
     Mutant(

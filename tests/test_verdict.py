@@ -355,3 +355,26 @@ def test_each_verdict_shows_the_number_that_decided_it():
                         assert text.startswith("at least") and shown[0] > chance - 0.005, text
     assert {(PROTECTED, True), (PROTECTED, False), (UNDETERMINED, False)} <= seen
     assert any(level not in (PROTECTED, UNDETERMINED) for level, _ in seen)
+
+
+def test_the_schedule_doubles_the_tries_up_to_the_cap():
+    from audit_engine.audit.verdict import looks
+
+    assert looks(8, 64) == [8, 16, 32, 64]
+    assert looks(3, 10) == [3, 6, 10]
+    assert looks(4, 4) == [4]
+
+
+def test_the_dp_bound_proves_protection_exactly_within_the_tolerance():
+    """dp_bound: Phi(Phi^-1(chance) + mu) against chance + tolerance, checked against the
+    budget mu at which the bound reaches chance + tolerance (found by root-finding)."""
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    from audit_engine.audit.verdict import dp_bound
+
+    for chance in (0.1, 0.227, 0.5):
+        edge = brentq(lambda m: norm.cdf(norm.ppf(chance) + m) - (chance + 0.1), 0, 10)
+        assert dp_bound(edge * 0.99, chance, 0.1)[1] and not dp_bound(edge * 1.01, chance, 0.1)[1]
+        bound, _ = dp_bound(0.3, chance, 0.1)
+        assert bound == pytest.approx(norm.cdf(norm.ppf(chance) + 0.3))

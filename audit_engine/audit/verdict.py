@@ -201,6 +201,13 @@ def decide(
     return UNDETERMINED, lo, hi
 
 
+def dp_bound(mu: float, chance: float, tolerance: float = TOLERANCE) -> tuple[float, bool]:
+    """(the DP bound on the attack's success, Phi(Phi^-1(chance) + mu), and whether it alone
+    proves protection: the bound within chance + tolerance), for either claim."""
+    bound = float(rero_bound_gdp(mu, min(max(chance, 1e-9), 1 - 1e-9)))
+    return bound, bound <= chance + tolerance
+
+
 def domain_threshold(reference_distances) -> float:
     """The largest typicality distance still inside the domain."""
     return DOMAIN_FACTOR * float(np.percentile(reference_distances, DOMAIN_PERCENTILE))
@@ -318,8 +325,7 @@ class AttackVerdict:
         n_looks: int = 1,
     ) -> "AttackVerdict":
         level, lo, hi = decide(successes, trials, chance, n_looks=n_looks, tolerance=tolerance)
-        bound = float(rero_bound_gdp(mu, min(max(chance, 1e-9), 1 - 1e-9)))
-        proven = bound <= chance + tolerance
+        bound, proven = dp_bound(mu, chance, tolerance)
         if proven:
             level = PROTECTED
         return cls(
@@ -427,8 +433,7 @@ class AttributeAttack:
     ) -> "AttributeAttack":
         label, lo, hi = decide(successes, trials, chance, n_looks=n_looks, tolerance=tolerance)
         level = ATTRIBUTE_LEVELS.get(label, "revealed")
-        bound = float(rero_bound_gdp(mu, min(max(chance, 1e-9), 1 - 1e-9)))
-        proven = bound <= chance + tolerance
+        bound, proven = dp_bound(mu, chance, tolerance)
         if proven:
             level = "not revealed"
         return cls(

@@ -159,17 +159,22 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
                             label="Original", format="png", interactive=False, height=200
                         )
                         out_priv = gr.Image(
-                            label="Privatized (what the attacker gets, try 1)",
+                            label="Released (try 1)",
                             format="png",
                             interactive=False,
                             height=200,
                         )
                         out_spread = gr.Image(
-                            label="Spread across tries (bright: the attacker guesses)",
+                            label="Spread of the tries",
                             format="png",
                             interactive=False,
                             height=200,
                         )
+                    gr.Markdown(
+                        "_Released_: what the attacker receives at this budget (try 1). "
+                        "_Spread_: bright where the tries disagree, that is where the attacker "
+                        "guesses."
+                    )
                     out_recon = gr.Image(
                         label="Reconstructions, one per try",
                         format="png",

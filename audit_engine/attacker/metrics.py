@@ -106,15 +106,16 @@ def _build_lpips(net: str, random_backbone: bool) -> LPIPSMetric:
             return LPIPSMetric(
                 net,
                 None,
-                f"LPIPS unavailable: the {net} backbone weights are "
-                f"not cached at {path} and the app runs offline",
+                f"LPIPS unavailable: the {net} backbone weights "
+                f"({path.name}) are not in torch's hub cache and the app runs offline",
             )
         if not _reachable(_WEIGHTS_HOST):  # torch.hub's download has no timeout: never hang
             return LPIPSMetric(
                 net,
                 None,
-                f"LPIPS unavailable: the {net} backbone weights are "
-                f"not cached at {path} and {_WEIGHTS_HOST[0]} cannot be reached",
+                f"LPIPS unavailable: the {net} backbone weights "
+                f"({path.name}) are not in torch's hub cache and {_WEIGHTS_HOST[0]} cannot be "
+                "reached",
             )
     try:
         import lpips

@@ -68,7 +68,8 @@ def test_retraining_commands_carry_each_stages_dropout():
     """The retired train_prior.py kept the --init prior's dropout unless told otherwise, so a stage's
     command names --dropout exactly where its dropout differs from the weights it starts
     from; a stage written before dropout existed had none."""
-    card = _script("model_card")
+    from audit_engine.training.card import training_section
+
     base = {
         "epochs": 1,
         "steps": 71,
@@ -89,12 +90,12 @@ def test_retraining_commands_carry_each_stages_dropout():
     }
     commands = [
         line
-        for line in card.render(info).splitlines()
+        for line in training_section(info).splitlines()
         if line.strip().startswith(".venv/bin/python scripts/train_prior.py")
     ]
     flags = [c.split("--dropout ")[1] if "--dropout" in c else None for c in commands]
     assert flags == [None, "0.1", None, "0"]
-    table = [line for line in card.render(info).splitlines() if line.startswith("| 2 ")][0]
+    table = [line for line in training_section(info).splitlines() if line.startswith("| 2 ")][0]
     assert "| 0.1 |" in table
 
 

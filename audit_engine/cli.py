@@ -791,5 +791,8 @@ def main(argv: list[str] | None = None) -> int:
     if result.domain is not None and not result.domain.in_domain:
         print("WARNING: " + result.domain.warning())
     print(format_table(result))
+    if result.no_verdict_reason() is None:  # what eps means for this image, per budget
+        for v in result.verdicts:
+            print(v.budgets_sentence())
     print(f"wrote {', '.join(str(p) for p in paths.values())} in {result.elapsed_s:.1f} s")
     return 0

@@ -62,8 +62,10 @@ from ..attacker.attacks import (
 )
 from ..attacker.attributes import attack_pool
 from ..attacker.priors import Prior
-from ..maths import streams
+from ..maths import accounting, streams
 from ..maths.bounds import rero_bound_gdp
+from ..maths.budgets import demonstrated_mu as _demonstrated
+from ..maths.budgets import own_mu as _own_mu
 from ..maths.mechanism import clip_to
 from .reference import IMAGE_STATISTICS, Reference, typicality
 
@@ -310,6 +312,9 @@ class AttackVerdict:
     level: str  # one of LABELS
     proven: bool = False  # protected by the DP bound alone, whatever the tries show
     n_looks: int = 1
+    # the budget this attack demonstrably uses: Phi^-1(lower) - Phi^-1(chance), 0 when not
+    # shown above chance (maths/budgets.py)
+    demonstrated_mu: float = 0.0
 
     @classmethod
     def of(
@@ -343,6 +348,7 @@ class AttackVerdict:
             level,
             proven,
             int(n_looks),
+            _demonstrated(lo, min(max(float(chance), 0.0), 1.0)),
         )
 
     @property
@@ -418,6 +424,7 @@ class AttributeAttack:
     level: str  # "revealed", "not revealed" or "undetermined"
     proven: bool = False
     n_looks: int = 1
+    demonstrated_mu: float = 0.0  # as AttackVerdict's
 
     @classmethod
     def of(
@@ -450,6 +457,7 @@ class AttributeAttack:
             level,
             proven,
             int(n_looks),
+            _demonstrated(lo, min(max(float(chance), 0.0), 1.0)),
         )
 
     @property
@@ -611,6 +619,8 @@ class BudgetVerdict:
     attribute: Attribute | None
     verdict: str  # the headline: the worse of the two attackers (LABELS)
     by: tuple[str, ...] = ()  # which attacker(s) the headline comes from
+    # this image's own budget, mu min(1, ||x|| / C) (maths/budgets.py); None when unknown
+    own_mu: float | None = None
 
     @classmethod
     def of(
@@ -621,10 +631,45 @@ class BudgetVerdict:
         prior: AttackVerdict,
         gallery: AttackVerdict,
         attribute: Attribute | None,
+        own_mu: float | None = None,
     ) -> "BudgetVerdict":
         label, by = worst(prior, gallery)
         tries = max(prior.trials, attribute.prior.trials if attribute is not None else 0)
-        return cls(mu, eps, delta, tries, prior, gallery, attribute, label, tuple(by))
+        return cls(mu, eps, delta, tries, prior, gallery, attribute, label, tuple(by), own_mu)
+
+    def eps_of(self, mu: float | None) -> float | None:
+        """eps at this budget's delta of a budget mu (0 for 0)."""
+        if mu is None:
+            return None
+        return 0.0 if mu <= 0 else float(accounting.eps_from_mu(mu, self.delta))
+
+    def budgets_sentence(self) -> str:
+        """The three budgets in one plain sentence: what each attacker is shown to use of
+        this image (lower bounds, maths/budgets.py), and the image's own budget."""
+        g, i = self.gallery.demonstrated_mu, self.identification.demonstrated_mu
+        text = (
+            f"At eps {self.eps:.3g}, an attacker who holds your image among "
+            f"{self.gallery.candidates} candidates "
+            + (
+                f"is shown to use at least eps {self.eps_of(g):.3g} of it"
+                if g > 0
+                else "is not shown to use any of it"
+            )
+            + "; one who only knows what such images look like, "
+            + (f"at least eps {self.eps_of(i):.3g}" if i > 0 else "none shown")
+            + " (lower bounds that hold with the verdicts' confidence)"
+        )
+        if self.own_mu is None:
+            return text + "."
+        own = self.eps_of(self.own_mu)
+        why = (
+            "the nominal one, as the image reaches the clipping bound"
+            if self.own_mu >= self.mu * (1 - 1e-12)
+            else "below the nominal one, as the image is smaller than the clipping bound"
+        )
+        return (
+            text + f". No attacker can use more than this image's own budget, eps {own:.3g}: {why}."
+        )
 
     def attack(self, attacker: str) -> AttackVerdict:
         """One attacker's verdict by its name in ATTACKERS ("gallery" or "prior")."""
@@ -634,7 +679,9 @@ class BudgetVerdict:
         d = asdict(self)
         for k in ("identification", "gallery"):
             d[k]["ci95"] = list(d[k]["ci95"])
+            d[k]["demonstrated_eps"] = self.eps_of(d[k]["demonstrated_mu"])
         d["by"] = list(self.by)
+        d["own_eps"] = self.eps_of(self.own_mu)
         if self.attribute is not None:
             d["attribute"] = self.attribute.to_dict()
         return d
@@ -805,8 +852,9 @@ class Judge:
                     self.release_attr[mu],
                     caveat=self.caveat,
                 )
+            own = _own_mu(mu, float(x.norm()), res.clip_norm)
             verdicts[mu] = BudgetVerdict.of(
-                mu, tries[0].eps, res.delta, ident, self.gallery[mu], attr
+                mu, tries[0].eps, res.delta, ident, self.gallery[mu], attr, own
             )
         return replace(res, verdicts=[verdicts[m] for m in sorted(verdicts)])
 

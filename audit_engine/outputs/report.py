@@ -345,6 +345,7 @@ def html_report(
                     if a is not None
                     else result.attribute_note() or "No attribute claim."
                 )
+                said.append(v.budgets_sentence())
             label = verdicts.get(mu, v.headline() if v else "no verdict")
             runs = runs[: result.trials]  # the pictures: the first look's tries
             alt = f"{len(runs)} reconstructions at eps {first.eps:.4g}: {label}"

@@ -106,6 +106,7 @@ class BudgetView:
             )
         elif self.attribute_note:
             lines.append(self.attribute_note)
+        lines.append(f"**What eps means for this image.** {v.budgets_sentence()}")
         lines.append(
             f"_{CHANCE_SENTENCE} Bounds at 95% confidence; protected: within chance "
             f"+ {v.gallery.tolerance:.0%} (docs/VERDICTS.md)._"

@@ -211,6 +211,8 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
                     )
                     sim_plot = gr.Plot(label="Similarity against the budget")
                     bound_plot = gr.Plot(label="Theoretical bounds")
+                    budget_plot = gr.Plot(label="What eps means for this image")
+                    budget_table = gr.Markdown(elem_id="budget-numbers")
                     ladder = gr.Image(
                         label="Budget ladder: from strong protection (top) to useless (bottom)",
                         format="png",
@@ -255,6 +257,8 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
         sim_plot,
         bound_plot,
         verdicts_json,
+        budget_plot,
+        budget_table,
     ]
     # the budget in words and in the box, said by the events that choose it (the audit and
     # a slider move, at once), never by the exact budget computed after a move

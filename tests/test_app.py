@@ -47,7 +47,8 @@ def test_run_then_move_then_exact(tiny_registered, pil_digit):
     if len(steps) == 2:
         assert "adding tries" in steps[0][4] and "adding tries" not in steps[1][4]
     out = steps[-1]
-    orig, priv, recons, spread, verdict, metrics, sim, bnd, verdicts, _, _, ladder, session = out
+    orig, priv, recons, spread, verdict, metrics, sim, bnd, verdicts = out[:9]
+    ladder, session = out[-2:]
     # result images carry their finding as text (alt text) for screen readers
     *updates, shown = h.alt_texts(2.0, "eps", 1e-5, out[-1])
     alts = [u["alt_text"] for u in updates]
@@ -120,7 +121,11 @@ def test_end_to_end_through_gradio_client(app_server, monkeypatch):
         handle_file(str(DIGIT)), "embedded", "eps", 1e-5, 2.0, "ddim", 20, 1, 0, api_name="/audit"
     )
     first = time.perf_counter() - t0
-    orig, priv, recons, spread, verdict, metrics, sim, bnd, verdicts, readout, box, ladder = out
+    orig, priv, recons, spread, verdict, metrics, sim, bnd, verdicts, _, table, readout, box = out[
+        :13
+    ]
+    ladder = out[13]
+    assert "this image's own" in table  # the budgets plot's numbers, its text alternative
     assert "eps = 100 " in readout and box == 100
     assert Path(orig).is_file() and Path(priv).is_file() and Path(ladder).is_file()
     assert Path(recons).is_file() and "eps = 100" in verdict and "SSIM" in metrics

@@ -138,3 +138,28 @@ def test_an_audit_states_the_image_s_own_and_demonstrated_budgets(tiny_prior, di
         )
         assert f"own budget, eps {b['own_eps']:.3g}: below the nominal one" in v.budgets_sentence()
     assert own[4.0] == pytest.approx(own[2.0] / 2)
+
+
+def test_the_budgets_plot_and_its_numbers_agree_with_the_verdicts(tiny_prior, digit_image):
+    from audit_engine import run_audit
+    from audit_engine.outputs.plots import budgets_figure, budgets_table
+
+    res = run_audit(
+        digit_image,
+        mus=[0.5, 5.0, 50.0],
+        prior=tiny_prior,
+        steps=2,
+        lpips=None,
+        trials=2,
+        clip_norm=2 * float(digit_image.norm()),
+    )
+    if not res.verdicts:
+        pytest.skip("the tiny prior judged this image outside its domain")
+    fig, table = budgets_figure(res, current_mu=5.0), budgets_table(res)
+    own = next(t for t in fig.data if t.name.startswith("this image's own"))
+    budgets = res.verdicts_json()["budgets"]
+    assert list(own.y) == pytest.approx([b["own_eps"] for b in budgets])
+    for b in budgets:
+        assert f"| {b['eps']:.3g} | {b['own_eps']:.3g} |" in table
+    in_mu = budgets_table(res, mode="mu")
+    assert "nominal mu" in in_mu and "| 5 | 2.5 |" in in_mu  # own mu = mu / 2 (C = 2 ||x||)

@@ -262,7 +262,7 @@ def test_outputs_carry_no_metadata(client, tmp_path):
         out[1],
         out[2],
         out[3],
-        out[11],
+        out[13],
     ):  # original, privatized, tries, spread, ladder
         img = Image.open(f)
         assert not img.getexif() and "exif" not in img.info and "icc_profile" not in img.info

@@ -37,7 +37,7 @@ from .priors import (  # noqa: F401  (the page's events on the priors' list)
 )
 from .zerogpu import quota_note
 
-N_VIEW = 9  # outputs of one budget's view (_view)
+N_VIEW = 11  # outputs of one budget's view (_view)
 LIMITS = actions.Limits(TIME_LIMIT, require_prepared)
 
 
@@ -73,7 +73,7 @@ def _folder(root: Path, request) -> Path:
 
 def _view(p: actions.BudgetPanel) -> tuple:
     """A panel as the view's outputs (N_VIEW: the pictures, verdict, metrics, plots,
-    verdicts); what stays as it is, skipped."""
+    verdicts, the budgets' plot and its numbers); what stays as it is, skipped."""
     keep = lambda x, f=lambda v: v: gr.skip() if x is None else f(x)
     return (
         keep(p.original, png),
@@ -85,6 +85,8 @@ def _view(p: actions.BudgetPanel) -> tuple:
         keep(p.similarity),
         keep(p.bounds),
         p.verdicts,
+        keep(p.budgets),
+        keep(p.budgets_table),
     )
 
 

@@ -14,6 +14,8 @@ __all__ = [
     "similarity_figure",
     "bound_figure",
     "audit_figures",
+    "budgets_figure",
+    "budgets_table",
     "budget_axis",
     "dataset_figure",
     "solve_figure",
@@ -173,15 +175,121 @@ def bound_figure(
     return fig
 
 
+def _corridor(result: AuditResult, mode: str) -> list[tuple]:
+    """(nominal, own, demonstrated by the gallery and by the prior attacker) of each judged
+    budget, as eps at the audit's delta or as mu (None: none demonstrated)."""
+    rows = []
+    for v in result.verdicts if result.no_verdict_reason() is None else []:
+        at = (lambda m: v.eps_of(m)) if mode == "eps" else (lambda m: m)
+        demo = [a.demonstrated_mu for a in (v.gallery, v.identification)]
+        rows.append(
+            (
+                v.eps if mode == "eps" else v.mu,
+                at(v.own_mu) if v.own_mu is not None else None,
+                *(at(m) if m > 0 else None for m in demo),
+            )
+        )
+    return rows
+
+
+def budgets_figure(
+    result: AuditResult, *, mode: str = "eps", current_mu: float | None = None
+) -> go.Figure:
+    """What eps means for this image, against the nominal budget: the nominal budget itself,
+    the image's own (mu min(1, ||x|| / C)) and what each attacker demonstrably uses (lower
+    bounds; maths/budgets.py), on log axes."""
+    rows = _corridor(result, mode)
+    fig = go.Figure()
+    unit = "eps" if mode == "eps" else "mu"
+    if rows:
+        xs = [r[0] for r in rows]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=xs,
+                mode="lines",
+                name=f"nominal {unit}",
+                line=dict(color=_BASE, dash="dash"),
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=[r[1] for r in rows],
+                mode="lines+markers",
+                name="this image's own budget (no attacker can use more)",
+                line=dict(color="#2ca02c"),
+            )
+        )
+        for k, (name, colour) in enumerate(
+            [
+                ("shown used by an attacker who holds your image among 10", _NOISY),
+                ("shown used by an attacker who only knows such images", _DIFF),
+            ]
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=[r[2 + k] for r in rows],
+                    mode="markers",
+                    name=name + " (lower bound)",
+                    marker=dict(color=colour, size=9),
+                )
+            )
+    else:
+        fig.add_annotation(
+            text="no verdict, so no demonstrated budget (see the verdict)",
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+        )
+    if current_mu is not None and rows:
+        x = accounting.eps_from_mu(current_mu, result.delta) if mode == "eps" else current_mu
+        fig.add_vline(x=x, line=dict(color="#d62728", width=2))
+    fig.update_xaxes(type="log", title_text=budget_axis(mode))
+    fig.update_yaxes(type="log", title_text=f"{unit} for this image")
+    fig.update_layout(
+        height=360,
+        margin=dict(l=40, r=20, t=50, b=40),
+        template="plotly_white",
+        legend=dict(orientation="h", y=-0.3),
+        title=dict(
+            text=f"What {unit} means for this image: nominal, its own, and what each "
+            "attacker is shown to use",
+            font=dict(size=12),
+        ),
+    )
+    return fig
+
+
+def budgets_table(result: AuditResult, *, mode: str = "eps") -> str:
+    """budgets_figure's numbers as a markdown table (its text alternative)."""
+    rows = _corridor(result, mode)
+    if not rows:
+        return ""
+    unit = "eps" if mode == "eps" else "mu"
+    f = lambda v: "none shown" if v is None else f"{v:.3g}"
+    lines = [
+        f"| nominal {unit} | this image's own | shown used: holds it among 10 | shown "
+        "used: knows such images |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {r[0]:.3g} | {f(r[1])} | {f(r[2])} | {f(r[3])} |" for r in rows]
+    return "\n".join(lines)
+
+
 def audit_figures(
     result: AuditResult,
     *,
     mode: str = "eps",
     baseline: dict | None = None,
     current_mu: float | None = None,
-) -> tuple[go.Figure, go.Figure]:
-    """The two plots of an audit, as the page and every report show them: similarity against
-    the budget, and the bounds for this release (its delta, clipping bound and pixels)."""
+) -> tuple[go.Figure, go.Figure, go.Figure]:
+    """The three plots of an audit, as the page and every report show them: similarity
+    against the budget, the bounds for this release (its delta, clipping bound and pixels),
+    and what the budget means for this image (budgets_figure)."""
     return (
         similarity_figure(result, mode=mode, current_mu=current_mu, baseline=baseline),
         bound_figure(
@@ -191,6 +299,7 @@ def audit_figures(
             clip_norm=result.clip_norm,
             pixels=result.original.numel(),
         ),
+        budgets_figure(result, mode=mode, current_mu=current_mu),
     )
 
 

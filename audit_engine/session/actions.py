@@ -111,6 +111,8 @@ class BudgetPanel:
     original: np.ndarray | None = None
     similarity: Any = None
     bounds: Any = None
+    budgets: Any = None  # what eps means for this image (plots.budgets_figure)
+    budgets_table: str | None = None  # its numbers (the plot's text alternative)
 
 
 @dataclass(frozen=True)
@@ -399,10 +401,11 @@ def panel(session: Session, mu: float, eps: float, mode: str, *, plots: bool = T
         f"{len(v.samples)} tries; reverse process from t* = {first.t_star}.{release}"
         f"{beyond}{pending}"
     )
-    original = similarity = bounds = None
+    original = similarity = bounds = budgets = table = None
     if plots:
         original = views.display(session.image)
-        similarity, bounds = views.figures(session, mode, mu)
+        similarity, bounds, budgets = views.figures(session, mode, mu)
+        table = views.budgets_table(session, mode)
     return BudgetPanel(
         privatized=views.display(first.privatized),
         tries=views.tries_image(v.samples),
@@ -415,6 +418,8 @@ def panel(session: Session, mu: float, eps: float, mode: str, *, plots: bool = T
         original=original,
         similarity=similarity,
         bounds=bounds,
+        budgets=budgets,
+        budgets_table=table,
     )
 
 

@@ -15,6 +15,7 @@ from ..audit.verdict import SEVERITY, BudgetVerdict, DomainCheck
 from ..images import to_uint8
 from ..maths import accounting
 from ..outputs.plots import audit_figures
+from ..outputs.plots import budgets_table as _budgets_table
 from ..outputs.report import grid_image, html_report, tile
 from ..progress import Progress
 from .ladder import Session, budget_label, compute_exact, merge
@@ -30,6 +31,7 @@ __all__ = [
     "ladder_image",
     "figures",
     "report_html",
+    "budgets_table",
     "compare_budgets",
     "PRESETS",
     "MAX_PINNED",
@@ -280,6 +282,11 @@ def figures(session: Session, mode: str, current_mu: float):
     return audit_figures(
         session.ladder, mode=mode, baseline=session.baseline, current_mu=current_mu
     )
+
+
+def budgets_table(session: Session, mode: str) -> str:
+    """The numbers of the plot of what eps means for this image, over the ladder."""
+    return _budgets_table(session.ladder, mode=mode)
 
 
 def report_html(session: Session, mode: str, current_mu: float) -> str:

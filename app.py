@@ -103,6 +103,15 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
                 readout = gr.Markdown(
                     actions.readout(actions.DEFAULT_SLIDER, "eps", 1e-5), elem_id="budget-readout"
                 )
+                # risk first: the margin over guessing the verdicts and the search allow
+                tolerance = Number(
+                    value=10,
+                    minimum=0.5,
+                    maximum=50,
+                    label="How much better than guessing may an attacker do and your image "
+                    "still count as protected? (percentage points)",
+                    elem_id="tolerance",
+                )
                 run_btn = gr.Button("Run audit", variant="primary", elem_id="run-audit")
                 with gr.Accordion("DP-SGD calculator", open=False):
                     with gr.Row():
@@ -281,7 +290,7 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     run_btn.click(h.clear_answers, None, stale, queue=False, api_visibility="private")
     run_btn.click(
         h.run,
-        [image, prior, mode, delta, slider, sampler, steps, trials, seed, session, clip],
+        [image, prior, mode, delta, slider, sampler, steps, trials, seed, session, clip, tolerance],
         view_outputs + budget_outputs + [ladder, session],
         api_name="audit",
         show_progress_on=[verdict],
@@ -335,10 +344,14 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     )
     # on ZeroGPU, whose quota the long actions need is said before they ask for the GPU
     solve_btn.click(
-        h.announce_solve, [level, mode, delta, session], None, queue=False, api_visibility="private"
+        h.announce_solve,
+        [level, mode, delta, session, tolerance],
+        None,
+        queue=False,
+        api_visibility="private",
     ).success(
         h.find_budget,
-        [level, mode, delta, session],
+        [level, mode, delta, session, tolerance],
         [solve_md, solve_img, slider, session],
         api_name="find_budget",
         **model,
@@ -348,13 +361,13 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     # command line's batch audit does the same
     ds_btn.click(
         h.announce_dataset,
-        [ds_files, prior, delta, steps, trials, seed, clip],
+        [ds_files, prior, delta, steps, trials, seed, clip, tolerance],
         None,
         queue=False,
         api_visibility="private",
     ).success(
         h.dataset,
-        [ds_files, prior, delta, steps, trials, seed, clip],
+        [ds_files, prior, delta, steps, trials, seed, clip, tolerance],
         [ds_summary, ds_plot, ds_report],
         api_visibility="private",
         **model,

@@ -302,3 +302,43 @@ def test_find_the_largest_safe_budget(tiny_registered, pil_digit):
     )
     assert "nearest ladder point" not in moved[4]
     assert image.visible and Image.open(image.value["path"]).format == "PNG"
+
+
+def test_the_tolerance_is_risk_first(tiny_registered, pil_digit):
+    """The margin over guessing a visitor accepts sets the verdicts' and the search's rule:
+    a larger one never gives a smaller largest safe budget."""
+    from audit_engine.session import actions
+
+    steps = list(
+        h.run(
+            pil_digit,
+            tiny_registered,
+            "eps",
+            1e-5,
+            2.0,
+            "ddim",
+            3,
+            4,
+            0,
+            None,
+            None,
+            30,
+            progress=_no_progress,
+        )
+    )
+    assert "chance + 30%" in steps[-1][4]
+    session = steps[-1][-1]
+    assert session.settings.tolerance == pytest.approx(0.30)
+    answers = {}
+    for points in (2, 40):
+        a = actions.search(
+            session, "not recognisable", "eps", 1e-5, limits=actions.Limits(1e9), tolerance=points
+        )
+        answers[points] = a.mu_max or 0.0
+        if a.mu_max is not None:
+            assert f"chance + {points}%" in a.text
+    assert answers[40] >= answers[2]
+    with pytest.raises(ValueError, match="tolerance"):
+        actions.search(
+            session, "not recognisable", "eps", 1e-5, limits=actions.Limits(1e9), tolerance=90
+        )

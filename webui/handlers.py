@@ -101,9 +101,9 @@ def default_trials_for(prior) -> tuple[gr.Slider, gr.Radio]:
     return gr.Slider(value=actions.tries_for(prior)), level_choices(prior)
 
 
-def settings(prior, delta, sampler, steps, trials, seed, clip=None):
+def settings(prior, delta, sampler, steps, trials, seed, clip=None, tolerance=None):
     return actions.settings(
-        prior, delta, sampler, steps, trials, seed, clip, default_prior=DEFAULT_PRIOR
+        prior, delta, sampler, steps, trials, seed, clip, tolerance, default_prior=DEFAULT_PRIOR
     )
 
 
@@ -141,6 +141,7 @@ def run(
     seed,
     session,
     clip=None,
+    tolerance=None,
     request: gr.Request = None,
     progress=gr.Progress(),
 ):
@@ -148,7 +149,7 @@ def run(
     if image is not None:
         remember_upload(image, request)
     sweep_sessions((REPORT_DIR, DATASET_DIR))  # files of sessions gone without a word
-    chosen = settings(prior, delta, sampler, steps, trials, seed, clip)
+    chosen = settings(prior, delta, sampler, steps, trials, seed, clip, tolerance)
     for step in actions.audit(
         image, chosen, slider, mode, session, limits=LIMITS, progress=Deadline(progress)
     ):
@@ -267,11 +268,19 @@ def _solve_seconds(level, mode, delta, session, *rest, **kw) -> int:
 
 @on_gpu(_solve_seconds)
 @engine_errors
-def find_budget(level, mode, delta, session, progress=gr.Progress()):
+def find_budget(level, mode, delta, session, tolerance=None, progress=gr.Progress()):
     """The largest safe budget: the answer, the picture, the slider at it, the session."""
     if session is None:
         raise gr.Error("Run an audit first: the search uses its image and settings.")
-    a = actions.search(session, level, mode, delta, limits=LIMITS, progress=Deadline(progress))
+    a = actions.search(
+        session,
+        level,
+        mode,
+        delta,
+        limits=LIMITS,
+        tolerance=tolerance,
+        progress=Deadline(progress),
+    )
     image = (
         gr.skip() if a.image is None else gr.Image(value=png(a.image), visible=True, alt_text=a.alt)
     )
@@ -312,14 +321,14 @@ def _warn_quota(seconds: float) -> None:
 
 
 @engine_errors
-def announce_solve(level, mode, delta, session) -> None:
+def announce_solve(level, mode, delta, session, tolerance=None) -> None:
     """Before the search asks ZeroGPU for its GPU time (outside the GPU call, which ZeroGPU
     refuses outright beyond the visitor's quota): say whose quota it needs."""
     _warn_quota(_solve_seconds(level, mode, delta, session))
 
 
 @engine_errors
-def announce_dataset(files, prior, delta, steps, trials, seed, clip=None) -> None:
+def announce_dataset(files, prior, delta, steps, trials, seed, clip=None, tolerance=None) -> None:
     _warn_quota(_dataset_seconds(files, prior, delta, steps, trials))
 
 
@@ -333,6 +342,7 @@ def dataset(
     trials,
     seed,
     clip=None,
+    tolerance=None,
     request: gr.Request = None,
     progress=gr.Progress(),
 ):
@@ -340,7 +350,7 @@ def dataset(
     paths = _file_paths(files)
     for p in paths:
         remember_upload(p, request)
-    chosen = settings(prior, delta, "ddim", steps, trials, seed, clip)
+    chosen = settings(prior, delta, "ddim", steps, trials, seed, clip, tolerance)
     d = actions.dataset(
         paths,
         chosen,

@@ -163,6 +163,7 @@ class SearchAnswer:
     alt: str = ""
     slider: float | None = None
     session: Session | None = None
+    mu_max: float | None = None  # the answer (None: none given, or none shown)
 
 
 @dataclass(frozen=True)
@@ -176,16 +177,21 @@ class DatasetAnswer:
 
 
 def settings(
-    prior, delta, sampler, steps, trials, seed, clip=None, *, default_prior: str
+    prior, delta, sampler, steps, trials, seed, clip=None, tolerance=None, *, default_prior: str
 ) -> Settings:
     """The form's settings (the prior from this deployment's list; an empty clipping bound
-    is the prior's default)."""
+    is the prior's default; the tolerance in percentage points, empty: 10)."""
     if prior not in (None, "") and prior not in REGISTRY:
         raise ValueError(f"unknown prior {str(prior)[:80]!r}: choose one from the list")
     try:
         clip = None if clip in (None, "", 0) else float(clip)
     except (TypeError, ValueError):
         raise ValueError("the clipping bound must be a number > 0, or empty") from None
+    try:
+        points = None if tolerance in (None, "") else float(tolerance)
+    except (TypeError, ValueError):
+        raise ValueError("the tolerance must be a number of percentage points") from None
+    extra = {} if points is None else {"tolerance": points / 100}
     return Settings.from_inputs(
         prior=prior or default_prior,
         delta=delta,
@@ -194,6 +200,7 @@ def settings(
         trials=trials,
         seed=seed,
         clip_norm=clip,
+        **extra,
     )
 
 
@@ -534,14 +541,34 @@ def compare(
 
 
 def search(
-    session: Session, level, mode, delta, *, limits: Limits, progress: Progress | None = None
+    session: Session,
+    level,
+    mode,
+    delta,
+    *,
+    limits: Limits,
+    tolerance=None,
+    progress: Progress | None = None,
 ) -> SearchAnswer:
     """The largest budget at which the image keeps ``level`` (solve.py), with the audit's
-    settings; then the answer and the first budget searched above it side by side, the
-    answer in words, and the slider at the answer (the view shows that budget itself)."""
+    settings and the tolerance given (percentage points over guessing; empty: the audit's);
+    then the answer and the first budget searched above it side by side, the answer in
+    words, and the slider at the answer (the view shows that budget itself)."""
     from ..audit.solve import NotSolvable, solve_budget
 
     s = session.settings
+    if tolerance not in (None, ""):
+        s = settings(
+            s.prior,
+            s.delta,
+            s.sampler,
+            s.steps,
+            s.trials,
+            s.seed,
+            s.clip_norm,
+            tolerance,
+            default_prior=s.prior,
+        )
     check_feasible(
         s.prior,
         ladder.first_look_evaluations(s.trials, s.steps, "ddim", budgets=SEARCH_BUDGETS),
@@ -560,6 +587,7 @@ def search(
             seed=s.seed,
             steps=s.steps,
             clip_norm=s.clip_norm,
+            tolerance=s.tolerance,
             progress=progress,
         )
     except NotSolvable as exc:
@@ -595,7 +623,9 @@ def search(
         "searched above it, with their verdicts"
     )
     position = round(ladder.mu_to_slider(found.mu_max, mode, float(delta)), 2)
-    return SearchAnswer(text, image, alt, position, replace(session, search=found.sentence()))
+    return SearchAnswer(
+        text, image, alt, position, replace(session, search=found.sentence()), found.mu_max
+    )
 
 
 # --- a data set --------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ..audit.run import (
     default_max_trials,
     run_audit,
 )
+from ..audit.verdict import TOLERANCE
 from ..caches import LRU
 from ..images import ImageLike
 from ..maths import accounting
@@ -132,6 +133,8 @@ class Settings:
     mechanism: str = "analytic"
     lpips: str = "alex"
     clip_norm: float | None = None  # the release's clipping bound; None: the prior's default
+    # how much better than chance an attacker may do and the image still count as protected
+    tolerance: float = TOLERANCE
 
     def __post_init__(self):
         check_settings(
@@ -144,6 +147,11 @@ class Settings:
         )
         if self.clip_norm is not None:
             check_clip_norm(self.clip_norm)
+        if not 0.005 <= self.tolerance <= 0.5:
+            raise ValueError(
+                "the tolerance (how much better than guessing an attacker may do) must lie "
+                f"between 0.5 and 50 points, got {self.tolerance * 100:g}"
+            )
 
     @classmethod
     def from_inputs(cls, *, prior, delta, sampler, steps, trials, seed, **rest) -> "Settings":
@@ -358,6 +366,7 @@ def _run(
         mechanism=settings.mechanism,
         lpips=settings.lpips,
         clip_norm=settings.clip_norm,
+        tolerance=settings.tolerance,
         progress=progress,
         first_look_only=first_look_only,
     )

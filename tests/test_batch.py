@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from audit_engine.batch import run as batch_run
@@ -137,3 +138,40 @@ def test_batch_command_line(folder, tmp_path, tiny_prior_dir, capsys):
     assert rc == 0
     assert "3 audited now" in capsys.readouterr().out
     assert main(["batch", str(tmp_path / "nowhere"), "--mu", "1", "--out", str(out)]) == 2
+
+
+def test_the_summary_gives_the_images_budgets_distributions(tmp_path):
+    """summary.csv's quantiles of the images' own and demonstrated budgets are those of the
+    images' verdicts.json, and the report lists the images by their own budget."""
+    import json
+
+    from audit_engine.batch.summary import _own_budget_section, summarize_batch
+
+    own = [2.0, 4.0, 6.0, 8.0]
+    for k, o in enumerate(own):
+        d = tmp_path / "images" / f"img{k}"
+        d.mkdir(parents=True)
+        budget = {
+            "mu": 2.0,
+            "eps": 8.0,
+            "delta": 1e-5,
+            "verdict": "not recognisable",
+            "own_mu": o / 4,
+            "own_eps": o,
+            "attribute": None,
+            "gallery": {"demonstrated_eps": o / 2},
+            "identification": {"demonstrated_eps": 0.0},
+        }
+        (d / "verdicts.json").write_text(json.dumps({"budgets": [budget], "domain": None}))
+        (d / "metrics.json").write_text(json.dumps([]))
+    (row,) = summarize_batch(tmp_path)
+    assert row["own_eps_p50"] == pytest.approx(np.quantile(own, 0.5))
+    assert row["own_eps_p10"] == pytest.approx(np.quantile(own, 0.1))
+    assert row["gallery_demonstrated_eps_p90"] == pytest.approx(np.quantile(own, 0.9) / 2)
+    assert row["prior_demonstrated_eps_p50"] == 0.0
+    images = [
+        {"name": f"img{k}", "verdicts": {"budgets": [{"mu": 2.0, "own_mu": o / 4}]}}
+        for k, o in enumerate(own)
+    ]
+    section = _own_budget_section(images, top=2)
+    assert section.index("img3") < section.index("img2") and "img0" not in section

@@ -105,9 +105,31 @@ def summarize_batch(out: Path, cfg: BatchConfig | None = None) -> list[dict]:
                 "recon_mse": mean("recon", "mse"),
                 "noisy_mse": mean("noisy", "mse"),
                 "recon_lpips": mean("recon", "lpips"),
+                **_budget_quantiles(judged),
             }
         )
     return rows
+
+
+QUANTILES = (0.1, 0.5, 0.9)  # the spread of the images' budgets in summary.csv
+
+
+def _budget_quantiles(judged: list) -> dict:
+    """Over the judged images at one nominal budget: the 10th, 50th and 90th percentiles of
+    their own budgets (eps) and of what each attacker demonstrably uses (eps; 0 when none is
+    shown); empty where verdicts.json predates them."""
+    out = {}
+    columns = {
+        "own_eps": lambda b: b.get("own_eps"),
+        "gallery_demonstrated_eps": lambda b: b["gallery"].get("demonstrated_eps"),
+        "prior_demonstrated_eps": lambda b: b["identification"].get("demonstrated_eps"),
+    }
+    for name, get in columns.items():
+        values = [v for v in (get(b) for _, b in judged) if v is not None]
+        for q in QUANTILES:
+            key = f"{name}_p{int(q * 100)}"
+            out[key] = float(np.quantile(values, q)) if values else None
+    return out
 
 
 def write_summary(out: Path, summary: list[dict], name: str = "summary.csv") -> None:
@@ -140,6 +162,37 @@ def _levels(row: dict) -> str:
     return (
         f"{row['recognisable']} / {row['partly_recognisable']} / {row['undetermined']} / "
         f"{row['not_recognisable']} of {row['judged']}"
+    )
+
+
+def _own_share(img: dict) -> float | None:
+    """An image's own budget as a share of the nominal one, min(1, ||x|| / C) (the same at
+    every budget); None where verdicts.json predates it."""
+    for b in img["verdicts"]["budgets"]:
+        if b.get("own_mu") is not None and b["mu"] > 0:
+            return b["own_mu"] / b["mu"]
+    return None
+
+
+def _own_budget_section(judged: list[dict], top: int) -> str:
+    """The images most exposed by their own budget: the largest share of the nominal budget
+    (an image at or above the clipping bound gets all of it)."""
+    shares = sorted(
+        ((s, i["name"]) for i in judged if (s := _own_share(i)) is not None), reverse=True
+    )
+    if not shares:
+        return ""
+    rows = "".join(
+        f"<tr><td class='left'>{html.escape(name)}</td><td>{s:.0%}</td></tr>"
+        for s, name in shares[:top]
+    )
+    return (
+        f"<h2>By their own budget: the {min(top, len(shares))} most exposed of "
+        f"{len(shares)}</h2><p>An image's own budget is mu min(1, ||x|| / C): an image "
+        "smaller than the clipping bound C is protected better than the nominal budget says. "
+        "Share of the nominal budget each image gets (100%: all of it):</p>"
+        "<table><tr><th scope='col'>image</th><th scope='col'>own budget / nominal</th></tr>"
+        f"{rows}</table>"
     )
 
 
@@ -219,6 +272,7 @@ def write_report(
             ),
             "<p>Recognisable or partly recognisable at the smallest budget first.</p>",
             "".join(f"<h3>{esc(i['name'])}</h3>{grid(i['name'])}" for i in exposed),
+            _own_budget_section(judged, top),
             (
                 "<h2>Outside the prior's domain (no verdict)</h2><ul>"
                 + "".join(f"<li>{esc(i['name'])}</li>" for i in outside)

@@ -718,4 +718,34 @@ def _dataset_table(r: dict, rows: list[dict]) -> str:
             f"{s['not_recognisable']} | {exposed} | {revealed} | {s['out_of_domain']} |"
         )
     lines.append(f"\nBudgets as eps at delta = {rows[0]['delta']:g}." if rows else "")
+    return "\n".join(lines) + _dataset_budgets(rows)
+
+
+def _dataset_budgets(rows: list[dict]) -> str:
+    """What each nominal budget means for these images: the median (10th to 90th
+    percentile) over the judged images of their own budgets and of what each attacker is
+    shown to use (batch summary's quantiles)."""
+    if not any(s.get("own_eps_p50") is not None for s in rows):
+        return ""
+
+    def spread(s, name):
+        mid, lo, hi = (s.get(f"{name}_p{q}") for q in (50, 10, 90))
+        return "n/a" if mid is None else f"{mid:.3g} ({lo:.3g} to {hi:.3g})"
+
+    lines = [
+        "",
+        "",
+        "**What eps means for these images**: median (10th to 90th percentile) over the "
+        "judged images, as eps; an attacker is shown to use at least what its column says "
+        "(0: nothing shown), and no attacker can use more than an image's own budget.",
+        "",
+        "| nominal eps | the images' own | shown used: holds it among 10 | shown used: knows "
+        "such images |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {s['eps']:.4g} | {spread(s, 'own_eps')} | {spread(s, 'gallery_demonstrated_eps')} | "
+        f"{spread(s, 'prior_demonstrated_eps')} |"
+        for s in rows
+    ]
     return "\n".join(lines)

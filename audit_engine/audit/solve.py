@@ -127,18 +127,36 @@ class SolveResult:
             f"{who} {verb if len(self.attackers) > 1 else 'does not ' + verb} more often "
             f"than {tol} ({bounds})"
         )
+        own = (
+            f" At the answer this image's own budget is eps {at['own_eps']:.3g}."
+            if at.get("own_eps") is not None
+            else ""
+        )
         if self.bracket[1] is None:
-            return head + "; protection is shown at every budget searched."
+            return head + "; protection is shown at every budget searched." + own
         d = self.disclosure
         if d is None:
-            return head + (
-                f"; above mu = {self.bracket[1]:.3g} protection is not shown "
-                "(undetermined), and no searched budget shows disclosure."
+            return (
+                head
+                + (
+                    f"; above mu = {self.bracket[1]:.3g} protection is not shown "
+                    "(undetermined), and no searched budget shows disclosure."
+                )
+                + own
             )
-        return head + (
-            f"; disclosure is first shown at eps = {d['eps']:.3g} (mu = {d['mu']:.3g}): "
-            f"{d['by_words']} succeeds in {d['successes']} of {d['trials_disclosed']} "
-            f"tries (at least {d['lower']:.0%} with 95% confidence)."
+        shown = (
+            f"; there it is shown to use at least eps {d['demonstrated_eps']:.3g} of the image"
+            if d.get("demonstrated_eps")
+            else ""
+        )
+        return (
+            head
+            + (
+                f"; disclosure is first shown at eps = {d['eps']:.3g} (mu = {d['mu']:.3g}): "
+                f"{d['by_words']} succeeds in {d['successes']} of {d['trials_disclosed']} "
+                f"tries (at least {d['lower']:.0%} with 95% confidence){shown}."
+            )
+            + own
         )
 
     def _attribute_sentence(self) -> str:
@@ -246,6 +264,8 @@ def _row(result: AuditResult, mu: float, level: str, attackers) -> dict:
         "holds": level_holds(v, level, attackers),
         "verdict": v.verdict,
         "trials": int(v.trials),
+        "own_mu": v.own_mu,
+        "own_eps": v.eps_of(v.own_mu),
     }
     for a in ("gallery", "prior"):
         av = v.attack(a)
@@ -259,6 +279,8 @@ def _row(result: AuditResult, mu: float, level: str, attackers) -> dict:
                 f"{a}_chance": av.chance,
                 f"{a}_level": av.level,
                 f"{a}_proven": av.proven,
+                f"{a}_demonstrated_mu": av.demonstrated_mu,
+                f"{a}_demonstrated_eps": v.eps_of(av.demonstrated_mu),
             }
         )
     a = v.attribute
@@ -297,6 +319,7 @@ def _row(result: AuditResult, mu: float, level: str, attackers) -> dict:
         lower=None if d is None else d.lower,
         chance_disclosed=None if d is None else d.chance,
         by_words=None if d is None else words[d.attacker],
+        demonstrated_eps=None if d is None else v.eps_of(d.demonstrated_mu),
     )
     return row
 

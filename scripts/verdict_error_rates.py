@@ -23,6 +23,7 @@ from audit_engine.audit.verdict import (
     GALLERY_TRIES,
     RELEASE_TRIES,
     TOLERANCE,
+    demonstrated_validity,
     error_rates,
     looks,
 )
@@ -37,6 +38,7 @@ SCHEDULES = {
     "attribute read off the release": (RELEASE_TRIES, RELEASE_TRIES),
 }
 CHANCES = (0.1, 0.15, 0.2, 0.3, 0.5)
+VALIDITY_MUS = (0.5, 1.0, 2.0, 5.0)  # the image's own budgets of the validity table
 JSON = ROOT / "docs" / "verdict-error-rates.json"
 DOC = ROOT / "docs" / "VERDICTS.md"
 
@@ -63,11 +65,24 @@ def compute() -> dict:
                     "disclosure_at_chance_plus_0.3": r12(at_high["disclosure"]),
                 }
             )
+    validity = [
+        {
+            "attacker": name,
+            "chance": c,
+            "valid": {
+                f"{m:g}": float(f"{demonstrated_validity(first, cap, c, m):.12g}")
+                for m in VALIDITY_MUS
+            },
+        }
+        for name, (first, cap) in SCHEDULES.items()
+        for c in CHANCES
+    ]
     return {
         "tolerance": TOLERANCE,
         "alpha_disclosure": ALPHA_DISCLOSURE,
         "alpha_protection": ALPHA_PROTECTION,
         "rows": rows,
+        "demonstrated_validity": validity,
     }
 
 
@@ -85,6 +100,23 @@ def table(data: dict) -> str:
             f"| {r['false_disclosure']:.2%} | {r['false_protection']:.2%} "
             f"| {r['protected_at_chance']:.1%} | {r['tries_at_chance']:.1f} "
             f"| {r['disclosure_at_chance_plus_0.3']:.1%} |"
+        )
+    mus = list(data["demonstrated_validity"][0]["valid"])
+    lines += [
+        "",
+        "How often the budget an attacker is shown to use stays at or below the image's own "
+        'budget mu_x (METHOD.md, "Three budgets"), exactly, for an attack succeeding at the '
+        "DP bound itself (the most any attack can, so the least valid case); the product "
+        f"promises at least {1 - data['alpha_disclosure']:.1%}:",
+        "",
+        "| attacker | chance | " + " | ".join(f"mu_x = {m}" for m in mus) + " |",
+        "|---|---|" + "---|" * len(mus),
+    ]
+    for r in data["demonstrated_validity"]:
+        lines.append(
+            f"| {r['attacker']} | {r['chance']:.2f} | "
+            + " | ".join(f"{r['valid'][m]:.2%}" for m in mus)
+            + " |"
         )
     return "\n".join(lines)
 

@@ -163,3 +163,25 @@ def test_the_budgets_plot_and_its_numbers_agree_with_the_verdicts(tiny_prior, di
         assert f"| {b['eps']:.3g} | {b['own_eps']:.3g} |" in table
     in_mu = budgets_table(res, mode="mu")
     assert "nominal mu" in in_mu and "| 5 | 2.5 |" in in_mu  # own mu = mu / 2 (C = 2 ||x||)
+
+
+def test_the_validity_rate_matches_a_simulation_of_the_rule():
+    """verdict.demonstrated_validity (exact, by dynamic programming over the looks) against
+    the sequential rule simulated at the DP bound, and at least 97.5% wherever it is used."""
+    from audit_engine.audit.verdict import decide, demonstrated_validity, looks
+
+    rng = np.random.default_rng(3)
+    first, cap, chance, mu = 4, 32, 0.2, 0.5
+    p = stats.norm.cdf(stats.norm.ppf(chance) + mu)
+    schedule = looks(first, cap)
+    invalid, runs = 0, 20_000
+    draws = rng.random((runs, cap)) < p
+    for row in draws:
+        for j, k_total in enumerate(schedule):
+            label, lo, _ = decide(int(row[:k_total].sum()), k_total, chance, n_looks=len(schedule))
+            if label != "undetermined" or j == len(schedule) - 1:
+                invalid += demonstrated_mu(lo, chance) > mu
+                break
+    exact = demonstrated_validity(first, cap, chance, mu)
+    assert exact >= 0.975
+    assert 1 - invalid / runs == pytest.approx(exact, abs=0.003)

@@ -115,6 +115,8 @@ def test_verdict_error_rates_doc_is_generated_and_in_step():
     data = json.loads((root / "docs" / "verdict-error-rates.json").read_text())
     for row in data["rows"]:
         assert row["false_disclosure"] <= 0.025 and row["false_protection"] <= 0.05
+    for row in data["demonstrated_validity"]:  # a demonstrated budget is a valid lower bound
+        assert min(row["valid"].values()) >= 0.975, row
 
 
 def test_docs_link_only_to_files_in_the_repository():

@@ -108,6 +108,7 @@ __all__ = [
     "BudgetVerdict",
     "worst",
     "error_rates",
+    "demonstrated_validity",
 ]
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
@@ -893,3 +894,32 @@ def error_rates(
                 alive[k] = 0.0
     out["undetermined"] = float(alive.sum())
     return out
+
+
+def demonstrated_validity(
+    first: int, cap: int, chance: float, mu: float, *, tolerance: float = TOLERANCE
+) -> float:
+    """The probability that the budget an attack is shown to use (``demonstrated_mu`` of
+    the lower bound where the sequential rule stops) stays at or below ``mu``, exactly, for
+    an attack succeeding at the DP bound itself, Phi(Phi^-1(chance) + mu): the most any
+    attack can under mu-GDP, so the least valid case (dynamic programming as error_rates)."""
+    from scipy.stats import binom
+
+    schedule = looks(first, cap)
+    n_looks = len(schedule)
+    p = float(rero_bound_gdp(mu, chance))
+    alive = np.ones(1)
+    invalid, done = 0.0, 0
+    for j, k_total in enumerate(schedule):
+        step = k_total - done
+        alive = np.convolve(alive, binom.pmf(np.arange(step + 1), step, p))
+        done = k_total
+        for k in range(len(alive)):
+            if alive[k] == 0:
+                continue
+            label, lo, _ = decide(k, k_total, chance, n_looks=n_looks, tolerance=tolerance)
+            if label != UNDETERMINED or j == n_looks - 1:  # the rule stops here
+                if _demonstrated(lo, chance) > mu:
+                    invalid += float(alive[k])
+                alive[k] = 0.0
+    return 1.0 - invalid

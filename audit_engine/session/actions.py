@@ -372,8 +372,8 @@ def dataset_seconds(n_images: int, prior, steps, trials, n_budgets: int) -> int:
 
 def panel(session: Session, mu: float, eps: float, mode: str, *, plots: bool = True) -> BudgetPanel:
     """The view of budget ``mu`` (eps ``eps``: the readout and the box say it even while the
-    view shows the nearest ladder point); ``plots=False`` leaves the original and the two
-    plots as they are."""
+    view shows the nearest ladder point); ``plots=False`` leaves the original, the three
+    plots and the budgets' table as they are."""
     v = views.view_budget(session, mu)
     first = v.samples[0]
     delta = session.settings.delta

@@ -185,3 +185,12 @@ def test_the_validity_rate_matches_a_simulation_of_the_rule():
     exact = demonstrated_validity(first, cap, chance, mu)
     assert exact >= 0.975
     assert 1 - invalid / runs == pytest.approx(exact, abs=0.003)
+
+
+def test_a_base_rate_measured_as_zero_gives_a_finite_demonstrated_budget():
+    """The prior may never name a label by itself (a base rate of 0 in its samples): the
+    demonstrated budget stays finite, as the DP bound does (chance kept inside (0, 1))."""
+    from audit_engine.audit.verdict import AttributeAttack
+
+    a = AttributeAttack.of("prior", 30, 32, 0.0, mu=5.0)
+    assert 0 < a.demonstrated_mu < 20 and math.isfinite(a.demonstrated_mu)

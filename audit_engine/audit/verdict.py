@@ -204,6 +204,13 @@ def decide(
     return UNDETERMINED, lo, hi
 
 
+def demonstrated(lower: float, chance: float) -> float:
+    """The budget a rate with lower bound ``lower`` demonstrates against ``chance``
+    (maths/budgets.py), with chance kept inside (0, 1) as in dp_bound: a base rate measured
+    as 0 (the prior never names a label by itself) is a finite sample's, not a true 0."""
+    return _demonstrated(lower, min(max(float(chance), 1e-9), 1 - 1e-9))
+
+
 def dp_bound(mu: float, chance: float, tolerance: float = TOLERANCE) -> tuple[float, bool]:
     """(the DP bound on the attack's success, Phi(Phi^-1(chance) + mu), and whether it alone
     proves protection: the bound within chance + tolerance), for either claim."""
@@ -349,7 +356,7 @@ class AttackVerdict:
             level,
             proven,
             int(n_looks),
-            _demonstrated(lo, min(max(float(chance), 0.0), 1.0)),
+            demonstrated(lo, chance),
         )
 
     @property
@@ -458,7 +465,7 @@ class AttributeAttack:
             level,
             proven,
             int(n_looks),
-            _demonstrated(lo, min(max(float(chance), 0.0), 1.0)),
+            demonstrated(lo, chance),
         )
 
     @property
@@ -919,7 +926,7 @@ def demonstrated_validity(
                 continue
             label, lo, _ = decide(k, k_total, chance, n_looks=n_looks, tolerance=tolerance)
             if label != UNDETERMINED or j == n_looks - 1:  # the rule stops here
-                if _demonstrated(lo, chance) > mu:
+                if demonstrated(lo, chance) > mu:
                     invalid += float(alive[k])
                 alive[k] = 0.0
     return 1.0 - invalid

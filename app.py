@@ -45,6 +45,9 @@ from webui.texts import DATASET_INTRO, INTRO, WHAT
 with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     # one visitor's ladder, dropped SESSION_TTL s after its last change (MAX_SESSIONS at most)
     session = gr.State(None, time_to_live=SESSION_TTL)
+    # the tolerance field's value, as state: the API's /audit keeps its parameters (clients
+    # that pass the clipping bound last still call it as before) and uses the default 10
+    tolerance_state = gr.State(10, time_to_live=SESSION_TTL)
     gr.Markdown(INTRO)
     with gr.Accordion("What am I looking at?", open=False):
         gr.Markdown(WHAT + "\n\n**Caveats**\n" + "\n".join(f"- {c}" for c in CAVEATS))
@@ -290,7 +293,20 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     run_btn.click(h.clear_answers, None, stale, queue=False, api_visibility="private")
     run_btn.click(
         h.run,
-        [image, prior, mode, delta, slider, sampler, steps, trials, seed, session, clip, tolerance],
+        [
+            image,
+            prior,
+            mode,
+            delta,
+            slider,
+            sampler,
+            steps,
+            trials,
+            seed,
+            session,
+            clip,
+            tolerance_state,
+        ],
         view_outputs + budget_outputs + [ladder, session],
         api_name="audit",
         show_progress_on=[verdict],
@@ -345,13 +361,13 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     # on ZeroGPU, whose quota the long actions need is said before they ask for the GPU
     solve_btn.click(
         h.announce_solve,
-        [level, mode, delta, session, tolerance],
+        [level, mode, delta, session, tolerance_state],
         None,
         queue=False,
         api_visibility="private",
     ).success(
         h.find_budget,
-        [level, mode, delta, session, tolerance],
+        [level, mode, delta, session, tolerance_state],
         [solve_md, solve_img, slider, session],
         api_name="find_budget",
         **model,
@@ -361,13 +377,13 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     # command line's batch audit does the same
     ds_btn.click(
         h.announce_dataset,
-        [ds_files, prior, delta, steps, trials, seed, clip, tolerance],
+        [ds_files, prior, delta, steps, trials, seed, clip, tolerance_state],
         None,
         queue=False,
         api_visibility="private",
     ).success(
         h.dataset,
-        [ds_files, prior, delta, steps, trials, seed, clip, tolerance],
+        [ds_files, prior, delta, steps, trials, seed, clip, tolerance_state],
         [ds_summary, ds_plot, ds_report],
         api_visibility="private",
         **model,
@@ -387,6 +403,9 @@ with gr.Blocks(title="Visual privacy audit", delete_cache=(600, 1800)) as demo:
     # the tries follow the prior (8 up to 64 pixels, 4 above)
     prior.change(
         h.default_trials_for, [prior], [trials, level], queue=False, api_visibility="private"
+    )
+    tolerance.change(
+        h.keep_tolerance, tolerance, tolerance_state, queue=False, api_visibility="private"
     )
     demo.unload(h.cleanup)
 

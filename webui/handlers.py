@@ -158,6 +158,13 @@ def run(
 
 
 @engine_errors
+def keep_tolerance(points):
+    """The tolerance field's value, kept as state for the audit, the search and the data set
+    (so that the API's /audit keeps its parameters)."""
+    return points
+
+
+@engine_errors
 def clear_answers():
     """What belongs to the image before (the search's answer and picture, the comparison),
     cleared when a new image arrives and when an audit starts."""

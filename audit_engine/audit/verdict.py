@@ -204,17 +204,23 @@ def decide(
     return UNDETERMINED, lo, hi
 
 
+def _inside(chance: float) -> float:
+    """A chance level kept inside (0, 1) for Phi^-1: a base rate measured as 0 or 1 is a
+    finite sample's, not a true 0 or 1."""
+    return min(max(float(chance), 1e-9), 1 - 1e-9)
+
+
 def demonstrated(lower: float, chance: float) -> float:
     """The budget a rate with lower bound ``lower`` demonstrates against ``chance``
     (maths/budgets.py), with chance kept inside (0, 1) as in dp_bound: a base rate measured
     as 0 (the prior never names a label by itself) is a finite sample's, not a true 0."""
-    return _demonstrated(lower, min(max(float(chance), 1e-9), 1 - 1e-9))
+    return _demonstrated(lower, _inside(chance))
 
 
 def dp_bound(mu: float, chance: float, tolerance: float = TOLERANCE) -> tuple[float, bool]:
     """(the DP bound on the attack's success, Phi(Phi^-1(chance) + mu), and whether it alone
     proves protection: the bound within chance + tolerance), for either claim."""
-    bound = float(rero_bound_gdp(mu, min(max(chance, 1e-9), 1 - 1e-9)))
+    bound = float(rero_bound_gdp(mu, _inside(chance)))
     return bound, bound <= chance + tolerance
 
 
